@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "MegatronBERT",
+    products: [
+        .library(name: "MegatronBERT", targets: ["MegatronBERT"]),
+        .library(name: "TensorFiles", targets: ["TensorFiles"]),
+        .executable(name: "megatron-bert", targets: ["megatron-bert"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS through its C header; Debian/Ubuntu: `apt-get install libopenblas-dev`.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // Checkpoint bytes: safetensors, PyTorch zip archives, the pickle machine. No dependencies.
+        .target(name: "TensorFiles"),
+        .target(
+            name: "MegatronBERT",
+            dependencies: ["COpenBLAS", "TensorFiles"]
+        ),
+        .executableTarget(
+            name: "megatron-bert",
+            dependencies: [
+                "MegatronBERT",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(
+            name: "MegatronBERTTests",
+            dependencies: ["MegatronBERT", "TensorFiles"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    // Swift 5 mode: the compute kernels share raw buffers across Dispatch workers by design.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,124 @@
+import TensorFiles
+
+/// Hands out a checkpoint's tensors by their Hugging Face names, strictly: a missing, wrong-shaped or
+/// non-float tensor is an error that names it, and `finish` rejects any tensor nobody asked for.
+/// Matrices are kept in the requested `DType` (in place in the mapped file when it already matches);
+/// vectors (biases, LayerNorm) are always widened to FP32.
+///
+/// With `random`, it makes up every tensor asked for instead (for benchmarks without a checkpoint),
+/// so the model's layers name their weights in one place either way.
+final class WeightLoader {
+    private let tensors: [String: StoredTensor]
+    private var used = Set<String>()
+    private var random: RandomWeights?
+    let dtype: DType
+    /// "bert." for head checkpoints, "" for a bare encoder's.
+    let encoderPrefix: String
+
+    init(tensors: [String: StoredTensor], dtype: DType) {
+        self.tensors = tensors
+        self.dtype = dtype
+        encoderPrefix = tensors.keys.contains { $0.hasPrefix("bert.") } ? "bert." : ""
+    }
+
+    /// A loader that invents weights (uniform, std 0.02; LayerNorm scales near 1) from `seed`.
+    init(randomWithSeed seed: UInt64, dtype: DType, encoderPrefix: String) {
+        tensors = [:]
+        random = RandomWeights(seed: seed)
+        self.dtype = dtype
+        self.encoderPrefix = encoderPrefix
+    }
+
+    var names: Set<String> { Set(tensors.keys) }
+
+    func contains(_ name: String) -> Bool { random != nil || tensors[name] != nil }
+
+    /// Marks tensors that are known and deliberately unused (tied copies, buffers).
+    func ignore(_ name: String) { if tensors[name] != nil { used.insert(name) } }
+
+    private func take(_ name: String, _ shape: [Int]) throws -> StoredTensor {
+        guard let t = tensors[name] else {
+            throw ModelError("missing tensor '\(name)' (shape \(shape)) in the checkpoint")
+        }
+        guard t.shape == shape else {
+            throw ModelError("tensor '\(name)' has shape \(t.shape) but config.json implies \(shape); does the config belong to these weights?")
+        }
+        guard t.dtype.isFloatingPoint else {
+            throw ModelError("tensor '\(name)' is stored as \(t.dtype.rawValue); weights must be F32, F16, BF16 or F64")
+        }
+        used.insert(name)
+        return t
+    }
+
+    /// A matrix (or embedding table) kept in `dtype`.
+    func matrix(_ name: String, _ shape: [Int]) throws -> Weight {
+        if random != nil { return random!.matrix(shape, dtype: dtype) }
+        let t = try take(name, shape)
+        let n = t.count
+        let base = t.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
+        switch (dtype, t.dtype) {
+        case (.fp32, .float32) where Int(bitPattern: base) % 4 == 0:
+            return Weight(shape: shape, storage: .fp32(base.assumingMemoryBound(to: Float.self)), owner: t.owner)
+        case (.fp16, .float16) where Int(bitPattern: base) % 2 == 0:
+            return Weight(shape: shape, storage: .fp16(base.assumingMemoryBound(to: UInt16.self)), owner: t.owner)
+        case (.bf16, .bfloat16) where Int(bitPattern: base) % 2 == 0:
+            return Weight(shape: shape, storage: .bf16(base.assumingMemoryBound(to: UInt16.self)), owner: t.owner)
+        default:
+            break
+        }
+        let values = Self.floats(t)
+        let owned = OwnedBytes(count: n * dtype.size)
+        let raw = owned.pointer.baseAddress!
+        switch dtype {
+        case .fp32:
+            let p = raw.bindMemory(to: Float.self, capacity: n)
+            values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: n) }
+            return Weight(shape: shape, storage: .fp32(p), owner: owned)
+        case .fp16:
+            let p = raw.bindMemory(to: UInt16.self, capacity: n)
+            for i in 0..<n { p[i] = floatToHalf(values[i]) }
+            return Weight(shape: shape, storage: .fp16(p), owner: owned)
+        case .bf16:
+            let p = raw.bindMemory(to: UInt16.self, capacity: n)
+            for i in 0..<n { p[i] = floatToBFloat16(values[i]) }
+            return Weight(shape: shape, storage: .bf16(p), owner: owned)
+        }
+    }
+
+    /// A vector in FP32 (biases and LayerNorm parameters are small; they are not rounded by `dtype`).
+    func vector(_ name: String, _ count: Int) throws -> [Float] {
+        if random != nil { return random!.vector(count, centre: name.hasSuffix("weight") ? 1 : 0) }
+        return Self.floats(try take(name, [count]))
+    }
+
+    /// Rejects every tensor that was never taken or ignored.
+    func finish() throws {
+        let unexpected = tensors.keys.filter { !used.contains($0) }.sorted()
+        guard unexpected.isEmpty else {
+            let shown = unexpected.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
+            let more = unexpected.count > 8 ? " and \(unexpected.count - 8) more" : ""
+            throw ModelError("unexpected tensor\(unexpected.count == 1 ? "" : "s") \(shown)\(more) in the checkpoint: the config's architecture and head do not use \(unexpected.count == 1 ? "it" : "them"); is this the right config.json?")
+        }
+    }
+
+    /// All elements widened to FP32 (F64 narrowed).
+    static func floats(_ t: StoredTensor) -> [Float] {
+        let n = t.count
+        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            let b = t.bytes
+            switch t.dtype {
+            case .float32:
+                for i in 0..<n { out[i] = b.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
+            case .float64:
+                for i in 0..<n { out[i] = Float(b.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
+            case .float16:
+                for i in 0..<n { out[i] = halfToFloat(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
+            case .bfloat16:
+                for i in 0..<n { out[i] = Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16) }
+            default:
+                for i in 0..<n { out[i] = 0 }
+            }
+            initialized = n
+        }
+    }
+}

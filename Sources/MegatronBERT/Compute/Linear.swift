@@ -1,0 +1,59 @@
+import COpenBLAS
+
+/// `y = x Wᵀ + b`, the `nn.Linear` of PyTorch, on OpenBLAS's SGEMM.
+/// Half-precision weights are widened in blocks of output rows into a small scratch buffer.
+struct Linear: Sendable {
+    let weight: Weight  // (out, in)
+    let bias: [Float]?  // (out)
+
+    var inFeatures: Int { weight.shape[1] }
+    var outFeatures: Int { weight.shape[0] }
+
+    /// Rows of a half-precision weight widened per SGEMM call (bounds the scratch to ~4 MB).
+    static let widenBlockElements = 1 << 20
+
+    /// x (rows, in) -> (rows, out)
+    func callAsFunction(_ x: Tensor, rows: Int) -> Tensor {
+        let y = Tensor(shape: [rows, outFeatures])
+        apply(x.data, rows: rows, inputStride: inFeatures, into: y.data, outputStride: outFeatures)
+        return y
+    }
+
+    /// y += x Wᵀ + b: x (rows, in), y (rows, out) — the residual connection fused into the product.
+    func accumulate(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        apply(x, rows: rows, inputStride: inFeatures, into: y, outputStride: outFeatures, accumulate: true)
+    }
+
+    /// The product on raw rows: `input` rows are `inputStride` apart, `output` rows `outputStride` apart.
+    /// With `accumulate`, the result is added to what `output` holds.
+    func apply(_ input: UnsafePointer<Float>, rows: Int, inputStride: Int,
+               into output: UnsafeMutablePointer<Float>, outputStride: Int, accumulate: Bool = false) {
+        let n = outFeatures, k = inFeatures
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows {
+                    let o = output + r * outputStride
+                    if accumulate { Kernels.add(b.baseAddress!, into: o, count: n) } else { o.update(from: b.baseAddress!, count: n) }
+                }
+            }
+        }
+        let beta: Float = bias == nil && !accumulate ? 0 : 1
+        guard rows > 0 else { return }
+        if case .fp32(let w) = weight.storage {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k),
+                        1, input, Int32(inputStride), w, Int32(k), beta, output, Int32(outputStride))
+            return
+        }
+        let block = max(1, min(n, Self.widenBlockElements / max(k, 1)))
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
+        defer { scratch.deallocate() }
+        var start = 0
+        while start < n {
+            let m = min(block, n - start)
+            weight.widen(from: start * k, count: m * k, into: scratch)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(m), Int32(k),
+                        1, input, Int32(inputStride), scratch, Int32(k), beta, output + start, Int32(outputStride))
+            start += m
+        }
+    }
+}

@@ -1,0 +1,32 @@
+/// `MegatronBertLMPredictionHead` (`cls.predictions`): dense → act → LayerNorm → decoder tied to the
+/// word embeddings, plus its own bias `cls.predictions.bias`.
+struct MaskedLMHead: Sendable {
+    let dense: Linear  // transform.dense (H, H)
+    let activation: Activation
+    let layerNorm: LayerNorm  // transform.LayerNorm
+    let decoder: Linear  // (V, H): the word embeddings unless the config unties them
+
+    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig, wordEmbeddings: Weight) throws {
+        let h = config.hiddenSize
+        dense = try Linear(loader, prefix + ".transform.dense", in: h, out: h)
+        activation = config.activation
+        layerNorm = try LayerNorm(loader, prefix + ".transform.LayerNorm", width: h, epsilon: config.layerNormEps)
+        let bias = try loader.vector(prefix + ".bias", config.vocabSize)
+        // HF ties decoder.bias to cls.predictions.bias; a saved copy is the same tensor.
+        loader.ignore(prefix + ".decoder.bias")
+        if config.tieWordEmbeddings {
+            loader.ignore(prefix + ".decoder.weight")
+            decoder = Linear(weight: wordEmbeddings, bias: bias)
+        } else {
+            decoder = Linear(weight: try loader.matrix(prefix + ".decoder.weight", [config.vocabSize, h]), bias: bias)
+        }
+    }
+
+    /// hidden (B·S, H) -> logits (B·S, V)
+    func callAsFunction(_ hidden: Tensor, rows: Int) -> Tensor {
+        let x = dense(hidden, rows: rows)
+        Kernels.activate(x.data, count: x.count, activation)
+        layerNorm.apply(x.data, rows: rows, into: x.data)
+        return decoder(x, rows: rows)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import TensorFiles
+
+/// The layer layout: Megatron's pre-LayerNorm encoder, or the original post-LayerNorm BERT.
+public enum Architecture: String, Sendable {
+    /// `model_type: megatron-bert`: `x + Attn(LN(x))`, `x + MLP(LN(x))`, final `encoder.ln`, no embedding LayerNorm.
+    case megatronBERT = "megatron-bert"
+    /// `model_type: bert`: `LN(x + Attn(x))`, `LN(x + MLP(x))`, embedding LayerNorm.
+    case bert = "bert"
+}
+
+/// A Hugging Face `config.json` for `MegatronBertConfig` or `BertConfig`.
+///
+/// ```swift
+/// let config = try BertConfig(path: "model/config.json")
+/// print(config.hiddenSize, config.numHiddenLayers)
+/// ```
+public struct BertConfig: Sendable, Equatable {
+    public var architecture: Architecture
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var intermediateSize: Int
+    public var hiddenAct: String
+    public var maxPositionEmbeddings: Int
+    public var typeVocabSize: Int
+    public var layerNormEps: Double
+    public var tieWordEmbeddings: Bool
+    /// `architectures` from the config (e.g. `["MegatronBertForPreTraining"]`).
+    public var architectures: [String]
+    /// Labels of classification heads, by index (`id2label`), if any.
+    public var id2label: [Int: String]
+    public var numLabels: Int
+    public var problemType: String?
+
+    /// The 345M Megatron-BERT (cased) shape.
+    public static let megatronBERT345M = BertConfig(
+        architecture: .megatronBERT, vocabSize: 29056, hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16,
+        intermediateSize: 4096, hiddenAct: "gelu", maxPositionEmbeddings: 512, typeVocabSize: 2, layerNormEps: 1e-5,
+        tieWordEmbeddings: true, architectures: ["MegatronBertForPreTraining"], id2label: [:], numLabels: 2, problemType: nil)
+
+    public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, numHiddenLayers: Int,
+                numAttentionHeads: Int, intermediateSize: Int, hiddenAct: String, maxPositionEmbeddings: Int,
+                typeVocabSize: Int, layerNormEps: Double, tieWordEmbeddings: Bool = true,
+                architectures: [String] = [], id2label: [Int: String] = [:], numLabels: Int = 2,
+                problemType: String? = nil) {
+        self.architecture = architecture
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.intermediateSize = intermediateSize
+        self.hiddenAct = hiddenAct
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.typeVocabSize = typeVocabSize
+        self.layerNormEps = layerNormEps
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.architectures = architectures
+        self.id2label = id2label
+        self.numLabels = numLabels
+        self.problemType = problemType
+    }
+
+    /// Reads and validates a `config.json` file.
+    public init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError("cannot read \(path): a model directory needs the config.json that Hugging Face's save_pretrained writes")
+        }
+        try self.init(json: data, path: path)
+    }
+
+    /// Parses config JSON; keys that are absent take transformers' defaults for the model type.
+    public init(json data: Data, path: String = "config.json") throws {
+        let json: [String: JSONValue]
+        do {
+            guard let object = try JSONValue.parse(data).object else { throw ModelError("\(path): not a JSON object") }
+            json = object
+        } catch let error as ModelError {
+            throw error
+        } catch {
+            throw ModelError("\(path): not valid JSON")
+        }
+        guard let type = json["model_type"]?.string else {
+            throw ModelError("\(path): no model_type (expected \"megatron-bert\" or \"bert\")")
+        }
+        guard let architecture = Architecture(rawValue: type) else {
+            throw ModelError("\(path): model_type \"\(type)\" is not supported (expected \"megatron-bert\" or \"bert\")")
+        }
+        let megatron = architecture == .megatronBERT
+        func int(_ key: String, _ fallback: Int) throws -> Int {
+            guard let value = json[key] else { return fallback }
+            guard let i = value.int, i > 0 else { throw ModelError("\(path): \(key) must be a positive integer") }
+            return i
+        }
+        if let position = json["position_embedding_type"]?.string, position != "absolute" {
+            throw ModelError("\(path): position_embedding_type \"\(position)\" is not supported (only absolute)")
+        }
+        if json["is_decoder"]?.bool == true {
+            throw ModelError("\(path): is_decoder is true; only the bidirectional encoder is supported")
+        }
+        self.architecture = architecture
+        vocabSize = try int("vocab_size", megatron ? 29056 : 30522)
+        hiddenSize = try int("hidden_size", megatron ? 1024 : 768)
+        numHiddenLayers = try int("num_hidden_layers", megatron ? 24 : 12)
+        numAttentionHeads = try int("num_attention_heads", megatron ? 16 : 12)
+        intermediateSize = try int("intermediate_size", megatron ? 4096 : 3072)
+        maxPositionEmbeddings = try int("max_position_embeddings", 512)
+        typeVocabSize = try int("type_vocab_size", 2)
+        hiddenAct = json["hidden_act"]?.string ?? "gelu"
+        guard Activation(configName: hiddenAct) != nil else {
+            throw ModelError("\(path): hidden_act \"\(hiddenAct)\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)")
+        }
+        layerNormEps = json["layer_norm_eps"]?.double ?? 1e-12
+        guard layerNormEps >= 0 else { throw ModelError("\(path): layer_norm_eps must not be negative") }
+        guard hiddenSize % numAttentionHeads == 0 else {
+            throw ModelError("\(path): hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
+        }
+        tieWordEmbeddings = json["tie_word_embeddings"]?.bool ?? true
+        architectures = (json["architectures"]?.array ?? []).compactMap(\.string)
+        var labels: [Int: String] = [:]
+        for (key, value) in json["id2label"]?.object ?? [:] {
+            guard let index = Int(key), let label = value.string else {
+                throw ModelError("\(path): id2label must map integer strings to label strings")
+            }
+            labels[index] = label
+        }
+        id2label = labels
+        if let n = json["num_labels"] {
+            guard let value = n.int, value > 0 else { throw ModelError("\(path): num_labels must be a positive integer") }
+            numLabels = value
+        } else {
+            numLabels = labels.isEmpty ? 2 : labels.count
+        }
+        problemType = json["problem_type"]?.string
+    }
+
+    /// hidden_size / num_attention_heads.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+
+    var activation: Activation { Activation(configName: hiddenAct) ?? .gelu }
+}

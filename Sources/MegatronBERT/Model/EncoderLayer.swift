@@ -1,0 +1,49 @@
+/// `MegatronBertLayer` (pre-LayerNorm) or `BertLayer` (post-LayerNorm), as `config.architecture` says.
+///
+/// Megatron-BERT: `x = x + Attn(LN_a(x))`, then `x = x + W2·act(W1·LN_m(x))`;
+/// LN_a is `attention.ln`, LN_m is `ln`.
+/// BERT: `x = LN_a(x + Attn(x))`, then `x = LN_m(x + W2·act(W1·x))`;
+/// LN_a is `attention.output.LayerNorm`, LN_m is `output.LayerNorm`.
+struct EncoderLayer: Sendable {
+    let preLayerNorm: Bool
+    let attentionNorm: LayerNorm
+    let attention: SelfAttention
+    let mlpNorm: LayerNorm
+    let intermediate: Linear  // intermediate.dense (F, H)
+    let output: Linear  // output.dense (H, F)
+    let activation: Activation
+
+    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig) throws {
+        let h = config.hiddenSize, eps = config.layerNormEps
+        preLayerNorm = config.architecture == .megatronBERT
+        attention = try SelfAttention(loader, prefix + ".attention", config: config)
+        attentionNorm = try LayerNorm(loader, prefix + (preLayerNorm ? ".attention.ln" : ".attention.output.LayerNorm"),
+                                      width: h, epsilon: eps)
+        mlpNorm = try LayerNorm(loader, prefix + (preLayerNorm ? ".ln" : ".output.LayerNorm"), width: h, epsilon: eps)
+        intermediate = try Linear(loader, prefix + ".intermediate.dense", in: h, out: config.intermediateSize)
+        output = try Linear(loader, prefix + ".output.dense", in: config.intermediateSize, out: h)
+        activation = config.activation
+    }
+
+    /// x (B·S, H) updated in place.
+    func callAsFunction(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Bool]]) {
+        let n = b * s
+        if preLayerNorm {
+            let normed = attentionNorm(x, rows: n)  // (B·S, H)
+            let context = attention.context(normed, batch: b, sequence: s, keep: keep)
+            attention.output.accumulate(context.data, rows: n, into: x.data)  // x += Wo·ctx + bo
+            let normed2 = mlpNorm(x, rows: n)
+            let inner = intermediate(normed2, rows: n)  // (B·S, F)
+            Kernels.activate(inner.data, count: inner.count, activation)
+            output.accumulate(inner.data, rows: n, into: x.data)  // x += W2·act + b2
+        } else {
+            let context = attention.context(x, batch: b, sequence: s, keep: keep)
+            attention.output.accumulate(context.data, rows: n, into: x.data)
+            attentionNorm.apply(x.data, rows: n, into: x.data)
+            let inner = intermediate(x, rows: n)
+            Kernels.activate(inner.data, count: inner.count, activation)
+            output.accumulate(inner.data, rows: n, into: x.data)
+            mlpNorm.apply(x.data, rows: n, into: x.data)
+        }
+    }
+}

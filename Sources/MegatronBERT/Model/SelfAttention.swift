@@ -1,0 +1,45 @@
+import COpenBLAS
+
+/// `MegatronBertSelfAttention` + `MegatronBertSelfOutput` (the same tensors as BERT's):
+/// `attention.self.{query,key,value}` and `attention.output.dense`.
+struct SelfAttention: Sendable {
+    let query: Linear  // (H, H)
+    let key: Linear  // (H, H)
+    let value: Linear  // (H, H)
+    let output: Linear  // (H, H)
+    let heads: Int
+
+    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig) throws {
+        let h = config.hiddenSize
+        query = try Linear(loader, prefix + ".self.query", in: h, out: h)
+        key = try Linear(loader, prefix + ".self.key", in: h, out: h)
+        value = try Linear(loader, prefix + ".self.value", in: h, out: h)
+        output = try Linear(loader, prefix + ".output.dense", in: h, out: h)
+        heads = config.numAttentionHeads
+    }
+
+    /// x (B·S, H) -> context (B·S, H), before the output projection.
+    /// `keep[b]` (S) says which keys of row b are real tokens (attention_mask == 1).
+    func context(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Bool]]) -> Tensor {
+        let h = query.outFeatures, d = h / heads, n = b * s
+        let q = query(x, rows: n), k = key(x, rows: n), v = value(x, rows: n)  // (B·S, H) each
+        let context = Tensor(shape: [n, h])
+        let scale = 1 / Float(d).squareRoot()
+        Parallel.forEach(b * heads) { pairs in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: s * s)  // (S, S)
+            defer { scores.deallocate() }
+            for pair in pairs {
+                let i = pair / heads, head = pair % heads
+                let offset = i * s * h + head * d  // row i·S, columns head·d ..< head·d + d
+                // scores = scale · Q_ih K_ihᵀ   (S, d) x (d, S)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s), Int32(s), Int32(d),
+                            scale, q.data + offset, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(s))
+                keep[i].withUnsafeBufferPointer { Kernels.maskedSoftmax(scores, rows: s, width: s, keep: $0.baseAddress!) }
+                // context_ih = P V_ih   (S, S) x (S, d)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s), Int32(d), Int32(s),
+                            1, scores, Int32(s), v.data + offset, Int32(h), 0, context.data + offset, Int32(h))
+            }
+        }
+        return context
+    }
+}

@@ -1,0 +1,154 @@
+/// A read-only view of a zip archive in memory (a PyTorch `.bin`/`.pt` or an NGC download):
+/// the central directory, ZIP64 included, and pointers to stored entries' bytes without copying.
+///
+/// ```swift
+/// let file = try MappedFile(path: "pytorch_model.bin")
+/// let zip = try ZipArchive(bytes: file.bytes, path: file.path)
+/// let pickle = try zip.storedBytes(of: "archive/data.pkl")
+/// ```
+public struct ZipArchive: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public var name: String
+        /// 0 = stored, 8 = deflate.
+        public var method: UInt16
+        public var compressedSize: Int
+        public var uncompressedSize: Int
+        /// Offset of the entry's data (past its local header) in the archive.
+        public var dataOffset: Int
+    }
+
+    public let path: String
+    public let entries: [Entry]
+    private let bytes: UnsafeRawBufferPointer
+
+    public init(bytes: UnsafeRawBufferPointer, path: String = "") throws {
+        self.path = path
+        self.bytes = bytes
+        func fail(_ reason: String) -> TensorFileError { TensorFileError(path: path, reason) }
+        let reader = ByteReader(bytes: bytes, path: path)
+
+        // End of central directory: 22 bytes + up to 65535 bytes of comment, at the end.
+        guard bytes.count >= 22 else { throw fail("not a zip archive: \(bytes.count) bytes") }
+        var eocd = -1
+        var p = bytes.count - 22
+        let lowest = max(0, bytes.count - 22 - 65_535)
+        while p >= lowest {
+            if reader.u32(p) == 0x0605_4b50 { eocd = p; break }
+            p -= 1
+        }
+        guard eocd >= 0 else { throw fail("not a zip archive (no end-of-central-directory record; truncated?)") }
+        var entryCount = Int(reader.u16(eocd + 10))
+        var directorySize = Int(reader.u32(eocd + 12))
+        var directoryOffset = Int(reader.u32(eocd + 16))
+        // ZIP64: a locator just before the EOCD points at the ZIP64 EOCD record.
+        if eocd >= 20, reader.u32(eocd - 20) == 0x0706_4b50 {
+            let record = try reader.int64(eocd - 20 + 8)
+            guard record >= 0, record + 56 <= bytes.count, reader.u32(record) == 0x0606_4b50 else {
+                throw fail("corrupt zip: bad ZIP64 end-of-central-directory record")
+            }
+            entryCount = try reader.int64(record + 32)
+            directorySize = try reader.int64(record + 40)
+            directoryOffset = try reader.int64(record + 48)
+        }
+        guard directoryOffset >= 0, directorySize >= 0, directoryOffset <= bytes.count,
+              directorySize <= bytes.count - directoryOffset
+        else { throw fail("corrupt or truncated zip: the central directory lies outside the file") }
+        guard entryCount >= 0, entryCount <= directorySize / 46 + 1 else {
+            throw fail("corrupt zip: \(entryCount) entries cannot fit in a \(directorySize)-byte directory")
+        }
+
+        var entries: [Entry] = []
+        entries.reserveCapacity(entryCount)
+        var q = directoryOffset
+        let end = directoryOffset + directorySize
+        for _ in 0..<entryCount {
+            guard q + 46 <= end, reader.u32(q) == 0x0201_4b50 else {
+                throw fail("corrupt zip: bad central directory entry at offset \(q)")
+            }
+            let method = reader.u16(q + 10)
+            var compressed = Int(reader.u32(q + 20))
+            var uncompressed = Int(reader.u32(q + 24))
+            let nameLength = Int(reader.u16(q + 28))
+            let extraLength = Int(reader.u16(q + 30))
+            let commentLength = Int(reader.u16(q + 32))
+            var localOffset = Int(reader.u32(q + 42))
+            guard q + 46 + nameLength + extraLength + commentLength <= end else {
+                throw fail("corrupt zip: central directory entry at offset \(q) runs past the directory")
+            }
+            let name = String(decoding: bytes[(q + 46)..<(q + 46 + nameLength)], as: UTF8.self)
+            // ZIP64 extra field: the 0xFFFFFFFF fields, in order, are 8-byte values.
+            var x = q + 46 + nameLength
+            let extraEnd = x + extraLength
+            while x + 4 <= extraEnd {
+                let id = reader.u16(x), size = Int(reader.u16(x + 2))
+                guard x + 4 + size <= extraEnd else { break }
+                if id == 0x0001 {
+                    var f = x + 4
+                    if uncompressed == 0xFFFF_FFFF, f + 8 <= x + 4 + size { uncompressed = try reader.int64(f); f += 8 }
+                    if compressed == 0xFFFF_FFFF, f + 8 <= x + 4 + size { compressed = try reader.int64(f); f += 8 }
+                    if localOffset == 0xFFFF_FFFF, f + 8 <= x + 4 + size { localOffset = try reader.int64(f); f += 8 }
+                }
+                x += 4 + size
+            }
+            guard localOffset >= 0, localOffset + 30 <= bytes.count, reader.u32(localOffset) == 0x0403_4b50 else {
+                throw fail("corrupt or truncated zip: entry '\(name)' has no local header")
+            }
+            let dataOffset = localOffset + 30 + Int(reader.u16(localOffset + 26)) + Int(reader.u16(localOffset + 28))
+            guard compressed >= 0, uncompressed >= 0, dataOffset <= bytes.count, compressed <= bytes.count - dataOffset else {
+                throw fail("truncated zip: entry '\(name)' needs \(compressed) bytes past offset \(dataOffset), but the file has \(bytes.count)")
+            }
+            entries.append(Entry(name: name, method: method, compressedSize: compressed,
+                                 uncompressedSize: uncompressed, dataOffset: dataOffset))
+            q += 46 + nameLength + extraLength + commentLength
+        }
+        self.entries = entries
+    }
+
+    /// The entry with this exact name.
+    public func entry(named name: String) -> Entry? {
+        entries.first { $0.name == name }
+    }
+
+    /// The bytes of a stored (uncompressed) entry, pointing into the archive.
+    public func storedBytes(of name: String) throws -> UnsafeRawBufferPointer {
+        guard let entry = entry(named: name) else {
+            throw TensorFileError(path: path, "the archive has no entry '\(name)'")
+        }
+        return try storedBytes(of: entry)
+    }
+
+    public func storedBytes(of entry: Entry) throws -> UnsafeRawBufferPointer {
+        guard entry.method == 0 else {
+            throw TensorFileError(path: path, "entry '\(entry.name)' is compressed (method \(entry.method)); only stored entries can be read in place — re-save the checkpoint with torch.save, or unzip it")
+        }
+        guard entry.compressedSize == entry.uncompressedSize else {
+            throw TensorFileError(path: path, "corrupt zip: stored entry '\(entry.name)' has different compressed and uncompressed sizes")
+        }
+        return UnsafeRawBufferPointer(rebasing: bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
+    }
+}
+
+/// Little-endian reads at checked offsets.
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    let path: String
+
+    func u16(_ at: Int) -> UInt16 {
+        guard at >= 0, at + 2 <= bytes.count else { return 0 }
+        return bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian
+    }
+
+    func u32(_ at: Int) -> UInt32 {
+        guard at >= 0, at + 4 <= bytes.count else { return 0 }
+        return bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian
+    }
+
+    func int64(_ at: Int) throws -> Int {
+        guard at >= 0, at + 8 <= bytes.count else {
+            throw TensorFileError(path: path, "truncated file: need 8 bytes at offset \(at)")
+        }
+        let v = bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self).littleEndian
+        guard v <= UInt64(Int.max / 2) else { throw TensorFileError(path: path, "corrupt file: offset or size \(v) is absurd") }
+        return Int(v)
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure forward-pass throughput (tokens/s) over a grid of batch x sequence sizes.",
+        discussion: """
+        Without --batch/--seq it runs the grid 1x8, 1x128, 8x128, 1x512. Each point runs once to warm up, \
+        then repeats for at least --min-seconds (and --min-runs); the median time gives tokens/s. \
+        peak_rss_bytes is the process's peak resident memory so far (run one point alone to measure it for \
+        that point). With --random-weights the model is the exact 345M Megatron-BERT pre-training shape \
+        (MLM logits at every position and the NSP head), so anyone can benchmark without a checkpoint.
+
+        Compare with PyTorch on the same machine: python3 scripts/bench_pytorch.py (same grid, same model shape).
+        """
+    )
+
+    @Option(help: "Model directory to benchmark.")
+    var model: String?
+
+    @Flag(help: "Use the 345M Megatron-BERT shape with random weights instead of a checkpoint.")
+    var randomWeights = false
+
+    @Option(help: "Batch size (with --seq: a single point instead of the grid).")
+    var batch: Int?
+
+    @Option(help: "Sequence length (with --batch).")
+    var seq: Int?
+
+    @Option(help: "Weight precision in memory: fp32, fp16 or bf16.")
+    var dtype: DType = .fp32
+
+    @Option(help: "Minimum measured seconds per point.")
+    var minSeconds: Double = 3
+
+    @Option(help: "Minimum measured runs per point.")
+    var minRuns: Int = 3
+
+    @Flag(help: "Print one JSON object per point instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard (model == nil) != (!randomWeights) else {
+            throw ValidationError("give exactly one of --model DIR or --random-weights")
+        }
+        guard (batch == nil) == (seq == nil) else { throw ValidationError("give --batch and --seq together") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let seq, seq < 1 { throw ValidationError("--seq must be at least 1") }
+        guard minRuns >= 1 else { throw ValidationError("--min-runs must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
+                ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
+            let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]
+            if !json {
+                print("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), dtype \(dtype), \(System.cores) cores")
+                print("batch  seq  runs   median ms   tokens/s   peak RSS MB")
+            }
+            for (b, s) in points {
+                guard s <= loaded.config.maxPositionEmbeddings else {
+                    throw ValidationError("--seq \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
+                }
+                let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
+                _ = try loaded.forward(input)  // warm-up
+                var times: [Double] = []
+                let started = Date()
+                while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = try loaded.forward(input)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                times.sort()
+                let median = times[times.count / 2]
+                let tokensPerSecond = Double(b * s) / median
+                let rss = System.peakResidentBytes
+                if json {
+                    print("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"peak_rss_bytes\": \(rss)}")
+                } else {
+                    print(String(format: "%5d %4d %5d %11.1f %10.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, Double(rss) / 1_048_576))
+                }
+                fflush(stdout)
+            }
+        }
+    }
+
+    /// Deterministic ids that avoid the special tokens' range.
+    static func batch(_ b: Int, _ s: Int, vocab: Int, choices: Int?) -> Batch {
+        var state: UInt64 = 12345
+        let rows = (0..<(b * (choices ?? 1))).map { _ in
+            (0..<s).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return 1000 + Int(state >> 33) % max(vocab - 1000, 1)
+            }
+        }
+        return Batch(inputIDs: rows, numChoices: choices)
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+import TensorFiles
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Run one batch through a model and write every output under Hugging Face's names (the parity tool).",
+        discussion: """
+        The input is JSON: {"input_ids": [[...]], "attention_mask": [[...]], "token_type_ids": [[...]]}; the last \
+        two are optional (defaults: all ones, all zeros). A multiple-choice model takes arrays shaped \
+        (batch, choices, sequence). The output is a safetensors file of F32 tensors: last_hidden_state, \
+        pooler_output (when the model has a pooler) and the head's outputs (prediction_logits, \
+        seq_relationship_logits, logits, start_logits, end_logits), shaped as transformers shapes them.
+
+        Example:
+          megatron-bert forward --model ./megatron-bert-cased-345m --input batch.json --output out.safetensors
+        """
+    )
+
+    @Option(help: "Model directory (config.json + weights), or a weight file beside its config.json.")
+    var model: String
+
+    @Option(help: "Batch JSON file ('-' for standard input).")
+    var input: String
+
+    @Option(help: "Where to write the outputs (.safetensors).")
+    var output: String
+
+    @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
+    var dtype: DType = .fp32
+
+    func run() throws {
+        try reportingErrors {
+            let data: Data
+            if input == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let contents = FileManager.default.contents(atPath: input) else {
+                    throw ValidationError("cannot read the batch file \(input)")
+                }
+                data = contents
+            }
+            let batch = try Batch(json: data)
+            let model = try MegatronBERTModel(path: self.model, dtype: dtype)
+            let outputs = try model.forward(batch)
+            let bytes = try SafeTensorsFile.serialize(outputs.all.map {
+                (name: $0.name, dtype: .float32, shape: $0.tensor.shape, data: $0.tensor.bytes)
+            })
+            guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
+                throw ValidationError("cannot write \(output)")
+            }
+            let summary = outputs.all.map { "\($0.name) \($0.tensor.shape)" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("wrote \(output): \(summary)\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import MegatronBERT
+
+@main
+struct MegatronBERTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "megatron-bert",
+        abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: parity forward passes and benchmarks.",
+        discussion: """
+        Models are Hugging Face directories: config.json plus model.safetensors, sharded safetensors \
+        (model.safetensors.index.json) or pytorch_model.bin. Weights may be stored as F32, F16 or BF16.
+        """,
+        subcommands: [ForwardCommand.self, BenchCommand.self]
+    )
+}
+
+extension DType: ExpressibleByArgument {}
+
+/// Turns library errors into ArgumentParser's clean "Error: …" output with a non-zero exit code.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ModelError {
+        throw ValidationError(error.message)
+    } catch let error as CleanExit {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        throw ValidationError("\(error)")
+    }
+}
