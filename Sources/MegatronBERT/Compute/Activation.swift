@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The activation functions of `hidden_act` (and the pooler's tanh).
 public enum Activation: String, Sendable {
     /// `gelu`: x·Φ(x) with the exact erf.
@@ -26,19 +20,13 @@ public enum Activation: String, Sendable {
 
     /// x·½(1 + erf(x/√2)) in place.
     static func geluErf(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        let r: Float = 0.7071067811865476
-        for i in 0..<n {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + erff(v * r))
-        }
+        VectorMath.apply(x, count: n) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.7071067811865476)) }
     }
 
     /// ½x(1 + tanh(√(2/π)(x + 0.044715x³))) in place.
     static func geluTanh(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        let c: Float = 0.7978845608028654
-        for i in 0..<n {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+        VectorMath.apply(x, count: n) { v in
+            0.5 * v * (1 + VectorMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
         }
     }
 }

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Element-wise and row-wise kernels on FP32 rows. Shapes are written beside each: N rows of width D.
 enum Kernels {
     /// out = LayerNorm(x) * gamma + beta over the last dimension. x, out: (N, D); gamma, beta: (D)
@@ -39,34 +33,43 @@ enum Kernels {
             switch activation {
             case .gelu: Activation.geluErf(p, count: c)
             case .geluTanh: Activation.geluTanh(p, count: c)
-            case .relu: for i in 0..<c { p[i] = max(p[i], 0) }
-            case .tanh: for i in 0..<c { p[i] = tanhf(p[i]) }
+            case .relu: VectorMath.apply(p, count: c) { $0.replacing(with: 0, where: $0 .< 0) }
+            case .tanh: VectorMath.apply(p, count: c) { VectorMath.tanh($0) }
             }
         }
     }
 
-    /// Row-wise softmax in place over the first `valid` entries of `rowLength`-wide rows where
-    /// `keep[j]` is true; masked entries become 0 (all entries equal when nothing is kept, as HF's
-    /// additive minimum-value mask gives).
-    static func maskedSoftmax(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, keep: UnsafePointer<Bool>) {
-        var anyKept = false
-        for j in 0..<width where keep[j] { anyKept = true; break }
+    /// Row-wise softmax in place over `width`-wide rows, where `keep` (width) marks the keys that count;
+    /// masked entries become 0. With no key kept every entry becomes 1/width, as HF's additive
+    /// minimum-value mask gives.
+    static func maskedSoftmax(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, keep: UnsafePointer<Float>) {
+        var kept: Float = 0
+        for j in 0..<width { kept += keep[j] }
         for r in 0..<rows {
             let row = x + r * width
-            if !anyKept {
+            if kept == 0 {
                 for j in 0..<width { row[j] = 1 / Float(width) }
                 continue
             }
-            var maximum = -Float.infinity
-            for j in 0..<width where keep[j] { maximum = max(maximum, row[j]) }
-            var sum: Float = 0
-            for j in 0..<width {
-                let e: Float = keep[j] ? expf(row[j] - maximum) : 0
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
+            var maximum = -Float.greatestFiniteMagnitude
+            for j in 0..<width where keep[j] != 0 && row[j] > maximum { maximum = row[j] }
+            VectorMath.apply(row, count: width) { VectorMath.exp($0 - maximum) }
+            for j in 0..<width { row[j] *= keep[j] }
+            let inv = 1 / sum(row, count: width)
             for j in 0..<width { row[j] *= inv }
         }
+    }
+
+    /// The sum of n elements, in eight interleaved partial sums (so it vectorises).
+    static func sum(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+        var partial = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            partial += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var total = partial.sum()
+        while i < n { total += x[i]; i += 1 }
+        return total
     }
 }

@@ -40,20 +40,22 @@ struct Linear: Sendable {
         let beta: Float = bias == nil && !accumulate ? 0 : 1
         guard rows > 0 else { return }
         if case .fp32(let w) = weight.storage {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k),
-                        1, input, Int32(inputStride), w, Int32(k), beta, output, Int32(outputStride))
+            Matmul.multiplyTransposed(m: rows, n: n, k: k, input, lda: inputStride, w, ldb: k,
+                                      beta: beta, output, ldc: outputStride)
             return
         }
+        // Half-precision weights: each core widens its own blocks of output rows and multiplies them.
         let block = max(1, min(n, Self.widenBlockElements / max(k, 1)))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
-        defer { scratch.deallocate() }
-        var start = 0
-        while start < n {
-            let m = min(block, n - start)
-            weight.widen(from: start * k, count: m * k, into: scratch)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(m), Int32(k),
-                        1, input, Int32(inputStride), scratch, Int32(k), beta, output + start, Int32(outputStride))
-            start += m
+        let blocks = (n + block - 1) / block
+        Parallel.forEach(blocks) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
+            defer { scratch.deallocate() }
+            for index in range {
+                let start = index * block, m = min(block, n - start)
+                weight.widen(from: start * k, count: m * k, into: scratch)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(m), Int32(k),
+                            1, input, Int32(inputStride), scratch, Int32(k), beta, output + start, Int32(outputStride))
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ struct EncoderLayer: Sendable {
     }
 
     /// x (B·S, H) updated in place.
-    func callAsFunction(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Bool]]) {
+    func callAsFunction(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]]) {
         let n = b * s
         if preLayerNorm {
             let normed = attentionNorm(x, rows: n)  // (B·S, H)

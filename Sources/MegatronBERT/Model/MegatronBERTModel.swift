@@ -104,7 +104,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         }
         let b = batch.inputIDs.count, s = batch.inputIDs[0].count, h = config.hiddenSize
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
-        let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { $0 != 0 } }
+        let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
 
         let x = embeddings(ids: batch.inputIDs, types: types)  // (B·S, H)
         for layer in layers { layer(x, batch: b, sequence: s, keep: keep) }

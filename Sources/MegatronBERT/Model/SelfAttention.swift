@@ -19,8 +19,8 @@ struct SelfAttention: Sendable {
     }
 
     /// x (B·S, H) -> context (B·S, H), before the output projection.
-    /// `keep[b]` (S) says which keys of row b are real tokens (attention_mask == 1).
-    func context(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Bool]]) -> Tensor {
+    /// `keep[b]` (S) is 1 for the keys of row b that are real tokens (attention_mask == 1), else 0.
+    func context(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]]) -> Tensor {
         let h = query.outFeatures, d = h / heads, n = b * s
         let q = query(x, rows: n), k = key(x, rows: n), v = value(x, rows: n)  // (B·S, H) each
         let context = Tensor(shape: [n, h])

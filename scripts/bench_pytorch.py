@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""The PyTorch side of the benchmark: the same grid and model shape as `megatron-bert bench --random-weights`
+(MegatronBertForPreTraining at the 345M size, random weights, MLM logits at every position, NSP head),
+fp32, eval mode, no grad, a fixed number of threads.
+
+    /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S] [--dtype fp32] [--json]
+
+Prints one line (or one JSON object) per point, in the same format as the Swift bench.
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from transformers import MegatronBertConfig, MegatronBertForPreTraining
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--seq", type=int)
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--min-seconds", type=float, default=3.0)
+    parser.add_argument("--min-runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    config = MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                intermediate_size=4096, max_position_embeddings=512, layer_norm_eps=1e-5)
+    model = MegatronBertForPreTraining(config).eval()
+    if args.dtype == "bf16":
+        model = model.to(torch.bfloat16)
+    points = [(args.batch, args.seq)] if args.batch else [(1, 8), (1, 128), (8, 128), (1, 512)]
+    if not args.json:
+        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}, {args.threads} threads")
+        print("batch  seq  runs   median ms   tokens/s   peak RSS MB")
+    for b, s in points:
+        ids = torch.randint(1000, config.vocab_size, (b, s))
+        with torch.inference_mode():
+            model(input_ids=ids)  # warm-up
+            times = []
+            started = time.perf_counter()
+            while len(times) < args.min_runs or time.perf_counter() - started < args.min_seconds:
+                t0 = time.perf_counter()
+                model(input_ids=ids)
+                times.append(time.perf_counter() - t0)
+        median = statistics.median(times)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if args.json:
+            print(json.dumps({"batch": b, "seq": s, "dtype": args.dtype, "runs": len(times), "median_seconds": median,
+                              "tokens_per_second": b * s / median, "peak_rss_bytes": rss, "engine": "pytorch"}))
+        else:
+            print(f"{b:5d} {s:4d} {len(times):5d} {median * 1000:11.1f} {b * s / median:10.1f} {rss / 1048576:13.0f}")
+
+
+if __name__ == "__main__":
+    main()
