@@ -31,12 +31,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"]),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
             dependencies: ["MegatronBERT", "TensorFiles"],
             resources: [.copy("Fixtures")]
         ),
+        // Runs the built executable end to end.
+        .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles"]),
     ],
     // Swift 5 mode: the compute kernels share raw buffers across Dispatch workers by design.
     swiftLanguageModes: [.v5]

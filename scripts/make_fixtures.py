@@ -12,6 +12,7 @@ Layout under the output folder:
                                 (and <name>.<batch>.safetensors for other batches)
   NOTES.md              versions and what each model is
 """
+import copy
 import json
 import os
 import shutil
@@ -103,7 +104,6 @@ def run(model, batch):
 
 def rounded(model, dtype):
     """A float64 copy of the model whose weights went through `dtype` and back."""
-    import copy
     m = copy.deepcopy(model)
     with torch.no_grad():
         for p in m.parameters():
@@ -116,9 +116,8 @@ def save_expected(name, outputs):
 
 
 def main():
-    if os.path.exists(OUT):
-        shutil.rmtree(OUT)
-    for sub in ["models", "inputs", "expected"]:
+    for sub in ["models", "inputs", "expected"]:  # (minilm/ is make_minilm_fixture.py's)
+        shutil.rmtree(os.path.join(OUT, sub), ignore_errors=True)
         os.makedirs(os.path.join(OUT, sub))
     for name, batch in [("batch", BATCH), ("batch_defaults", BATCH_DEFAULTS), ("batch_mc", BATCH_MC)]:
         with open(os.path.join(OUT, "inputs", name + ".json"), "w") as f:
@@ -149,11 +148,9 @@ def main():
                 for dtype, tag in [(torch.float16, "f16"), (torch.bfloat16, "bf16")]:
                     half = rounded(model, dtype)
                     path = os.path.join(OUT, "models", f"{name}-{tag}")
-                    model.to(dtype).save_pretrained(path)
-                    model.float()
+                    copy.deepcopy(model).to(dtype).save_pretrained(path)
                     save_expected(f"{name}-{tag}", run(half, BATCH))
                     notes.append(f"| {name}-{tag} | the same weights stored as {tag.upper()} |")
-                model.float()
                 # PyTorch zip (.bin): torch.save keeps the tied decoder as a second key sharing storage.
                 path = os.path.join(OUT, "models", f"{name}-bin")
                 os.makedirs(path)

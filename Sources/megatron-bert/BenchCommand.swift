@@ -62,7 +62,7 @@ struct BenchCommand: ParsableCommand {
             }
             for (b, s) in points {
                 guard s <= loaded.config.maxPositionEmbeddings else {
-                    throw ValidationError("--seq \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
+                    throw CommandError("--seq \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
                 }
                 let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
                 _ = try loaded.forward(input)  // warm-up
@@ -87,13 +87,14 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Deterministic ids that avoid the special tokens' range.
+    /// Deterministic ids, above the special tokens' range when the vocabulary is large enough.
     static func batch(_ b: Int, _ s: Int, vocab: Int, choices: Int?) -> Batch {
         var state: UInt64 = 12345
+        let low = vocab > 2000 ? 1000 : 0
         let rows = (0..<(b * (choices ?? 1))).map { _ in
             (0..<s).map { _ in
                 state = state &* 6364136223846793005 &+ 1442695040888963407
-                return 1000 + Int(state >> 33) % max(vocab - 1000, 1)
+                return low + Int(state >> 33) % (vocab - low)
             }
         }
         return Batch(inputIDs: rows, numChoices: choices)

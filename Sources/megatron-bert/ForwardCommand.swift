@@ -38,7 +38,7 @@ struct ForwardCommand: ParsableCommand {
                 data = FileHandle.standardInput.readDataToEndOfFile()
             } else {
                 guard let contents = FileManager.default.contents(atPath: input) else {
-                    throw ValidationError("cannot read the batch file \(input)")
+                    throw CommandError("cannot read the batch file \(input)")
                 }
                 data = contents
             }
@@ -49,7 +49,7 @@ struct ForwardCommand: ParsableCommand {
                 (name: $0.name, dtype: .float32, shape: $0.tensor.shape, data: $0.tensor.bytes)
             })
             guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
-                throw ValidationError("cannot write \(output)")
+                throw CommandError("cannot write \(output)")
             }
             let summary = outputs.all.map { "\($0.name) \($0.tensor.shape)" }.joined(separator: ", ")
             FileHandle.standardError.write(Data("wrote \(output): \(summary)\n".utf8))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MegatronBERT
+import TensorFiles
 
 @main
 struct MegatronBERTCommand: ParsableCommand {
@@ -16,17 +17,19 @@ struct MegatronBERTCommand: ParsableCommand {
 
 extension DType: ExpressibleByArgument {}
 
+/// A failure to report as "Error: <message>" with exit code 1 (no usage text: the command line was fine).
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
 /// Turns library errors into ArgumentParser's clean "Error: …" output with a non-zero exit code.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as ModelError {
-        throw ValidationError(error.message)
-    } catch let error as CleanExit {
-        throw error
-    } catch let error as ValidationError {
-        throw error
-    } catch {
-        throw ValidationError("\(error)")
+        throw CommandError(error.message)
+    } catch let error as TensorFileError {
+        throw CommandError(error.description)
     }
 }

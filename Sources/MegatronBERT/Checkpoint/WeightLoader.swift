@@ -3,7 +3,7 @@ import TensorFiles
 /// Hands out a checkpoint's tensors by their Hugging Face names, strictly: a missing, wrong-shaped or
 /// non-float tensor is an error that names it, and `finish` rejects any tensor nobody asked for.
 /// Matrices are kept in the requested `DType` (in place in the mapped file when it already matches);
-/// vectors (biases, LayerNorm) are always widened to FP32.
+/// vectors (biases, LayerNorm) are rounded to that `DType` too, as `model.half()` would, then held as FP32.
 ///
 /// With `random`, it makes up every tensor asked for instead (for benchmarks without a checkpoint),
 /// so the model's layers name their weights in one place either way.
@@ -85,10 +85,15 @@ final class WeightLoader {
         }
     }
 
-    /// A vector in FP32 (biases and LayerNorm parameters are small; they are not rounded by `dtype`).
+    /// A vector held in FP32, its values rounded to `dtype` (biases and LayerNorm parameters are small).
     func vector(_ name: String, _ count: Int) throws -> [Float] {
-        if random != nil { return random!.vector(count, centre: name.hasSuffix("weight") ? 1 : 0) }
-        return Self.floats(try take(name, [count]))
+        let values = random != nil ? random!.vector(count, centre: name.hasSuffix("weight") ? 1 : 0)
+            : Self.floats(try take(name, [count]))
+        switch dtype {
+        case .fp32: return values
+        case .fp16: return values.map { halfToFloat(floatToHalf($0)) }
+        case .bf16: return values.map { Float(bitPattern: UInt32(floatToBFloat16($0)) << 16) }
+        }
     }
 
     /// Rejects every tensor that was never taken or ignored.

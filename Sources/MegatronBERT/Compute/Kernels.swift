@@ -54,7 +54,7 @@ enum Kernels {
             var maximum = -Float.greatestFiniteMagnitude
             for j in 0..<width where keep[j] != 0 && row[j] > maximum { maximum = row[j] }
             VectorMath.apply(row, count: width) { VectorMath.exp($0 - maximum) }
-            for j in 0..<width { row[j] *= keep[j] }
+            for j in 0..<width { row[j] = keep[j] != 0 ? row[j] : 0 }
             let inv = 1 / sum(row, count: width)
             for j in 0..<width { row[j] *= inv }
         }

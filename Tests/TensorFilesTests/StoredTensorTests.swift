@@ -1,0 +1,25 @@
+import Testing
+@testable import TensorFiles
+
+@Suite struct StoredTensorTests {
+    /// Every finite half value survives float → half → float; rounding is to nearest even.
+    @Test func halfConversionsRoundTrip() {
+        for bits in 0...UInt16.max where (bits & 0x7c00) != 0x7c00 {
+            let f = halfToFloat(bits)
+            let back = floatToHalf(f)
+            #expect(back == bits || (f == 0 && back & 0x7fff == 0), "bits \(bits)")
+        }
+        #expect(floatToHalf(1.0 + 1.0 / 4096) == floatToHalf(1.0))  // halfway, rounds to even
+        #expect(floatToHalf(65520) == 0x7c00)  // overflows to infinity
+        #expect(halfToFloat(0x0001) == Float(5.960464477539063e-08))  // smallest subnormal
+        #expect(halfToFloat(0xfc00) == -.infinity)
+        #expect(halfToFloat(0x7e00).isNaN)
+    }
+
+    @Test func bfloat16RoundsToNearestEven() {
+        #expect(floatToBFloat16(1) == 0x3f80)
+        #expect(floatToBFloat16(Float(bitPattern: 0x3f80_8000)) == 0x3f80)  // halfway, even stays
+        #expect(floatToBFloat16(Float(bitPattern: 0x3f81_8000)) == 0x3f82)  // halfway, odd rounds up
+        #expect(floatToBFloat16(.nan) & 0x7fc0 == 0x7fc0)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import TensorFiles
+
+@Suite struct TorchCheckpointTests {
+    /// Every tensor of views.pt (views, offsets, shared storages, dtypes) equals the contiguous copy
+    /// that safetensors holds, bit for bit.
+    @Test func viewsMatchTheirContiguousCopies() throws {
+        let torch = try TorchCheckpoint(path: fixture("views.pt"))
+        let reference = try SafeTensorsFile(path: fixture("views.safetensors"))
+        #expect(Set(torch.tensors.keys) == Set(reference.tensors.keys))
+        for (name, expected) in reference.tensors {
+            let actual = try #require(torch.tensors[name])
+            #expect(actual.dtype == expected.dtype, "\(name)")
+            #expect(actual.shape == expected.shape, "\(name)")
+            #expect(Array(actual.bytes) == Array(expected.bytes), "\(name)")
+        }
+    }
+
+    @Test func keepsTheRootObjectForInspection() throws {
+        let torch = try TorchCheckpoint(path: fixture("views.pt"))
+        guard case .dict(let root) = torch.root else {
+            Issue.record("root is \(torch.root)")
+            return
+        }
+        #expect(root.items.first?.key.string == "plain")
+    }
+
+    @Test func truncatedCheckpointsAreErrors() throws {
+        let whole = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture("views.pt"))))
+        for cut in [0, 10, 100, whole.count / 2, whole.count - 30, whole.count - 1] {
+            #expect(throws: TensorFileError.self) { try TorchCheckpoint(path: temporaryFile(Array(whole.prefix(cut)))) }
+        }
+    }
+
+    @Test func aZipWithoutAPickleIsNotACheckpoint() throws {
+        // An empty zip: just the end-of-central-directory record.
+        let empty: [UInt8] = [0x50, 0x4b, 0x05, 0x06] + [UInt8](repeating: 0, count: 18)
+        let error = #expect(throws: TensorFileError.self) { try TorchCheckpoint(path: temporaryFile(empty)) }
+        #expect(error?.reason.contains("no data.pkl") == true)
+    }
+
+    @Test func legacyFilesGetAnActionableMessage() {
+        let error = #expect(throws: TensorFileError.self) {
+            try TorchCheckpoint(path: temporaryFile([0x80, 0x02, 0x8a, 0x0a] + [UInt8](repeating: 0, count: 30)))
+        }
+        #expect(error?.reason.contains("legacy") == true)
+    }
+
+    @Test func viewsReachingPastTheirStorageAreRejected() {
+        let ref = TorchTensorRef(storage: TorchStorageRef(dtype: "FloatStorage", key: "0", count: 4),
+                                 offset: 2, size: [3], stride: [1])
+        let bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeBytes { raw in
+            let error = #expect(throws: TensorFileError.self) {
+                try TorchCheckpoint.materialize(ref, storageBytes: raw, owner: OwnedBytes(count: 1), name: "x", path: "")
+            }
+            #expect(error?.reason.contains("reaches past its storage") == true)
+        }
+        let declared = TorchTensorRef(storage: TorchStorageRef(dtype: "FloatStorage", key: "0", count: 100),
+                                      offset: 0, size: [2], stride: [1])
+        bytes.withUnsafeBytes { raw in
+            let error = #expect(throws: TensorFileError.self) {
+                try TorchCheckpoint.materialize(declared, storageBytes: raw, owner: OwnedBytes(count: 1), name: "x", path: "")
+            }
+            #expect(error?.reason.contains("declares 100 elements") == true)
+        }
+    }
+}

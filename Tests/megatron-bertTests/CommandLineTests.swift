@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+import TensorFiles
+
+/// Runs the built `megatron-bert` executable the way a user would.
+struct CLI {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let fixtures = packageRoot + "/Tests/MegatronBERTTests/Fixtures"
+
+    /// The executable next to the test bundle (SwiftPM builds it because this target depends on it).
+    static let executable: String = {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for directory in [here, here.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent("megatron-bert").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return packageRoot + "/.build/debug/megatron-bert"
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+                      stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+
+    static func temporaryPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)-\(name)").path
+    }
+}
+
+@Suite struct CommandLineTests {
+    @Test func forwardWritesEveryOutputUnderHFNames() throws {
+        let output = CLI.temporaryPath("out.safetensors")
+        let result = try CLI.run(["forward", "--model", CLI.fixtures + "/models/megatron-ForPreTraining",
+                                  "--input", CLI.fixtures + "/inputs/batch.json", "--output", output])
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try SafeTensorsFile(path: output).tensors
+        let expected = try SafeTensorsFile(path: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors").tensors
+        #expect(Set(written.keys) == ["last_hidden_state", "pooler_output", "prediction_logits", "seq_relationship_logits"])
+        for (name, reference) in expected {
+            let actual = try #require(written[name])
+            #expect(actual.shape == reference.shape)
+            let worst = zip(actual.toDoubles(), reference.toDoubles()).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-4, "\(name): \(worst)")
+        }
+    }
+
+    @Test func forwardReadsStandardInputAndTakesADtype() throws {
+        let output = CLI.temporaryPath("out.safetensors")
+        let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)
+        let result = try CLI.run(["forward", "--model", CLI.fixtures + "/models/bert-ForQuestionAnswering",
+                                  "--input", "-", "--output", output, "--dtype", "bf16"], stdin: batch)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try SafeTensorsFile(path: output).tensors["start_logits"]?.shape == [3, 7])
+    }
+
+    @Test(arguments: [
+        (["forward", "--model", "/nonexistent", "--input", "/nonexistent.json", "--output", "/tmp/x"], "cannot read the batch file"),
+        (["forward", "--model", "/nonexistent", "--input", "BATCH", "--output", "/tmp/x"], "does not exist"),
+        (["forward", "--model", "MODEL", "--input", "BATCH", "--output", "/tmp/x", "--dtype", "fp8"], "fp8"),
+        (["bench"], "exactly one of --model DIR or --random-weights"),
+        (["bench", "--random-weights", "--batch", "1"], "--batch and --seq together"),
+        (["bench", "--model", "MODEL", "--batch", "1", "--seq", "100"], "exceeds the model's max_position_embeddings 12"),
+    ])
+    func mistakesExitNonZeroWithAMessage(arguments: [String], message: String) throws {
+        let filled = arguments.map {
+            $0 == "MODEL" ? CLI.fixtures + "/models/megatron-Model" : $0 == "BATCH" ? CLI.fixtures + "/inputs/batch.json" : $0
+        }
+        let result = try CLI.run(filled)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func aBatchTheModelCannotTakeIsReported() throws {
+        let result = try CLI.run(["forward", "--model", CLI.fixtures + "/models/megatron-Model", "--input", "-",
+                                  "--output", CLI.temporaryPath("x")], stdin: #"{"input_ids": [[1, 99]]}"#)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("input_ids[0] holds 99, outside 0..<53"), "\(result.stderr)")
+    }
+
+    @Test func benchPrintsOneJSONObjectPerPoint() throws {
+        let result = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--batch", "2",
+                                  "--seq", "8", "--json", "--min-seconds", "0", "--min-runs", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try #require(result.stdout.split(separator: "\n").first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["batch"] as? Int == 2)
+        #expect(object["seq"] as? Int == 8)
+        #expect(object["dtype"] as? String == "fp32")
+        #expect((object["tokens_per_second"] as? Double ?? 0) > 0)
+        #expect((object["peak_rss_bytes"] as? Int ?? 0) > 0)
+    }
+
+    @Test func helpListsTheSubcommands() throws {
+        let result = try CLI.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("forward") && result.stdout.contains("bench"))
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Fixtures for the TensorFiles readers: a torch.save (zip format) file holding non-contiguous views,
+shared storages and several dtypes, and a safetensors file with the same tensors made contiguous.
+
+    /tmp/ref/bin/python scripts/make_tensorfile_fixtures.py Tests/TensorFilesTests/Fixtures
+"""
+import os
+import sys
+from collections import OrderedDict
+
+import safetensors.torch
+import torch
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "Tests/TensorFilesTests/Fixtures"
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 6, generator=g)
+    y = torch.arange(10, dtype=torch.float64)
+    tensors = OrderedDict([
+        ("plain", x),
+        ("transposed", x.t()),                 # strides (1, 6)
+        ("sliced", x[1:, ::2]),                # offset 6, strides (6, 2)
+        ("offset", y[3:7]),                    # offset into a shared double storage
+        ("shared", y),
+        ("half", x.half()),
+        ("bfloat16", x.bfloat16()),
+        ("int64", torch.arange(5)),
+        ("int32", torch.arange(3, dtype=torch.int32)),
+        ("uint8", torch.tensor([0, 7, 255], dtype=torch.uint8)),
+        ("bool", torch.tensor([True, False, True])),
+        ("scalar", torch.tensor(2.5)),
+        ("empty", torch.zeros(0, 3)),
+    ])
+    torch.save(tensors, os.path.join(out, "views.pt"))
+    safetensors.torch.save_file({k: v.contiguous().clone() for k, v in tensors.items()},
+                                os.path.join(out, "views.safetensors"))
+    with open(os.path.join(out, "NOTES.md"), "w") as f:
+        f.write(f"Written by scripts/make_tensorfile_fixtures.py with torch {torch.__version__}: views.pt is "
+                "torch.save of an OrderedDict of views (transposed, sliced, offset, shared storages) and dtypes; "
+                "views.safetensors holds the same tensors made contiguous.\n")
+
+
+if __name__ == "__main__":
+    main()

