@@ -39,25 +39,60 @@ enum Kernels {
         }
     }
 
-    /// Row-wise softmax in place over `width`-wide rows, where `keep` (width) marks the keys that count;
-    /// masked entries become 0. With no key kept every entry becomes 1/width, as HF's additive
-    /// minimum-value mask gives.
-    static func maskedSoftmax(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, keep: UnsafePointer<Float>) {
+    /// Row-wise unnormalised softmax in place: x[r, j] = keep[j]·exp(x[r, j] − max_j x[r, j]) over the kept
+    /// keys, and `inverseSums[r]` = 1 / Σ_j x[r, j], so the caller scales the (narrower) product P·V instead
+    /// of P. With no key kept every entry becomes 1 and the sum `width` (uniform attention, as HF's additive
+    /// minimum-value mask gives). x: (rows, width); keep: (width) of 0/1; inverseSums: (rows).
+    static func softmaxNumerators(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, keep: UnsafePointer<Float>,
+                                  inverseSums: UnsafeMutablePointer<Float>) {
         var kept: Float = 0
         for j in 0..<width { kept += keep[j] }
         for r in 0..<rows {
             let row = x + r * width
             if kept == 0 {
-                for j in 0..<width { row[j] = 1 / Float(width) }
+                for j in 0..<width { row[j] = 1 }
+                inverseSums[r] = 1 / Float(width)
                 continue
             }
-            var maximum = -Float.greatestFiniteMagnitude
-            for j in 0..<width where keep[j] != 0 && row[j] > maximum { maximum = row[j] }
+            let maximum = maskedMaximum(row, keep: keep, count: width)
             VectorMath.apply(row, count: width) { VectorMath.exp($0 - maximum) }
-            for j in 0..<width { row[j] = keep[j] != 0 ? row[j] : 0 }
-            let inv = 1 / sum(row, count: width)
-            for j in 0..<width { row[j] *= inv }
+            var total: Float = 0
+            var i = 0
+            var partial = SIMD8<Float>()
+            while i + 8 <= width {
+                let raw = UnsafeMutableRawPointer(row + i)
+                let k = UnsafeRawPointer(keep + i).loadUnaligned(as: SIMD8<Float>.self)
+                let e = raw.loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: k .== 0)
+                raw.storeBytes(of: e, as: SIMD8<Float>.self)
+                partial += e
+                i += 8
+            }
+            total = partial.sum()
+            while i < width {
+                row[i] = keep[i] != 0 ? row[i] : 0
+                total += row[i]
+                i += 1
+            }
+            inverseSums[r] = 1 / total
         }
+    }
+
+    /// The largest x[j] with keep[j] ≠ 0 (at least one must be kept).
+    static func maskedMaximum(_ x: UnsafePointer<Float>, keep: UnsafePointer<Float>, count n: Int) -> Float {
+        var best = SIMD8<Float>(repeating: -.greatestFiniteMagnitude)
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let k = UnsafeRawPointer(keep + i).loadUnaligned(as: SIMD8<Float>.self)
+            best = best.replacing(with: v, where: (v .> best) .& (k .!= 0))
+            i += 8
+        }
+        var maximum = best.max()
+        while i < n {
+            if keep[i] != 0 && x[i] > maximum { maximum = x[i] }
+            i += 1
+        }
+        return maximum
     }
 
     /// The sum of n elements, in eight interleaved partial sums (so it vectorises).

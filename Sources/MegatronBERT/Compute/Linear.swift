@@ -1,5 +1,3 @@
-import COpenBLAS
-
 /// `y = x Wᵀ + b`, the `nn.Linear` of PyTorch, on OpenBLAS's SGEMM.
 /// Half-precision weights are widened in blocks of output rows into a small scratch buffer.
 struct Linear: Sendable {
@@ -14,7 +12,7 @@ struct Linear: Sendable {
 
     /// x (rows, in) -> (rows, out)
     func callAsFunction(_ x: Tensor, rows: Int) -> Tensor {
-        let y = Tensor(shape: [rows, outFeatures])
+        let y = Tensor(uninitializedShape: [rows, outFeatures])
         apply(x.data, rows: rows, inputStride: inFeatures, into: y.data, outputStride: outFeatures)
         return y
     }
@@ -29,33 +27,37 @@ struct Linear: Sendable {
     func apply(_ input: UnsafePointer<Float>, rows: Int, inputStride: Int,
                into output: UnsafeMutablePointer<Float>, outputStride: Int, accumulate: Bool = false) {
         let n = outFeatures, k = inFeatures
-        if let bias {
-            bias.withUnsafeBufferPointer { b in
-                for r in 0..<rows {
-                    let o = output + r * outputStride
-                    if accumulate { Kernels.add(b.baseAddress!, into: o, count: n) } else { o.update(from: b.baseAddress!, count: n) }
+        guard rows > 0 else { return }
+        bias.withUnsafeBufferPointerOrNil { bias in
+            if case .fp32(let w) = weight.storage {
+                Matmul.multiplyTransposed(m: rows, n: n, k: k, input, lda: inputStride, w, ldb: k,
+                                          bias: bias, accumulate: accumulate, output, ldc: outputStride)
+                return
+            }
+            // Half-precision weights: each core widens its own blocks of output rows and multiplies them.
+            let block = max(16, min((n + Parallel.cores - 1) / Parallel.cores, Self.widenBlockElements / max(k, 1)))
+            let blocks = (n + block - 1) / block
+            Parallel.forEach(blocks) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
+                defer { scratch.deallocate() }
+                for index in range {
+                    let start = index * block, m = min(block, n - start)
+                    weight.widen(from: start * k, count: m * k, into: scratch)
+                    Matmul.multiplyBlock(m: rows, columns: start..<(start + m), k: k, input, lda: inputStride,
+                                         scratch, ldb: k, bias: bias, accumulate: accumulate,
+                                         output, ldc: outputStride)
                 }
             }
         }
-        let beta: Float = bias == nil && !accumulate ? 0 : 1
-        guard rows > 0 else { return }
-        if case .fp32(let w) = weight.storage {
-            Matmul.multiplyTransposed(m: rows, n: n, k: k, input, lda: inputStride, w, ldb: k,
-                                      beta: beta, output, ldc: outputStride)
-            return
-        }
-        // Half-precision weights: each core widens its own blocks of output rows and multiplies them.
-        let block = max(1, min(n, Self.widenBlockElements / max(k, 1)))
-        let blocks = (n + block - 1) / block
-        Parallel.forEach(blocks) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
-            defer { scratch.deallocate() }
-            for index in range {
-                let start = index * block, m = min(block, n - start)
-                weight.widen(from: start * k, count: m * k, into: scratch)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(m), Int32(k),
-                            1, input, Int32(inputStride), scratch, Int32(k), beta, output + start, Int32(outputStride))
-            }
+    }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with the array's base address, or nil.
+    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let array): array.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
         }
     }
 }

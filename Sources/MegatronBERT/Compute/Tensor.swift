@@ -20,6 +20,14 @@ public final class Tensor: @unchecked Sendable {
         data.initialize(repeating: 0, count: max(count, 1))
     }
 
+    /// A tensor whose elements the caller will all overwrite before reading (skips the zero fill).
+    init(uninitializedShape shape: [Int]) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
     /// A tensor holding a copy of `values`.
     public convenience init(shape: [Int], values: [Float]) {
         self.init(shape: shape)

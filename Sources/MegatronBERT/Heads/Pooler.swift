@@ -9,7 +9,7 @@ struct Pooler: Sendable {
     /// hidden (B·S, H) -> pooled (B, H), from each row's first token.
     func callAsFunction(_ hidden: Tensor, batch b: Int, sequence s: Int) -> Tensor {
         let h = dense.inFeatures
-        let pooled = Tensor(shape: [b, h])
+        let pooled = Tensor(uninitializedShape: [b, h])
         dense.apply(hidden.data, rows: b, inputStride: s * h, into: pooled.data, outputStride: h)
         Kernels.activate(pooled.data, count: pooled.count, .tanh)
         return pooled

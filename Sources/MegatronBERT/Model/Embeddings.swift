@@ -19,7 +19,7 @@ struct Embeddings: Sendable {
     /// ids, types (B, S) -> (B·S, H), positions 0..<S in every row. Inputs are already validated.
     func callAsFunction(ids: [[Int]], types: [[Int]]) -> Tensor {
         let b = ids.count, s = ids[0].count, h = word.shape[1]
-        let out = Tensor(shape: [b * s, h])
+        let out = Tensor(uninitializedShape: [b * s, h])
         let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
         defer { row.deallocate() }
         for i in 0..<b {

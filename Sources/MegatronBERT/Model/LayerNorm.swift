@@ -17,7 +17,7 @@ struct LayerNorm: Sendable {
 
     /// x (rows, D) -> new (rows, D)
     func callAsFunction(_ x: Tensor, rows: Int) -> Tensor {
-        let out = Tensor(shape: x.shape)
+        let out = Tensor(uninitializedShape: x.shape)
         apply(x.data, rows: rows, into: out.data)
         return out
     }

@@ -23,21 +23,29 @@ struct SelfAttention: Sendable {
     func context(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]]) -> Tensor {
         let h = query.outFeatures, d = h / heads, n = b * s
         let q = query(x, rows: n), k = key(x, rows: n), v = value(x, rows: n)  // (B·S, H) each
-        let context = Tensor(shape: [n, h])
+        let context = Tensor(uninitializedShape: [n, h])
         let scale = 1 / Float(d).squareRoot()
         Parallel.forEach(b * heads) { pairs in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: s * s)  // (S, S)
-            defer { scores.deallocate() }
+            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: s)  // (S)
+            defer { scores.deallocate(); inverseSums.deallocate() }
             for pair in pairs {
                 let i = pair / heads, head = pair % heads
                 let offset = i * s * h + head * d  // row i·S, columns head·d ..< head·d + d
                 // scores = scale · Q_ih K_ihᵀ   (S, d) x (d, S)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s), Int32(s), Int32(d),
                             scale, q.data + offset, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(s))
-                keep[i].withUnsafeBufferPointer { Kernels.maskedSoftmax(scores, rows: s, width: s, keep: $0.baseAddress!) }
-                // context_ih = P V_ih   (S, S) x (S, d)
+                keep[i].withUnsafeBufferPointer {
+                    Kernels.softmaxNumerators(scores, rows: s, width: s, keep: $0.baseAddress!, inverseSums: inverseSums)
+                }
+                // context_ih = E V_ih   (S, S) x (S, d), then each row divided by its softmax sum
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s), Int32(d), Int32(s),
                             1, scores, Int32(s), v.data + offset, Int32(h), 0, context.data + offset, Int32(h))
+                for row in 0..<s {
+                    let out = context.data + offset + row * h
+                    let scale = inverseSums[row]
+                    for j in 0..<d { out[j] *= scale }
+                }
             }
         }
         return context
