@@ -1,12 +1,7 @@
 import COpenBLAS
 
-/// Matrix products on OpenBLAS. OpenBLAS runs single-threaded and we split each product across
-/// cores ourselves: OpenBLAS's own threads spin-wait between calls and fight the Dispatch workers that
-/// run the other kernels (measured: over a third of the time lost to sched_yield on 2 cores).
+/// Matrix products on OpenBLAS, single-threaded per call (see `Runtime`), split across cores here.
 enum Matmul {
-    /// Call before any product: pins OpenBLAS to one thread per call (process-wide).
-    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
-
     /// C (m, n) = A (m, k) · B(n, k)ᵀ [+ bias (n)] [+ C when `accumulate`], row-major with leading
     /// dimensions, split by columns of C across cores when the product is large enough to pay for it.
     /// Each core writes the bias into its own columns first, so that pass is parallel and cache-warm.
@@ -15,7 +10,6 @@ enum Matmul {
                                    _ b: UnsafePointer<Float>, ldb: Int,
                                    bias: UnsafePointer<Float>?, accumulate: Bool,
                                    _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-        _ = singleThreadedBLAS
         let parts = m * n * k >= 1 << 21 ? Parallel.cores : 1
         // Column blocks in multiples of 16 so each core's SGEMM keeps whole micro-tiles.
         let chunk = ((n + parts - 1) / parts + 15) / 16 * 16

@@ -47,6 +47,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     }
 
     init(config: BertConfig, loader: WeightLoader) throws {
+        _ = Runtime.configured
         self.config = config
         self.dtype = loader.dtype
         let p = loader.encoderPrefix

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: `megatron-bert bench --random-weights` against PyTorch (scripts/bench_pytorch.py)
+on the same grid, in one run. Each point runs in a fresh process per engine (so peak RSS is that point's),
+alternating Swift and PyTorch for --rounds rounds to spread the machine's noise over both; the table shows
+the median tokens/s of the rounds and the ratio.
+
+    swift build -c release
+    /tmp/ref/bin/python scripts/bench_compare.py [--rounds 3] [--dtype fp32] [--threads 2]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(command):
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(HERE, "..", ".build", "release", "megatron-bert"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-seconds", default="3")
+    parser.add_argument("--points", default="1x8,1x128,8x128,1x512")
+    args = parser.parse_args()
+    points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",")]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    print(f"{cpu}, {os.cpu_count()} cores; Swift --dtype {args.dtype} vs PyTorch fp32 with {args.threads} threads; "
+          f"median of {args.rounds} alternating rounds, each point a fresh process (>= {args.min_seconds} s of runs)")
+    print("| batch x seq | Swift tok/s | PyTorch tok/s | Swift / PyTorch | Swift peak RSS MB | PyTorch peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for b, s in points:
+        swift, torch = [], []
+        for _ in range(args.rounds):
+            swift.append(run([args.binary, "bench", "--random-weights", "--batch", str(b), "--seq", str(s), "--dtype",
+                              args.dtype, "--json", "--min-seconds", args.min_seconds]))
+            torch.append(run([sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--batch", str(b), "--seq", str(s),
+                              "--threads", str(args.threads), "--json", "--min-seconds", args.min_seconds]))
+        st = statistics.median(r["tokens_per_second"] for r in swift)
+        pt = statistics.median(r["tokens_per_second"] for r in torch)
+        print(f"| {b} x {s} | {st:.1f} | {pt:.1f} | {st / pt:.2f} | {max(r['peak_rss_bytes'] for r in swift) / 2**20:.0f} | "
+              f"{max(r['peak_rss_bytes'] for r in torch) / 2**20:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
