@@ -57,7 +57,7 @@ struct BenchCommand: ParsableCommand {
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
             let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]
             if !json {
-                print("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), dtype \(dtype), \(System.cores) cores")
+                print("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores")
                 print("batch  seq  runs   median ms   tokens/s   peak RSS MB")
             }
             for (b, s) in points {
