@@ -5,6 +5,7 @@ struct MaskedLMHead: Sendable {
     let activation: Activation
     let layerNorm: LayerNorm  // transform.LayerNorm
     let decoder: Linear  // (V, H): the word embeddings unless the config unties them
+    let tiedDecoder: Bool
 
     init(_ loader: WeightLoader, _ prefix: String, config: BertConfig, wordEmbeddings: Weight) throws {
         let h = config.hiddenSize
@@ -14,12 +15,19 @@ struct MaskedLMHead: Sendable {
         let bias = try loader.vector(prefix + ".bias", config.vocabSize)
         // HF ties decoder.bias to cls.predictions.bias; a saved copy is the same tensor.
         loader.ignore(prefix + ".decoder.bias")
+        tiedDecoder = config.tieWordEmbeddings
         if config.tieWordEmbeddings {
             loader.ignore(prefix + ".decoder.weight")
             decoder = Linear(weight: wordEmbeddings, bias: bias)
         } else {
             decoder = Linear(weight: try loader.matrix(prefix + ".decoder.weight", [config.vocabSize, h]), bias: bias)
         }
+    }
+
+    /// Its own parameters: the decoder weight only when it is not the (tied) word embedding.
+    var parameterCount: Int {
+        dense.parameterCount + layerNorm.parameterCount + (decoder.bias?.count ?? 0)
+            + (tiedDecoder ? 0 : decoder.weight.count)
     }
 
     /// hidden (B·S, H) -> logits (B·S, V)

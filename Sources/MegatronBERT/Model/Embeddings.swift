@@ -16,6 +16,8 @@ struct Embeddings: Sendable {
         loader.ignore(prefix + ".position_ids")  // a buffer older checkpoints saved
     }
 
+    var parameterCount: Int { word.count + position.count + tokenType.count + (layerNorm?.parameterCount ?? 0) }
+
     /// ids, types (B, S) -> (B·S, H), positions 0..<S in every row. Inputs are already validated.
     func callAsFunction(ids: [[Int]], types: [[Int]]) -> Tensor {
         let b = ids.count, s = ids[0].count, h = word.shape[1]

@@ -25,6 +25,11 @@ struct EncoderLayer: Sendable {
         activation = config.activation
     }
 
+    var parameterCount: Int {
+        [attention.query, attention.key, attention.value, attention.output, intermediate, output].map(\.parameterCount)
+            .reduce(0, +) + attentionNorm.parameterCount + mlpNorm.parameterCount
+    }
+
     /// x (B·S, H) updated in place.
     func callAsFunction(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]]) {
         let n = b * s

@@ -15,6 +15,8 @@ struct LayerNorm: Sendable {
         Kernels.layerNorm(x, rows: rows, width: gamma.count, gamma: gamma, beta: beta, epsilon: epsilon, into: out)
     }
 
+    var parameterCount: Int { gamma.count + beta.count }
+
     /// x (rows, D) -> new (rows, D)
     func callAsFunction(_ x: Tensor, rows: Int) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape)
@@ -24,6 +26,8 @@ struct LayerNorm: Sendable {
 }
 
 extension Linear {
+    var parameterCount: Int { weight.count + (bias?.count ?? 0) }
+
     /// `nn.Linear(in, out)`: weights `<prefix>.weight` (out, in) and `<prefix>.bias` (out).
     init(_ loader: WeightLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int) throws {
         weight = try loader.matrix(prefix + ".weight", [outFeatures, inFeatures])

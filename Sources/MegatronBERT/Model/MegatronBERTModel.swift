@@ -19,9 +19,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// `encoder.ln`: Megatron-BERT's final LayerNorm (nil for BERT).
     let finalNorm: LayerNorm?
     let pooler: Pooler?
-    let maskedLM: MaskedLMHead?
-    /// The linear head on the pooled or per-token output, with the HF output names it fills.
-    let linearHead: Linear?
+    let taskHead: TaskHead
 
     /// Loads a Hugging Face model directory (or one weight file beside its config.json).
     public convenience init(path: String, dtype: DType = .fp32) throws {
@@ -73,24 +71,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         } else {
             pooler = nil
         }
-        switch head {
-        case .preTraining, .maskedLM:
-            maskedLM = try MaskedLMHead(loader, "cls.predictions", config: config, wordEmbeddings: embeddings.word)
-        default:
-            maskedLM = nil
-        }
-        switch head {
-        case .preTraining, .nextSentencePrediction:
-            linearHead = try Linear(loader, "cls.seq_relationship", in: h, out: 2)
-        case .sequenceClassification, .tokenClassification:
-            linearHead = try Linear(loader, "classifier", in: h, out: config.numLabels)
-        case .questionAnswering:
-            linearHead = try Linear(loader, "qa_outputs", in: h, out: 2)
-        case .multipleChoice:
-            linearHead = try Linear(loader, "classifier", in: h, out: 1)
-        case .base, .maskedLM:
-            linearHead = nil
-        }
+        taskHead = try TaskHead(head, loader, config: config, wordEmbeddings: embeddings.word)
         try loader.finish()
     }
 
@@ -100,9 +81,6 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// `max_position_embeddings`, ragged rows, a multiple-choice model given a (B, S) batch …).
     public func forward(_ batch: Batch) throws -> ModelOutputs {
         try batch.validate(against: config)
-        if head == .multipleChoice && batch.numChoices == nil {
-            throw ModelError("a multiple-choice model takes input_ids shaped (batch, choices, sequence)")
-        }
         let b = batch.inputIDs.count, s = batch.inputIDs[0].count, h = config.hiddenSize
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
         let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
@@ -112,52 +90,13 @@ public final class MegatronBERTModel: @unchecked Sendable {
         finalNorm?.apply(x.data, rows: b * s, into: x.data)
 
         let pooled = pooler?(x, batch: b, sequence: s)  // (B, H)
-        var heads: [(name: String, tensor: Tensor)] = []
-        switch head {
-        case .base:
-            break
-        case .preTraining:
-            heads.append(("prediction_logits", maskedLM!(x, rows: b * s).reshape([b, s, config.vocabSize])))
-            heads.append(("seq_relationship_logits", linearHead!(pooled!, rows: b)))
-        case .maskedLM:
-            heads.append(("logits", maskedLM!(x, rows: b * s).reshape([b, s, config.vocabSize])))
-        case .nextSentencePrediction, .sequenceClassification:
-            heads.append(("logits", linearHead!(pooled!, rows: b)))
-        case .tokenClassification:
-            heads.append(("logits", linearHead!(x, rows: b * s).reshape([b, s, config.numLabels])))
-        case .questionAnswering:
-            let both = linearHead!(x, rows: b * s)  // (B·S, 2)
-            let start = Tensor(shape: [b, s]), end = Tensor(shape: [b, s])
-            for i in 0..<(b * s) {
-                start[i] = both[2 * i]
-                end[i] = both[2 * i + 1]
-            }
-            heads.append(("start_logits", start))
-            heads.append(("end_logits", end))
-        case .multipleChoice:
-            let c = batch.numChoices!
-            heads.append(("logits", linearHead!(pooled!, rows: b).reshape([b / c, c])))
-        }
+        let heads = try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices)
         return ModelOutputs(lastHiddenState: x.reshape([b, s, h]), poolerOutput: pooled, headOutputs: heads)
     }
 
-    /// Parameters held in memory, and their bytes.
+    /// The number of parameters, as transformers counts them (the tied MLM decoder once).
     public var parameterCount: Int {
-        var n = embeddings.word.count + embeddings.position.count + embeddings.tokenType.count
-        func linear(_ l: Linear) -> Int { l.weight.count + (l.bias?.count ?? 0) }
-        func norm(_ l: LayerNorm?) -> Int { 2 * (l?.gamma.count ?? 0) }
-        n += norm(embeddings.layerNorm) + norm(finalNorm)
-        for layer in layers {
-            n += linear(layer.attention.query) + linear(layer.attention.key) + linear(layer.attention.value)
-            n += linear(layer.attention.output) + linear(layer.intermediate) + linear(layer.output)
-            n += norm(layer.attentionNorm) + norm(layer.mlpNorm)
-        }
-        if let pooler { n += linear(pooler.dense) }
-        if let maskedLM {
-            n += linear(maskedLM.dense) + norm(maskedLM.layerNorm) + (maskedLM.decoder.bias?.count ?? 0)
-            if !config.tieWordEmbeddings { n += maskedLM.decoder.weight.count }
-        }
-        if let linearHead { n += linear(linearHead) }
-        return n
+        embeddings.parameterCount + layers.map(\.parameterCount).reduce(0, +) + (finalNorm?.parameterCount ?? 0)
+            + (pooler?.dense.parameterCount ?? 0) + taskHead.parameterCount
     }
 }
