@@ -12,11 +12,8 @@ public final class Tensor: @unchecked Sendable {
     public let data: UnsafeMutablePointer<Float>
 
     /// A zero-filled tensor.
-    public init(shape: [Int]) {
-        self.shape = shape
-        count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    public convenience init(shape: [Int]) {
+        self.init(uninitializedShape: shape)
         data.initialize(repeating: 0, count: max(count, 1))
     }
 
@@ -24,8 +21,7 @@ public final class Tensor: @unchecked Sendable {
     init(uninitializedShape shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        data = BufferPool.shared.take(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     /// A tensor holding a copy of `values`.
@@ -35,7 +31,7 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { data.deallocate() }
+    deinit { BufferPool.shared.give(UnsafeMutableRawPointer(data), max(count, 1) * 4) }
 
     public subscript(index: Int) -> Float {
         get { data[index] }
