@@ -55,23 +55,27 @@ enum Kernels {
                 continue
             }
             let maximum = maskedMaximum(row, keep: keep, count: width)
-            VectorMath.apply(row, count: width) { VectorMath.exp($0 - maximum) }
-            var total: Float = 0
-            var i = 0
+            // One fused pass: e = exp(x − max), zero where masked, summed as it goes.
             var partial = SIMD8<Float>()
+            var i = 0
             while i + 8 <= width {
                 let raw = UnsafeMutableRawPointer(row + i)
                 let k = UnsafeRawPointer(keep + i).loadUnaligned(as: SIMD8<Float>.self)
-                let e = raw.loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: k .== 0)
+                let e = VectorMath.exp(raw.loadUnaligned(as: SIMD8<Float>.self) - maximum).replacing(with: 0, where: k .== 0)
                 raw.storeBytes(of: e, as: SIMD8<Float>.self)
                 partial += e
                 i += 8
             }
-            total = partial.sum()
-            while i < width {
-                row[i] = keep[i] != 0 ? row[i] : 0
-                total += row[i]
-                i += 1
+            var total = partial.sum()
+            if i < width {
+                let rest = width - i
+                var v = SIMD8<Float>(repeating: -.infinity)
+                for j in 0..<rest { v[j] = keep[i + j] != 0 ? row[i + j] : -.infinity }
+                let e = VectorMath.exp(v - maximum)
+                for j in 0..<rest {
+                    row[i + j] = keep[i + j] != 0 ? e[j] : 0
+                    total += row[i + j]
+                }
             }
             inverseSums[r] = 1 / total
         }

@@ -7,7 +7,7 @@ struct Linear: Sendable {
     var inFeatures: Int { weight.shape[1] }
     var outFeatures: Int { weight.shape[0] }
 
-    /// Rows of a half-precision weight widened per SGEMM call (bounds the scratch to ~4 MB).
+    /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
     static let widenBlockElements = 1 << 20
 
     /// x (rows, in) -> (rows, out)
