@@ -36,7 +36,8 @@ def main():
     points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",")]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     print(f"{cpu}, {os.cpu_count()} cores; Swift --dtype {args.dtype} vs PyTorch fp32 with {args.threads} threads; "
-          f"median of {args.rounds} alternating rounds, each point a fresh process (>= {args.min_seconds} s of runs)")
+          f"{args.rounds} alternating rounds, each point a fresh process (>= {args.min_seconds} s of runs); "
+          f"best run and median of round medians")
     print("| batch x seq | Swift best tok/s | PyTorch best tok/s | Swift / PyTorch | Swift median | PyTorch median "
           "| Swift peak RSS MB | PyTorch peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
