@@ -98,17 +98,4 @@ enum Kernels {
         }
         return maximum
     }
-
-    /// The sum of n elements, in eight interleaved partial sums (so it vectorises).
-    static func sum(_ x: UnsafePointer<Float>, count n: Int) -> Float {
-        var partial = SIMD8<Float>()
-        var i = 0
-        while i + 8 <= n {
-            partial += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            i += 8
-        }
-        var total = partial.sum()
-        while i < n { total += x[i]; i += 1 }
-        return total
-    }
 }

@@ -41,12 +41,4 @@ public struct Weight: @unchecked Sendable {
         case .bf16(let p): HalfConversion.widenBFloat16(p + start, into: destination, count: count)
         }
     }
-
-    /// The whole weight as FP32 values (copies).
-    public func toFloats() -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            widen(from: 0, count: count, into: buffer.baseAddress!)
-            initialized = count
-        }
-    }
 }
