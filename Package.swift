@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "MegatronBERT", targets: ["MegatronBERT"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
+        .library(name: "BERTTokenizer", targets: ["BERTTokenizer"]),
         .executable(name: "megatron-bert", targets: ["megatron-bert"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         ),
         // Checkpoint bytes: safetensors, PyTorch zip archives, the pickle machine. No dependencies.
         .target(name: "TensorFiles"),
+        // WordPiece tokenization with Hugging Face's semantics. No dependencies.
+        .target(name: "BERTTokenizer"),
         .target(
             name: "MegatronBERT",
             dependencies: ["COpenBLAS", "TensorFiles"]
@@ -32,6 +35,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
             dependencies: ["MegatronBERT", "TensorFiles"],

@@ -1,0 +1,186 @@
+import Foundation
+
+/// BERT's WordPiece tokenizer with Hugging Face's semantics (`BertTokenizerFast`): special tokens kept
+/// whole, BERT normalisation, whitespace and punctuation splitting, WordPiece, `[CLS] A [SEP] B [SEP]`.
+///
+/// ```swift
+/// let tokenizer = try BERTTokenizer(vocabulary: Vocabulary(path: "vocab.txt"))
+/// let encoding = try tokenizer.encode("The capital of France is [MASK].")
+/// print(encoding.tokens)  // ["[CLS]", "The", "capital", "of", "France", "is", "[MASK]", ".", "[SEP]"]
+/// ```
+public struct BERTTokenizer: Sendable {
+    public let vocabulary: Vocabulary
+    public let unknownToken: String, classToken: String, separatorToken: String, padToken: String, maskToken: String
+    let normalizer: Normalizer
+    let wordPiece: WordPiece
+    /// The special tokens recognised whole inside text, as scalars, longest first.
+    let specialTokens: [(scalars: [Unicode.Scalar], id: Int, token: String)]
+    let classID: Int, separatorID: Int, padID: Int
+
+    /// - Parameters:
+    ///   - doLowerCase: lowercase the text (false for the cased Megatron-BERT vocabulary).
+    ///   - stripAccents: remove accents; nil means "when lowercasing", as BERT does.
+    ///   - tokenizeChineseCharacters: make each CJK ideograph a word of its own.
+    public init(vocabulary: Vocabulary, doLowerCase: Bool = false, stripAccents: Bool? = nil,
+                tokenizeChineseCharacters: Bool = true, unknownToken: String = "[UNK]", classToken: String = "[CLS]",
+                separatorToken: String = "[SEP]", padToken: String = "[PAD]", maskToken: String = "[MASK]") throws {
+        func id(_ token: String, _ role: String) throws -> Int {
+            guard let id = vocabulary.id(of: token) else {
+                throw TokenizerError("the vocabulary has no \(role) token \"\(token)\"; BERT vocabularies hold [PAD], [UNK], [CLS], [SEP] and [MASK]")
+            }
+            return id
+        }
+        self.vocabulary = vocabulary
+        self.unknownToken = unknownToken
+        self.classToken = classToken
+        self.separatorToken = separatorToken
+        self.padToken = padToken
+        self.maskToken = maskToken
+        let unknownID = try id(unknownToken, "unknown")
+        classID = try id(classToken, "classification")
+        separatorID = try id(separatorToken, "separator")
+        padID = try id(padToken, "padding")
+        normalizer = Normalizer(cleanText: true, handleChineseCharacters: tokenizeChineseCharacters,
+                                stripAccents: stripAccents ?? doLowerCase, lowercase: doLowerCase)
+        wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID)
+        var specials = [unknownToken, classToken, separatorToken, padToken]
+        if vocabulary.id(of: maskToken) != nil { specials.append(maskToken) }
+        specialTokens = specials.map { (Array($0.unicodeScalars), vocabulary.id(of: $0)!, $0) }
+            .sorted { $0.scalars.count > $1.scalars.count }
+    }
+
+    /// Tokens added around the text: 2 for one text ([CLS] … [SEP]), 3 for a pair.
+    public func specialTokenCount(pair: Bool) -> Int { pair ? 3 : 2 }
+
+    /// One text's tokens, before special tokens are added around it.
+    struct Piece {
+        var id: Int
+        var range: Range<Int>  // scalars of the original text
+        var word: Int
+    }
+
+    func pieces(_ text: String) -> (pieces: [Piece], scalars: [Unicode.Scalar]) {
+        let input = Array(text.unicodeScalars)
+        var pieces: [Piece] = []
+        var word = 0
+        var segmentStart = 0
+        var i = 0
+        func flush(upTo end: Int) {
+            guard segmentStart < end else { return }
+            var normalized: [Unicode.Scalar] = [], origin: [Int] = []
+            normalizer.normalize(input, segmentStart..<end, into: &normalized, origin: &origin)
+            var wordStart = 0
+            func emit(_ range: Range<Int>) {
+                guard !range.isEmpty else { return }
+                for p in wordPiece.tokenize(normalized[range]) {
+                    pieces.append(Piece(id: p.id, range: origin[p.range.lowerBound]..<(origin[p.range.upperBound - 1] + 1), word: word))
+                }
+                word += 1
+            }
+            for k in 0..<normalized.count {
+                let c = normalized[k]
+                if CharacterClasses.isWhitespace(c) {
+                    emit(wordStart..<k)
+                    wordStart = k + 1
+                } else if CharacterClasses.isPunctuation(c) {
+                    emit(wordStart..<k)
+                    emit(k..<(k + 1))
+                    wordStart = k + 1
+                }
+            }
+            emit(wordStart..<normalized.count)
+        }
+        while i < input.count {
+            if input[i] == "[", let special = specialTokens.first(where: { matches($0.scalars, input, at: i) }) {
+                flush(upTo: i)
+                pieces.append(Piece(id: special.id, range: i..<(i + special.scalars.count), word: word))
+                word += 1
+                i += special.scalars.count
+                segmentStart = i
+            } else {
+                i += 1
+            }
+        }
+        flush(upTo: input.count)
+        return (pieces, input)
+    }
+
+    private func matches(_ token: [Unicode.Scalar], _ input: [Unicode.Scalar], at i: Int) -> Bool {
+        guard i + token.count <= input.count else { return false }
+        for (k, c) in token.enumerated() where input[i + k] != c { return false }
+        return true
+    }
+
+    /// Encodes one text, or a pair, as `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]`.
+    ///
+    /// - Parameters:
+    ///   - maxLength: the most tokens, special tokens included; nil for no limit.
+    ///   - truncation: how a text or pair over `maxLength` is cut.
+    /// - Throws: when `maxLength` cannot hold even the special tokens, or when the input is over
+    ///   `maxLength` and `truncation` cannot make it fit.
+    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil,
+                       truncation: TruncationStrategy = .longestFirst) throws -> Encoding {
+        let first = pieces(text)
+        let second = pair.map(pieces)
+        var n1 = first.pieces.count, n2 = second?.pieces.count ?? 0
+        if let maxLength, truncation != .doNotTruncate {
+            let specials = specialTokenCount(pair: second != nil)
+            guard maxLength >= specials else {
+                throw TokenizerError("max_length \(maxLength) cannot hold the \(specials) special tokens; use at least \(specials + 1)")
+            }
+            let budget = maxLength - specials
+            if n1 + n2 > budget {
+                switch truncation {
+                case .longestFirst:
+                    // One token at a time from the longer text; on a tie from the first, as `tokenizers` does.
+                    while n1 + n2 > budget { if n1 >= n2 { n1 -= 1 } else { n2 -= 1 } }
+                case .onlyFirst:
+                    guard n2 < budget else {
+                        throw TokenizerError("only_first truncation cannot fit: the second text alone has \(n2) tokens, over the \(budget) left by max_length \(maxLength)")
+                    }
+                    n1 = budget - n2
+                case .onlySecond:
+                    guard second != nil, n1 < budget else {
+                        throw TokenizerError("only_second truncation cannot fit: the first text alone has \(n1) tokens, over the \(budget) left by max_length \(maxLength)")
+                    }
+                    n2 = budget - n1
+                case .doNotTruncate:
+                    break
+                }
+            }
+        }
+        var encoding = Encoding()
+        func special(_ id: Int, _ token: String, type: Int) {
+            encoding.append(id: id, token: token, type: type, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
+        }
+        func add(_ source: (pieces: [Piece], scalars: [Unicode.Scalar]), count: Int, sequence: Int) {
+            var utf8Before = [Int](repeating: 0, count: source.scalars.count + 1)
+            for (k, c) in source.scalars.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
+            for piece in source.pieces.prefix(count) {
+                encoding.append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false,
+                                offsets: piece.range,
+                                bytes: utf8Before[piece.range.lowerBound]..<utf8Before[piece.range.upperBound],
+                                word: piece.word, sequence: sequence)
+            }
+        }
+        special(classID, classToken, type: 0)
+        add(first, count: n1, sequence: 0)
+        special(separatorID, separatorToken, type: 0)
+        if let second {
+            add(second, count: n2, sequence: 1)
+            special(separatorID, separatorToken, type: 1)
+        }
+        return encoding
+    }
+
+    /// Pads encodings on the right to the longest one (or to `length`, or up to a multiple of `multiple`).
+    public func pad(_ encodings: [Encoding], to length: Int? = nil, multiple: Int? = nil) -> [Encoding] {
+        var target = length ?? encodings.map(\.count).max() ?? 0
+        if let multiple, multiple > 0, target % multiple != 0 { target += multiple - target % multiple }
+        return encodings.map {
+            var e = $0
+            e.pad(to: target, id: padID, token: padToken)
+            return e
+        }
+    }
+}

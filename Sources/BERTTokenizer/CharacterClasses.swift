@@ -1,0 +1,42 @@
+/// The character classes of BERT's normaliser and pre-tokeniser, as Hugging Face `tokenizers` defines them.
+enum CharacterClasses {
+    /// Removed by text cleaning: NUL, U+FFFD and control characters (category C*) other than \t \n \r.
+    static func isRemoved(_ c: Unicode.Scalar) -> Bool {
+        if c.value == 0 || c.value == 0xFFFD { return true }
+        if c == "\t" || c == "\n" || c == "\r" { return false }
+        switch c.properties.generalCategory {
+        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        default: return false
+        }
+    }
+
+    /// Whitespace: \t \n \r and Unicode's White_Space property (what Rust's `char::is_whitespace` tests).
+    static func isWhitespace(_ c: Unicode.Scalar) -> Bool {
+        c == "\t" || c == "\n" || c == "\r" || c.properties.isWhitespace
+    }
+
+    /// Punctuation: ASCII punctuation and symbols (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~) or Unicode category P*.
+    static func isPunctuation(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+        switch c.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+             .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
+        default: return false
+        }
+    }
+
+    /// CJK ideographs, which BERT surrounds with spaces so each becomes its own word.
+    static func isChinese(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
+             0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F: return true
+        default: return false
+        }
+    }
+
+    /// Combining marks removed by accent stripping (category Mn).
+    static func isNonSpacingMark(_ c: Unicode.Scalar) -> Bool {
+        c.properties.generalCategory == .nonspacingMark
+    }
+}

@@ -1,0 +1,51 @@
+/// One tokenized input, as Hugging Face's `Encoding`: parallel arrays, one entry per token.
+public struct Encoding: Sendable, Equatable {
+    public var ids: [Int]
+    /// 0 for the first text (and its [CLS]/[SEP]), 1 for the second text and its final [SEP].
+    public var typeIDs: [Int]
+    public var attentionMask: [Int]
+    /// 1 for the [CLS]/[SEP]/[PAD] the tokenizer added, 0 for tokens of the text.
+    public var specialTokensMask: [Int]
+    public var tokens: [String]
+    /// Character (Unicode code point) ranges in the text each token came from, as HF counts them;
+    /// `0..<0` for added special tokens.
+    public var offsets: [Range<Int>]
+    /// The same ranges in UTF-8 bytes.
+    public var byteOffsets: [Range<Int>]
+    /// The index of the word each token belongs to, in its text; nil for added special tokens.
+    public var wordIDs: [Int?]
+    /// 0 or 1 for the text each token came from; nil for added special tokens.
+    public var sequenceIDs: [Int?]
+
+    public var count: Int { ids.count }
+
+    init() {
+        ids = []; typeIDs = []; attentionMask = []; specialTokensMask = []; tokens = []
+        offsets = []; byteOffsets = []; wordIDs = []; sequenceIDs = []
+    }
+
+    mutating func append(id: Int, token: String, type: Int, special: Bool, offsets: Range<Int>, bytes: Range<Int>,
+                         word: Int?, sequence: Int?) {
+        ids.append(id); tokens.append(token); typeIDs.append(type); attentionMask.append(1)
+        specialTokensMask.append(special ? 1 : 0); self.offsets.append(offsets); byteOffsets.append(bytes)
+        wordIDs.append(word); sequenceIDs.append(sequence)
+    }
+
+    /// Pads on the right to `length` with the pad token (attention 0, special 1).
+    mutating func pad(to length: Int, id: Int, token: String) {
+        while ids.count < length {
+            append(id: id, token: token, type: 0, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
+            attentionMask[attentionMask.count - 1] = 0
+        }
+    }
+}
+
+/// How a text pair is cut down to `maxLength` (Hugging Face's names).
+public enum TruncationStrategy: String, Sendable, CaseIterable {
+    /// Remove a token from the longer text, one at a time, until the pair fits.
+    case longestFirst = "longest_first"
+    case onlyFirst = "only_first"
+    case onlySecond = "only_second"
+    /// Never truncate (an input over `maxLength` stays as it is).
+    case doNotTruncate = "do_not_truncate"
+}

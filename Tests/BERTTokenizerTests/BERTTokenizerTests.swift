@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+@testable import BERTTokenizer
+
+@Suite struct BERTTokenizerTests {
+    static let tokenizer = try! BERTTokenizer(vocabulary: Golden.vocabulary)
+
+    @Test func encodesAPairWithSpecialTokensAndTypes() throws {
+        let e = try Self.tokenizer.encode("Who is it?", pair: "It is me.")
+        #expect(e.tokens == ["[CLS]", "Who", "is", "it", "?", "[SEP]", "It", "is", "me", ".", "[SEP]"])
+        #expect(e.typeIDs == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+        #expect(e.sequenceIDs == [nil, 0, 0, 0, 0, nil, 1, 1, 1, 1, nil])
+        #expect(e.attentionMask == Array(repeating: 1, count: 11))
+    }
+
+    @Test func byteOffsetsCountUTF8() throws {
+        let text = "é😀 x"
+        let e = try Self.tokenizer.encode(text)
+        let bytes = Array(text.utf8)
+        for (range, token) in zip(e.byteOffsets, e.tokens) where !range.isEmpty {
+            let piece = String(decoding: bytes[range], as: UTF8.self)
+            #expect(token == "[UNK]" || piece == token.replacingOccurrences(of: "##", with: ""), "\(piece) vs \(token)")
+        }
+        #expect(e.offsets.last(where: { !$0.isEmpty }) == 3..<4)  // "x" is the 4th code point
+        #expect(e.byteOffsets.last(where: { !$0.isEmpty }) == 7..<8)  // after 2 + 4 + 1 bytes
+    }
+
+    @Test func padsToTheLongestAndToAMultiple() throws {
+        let a = try Self.tokenizer.encode("one"), b = try Self.tokenizer.encode("one two three")
+        let padded = Self.tokenizer.pad([a, b])
+        #expect(padded.map(\.count) == [5, 5])
+        #expect(padded[0].attentionMask == [1, 1, 1, 0, 0])
+        #expect(padded[0].ids.suffix(2) == [0, 0])
+        #expect(padded[0].specialTokensMask == [1, 0, 1, 1, 1])
+        #expect(Self.tokenizer.pad([a, b], multiple: 8).map(\.count) == [8, 8])
+        #expect(Self.tokenizer.pad([a], to: 6)[0].tokens.last == "[PAD]")
+    }
+
+    @Test func maxLengthMustHoldTheSpecialTokens() throws {
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encode("hello", maxLength: 1) }
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encode("hello", pair: "there", maxLength: 2) }
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encode("hello there you", maxLength: 4, truncation: .onlySecond) }
+        #expect(try Self.tokenizer.encode("hello there you", maxLength: 3).tokens == ["[CLS]", "hello", "[SEP]"])
+        #expect(try Self.tokenizer.encode("hello there you", maxLength: 3, truncation: .doNotTruncate).count == 5)
+    }
+
+    /// Random Unicode (all planes, controls, surrogate-free) never crashes, and every token's offsets lie
+    /// inside the text, in order.
+    @Test func randomTextNeverBreaksOffsets() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var text = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0..<60, using: &generator) {
+                let pick = Int.random(in: 0..<4, using: &generator)
+                let value: UInt32 = pick == 0 ? UInt32.random(in: 0..<128, using: &generator)
+                    : pick == 1 ? UInt32.random(in: 0x80..<0x3000, using: &generator)
+                    : pick == 2 ? UInt32.random(in: 0x4E00..<0xA000, using: &generator)
+                    : UInt32.random(in: 0x1F000..<0x1FAFF, using: &generator)
+                if let scalar = Unicode.Scalar(value) { text.append(scalar) }
+            }
+            let string = String(text)
+            let e = try Self.tokenizer.encode(string)
+            let length = string.unicodeScalars.count
+            var last = 0
+            for range in e.offsets where !range.isEmpty {
+                #expect(range.lowerBound >= last && range.upperBound <= length, "\(string.debugDescription)")
+                last = range.lowerBound
+            }
+            #expect(e.ids.allSatisfy { $0 >= 0 && $0 < Golden.vocabulary.count })
+        }
+    }
+}
+
+@Suite struct VocabularyTests {
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: TokenizerError.self) { try Vocabulary(data: Data([0x61, 0x0a, 0xff, 0xfe, 0x0a])) }
+    }
+
+    @Test func rejectsDuplicates() {
+        let error = #expect(throws: TokenizerError.self) { try Vocabulary(data: Data("[PAD]\na\nb\na\n".utf8)) }
+        #expect(error?.message.contains("appears twice (lines 2 and 4)") == true)
+    }
+
+    @Test func composedAndDecomposedFormsAreDifferentTokens() throws {
+        let vocabulary = try Vocabulary(tokens: ["\u{e9}", "e\u{301}"])
+        #expect(vocabulary.id(of: "\u{e9}") == 0)
+        #expect(vocabulary.id(of: "e\u{301}") == 1)
+    }
+
+    @Test func aTokenizerNeedsItsSpecialTokens() throws {
+        let vocabulary = try Vocabulary(tokens: ["[PAD]", "[CLS]", "[SEP]", "hello"])
+        let error = #expect(throws: TokenizerError.self) { try BERTTokenizer(vocabulary: vocabulary) }
+        #expect(error?.message.contains("no unknown token \"[UNK]\"") == true)
+    }
+
+    @Test func readsCRLFFiles() throws {
+        let vocabulary = try Vocabulary(data: Data("[PAD]\r\n[UNK]\r\nx\r\n".utf8))
+        #expect(vocabulary.tokens == ["[PAD]", "[UNK]", "x"])
+    }
+
+    @Test func theCasedMegatronVocabulary() {
+        #expect(Golden.vocabulary.count == 28996)
+        #expect(Golden.vocabulary.id(of: "[MASK]") == 103)
+        #expect(Golden.vocabulary.id(of: "[CLS]") == 101)
+    }
+}

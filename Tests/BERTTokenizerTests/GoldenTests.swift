@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+@testable import BERTTokenizer
+
+/// Fixtures/golden.json: BertTokenizerFast (Rust `tokenizers`) on a hard corpus with the cased
+/// Megatron-BERT vocabulary (Fixtures/vocab.txt), written by scripts/make_tokenizer_fixtures.py.
+struct GoldenCase: Decodable, Sendable, CustomStringConvertible {
+    var text: String
+    var pair: String?
+    var do_lower_case: Bool
+    var truncation: String?
+    var max_length: Int?
+    var error: String?
+    var input_ids: [Int]?
+    var token_type_ids: [Int]?
+    var special_tokens_mask: [Int]?
+    var offsets: [[Int]]?
+    var word_ids: [Int?]?
+    var tokens: [String]?
+
+    var description: String {
+        "\(text.debugDescription)\(pair.map { " + \($0.debugDescription)" } ?? "") lower=\(do_lower_case) \(truncation ?? "") \(max_length.map(String.init) ?? "")"
+    }
+}
+
+enum Golden {
+    static let directory = Bundle.module.path(forResource: "Fixtures", ofType: nil)!
+    static let vocabulary = try! Vocabulary(path: directory + "/vocab.txt")
+    static let cases: [GoldenCase] = {
+        struct File: Decodable { var cases: [GoldenCase] }
+        let data = try! Data(contentsOf: URL(fileURLWithPath: directory + "/golden.json"))
+        return try! JSONDecoder().decode(File.self, from: data).cases
+    }()
+}
+
+@Suite struct GoldenTests {
+    @Test(arguments: Golden.cases)
+    func matchesHuggingFace(_ golden: GoldenCase) throws {
+        let tokenizer = try BERTTokenizer(vocabulary: Golden.vocabulary, doLowerCase: golden.do_lower_case)
+        let truncation = golden.truncation.flatMap(TruncationStrategy.init(rawValue:)) ?? .longestFirst
+        if golden.error != nil {
+            #expect(throws: TokenizerError.self) {
+                try tokenizer.encode(golden.text, pair: golden.pair, maxLength: golden.max_length, truncation: truncation)
+            }
+            return
+        }
+        let encoding = try tokenizer.encode(golden.text, pair: golden.pair, maxLength: golden.max_length, truncation: truncation)
+        #expect(encoding.tokens == golden.tokens)
+        #expect(encoding.ids == golden.input_ids)
+        #expect(encoding.typeIDs == golden.token_type_ids)
+        #expect(encoding.specialTokensMask == golden.special_tokens_mask)
+        #expect(encoding.offsets.map { [$0.lowerBound, $0.upperBound] } == golden.offsets)
+        #expect(encoding.wordIDs == golden.word_ids)
+    }
+}
