@@ -74,6 +74,8 @@ def main():
         slow = BertTokenizerLegacy(vocab_file=vocab, do_lower_case=lower)
         for text in CORPUS:
             case = {"text": text, "do_lower_case": lower, **record(fast, text)}
+            case["decoded"] = fast.decode(case["input_ids"])
+            case["decoded_skip_special"] = fast.decode(case["input_ids"], skip_special_tokens=True)
             slow_ids = slow(text)["input_ids"]
             if slow_ids != case["input_ids"]:
                 case["slow_input_ids"] = slow_ids

@@ -17,6 +17,8 @@ struct GoldenCase: Decodable, Sendable, CustomStringConvertible {
     var offsets: [[Int]]?
     var word_ids: [Int?]?
     var tokens: [String]?
+    var decoded: String?
+    var decoded_skip_special: String?
 
     var description: String {
         "\(text.debugDescription)\(pair.map { " + \($0.debugDescription)" } ?? "") lower=\(do_lower_case) \(truncation ?? "") \(max_length.map(String.init) ?? "")"
@@ -51,5 +53,9 @@ enum Golden {
         #expect(encoding.specialTokensMask == golden.special_tokens_mask)
         #expect(encoding.offsets.map { [$0.lowerBound, $0.upperBound] } == golden.offsets)
         #expect(encoding.wordIDs == golden.word_ids)
+        if let decoded = golden.decoded {
+            #expect(try tokenizer.decode(encoding.ids) == decoded)
+            #expect(try tokenizer.decode(encoding.ids, skipSpecialTokens: true) == golden.decoded_skip_special)
+        }
     }
 }
