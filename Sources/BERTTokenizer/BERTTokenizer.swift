@@ -16,6 +16,8 @@ public struct BERTTokenizer: Sendable {
     /// The special tokens recognised whole inside text, as scalars, longest first.
     let specialTokens: [(scalars: [Unicode.Scalar], id: Int, token: String)]
     let classID: Int, separatorID: Int, padID: Int
+    /// The longest input the model takes (`model_max_length`), when the tokenizer files say.
+    public var modelMaxLength: Int?
 
     /// - Parameters:
     ///   - doLowerCase: lowercase the text (false for the cased Megatron-BERT vocabulary).
@@ -23,7 +25,8 @@ public struct BERTTokenizer: Sendable {
     ///   - tokenizeChineseCharacters: make each CJK ideograph a word of its own.
     public init(vocabulary: Vocabulary, doLowerCase: Bool = false, stripAccents: Bool? = nil,
                 tokenizeChineseCharacters: Bool = true, unknownToken: String = "[UNK]", classToken: String = "[CLS]",
-                separatorToken: String = "[SEP]", padToken: String = "[PAD]", maskToken: String = "[MASK]") throws {
+                separatorToken: String = "[SEP]", padToken: String = "[PAD]", maskToken: String = "[MASK]",
+                continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100) throws {
         func id(_ token: String, _ role: String) throws -> Int {
             guard let id = vocabulary.id(of: token) else {
                 throw TokenizerError("the vocabulary has no \(role) token \"\(token)\"; BERT vocabularies hold [PAD], [UNK], [CLS], [SEP] and [MASK]")
@@ -42,7 +45,8 @@ public struct BERTTokenizer: Sendable {
         padID = try id(padToken, "padding")
         normalizer = Normalizer(cleanText: true, handleChineseCharacters: tokenizeChineseCharacters,
                                 stripAccents: stripAccents ?? doLowerCase, lowercase: doLowerCase)
-        wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID)
+        wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID, continuingPrefix: continuingPrefix,
+                              maxInputCharactersPerWord: maxInputCharactersPerWord)
         var specials = [unknownToken, classToken, separatorToken, padToken]
         if vocabulary.id(of: maskToken) != nil { specials.append(maskToken) }
         specialTokens = specials.map { (Array($0.unicodeScalars), vocabulary.id(of: $0)!, $0) }

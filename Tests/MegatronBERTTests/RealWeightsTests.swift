@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BERTTokenizer
 import TensorFiles
 @testable import MegatronBERT
 
@@ -57,5 +58,18 @@ import TensorFiles
             let cosine = dot / (sqrt(mean.map { $0 * $0 }.reduce(0, +)) * sqrt(r.map { $0 * $0 }.reduce(0, +)))
             #expect(cosine >= 0.99999, "sentence \(i): cosine \(cosine)")
         }
+    }
+
+    /// The model's own (uncased) tokenizer.json gives the ids transformers gave on the same sentences.
+    @Test func miniLMTokenizerMatchesTransformers() throws {
+        let tokenizer = try BERTTokenizer(directory: try Self.miniLM())
+        #expect(tokenizer.modelMaxLength == 512)
+        let fixture = Fixtures.root + "/minilm"
+        let sentences = try JSONDecoder().decode([String].self, from: Data(contentsOf: URL(fileURLWithPath: fixture + "/sentences.json")))
+        let batch = try Batch(json: Data(contentsOf: URL(fileURLWithPath: fixture + "/batch.json")))
+        let encodings = tokenizer.pad(try sentences.map { try tokenizer.encode($0) })
+        #expect(encodings.map(\.ids) == batch.inputIDs)
+        #expect(encodings.map(\.attentionMask) == batch.attentionMask)
+        #expect(encodings.map(\.typeIDs) == batch.tokenTypeIDs)
     }
 }

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+@testable import BERTTokenizer
+
+@Suite struct TokenizerFilesTests {
+    static func directory(_ files: [String: String]) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (name, contents) in files { try contents.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+        return dir
+    }
+
+    @Test func vocabTxtWithConfig() throws {
+        let dir = try Self.directory(["vocab.txt": "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\nworld\n##s\n",
+                                      "tokenizer_config.json": #"{"do_lower_case": true, "model_max_length": 512, "mask_token": {"content": "[MASK]"}}"#])
+        let tokenizer = try BERTTokenizer(directory: dir)
+        #expect(tokenizer.modelMaxLength == 512)
+        #expect(try tokenizer.encode("HELLO Worlds").tokens == ["[CLS]", "hello", "world", "##s", "[SEP]"])
+    }
+
+    @Test func casedByDefaultAndTheSentinelLengthIsIgnored() throws {
+        let dir = try Self.directory(["vocab.txt": "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n",
+                                      "tokenizer_config.json": #"{"model_max_length": 1000000000000000019884624838656}"#])
+        let tokenizer = try BERTTokenizer(directory: dir)
+        #expect(tokenizer.modelMaxLength == nil)
+        #expect(try tokenizer.encode("Hello hello").tokens == ["[CLS]", "[UNK]", "hello", "[SEP]"])
+    }
+
+    @Test func tokenizerJSONWins() throws {
+        let json = ###"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hi": 4}}, "normalizer": {"type": "BertNormalizer", "lowercase": true, "strip_accents": null, "handle_chinese_chars": true, "clean_text": true}, "pre_tokenizer": {"type": "BertPreTokenizer"}}"###
+        let dir = try Self.directory(["tokenizer.json": json, "vocab.txt": "[UNK]\n"])
+        #expect(try BERTTokenizer(directory: dir).encode("HÍ").tokens == ["[CLS]", "hi", "[SEP]"])
+    }
+
+    @Test(arguments: [
+        (["tokenizer.json": #"{"model": {"type": "BPE", "vocab": {}}}"#], "not a WordPiece tokenizer"),
+        (["tokenizer.json": #"{"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 5}}}"#], "model.vocab ids must be"),
+        (["tokenizer.json": "not json"], "not a JSON object"),
+        ([:], "no tokenizer in"),
+    ])
+    func badFiles(files: [String: String], message: String) throws {
+        let dir = try Self.directory(files)
+        let error = #expect(throws: TokenizerError.self) { try BERTTokenizer(directory: dir) }
+        #expect(error?.message.contains(message) == true, "\(String(describing: error))")
+    }
+}
