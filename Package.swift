@@ -31,6 +31,7 @@ let package = Package(
             name: "megatron-bert",
             dependencies: [
                 "MegatronBERT",
+                "BERTTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,7 +43,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         // Runs the built executable end to end.
-        .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles"]),
+        .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles", "BERTTokenizer"]),
     ],
     // Swift 5 mode: the compute kernels share raw buffers across Dispatch workers by design.
     swiftLanguageModes: [.v5]

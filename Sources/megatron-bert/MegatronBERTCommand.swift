@@ -1,17 +1,18 @@
 import ArgumentParser
 import MegatronBERT
+import BERTTokenizer
 import TensorFiles
 
 @main
 struct MegatronBERTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "megatron-bert",
-        abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: parity forward passes and benchmarks.",
+        abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: tokenization, parity forward passes and benchmarks.",
         discussion: """
         Models are Hugging Face directories: config.json plus model.safetensors, sharded safetensors \
         (model.safetensors.index.json) or pytorch_model.bin. Weights may be stored as F32, F16 or BF16.
         """,
-        subcommands: [ForwardCommand.self, BenchCommand.self]
+        subcommands: [TokenizeCommand.self, ForwardCommand.self, BenchCommand.self]
     )
 }
 
@@ -31,5 +32,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
         throw CommandError(error.message)
     } catch let error as TensorFileError {
         throw CommandError(error.description)
+    } catch let error as TokenizerError {
+        throw CommandError(error.message)
     }
 }

@@ -115,4 +115,31 @@ struct CLI {
         #expect(result.status == 0)
         #expect(result.stdout.contains("forward") && result.stdout.contains("bench"))
     }
+
+    @Test func tokenizeMatchesTheGoldenIDs() throws {
+        let vocab = CLI.packageRoot + "/vocab/megatron-bert-cased-vocab.txt"
+        let result = try CLI.run(["tokenize", "--vocab", vocab, "The capital of France is [MASK]."])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["input_ids"] as? [Int] == [101, 1109, 2364, 1104, 1699, 1110, 103, 119, 102])
+        #expect((object["offsets"] as? [[Int]])?[6] == [25, 31])
+    }
+
+    @Test func tokenizeStreamsJSONLinesAndReportsTheBadLine() throws {
+        let vocab = CLI.packageRoot + "/vocab/megatron-bert-cased-vocab.txt"
+        let good = try CLI.run(["tokenize", "--vocab", vocab, "--input", "-", "--max-length", "5"],
+                               stdin: "{\"text\": \"Hello there\", \"text_pair\": \"General Kenobi!\"}\n\n{\"text\": \"x\"}\n")
+        #expect(good.status == 0, "\(good.stderr)")
+        let lines = good.stdout.split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["tokens"] as? [String] == ["[CLS]", "Hello", "[SEP]", "General", "[SEP]"])
+        #expect(first["token_type_ids"] as? [Int] == [0, 0, 0, 1, 1])
+        let bad = try CLI.run(["tokenize", "--vocab", vocab, "--input", "-"], stdin: "{\"text\": \"ok\"}\nnot json\n")
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("-:2: expected a JSON object"), "\(bad.stderr)")
+        let tight = try CLI.run(["tokenize", "--vocab", vocab, "--max-length", "1", "hello"])
+        #expect(tight.status != 0)
+        #expect(tight.stderr.contains("max_length 1 cannot hold the 2 special tokens"), "\(tight.stderr)")
+    }
 }
