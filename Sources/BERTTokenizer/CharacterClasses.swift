@@ -1,8 +1,16 @@
 /// The character classes of BERT's normaliser and pre-tokeniser, as Hugging Face `tokenizers` defines them.
+/// ASCII answers come from a 128-entry table; only other scalars consult the Unicode properties.
 enum CharacterClasses {
+    private static let asciiRemoved: [Bool] = (0..<128).map { v in v == 0 || (v < 32 && v != 9 && v != 10 && v != 13) || v == 127 }
+    private static let asciiWhitespace: [Bool] = (0..<128).map { v in v == 32 || (9...13).contains(v) }
+    private static let asciiPunctuation: [Bool] = (0..<128).map { v in
+        (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v)
+    }
+
     /// Removed by text cleaning: NUL, U+FFFD and control characters (category C*) other than \t \n \r.
     static func isRemoved(_ c: Unicode.Scalar) -> Bool {
-        if c.value == 0 || c.value == 0xFFFD { return true }
+        if c.value < 128 { return asciiRemoved[Int(c.value)] }
+        if c.value == 0xFFFD { return true }
         if c == "\t" || c == "\n" || c == "\r" { return false }
         switch c.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned: return true
@@ -12,13 +20,13 @@ enum CharacterClasses {
 
     /// Whitespace: \t \n \r and Unicode's White_Space property (what Rust's `char::is_whitespace` tests).
     static func isWhitespace(_ c: Unicode.Scalar) -> Bool {
-        c == "\t" || c == "\n" || c == "\r" || c.properties.isWhitespace
+        if c.value < 128 { return asciiWhitespace[Int(c.value)] }
+        return c.properties.isWhitespace
     }
 
     /// Punctuation: ASCII punctuation and symbols (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~) or Unicode category P*.
     static func isPunctuation(_ c: Unicode.Scalar) -> Bool {
-        let v = c.value
-        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+        if c.value < 128 { return asciiPunctuation[Int(c.value)] }
         switch c.properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
              .initialPunctuation, .finalPunctuation, .otherPunctuation: return true

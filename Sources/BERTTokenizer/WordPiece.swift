@@ -2,10 +2,20 @@
 /// vocabulary prefix, then `##`-prefixed continuations; a word with no split, or longer than
 /// `maxInputCharactersPerWord`, becomes the unknown token as a whole.
 struct WordPiece: Sendable {
-    let vocabulary: Vocabulary
     let unknownID: Int
-    var continuingPrefix = "##"
-    var maxInputCharactersPerWord = 100
+    let continuingPrefix: String
+    let maxInputCharactersPerWord: Int
+    let trie: TokenTrie
+    /// Where continuations start in the trie (after "##"); nil when no token has the prefix.
+    let continuationNode: Int32?
+
+    init(vocabulary: Vocabulary, unknownID: Int, continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100) {
+        self.unknownID = unknownID
+        self.continuingPrefix = continuingPrefix
+        self.maxInputCharactersPerWord = maxInputCharactersPerWord
+        trie = TokenTrie(vocabulary)
+        continuationNode = trie.node(after: continuingPrefix)
+    }
 
     /// One piece: its id and the scalar range of the word it covers.
     struct Piece: Equatable {
@@ -19,20 +29,12 @@ struct WordPiece: Sendable {
         var pieces: [Piece] = []
         var start = base
         while start < word.endIndex {
-            var end = word.endIndex
-            var found: Int?
-            while start < end {
-                var candidate: [UInt8] = start > base ? Array(continuingPrefix.utf8) : []
-                for c in word[start..<end] { candidate.append(contentsOf: c.utf8) }
-                if let id = vocabulary.id(utf8: candidate) {
-                    found = id
-                    break
-                }
-                end -= 1
+            let from = start > base ? continuationNode : TokenTrie.root
+            guard let from, let match = trie.longestMatch(from: from, word, start: start) else {
+                return [Piece(id: unknownID, range: base..<word.endIndex)]
             }
-            guard let id = found else { return [Piece(id: unknownID, range: base..<word.endIndex)] }
-            pieces.append(Piece(id: id, range: start..<end))
-            start = end
+            pieces.append(Piece(id: match.id, range: start..<match.end))
+            start = match.end
         }
         return pieces
     }

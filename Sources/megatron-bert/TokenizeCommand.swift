@@ -40,6 +40,9 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "A JSON Lines file of {\"text\": ..., \"text_pair\": ...} ('-' for standard input).")
     var input: String?
 
+    @Flag(help: "With --input: time the tokenizer on the file's texts (after reading them) and print MB/s instead of the tokens.")
+    var benchmark = false
+
     @Argument(help: "Text to tokenize.")
     var text: String?
 
@@ -50,6 +53,7 @@ struct TokenizeCommand: ParsableCommand {
             throw ValidationError("--truncation must be one of " + TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if input != nil && pair != nil { throw ValidationError("--pair goes with a TEXT argument; in --input files use \"text_pair\"") }
+        if benchmark && input == nil { throw ValidationError("--benchmark needs --input FILE") }
     }
 
     struct Line: Encodable {
@@ -87,13 +91,23 @@ struct TokenizeCommand: ParsableCommand {
                 }
                 data = contents
             }
+            struct Item: Decodable { var text: String; var text_pair: String? }
+            var items: [Item] = []
             for (number, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
             where !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
-                struct Item: Decodable { var text: String; var text_pair: String? }
                 guard let item = try? JSONDecoder().decode(Item.self, from: Data(line)) else {
                     throw CommandError("\(input!):\(number + 1): expected a JSON object {\"text\": ..., \"text_pair\": ...}")
                 }
-                try emit(item.text, item.text_pair)
+                if benchmark { items.append(item) } else { try emit(item.text, item.text_pair) }
+            }
+            if benchmark {
+                let bytes = items.reduce(0) { $0 + $1.text.utf8.count + ($1.text_pair?.utf8.count ?? 0) }
+                let start = Date()
+                var tokens = 0
+                for item in items { tokens += try tokenizer.encode(item.text, pair: item.text_pair, maxLength: limit, truncation: strategy).count }
+                let seconds = Date().timeIntervalSince(start)
+                print(String(format: "%d texts, %.2f MB, %d tokens in %.3f s: %.2f MB/s (one thread)", items.count,
+                             Double(bytes) / 1e6, tokens, seconds, Double(bytes) / 1e6 / seconds))
             }
         }
     }
