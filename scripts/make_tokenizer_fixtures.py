@@ -68,7 +68,7 @@ def record(tok, text, pair=None, **kw):
 
 def main():
     vocab, out = sys.argv[1], sys.argv[2]
-    cases = []
+    cases, overflow = [], []
     for lower in [False, True]:
         fast = BertTokenizerFast(vocab=load_vocab(vocab), do_lower_case=lower)
         slow = BertTokenizerLegacy(vocab_file=vocab, do_lower_case=lower)
@@ -91,9 +91,21 @@ def main():
                     result = {"error": str(error).splitlines()[0]}
                 cases.append({"text": a, "pair": b, "do_lower_case": False, "truncation": strategy,
                               "max_length": max_length, **result})
+    # Overflowing windows with a stride (what QA over long contexts uses).
+    long_text = "NVIDIA trained Megatron-BERT, a 345-million-parameter BERT, on Wikipedia, CC-Stories, RealNews and OpenWebText."
+    for text, pair, strategy in [(long_text, None, "longest_first"), ("Who trained it?", long_text, "only_second"),
+                                 (long_text, "Who trained it?", "only_first")]:
+        for max_length, stride in [(12, 3), (16, 0), (20, 5)]:
+            enc = fast(text, pair, truncation=strategy, max_length=max_length, stride=stride,
+                       return_overflowing_tokens=True, return_offsets_mapping=True)
+            windows = [{"input_ids": enc["input_ids"][k], "token_type_ids": enc["token_type_ids"][k],
+                        "offsets": [list(o) for o in enc["offset_mapping"][k]], "word_ids": enc.word_ids(k)}
+                       for k in range(len(enc["input_ids"]))]
+            overflow.append({"text": text, "pair": pair, "truncation": strategy, "max_length": max_length,
+                             "stride": stride, "windows": windows})
     with open(out, "w") as f:
         json.dump({"generator": f"scripts/make_tokenizer_fixtures.py, transformers {transformers.__version__}, "
-                                f"tokenizers {tokenizers.__version__}", "cases": cases}, f, ensure_ascii=False, indent=0)
+                                f"tokenizers {tokenizers.__version__}", "cases": cases, "overflow": overflow}, f, ensure_ascii=False, indent=0)
     disagree = [c["text"] for c in cases if "slow_input_ids" in c]
     print(f"{len(cases)} cases; fast and slow disagree on {len(disagree)}: {disagree}")
 

@@ -153,14 +153,72 @@ public struct BERTTokenizer: Sendable {
                 }
             }
         }
+        return assemble(first, 0..<n1, second, 0..<n2)
+    }
+
+    /// Encodes a text (or pair) that may be longer than `maxLength` as overlapping windows, the way
+    /// Hugging Face's `return_overflowing_tokens=True, stride=…` does: the first window is `encode`'s
+    /// truncated result, each next one starts `stride` tokens before the previous one ended. A single
+    /// text is windowed itself; of a pair, the text `truncation` names (`only_second`: the context of
+    /// question answering) is windowed and the other repeated in every window.
+    ///
+    /// - Throws: when `stride` is not smaller than the room a window leaves, or for `longest_first` pairs.
+    public func encodeWindows(_ text: String, pair: String? = nil, maxLength: Int, stride: Int = 0,
+                              truncation: TruncationStrategy = .longestFirst) throws -> [Encoding] {
+        let first = pieces(text)
+        let second = pair.map(pieces)
+        let n1 = first.pieces.count, n2 = second?.pieces.count ?? 0
+        let specials = specialTokenCount(pair: second != nil)
+        guard maxLength > specials else {
+            throw TokenizerError("max_length \(maxLength) cannot hold the \(specials) special tokens and any text; use at least \(specials + 1)")
+        }
+        guard stride >= 0 else { throw TokenizerError("stride must not be negative") }
+        if n1 + n2 + specials <= maxLength || truncation == .doNotTruncate {
+            return [assemble(first, 0..<n1, second, 0..<n2)]
+        }
+        let windowSecond: Bool
+        switch (truncation, second) {
+        case (.longestFirst, nil), (.onlyFirst, _): windowSecond = false
+        case (.onlySecond, .some): windowSecond = true
+        case (.onlySecond, nil):
+            throw TokenizerError("only_second truncation needs a second text")
+        case (.longestFirst, .some):
+            throw TokenizerError("overflowing windows of a pair need only_first or only_second truncation (which text to window)")
+        case (.doNotTruncate, _):
+            windowSecond = false
+        }
+        let fixed = windowSecond ? n1 : n2
+        let room = maxLength - specials - fixed
+        guard room > 0 else {
+            throw TokenizerError("the \(windowSecond ? "first" : "second") text alone has \(fixed) tokens, leaving no room in max_length \(maxLength)")
+        }
+        guard stride < room else {
+            throw TokenizerError("stride \(stride) must be smaller than the \(room) tokens a window holds (max_length \(maxLength) minus the special tokens and the other text)")
+        }
+        let total = windowSecond ? n2 : n1
+        var windows: [Encoding] = []
+        var start = 0
+        while true {
+            let end = min(start + room, total)
+            windows.append(windowSecond ? assemble(first, 0..<n1, second, start..<end)
+                                        : assemble(first, start..<end, second, 0..<n2))
+            if end == total { break }
+            start += room - stride
+        }
+        return windows
+    }
+
+    /// `[CLS] A[r1] [SEP] (B[r2] [SEP])`.
+    func assemble(_ first: (pieces: [Piece], scalars: [Unicode.Scalar]), _ r1: Range<Int>,
+                  _ second: (pieces: [Piece], scalars: [Unicode.Scalar])?, _ r2: Range<Int>) -> Encoding {
         var encoding = Encoding()
         func special(_ id: Int, _ token: String, type: Int) {
             encoding.append(id: id, token: token, type: type, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
         }
-        func add(_ source: (pieces: [Piece], scalars: [Unicode.Scalar]), count: Int, sequence: Int) {
+        func add(_ source: (pieces: [Piece], scalars: [Unicode.Scalar]), _ range: Range<Int>, sequence: Int) {
             var utf8Before = [Int](repeating: 0, count: source.scalars.count + 1)
             for (k, c) in source.scalars.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
-            for piece in source.pieces.prefix(count) {
+            for piece in source.pieces[range] {
                 encoding.append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false,
                                 offsets: piece.range,
                                 bytes: utf8Before[piece.range.lowerBound]..<utf8Before[piece.range.upperBound],
@@ -168,10 +226,10 @@ public struct BERTTokenizer: Sendable {
             }
         }
         special(classID, classToken, type: 0)
-        add(first, count: n1, sequence: 0)
+        add(first, r1, sequence: 0)
         special(separatorID, separatorToken, type: 0)
         if let second {
-            add(second, count: n2, sequence: 1)
+            add(second, r2, sequence: 1)
             special(separatorID, separatorToken, type: 1)
         }
         return encoding

@@ -44,6 +44,27 @@ import Testing
         #expect(try Self.tokenizer.encode("hello there you", maxLength: 3, truncation: .doNotTruncate).count == 5)
     }
 
+    @Test func windowsRefuseWhatTheyCannotDo() {
+        let long = String(repeating: "word ", count: 40)
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encodeWindows(long, maxLength: 10, stride: 8) }
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encodeWindows("q", pair: long, maxLength: 10, stride: 1) }
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encodeWindows(long, pair: "q", maxLength: 10, truncation: .onlySecond) }
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encodeWindows(long, maxLength: 2) }
+    }
+
+    @Test func aShortTextIsOneWindow() throws {
+        let windows = try Self.tokenizer.encodeWindows("short text", maxLength: 10, stride: 2)
+        #expect(windows == [try Self.tokenizer.encode("short text")])
+    }
+
+    @Test func batchEncodingKeepsOrderAndMatchesOneByOne() throws {
+        let texts = (0..<50).map { "text number \($0) with \(String(repeating: "more ", count: $0 % 7))words" }
+        let batch = try Self.tokenizer.encodeBatch(texts.map { ($0, $0.count % 2 == 0 ? "a pair" : nil) }, padToLongest: true)
+        let single = Self.tokenizer.pad(try texts.map { try Self.tokenizer.encode($0, pair: $0.count % 2 == 0 ? "a pair" : nil) })
+        #expect(batch == single)
+        #expect(throws: TokenizerError.self) { try Self.tokenizer.encodeBatch([("ok", nil), ("too long for this", nil)], maxLength: 1) }
+    }
+
     /// Random Unicode (all planes, controls, surrogate-free) never crashes, and every token's offsets lie
     /// inside the text, in order.
     @Test func randomTextNeverBreaksOffsets() throws {

@@ -25,14 +25,36 @@ struct GoldenCase: Decodable, Sendable, CustomStringConvertible {
     }
 }
 
+struct OverflowCase: Decodable, Sendable, CustomStringConvertible {
+    struct Window: Decodable, Sendable {
+        var input_ids: [Int]
+        var token_type_ids: [Int]
+        var offsets: [[Int]]
+        var word_ids: [Int?]
+    }
+    var text: String
+    var pair: String?
+    var truncation: String
+    var max_length: Int
+    var stride: Int
+    var windows: [Window]
+
+    var description: String { "\(truncation) max \(max_length) stride \(stride) pair: \(pair != nil)" }
+}
+
 enum Golden {
     static let directory = Bundle.module.path(forResource: "Fixtures", ofType: nil)!
     static let vocabulary = try! Vocabulary(path: directory + "/vocab.txt")
-    static let cases: [GoldenCase] = {
-        struct File: Decodable { var cases: [GoldenCase] }
+    struct File: Decodable {
+        var cases: [GoldenCase]
+        var overflow: [OverflowCase]
+    }
+    static let file: File = {
         let data = try! Data(contentsOf: URL(fileURLWithPath: directory + "/golden.json"))
-        return try! JSONDecoder().decode(File.self, from: data).cases
+        return try! JSONDecoder().decode(File.self, from: data)
     }()
+    static let cases = file.cases
+    static let overflow = file.overflow
 }
 
 @Suite struct GoldenTests {
@@ -57,5 +79,16 @@ enum Golden {
             #expect(try tokenizer.decode(encoding.ids) == decoded)
             #expect(try tokenizer.decode(encoding.ids, skipSpecialTokens: true) == golden.decoded_skip_special)
         }
+    }
+
+    @Test(arguments: Golden.overflow)
+    func overflowWindowsMatchHuggingFace(_ golden: OverflowCase) throws {
+        let tokenizer = try BERTTokenizer(vocabulary: Golden.vocabulary)
+        let windows = try tokenizer.encodeWindows(golden.text, pair: golden.pair, maxLength: golden.max_length,
+                                                  stride: golden.stride, truncation: TruncationStrategy(rawValue: golden.truncation)!)
+        #expect(windows.map(\.ids) == golden.windows.map(\.input_ids))
+        #expect(windows.map(\.typeIDs) == golden.windows.map(\.token_type_ids))
+        #expect(windows.map { $0.offsets.map { [$0.lowerBound, $0.upperBound] } } == golden.windows.map(\.offsets))
+        #expect(windows.map(\.wordIDs) == golden.windows.map(\.word_ids))
     }
 }

@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+extension BERTTokenizer {
+    /// Encodes many texts (or pairs) on all cores; results in input order, padded when `padding` says so.
+    ///
+    /// ```swift
+    /// let batch = try tokenizer.encodeBatch([("Who?", "Me."), ("Where?", nil)], maxLength: 128, padToLongest: true)
+    /// ```
+    public func encodeBatch(_ inputs: [(text: String, pair: String?)], maxLength: Int? = nil,
+                            truncation: TruncationStrategy = .longestFirst, padToLongest: Bool = false) throws -> [Encoding] {
+        let results = UnsafeMutableBufferPointer<Result<Encoding, Error>?>.allocate(capacity: inputs.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let chunks = min(inputs.count, max(1, System.cores * 4))
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let lo = inputs.count * chunk / chunks, hi = inputs.count * (chunk + 1) / chunks
+            for i in lo..<hi {
+                results[i] = Result { try encode(inputs[i].text, pair: inputs[i].pair, maxLength: maxLength, truncation: truncation) }
+            }
+        }
+        let encodings = try results.map { try $0!.get() }
+        return padToLongest ? pad(encodings) : encodings
+    }
+}
+
+enum System {
+    static var cores: Int {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+}
