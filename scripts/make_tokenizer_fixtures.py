@@ -103,9 +103,19 @@ def main():
                        for k in range(len(enc["input_ids"]))]
             overflow.append({"text": text, "pair": pair, "truncation": strategy, "max_length": max_length,
                              "stride": stride, "windows": windows})
+    # Added tokens (not normalized): one ordinary, one special; ids follow the vocabulary.
+    from tokenizers import AddedToken
+    added_tok = BertTokenizerFast(vocab=load_vocab(vocab), do_lower_case=False)
+    added_tok.add_tokens([AddedToken("<ent>", normalized=False)])
+    added_tok.add_special_tokens({"additional_special_tokens": [AddedToken("<doc>", normalized=False)]})
+    added = {"tokens": ["<ent>", "<doc>"], "special": [False, True], "cases": []}
+    for text in ["<doc>Paris<ent> is in <ent>France</ent>.", "x<ent>y <doc> [MASK]<doc>", "no added tokens here"]:
+        enc = added_tok(text, return_offsets_mapping=True)
+        added["cases"].append({"text": text, "input_ids": enc["input_ids"], "offsets": [list(o) for o in enc["offset_mapping"]],
+                               "decoded_skip_special": added_tok.decode(enc["input_ids"], skip_special_tokens=True)})
     with open(out, "w") as f:
         json.dump({"generator": f"scripts/make_tokenizer_fixtures.py, transformers {transformers.__version__}, "
-                                f"tokenizers {tokenizers.__version__}", "cases": cases, "overflow": overflow}, f, ensure_ascii=False, indent=0)
+                                f"tokenizers {tokenizers.__version__}", "cases": cases, "overflow": overflow, "added": added}, f, ensure_ascii=False, indent=0)
     disagree = [c["text"] for c in cases if "slow_input_ids" in c]
     print(f"{len(cases)} cases; fast and slow disagree on {len(disagree)}: {disagree}")
 

@@ -1,5 +1,16 @@
 import Foundation
 
+/// A token matched whole in the raw text before normalisation (tokenizer.json's `added_tokens` with
+/// `normalized: false`); `special` ones are dropped by `decode(skipSpecialTokens: true)`.
+public struct AddedToken: Sendable, Equatable {
+    public var content: String
+    public var special: Bool
+    public init(content: String, special: Bool) {
+        self.content = content
+        self.special = special
+    }
+}
+
 /// BERT's WordPiece tokenizer with Hugging Face's semantics (`BertTokenizerFast`): special tokens kept
 /// whole, BERT normalisation, whitespace and punctuation splitting, WordPiece, `[CLS] A [SEP] B [SEP]`.
 ///
@@ -13,8 +24,12 @@ public struct BERTTokenizer: Sendable {
     public let unknownToken: String, classToken: String, separatorToken: String, padToken: String, maskToken: String
     let normalizer: Normalizer
     let wordPiece: WordPiece
-    /// The special tokens recognised whole inside text, as scalars, longest first.
-    let specialTokens: [(scalars: [Unicode.Scalar], id: Int, token: String)]
+    /// The special and added tokens recognised whole inside text, as scalars, longest first.
+    let wholeTokens: [(scalars: [Unicode.Scalar], id: Int, token: String)]
+    /// The first scalars of `wholeTokens` (a quick test before trying them).
+    let wholeTokenStarts: Set<Unicode.Scalar>
+    /// Ids `decode(skipSpecialTokens: true)` leaves out.
+    let specialIDs: Set<Int>
     let classID: Int, separatorID: Int, padID: Int
     /// The longest input the model takes (`model_max_length`), when the tokenizer files say.
     public var modelMaxLength: Int?
@@ -23,10 +38,14 @@ public struct BERTTokenizer: Sendable {
     ///   - doLowerCase: lowercase the text (false for the cased Megatron-BERT vocabulary).
     ///   - stripAccents: remove accents; nil means "when lowercasing", as BERT does.
     ///   - tokenizeChineseCharacters: make each CJK ideograph a word of its own.
+    ///   - addedTokens: more tokens to match whole in raw text (they must be in `vocabulary`).
+    ///   - modelVocabularyCount: how many of `vocabulary`'s tokens are WordPiece's own; the rest (added
+    ///     tokens appended after them) are only ever matched whole.
     public init(vocabulary: Vocabulary, doLowerCase: Bool = false, stripAccents: Bool? = nil,
                 tokenizeChineseCharacters: Bool = true, unknownToken: String = "[UNK]", classToken: String = "[CLS]",
                 separatorToken: String = "[SEP]", padToken: String = "[PAD]", maskToken: String = "[MASK]",
-                continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100) throws {
+                continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100,
+                addedTokens: [AddedToken] = [], modelVocabularyCount: Int? = nil) throws {
         func id(_ token: String, _ role: String) throws -> Int {
             guard let id = vocabulary.id(of: token) else {
                 throw TokenizerError("the vocabulary has no \(role) token \"\(token)\"; BERT vocabularies hold [PAD], [UNK], [CLS], [SEP] and [MASK]")
@@ -45,12 +64,22 @@ public struct BERTTokenizer: Sendable {
         padID = try id(padToken, "padding")
         normalizer = Normalizer(cleanText: true, handleChineseCharacters: tokenizeChineseCharacters,
                                 stripAccents: stripAccents ?? doLowerCase, lowercase: doLowerCase)
-        wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID, continuingPrefix: continuingPrefix,
-                              maxInputCharactersPerWord: maxInputCharactersPerWord)
         var specials = [unknownToken, classToken, separatorToken, padToken]
         if vocabulary.id(of: maskToken) != nil { specials.append(maskToken) }
-        specialTokens = specials.map { (Array($0.unicodeScalars), vocabulary.id(of: $0)!, $0) }
-            .sorted { $0.scalars.count > $1.scalars.count }
+        var whole = try specials.map { (Array($0.unicodeScalars), try id($0, "special"), $0) }
+        var special = Set(whole.map(\.1))
+        for added in addedTokens where !specials.contains(added.content) {
+            guard !added.content.isEmpty else { throw TokenizerError("an added token is empty") }
+            whole.append((Array(added.content.unicodeScalars), try id(added.content, "added"), added.content))
+            if added.special { special.insert(whole[whole.count - 1].1) }
+        }
+        wholeTokens = whole.sorted { $0.0.count > $1.0.count }
+        wholeTokenStarts = Set(whole.map { $0.0[0] })
+        specialIDs = special
+        // Tokens appended after the model's vocabulary are matched whole, never produced by WordPiece.
+        wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID, continuingPrefix: continuingPrefix,
+                              maxInputCharactersPerWord: maxInputCharactersPerWord,
+                              modelVocabularyCount: modelVocabularyCount ?? vocabulary.count)
     }
 
     /// Tokens added around the text: 2 for one text ([CLS] … [SEP]), 3 for a pair.
@@ -95,7 +124,7 @@ public struct BERTTokenizer: Sendable {
             emit(wordStart..<normalized.count)
         }
         while i < input.count {
-            if input[i] == "[", let special = specialTokens.first(where: { matches($0.scalars, input, at: i) }) {
+            if wholeTokenStarts.contains(input[i]), let special = wholeTokens.first(where: { matches($0.scalars, input, at: i) }) {
                 flush(upTo: i)
                 pieces.append(Piece(id: special.id, range: i..<(i + special.scalars.count), word: word))
                 word += 1

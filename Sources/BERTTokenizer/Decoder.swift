@@ -10,14 +10,13 @@ extension BERTTokenizer {
     /// ```
     /// - Throws: when an id is outside the vocabulary.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
-        let specials = Set(specialTokens.map(\.id))
         var text = ""
         var first = true
         for id in ids {
             guard let token = vocabulary.token(of: id) else {
                 throw TokenizerError("id \(id) is outside the vocabulary (0..<\(vocabulary.count))")
             }
-            if skipSpecialTokens && specials.contains(id) { continue }
+            if skipSpecialTokens && specialIDs.contains(id) { continue }
             var piece: String
             if first {
                 piece = token

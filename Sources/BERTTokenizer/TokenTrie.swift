@@ -8,9 +8,9 @@ struct TokenTrie: Sendable {
 
     static let root: Int32 = 0
 
-    init(_ vocabulary: Vocabulary) {
-        children.reserveCapacity(vocabulary.count * 6)
-        for (id, token) in vocabulary.tokens.enumerated() {
+    init(_ tokens: ArraySlice<String>) {
+        children.reserveCapacity(tokens.count * 6)
+        for (id, token) in tokens.enumerated() {
             var node = Self.root
             for byte in token.utf8 { node = child(node, byte) ?? add(node, byte) }
             ids[Int(node)] = Int32(id)

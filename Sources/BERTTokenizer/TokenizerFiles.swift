@@ -31,7 +31,9 @@ extension BERTTokenizer {
         var chinese = flag(config["tokenize_chinese_chars"]) ?? true
         var prefix = "##", maxChars = 100
         var unknown = special("unk_token", "[UNK]")
-        let vocabulary: Vocabulary
+        var vocabulary: Vocabulary
+        var added: [AddedToken] = []
+        var modelCount: Int?
         if let json = try object("tokenizer.json") {
             guard let model = json["model"] as? [String: Any], model["type"] as? String == "WordPiece",
                   let map = model["vocab"] as? [String: Any]
@@ -60,6 +62,32 @@ extension BERTTokenizer {
             if let pre = json["pre_tokenizer"] as? [String: Any], pre["type"] as? String != "BertPreTokenizer" {
                 throw TokenizerError("\(path("tokenizer.json")): pre_tokenizer \(pre["type"] ?? "?") is not supported (BertPreTokenizer)")
             }
+            // Added tokens: matched whole in the raw text; ids past the model's vocabulary extend it.
+            modelCount = vocabulary.count
+            var extended = vocabulary.tokens
+            for entry in (json["added_tokens"] as? [[String: Any]] ?? []).sorted(by: { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }) {
+                guard let content = entry["content"] as? String, let id = entry["id"] as? Int else {
+                    throw TokenizerError("\(path("tokenizer.json")): an added_tokens entry needs content and id")
+                }
+                for option in ["single_word", "lstrip", "rstrip"] where entry[option] as? Bool == true {
+                    throw TokenizerError("\(path("tokenizer.json")): added token \"\(content)\" uses \(option), which is not supported yet")
+                }
+                if entry["normalized"] as? Bool == true {
+                    throw TokenizerError("\(path("tokenizer.json")): added token \"\(content)\" is normalized; only normalized: false added tokens are supported yet")
+                }
+                if id < extended.count {
+                    guard extended[id] == content else {
+                        throw TokenizerError("\(path("tokenizer.json")): added token \"\(content)\" has id \(id), which the vocabulary gives to \"\(extended[id])\"")
+                    }
+                } else {
+                    guard id == extended.count else {
+                        throw TokenizerError("\(path("tokenizer.json")): added token ids must follow the vocabulary without gaps (\"\(content)\" has \(id), expected \(extended.count))")
+                    }
+                    extended.append(content)
+                }
+                added.append(AddedToken(content: content, special: entry["special"] as? Bool ?? false))
+            }
+            if extended.count != vocabulary.count { vocabulary = try Vocabulary(tokens: extended, source: path("tokenizer.json")) }
         } else if FileManager.default.fileExists(atPath: path("vocab.txt")) {
             vocabulary = try Vocabulary(path: path("vocab.txt"))
         } else {
@@ -68,7 +96,8 @@ extension BERTTokenizer {
         try self.init(vocabulary: vocabulary, doLowerCase: doLowerCase, stripAccents: stripAccents,
                       tokenizeChineseCharacters: chinese, unknownToken: unknown, classToken: special("cls_token", "[CLS]"),
                       separatorToken: special("sep_token", "[SEP]"), padToken: special("pad_token", "[PAD]"),
-                      maskToken: special("mask_token", "[MASK]"), continuingPrefix: prefix, maxInputCharactersPerWord: maxChars)
+                      maskToken: special("mask_token", "[MASK]"), continuingPrefix: prefix, maxInputCharactersPerWord: maxChars,
+                      addedTokens: added, modelVocabularyCount: modelCount)
         // HF writes a huge sentinel (1e30) when the length is unknown.
         if let length = config["model_max_length"] as? Double, length > 0, length < 1e9 { modelMaxLength = Int(length) }
     }

@@ -9,11 +9,13 @@ struct WordPiece: Sendable {
     /// Where continuations start in the trie (after "##"); nil when no token has the prefix.
     let continuationNode: Int32?
 
-    init(vocabulary: Vocabulary, unknownID: Int, continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100) {
+    /// Only the first `modelVocabularyCount` tokens are WordPiece's (later ones were added on top).
+    init(vocabulary: Vocabulary, unknownID: Int, continuingPrefix: String = "##", maxInputCharactersPerWord: Int = 100,
+         modelVocabularyCount: Int? = nil) {
         self.unknownID = unknownID
         self.continuingPrefix = continuingPrefix
         self.maxInputCharactersPerWord = maxInputCharactersPerWord
-        trie = TokenTrie(vocabulary)
+        trie = TokenTrie(vocabulary.tokens.prefix(modelVocabularyCount ?? vocabulary.count))
         continuationNode = trie.node(after: continuingPrefix)
     }
 

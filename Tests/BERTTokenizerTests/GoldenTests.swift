@@ -45,9 +45,21 @@ struct OverflowCase: Decodable, Sendable, CustomStringConvertible {
 enum Golden {
     static let directory = Bundle.module.path(forResource: "Fixtures", ofType: nil)!
     static let vocabulary = try! Vocabulary(path: directory + "/vocab.txt")
+    struct Added: Decodable {
+        struct Case: Decodable {
+            var text: String
+            var input_ids: [Int]
+            var offsets: [[Int]]
+            var decoded_skip_special: String
+        }
+        var tokens: [String]
+        var special: [Bool]
+        var cases: [Case]
+    }
     struct File: Decodable {
         var cases: [GoldenCase]
         var overflow: [OverflowCase]
+        var added: Added
     }
     static let file: File = {
         let data = try! Data(contentsOf: URL(fileURLWithPath: directory + "/golden.json"))
@@ -90,5 +102,20 @@ enum Golden {
         #expect(windows.map(\.typeIDs) == golden.windows.map(\.token_type_ids))
         #expect(windows.map { $0.offsets.map { [$0.lowerBound, $0.upperBound] } } == golden.windows.map(\.offsets))
         #expect(windows.map(\.wordIDs) == golden.windows.map(\.word_ids))
+    }
+
+    /// Tokens added after the vocabulary (one ordinary, one special) are matched whole, as HF does.
+    @Test func addedTokensMatchHuggingFace() throws {
+        let added = Golden.file.added
+        let vocabulary = try Vocabulary(tokens: Golden.vocabulary.tokens + added.tokens)
+        let tokenizer = try BERTTokenizer(vocabulary: vocabulary,
+                                          addedTokens: zip(added.tokens, added.special).map { AddedToken(content: $0, special: $1) },
+                                          modelVocabularyCount: Golden.vocabulary.count)
+        for golden in added.cases {
+            let encoding = try tokenizer.encode(golden.text)
+            #expect(encoding.ids == golden.input_ids, "\(golden.text)")
+            #expect(encoding.offsets.map { [$0.lowerBound, $0.upperBound] } == golden.offsets)
+            #expect(try tokenizer.decode(encoding.ids, skipSpecialTokens: true) == golden.decoded_skip_special)
+        }
     }
 }

@@ -32,11 +32,21 @@ import Testing
         #expect(try BERTTokenizer(directory: dir).encode("HÍ").tokens == ["[CLS]", "hi", "[SEP]"])
     }
 
+    @Test func addedTokensFromTokenizerJSON() throws {
+        let json = ###"{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hi": 4}}, "added_tokens": [{"id": 0, "content": "[PAD]", "special": true, "normalized": false}, {"id": 5, "content": "<x>", "special": false, "normalized": false}]}"###
+        let tokenizer = try BERTTokenizer(directory: try Self.directory(["tokenizer.json": json]))
+        #expect(try tokenizer.encode("hi<x>hi").ids == [2, 4, 5, 4, 3])
+        #expect(try tokenizer.encode("<x>").tokens == ["[CLS]", "<x>", "[SEP]"])
+    }
+
     @Test(arguments: [
         (["tokenizer.json": #"{"model": {"type": "BPE", "vocab": {}}}"#], "not a WordPiece tokenizer"),
         (["tokenizer.json": #"{"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 5}}}"#], "model.vocab ids must be"),
         (["tokenizer.json": "not json"], "not a JSON object"),
         ([:], "no tokenizer in"),
+        (["tokenizer.json": ###"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}}, "added_tokens": [{"id": 9, "content": "<y>", "normalized": false}]}"###], "without gaps"),
+        (["tokenizer.json": ###"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}}, "added_tokens": [{"id": 4, "content": "<y>", "normalized": true}]}"###], "only normalized: false"),
+        (["tokenizer.json": ###"{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3}}, "added_tokens": [{"id": 4, "content": "<y>", "lstrip": true, "normalized": false}]}"###], "uses lstrip"),
     ])
     func badFiles(files: [String: String], message: String) throws {
         let dir = try Self.directory(files)
