@@ -26,8 +26,8 @@ public struct BERTTokenizer: Sendable {
     let wordPiece: WordPiece
     /// The special and added tokens recognised whole inside text, as scalars, longest first.
     let wholeTokens: [(scalars: [Unicode.Scalar], id: Int, token: String)]
-    /// The first scalars of `wholeTokens` (a quick test before trying them).
-    let wholeTokenStarts: Set<Unicode.Scalar>
+    /// The distinct first scalars of `wholeTokens` (a quick test before trying them; few, so an array).
+    let wholeTokenStarts: [Unicode.Scalar]
     /// Ids `decode(skipSpecialTokens: true)` leaves out.
     let specialIDs: Set<Int>
     let classID: Int, separatorID: Int, padID: Int
@@ -74,7 +74,7 @@ public struct BERTTokenizer: Sendable {
             if added.special { special.insert(whole[whole.count - 1].1) }
         }
         wholeTokens = whole.sorted { $0.0.count > $1.0.count }
-        wholeTokenStarts = Set(whole.map { $0.0[0] })
+        wholeTokenStarts = Array(Set(whole.map { $0.0[0] }))
         specialIDs = special
         // Tokens appended after the model's vocabulary are matched whole, never produced by WordPiece.
         wordPiece = WordPiece(vocabulary: vocabulary, unknownID: unknownID, continuingPrefix: continuingPrefix,
@@ -94,48 +94,58 @@ public struct BERTTokenizer: Sendable {
 
     func pieces(_ text: String) -> (pieces: [Piece], scalars: [Unicode.Scalar]) {
         let input = Array(text.unicodeScalars)
-        var pieces: [Piece] = []
-        var word = 0
+        var collector = PieceCollector()
+        var normalized: [Unicode.Scalar] = [], origin: [Int] = []
         var segmentStart = 0
         var i = 0
-        func flush(upTo end: Int) {
-            guard segmentStart < end else { return }
-            var normalized: [Unicode.Scalar] = [], origin: [Int] = []
-            normalizer.normalize(input, segmentStart..<end, into: &normalized, origin: &origin)
-            var wordStart = 0
-            func emit(_ range: Range<Int>) {
-                guard !range.isEmpty else { return }
-                for p in wordPiece.tokenize(normalized[range]) {
-                    pieces.append(Piece(id: p.id, range: origin[p.range.lowerBound]..<(origin[p.range.upperBound - 1] + 1), word: word))
-                }
-                word += 1
-            }
-            for k in 0..<normalized.count {
-                let c = normalized[k]
-                if CharacterClasses.isWhitespace(c) {
-                    emit(wordStart..<k)
-                    wordStart = k + 1
-                } else if CharacterClasses.isPunctuation(c) {
-                    emit(wordStart..<k)
-                    emit(k..<(k + 1))
-                    wordStart = k + 1
-                }
-            }
-            emit(wordStart..<normalized.count)
-        }
-        while i < input.count {
-            if wholeTokenStarts.contains(input[i]), let special = wholeTokens.first(where: { matches($0.scalars, input, at: i) }) {
-                flush(upTo: i)
-                pieces.append(Piece(id: special.id, range: i..<(i + special.scalars.count), word: word))
-                word += 1
-                i += special.scalars.count
-                segmentStart = i
-            } else {
+        while i <= input.count {
+            let special = i < input.count && wholeTokenStarts.contains(input[i])
+                ? wholeTokens.first(where: { matches($0.scalars, input, at: i) }) : nil
+            guard i == input.count || special != nil else {
                 i += 1
+                continue
             }
+            // The text before a whole token (or the end): normalise, split, WordPiece.
+            if segmentStart < i {
+                normalized.removeAll(keepingCapacity: true)
+                origin.removeAll(keepingCapacity: true)
+                normalizer.normalize(input, segmentStart..<i, into: &normalized, origin: &origin)
+                var wordStart = 0
+                for k in 0..<normalized.count {
+                    let kind = CharacterClasses.of(normalized[k])
+                    if kind.contains(.whitespace) {
+                        collector.add(wordPiece, normalized, origin, wordStart..<k)
+                        wordStart = k + 1
+                    } else if kind.contains(.punctuation) {
+                        collector.add(wordPiece, normalized, origin, wordStart..<k)
+                        collector.add(wordPiece, normalized, origin, k..<(k + 1))
+                        wordStart = k + 1
+                    }
+                }
+                collector.add(wordPiece, normalized, origin, wordStart..<normalized.count)
+            }
+            guard let special else { break }
+            collector.pieces.append(Piece(id: special.id, range: i..<(i + special.scalars.count), word: collector.word))
+            collector.word += 1
+            i += special.scalars.count
+            segmentStart = i
         }
-        flush(upTo: input.count)
-        return (pieces, input)
+        return (collector.pieces, input)
+    }
+
+    /// Gathers one text's pieces, numbering words as it goes.
+    private struct PieceCollector {
+        var pieces: [Piece] = []
+        var word = 0
+
+        /// WordPiece on normalized[range] (one word), mapped back to original scalar ranges.
+        mutating func add(_ wordPiece: WordPiece, _ normalized: [Unicode.Scalar], _ origin: [Int], _ range: Range<Int>) {
+            guard !range.isEmpty else { return }
+            for p in wordPiece.tokenize(normalized[range]) {
+                pieces.append(Piece(id: p.id, range: origin[p.range.lowerBound]..<(origin[p.range.upperBound - 1] + 1), word: word))
+            }
+            word += 1
+        }
     }
 
     private func matches(_ token: [Unicode.Scalar], _ input: [Unicode.Scalar], at i: Int) -> Bool {
@@ -241,25 +251,12 @@ public struct BERTTokenizer: Sendable {
     func assemble(_ first: (pieces: [Piece], scalars: [Unicode.Scalar]), _ r1: Range<Int>,
                   _ second: (pieces: [Piece], scalars: [Unicode.Scalar])?, _ r2: Range<Int>) -> Encoding {
         var encoding = Encoding()
-        func special(_ id: Int, _ token: String, type: Int) {
-            encoding.append(id: id, token: token, type: type, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
-        }
-        func add(_ source: (pieces: [Piece], scalars: [Unicode.Scalar]), _ range: Range<Int>, sequence: Int) {
-            var utf8Before = [Int](repeating: 0, count: source.scalars.count + 1)
-            for (k, c) in source.scalars.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
-            for piece in source.pieces[range] {
-                encoding.append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false,
-                                offsets: piece.range,
-                                bytes: utf8Before[piece.range.lowerBound]..<utf8Before[piece.range.upperBound],
-                                word: piece.word, sequence: sequence)
-            }
-        }
-        special(classID, classToken, type: 0)
-        add(first, r1, sequence: 0)
-        special(separatorID, separatorToken, type: 0)
+        encoding.appendSpecial(id: classID, token: classToken, type: 0)
+        encoding.appendPieces(first.pieces[r1], of: first.scalars, sequence: 0, vocabulary: vocabulary)
+        encoding.appendSpecial(id: separatorID, token: separatorToken, type: 0)
         if let second {
-            add(second, r2, sequence: 1)
-            special(separatorID, separatorToken, type: 1)
+            encoding.appendPieces(second.pieces[r2], of: second.scalars, sequence: 1, vocabulary: vocabulary)
+            encoding.appendSpecial(id: separatorID, token: separatorToken, type: 1)
         }
         return encoding
     }

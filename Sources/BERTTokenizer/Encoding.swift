@@ -31,10 +31,26 @@ public struct Encoding: Sendable, Equatable {
         wordIDs.append(word); sequenceIDs.append(sequence)
     }
 
+    mutating func appendSpecial(id: Int, token: String, type: Int) {
+        append(id: id, token: token, type: type, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
+    }
+
+    /// A text's pieces, with their character offsets and UTF-8 byte offsets in `scalars`.
+    mutating func appendPieces(_ pieces: ArraySlice<BERTTokenizer.Piece>, of scalars: [Unicode.Scalar], sequence: Int,
+                               vocabulary: Vocabulary) {
+        var utf8Before = [Int](repeating: 0, count: scalars.count + 1)
+        for (k, c) in scalars.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
+        for piece in pieces {
+            append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false, offsets: piece.range,
+                   bytes: utf8Before[piece.range.lowerBound]..<utf8Before[piece.range.upperBound], word: piece.word,
+                   sequence: sequence)
+        }
+    }
+
     /// Pads on the right to `length` with the pad token (attention 0, special 1).
     mutating func pad(to length: Int, id: Int, token: String) {
         while ids.count < length {
-            append(id: id, token: token, type: 0, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
+            appendSpecial(id: id, token: token, type: 0)
             attentionMask[attentionMask.count - 1] = 0
         }
     }

@@ -1,15 +1,23 @@
 /// The vocabulary as a trie over UTF-8 bytes, so WordPiece finds the longest vocabulary prefix of the rest
 /// of a word in one walk (instead of building and hashing every shorter candidate string).
 struct TokenTrie: Sendable {
-    /// Child of node n for byte b, keyed by n << 8 | b.
-    private var children: [Int: Int32] = [:]
+    /// Child of node n for byte b, keyed by (n << 8 | b) + 1 in an open-addressing table (0 = empty slot):
+    /// a multiplicative hash, no per-lookup seeding as Swift's Dictionary does.
+    private var keys: [UInt64]
+    private var values: [Int32]
+    private let shift: UInt64
     /// Token id ending at each node, or -1.
     private var ids: [Int32] = [-1]
 
     static let root: Int32 = 0
 
     init(_ tokens: ArraySlice<String>) {
-        children.reserveCapacity(tokens.count * 6)
+        let edges = tokens.reduce(0) { $0 + $1.utf8.count }
+        var capacity = 1024
+        while capacity < edges * 2 { capacity <<= 1 }
+        keys = [UInt64](repeating: 0, count: capacity)
+        values = [Int32](repeating: 0, count: capacity)
+        shift = UInt64(64 - capacity.trailingZeroBitCount)
         for (id, token) in tokens.enumerated() {
             var node = Self.root
             for byte in token.utf8 { node = child(node, byte) ?? add(node, byte) }
@@ -17,16 +25,30 @@ struct TokenTrie: Sendable {
         }
     }
 
+    @inline(__always)
+    private func slot(_ key: UInt64) -> Int { Int((key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+
     private mutating func add(_ node: Int32, _ byte: UInt8) -> Int32 {
         let new = Int32(ids.count)
         ids.append(-1)
-        children[Int(node) << 8 | Int(byte)] = new
+        let key = (UInt64(node) << 8 | UInt64(byte)) + 1
+        var i = slot(key)
+        while keys[i] != 0 { i = (i + 1) & (keys.count - 1) }
+        keys[i] = key
+        values[i] = new
         return new
     }
 
     @inline(__always)
     func child(_ node: Int32, _ byte: UInt8) -> Int32? {
-        children[Int(node) << 8 | Int(byte)]
+        let key = (UInt64(node) << 8 | UInt64(byte)) + 1
+        var i = slot(key)
+        while true {
+            let k = keys[i]
+            if k == key { return values[i] }
+            if k == 0 { return nil }
+            i = (i + 1) & (keys.count - 1)
+        }
     }
 
     /// The node reached by walking `text`'s bytes from the root (e.g. the "##" prefix), if any.
