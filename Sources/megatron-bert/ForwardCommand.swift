@@ -33,16 +33,7 @@ struct ForwardCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let data: Data
-            if input == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                guard let contents = FileManager.default.contents(atPath: input) else {
-                    throw CommandError("cannot read the batch file \(input)")
-                }
-                data = contents
-            }
-            let batch = try Batch(json: data)
+            let batch = try Batch(json: try readInput(input, what: "the batch file"))
             let model = try MegatronBERTModel(path: self.model, dtype: dtype)
             let outputs = try model.forward(batch)
             let bytes = try SafeTensorsFile.serialize(outputs.all.map {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MegatronBERT
 import BERTTokenizer
 import TensorFiles
@@ -22,6 +23,15 @@ extension DType: ExpressibleByArgument {}
 struct CommandError: Error, CustomStringConvertible {
     var description: String
     init(_ message: String) { description = message }
+}
+
+/// A whole input file's bytes, or standard input's for "-".
+func readInput(_ path: String, what: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    guard let contents = FileManager.default.contents(atPath: path) else {
+        throw CommandError("cannot read \(what) \(path)")
+    }
+    return contents
 }
 
 /// Turns library errors into ArgumentParser's clean "Error: …" output with a non-zero exit code.

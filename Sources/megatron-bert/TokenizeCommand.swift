@@ -82,15 +82,7 @@ struct TokenizeCommand: ParsableCommand {
                 try emit(text, pair)
                 return
             }
-            let data: Data
-            if input == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                guard let contents = FileManager.default.contents(atPath: input!) else {
-                    throw CommandError("cannot read \(input!)")
-                }
-                data = contents
-            }
+            let data = try readInput(input!, what: "the input file")
             struct Item: Decodable { var text: String; var text_pair: String? }
             var items: [Item] = []
             for (number, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
