@@ -34,11 +34,13 @@ def main():
         ("empty", torch.zeros(0, 3)),
     ])
     torch.save(tensors, os.path.join(out, "views.pt"))
+    torch.save(tensors, os.path.join(out, "views_legacy.pt"), _use_new_zipfile_serialization=False)
     safetensors.torch.save_file({k: v.contiguous().clone() for k, v in tensors.items()},
                                 os.path.join(out, "views.safetensors"))
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write(f"Written by scripts/make_tensorfile_fixtures.py with torch {torch.__version__}: views.pt is "
                 "torch.save of an OrderedDict of views (transposed, sliced, offset, shared storages) and dtypes; "
+                "views_legacy.pt the same in the pre-1.6 (non-zip) serialization; "
                 "views.safetensors holds the same tensors made contiguous.\n")
 
 

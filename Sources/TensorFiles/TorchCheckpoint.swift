@@ -1,5 +1,6 @@
-/// A `torch.save` file in the zip serialization (PyTorch ≥ 1.6; HF's `pytorch_model.bin`):
-/// `<root>/data.pkl` holds the pickled object, `<root>/data/<key>` each storage's raw bytes.
+/// A `torch.save` file: the zip serialization (PyTorch ≥ 1.6; HF's `pytorch_model.bin`), where
+/// `<root>/data.pkl` holds the pickled object and `<root>/data/<key>` each storage's raw bytes, or the
+/// pre-1.6 serialization (pickles followed by the storages), as NVIDIA's older checkpoints use.
 ///
 /// The file is memory-mapped and stored entries are read in place; nothing in the pickle is executed.
 ///
@@ -21,15 +22,11 @@ public struct TorchCheckpoint: @unchecked Sendable {
 
     public init(bytes: UnsafeRawBufferPointer, owner: AnyObject, path: String = "") throws {
         self.path = path
-        let zip: ZipArchive
-        do {
-            zip = try ZipArchive(bytes: bytes, path: path)
-        } catch {
-            if bytes.count >= 2, bytes[0] == 0x80 {
-                throw TensorFileError(path: path, "this is a legacy (pre-1.6) torch.save file, which is not supported yet; re-save it with a current PyTorch (torch.save(torch.load(f), f))")
-            }
-            throw error
+        if bytes.count >= 2, bytes[0] == 0x80 {  // a pickle, not a zip: the pre-1.6 serialization
+            (root, tensors) = try Self.readLegacy(bytes, owner: owner, path: path)
+            return
         }
+        let zip = try ZipArchive(bytes: bytes, path: path)
         guard let pickleEntry = zip.entries.first(where: { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }) else {
             throw TensorFileError(path: path, "a zip file but not a PyTorch checkpoint: no data.pkl inside")
         }
@@ -61,6 +58,58 @@ public struct TorchCheckpoint: @unchecked Sendable {
         }
         if let failure { throw failure }
         self.tensors = tensors
+    }
+
+    /// The pre-1.6 `torch.save` layout: pickles of the magic number, the protocol version (1001) and the
+    /// system info, then the object, then the sorted list of storage keys; then each storage in that
+    /// order as an 8-byte little-endian element count followed by its raw bytes.
+    static func readLegacy(_ bytes: UnsafeRawBufferPointer, owner: AnyObject, path: String)
+        throws -> (PickleValue, [String: StoredTensor]) {
+        func fail(_ reason: String) -> TensorFileError { TensorFileError(path: path, "legacy torch file: \(reason)") }
+        var machine = PickleMachine(bytes: bytes, path: path)
+        // 0x1950a86a20f9469cfc6c, as LONG1 bytes (little-endian).
+        let magic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]
+        guard case .bigInt(let found) = try machine.load(from: 0), found == magic else {
+            throw fail("bad magic number (not a torch.save file)")
+        }
+        guard try machine.load(from: machine.offset).int == 1001 else { throw fail("unknown protocol version") }
+        if case .dict(let info) = try machine.load(from: machine.offset), case .bool(false)? = info["little_endian"] {
+            throw fail("written on a big-endian machine, which is not supported")
+        }
+        machine.reducer = reduce
+        machine.persistentLoader = { id in try storage(from: id, path: path) }
+        let root = try machine.load(from: machine.offset)
+        guard let keys = try machine.load(from: machine.offset).elements?.map({ $0.string ?? $0.description }) else {
+            throw fail("the storage key list is missing")
+        }
+        var sizes: [String: Int] = [:]  // element size of each storage, from the tensors that use it
+        forEachTensor(in: root, prefix: "") { _, ref in sizes[ref.storage.key] = dtype(ofStorage: ref.storage.dtype)?.size }
+        let reader = ByteReader(bytes: bytes, path: path)
+        var storages: [String: UnsafeRawBufferPointer] = [:]
+        var position = machine.offset
+        for key in keys {
+            guard let size = sizes[key] else { throw fail("storage '\(key)' is not used by any tensor, so its size is unknown") }
+            let count = try reader.int64(position)
+            let (byteCount, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow, position + 8 <= bytes.count, byteCount <= bytes.count - position - 8 else {
+                throw fail("storage '\(key)' declares \(count) elements but the file ends first (truncated?)")
+            }
+            storages[key] = UnsafeRawBufferPointer(rebasing: bytes[(position + 8)..<(position + 8 + byteCount)])
+            position += 8 + byteCount
+        }
+        var tensors: [String: StoredTensor] = [:]
+        var failure: Error?
+        forEachTensor(in: root, prefix: "") { name, ref in
+            guard failure == nil else { return }
+            do {
+                guard let data = storages[ref.storage.key] else { throw fail("tensor '\(name)' uses storage '\(ref.storage.key)', which the file does not hold") }
+                tensors[name] = try materialize(ref, storageBytes: data, owner: owner, name: name, path: path)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return (root, tensors)
     }
 
     // MARK: - Torch semantics for the pickle machine
