@@ -37,11 +37,20 @@ def main():
     torch.save(tensors, os.path.join(out, "views_legacy.pt"), _use_new_zipfile_serialization=False)
     safetensors.torch.save_file({k: v.contiguous().clone() for k, v in tensors.items()},
                                 os.path.join(out, "views.safetensors"))
+    # Zip layouts: ZIP64 records on a stored entry, and a deflated entry (read in place only when stored).
+    import zipfile
+    with zipfile.ZipFile(os.path.join(out, "zip64.zip"), "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+        with z.open("dir/hello.txt", "w", force_zip64=True) as entry:
+            entry.write(b"hello, zip64")
+        z.writestr("second.bin", bytes(range(16)))
+    with zipfile.ZipFile(os.path.join(out, "deflated.zip"), "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data.txt", b"compress me " * 20)
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write(f"Written by scripts/make_tensorfile_fixtures.py with torch {torch.__version__}: views.pt is "
                 "torch.save of an OrderedDict of views (transposed, sliced, offset, shared storages) and dtypes; "
                 "views_legacy.pt the same in the pre-1.6 (non-zip) serialization; "
-                "views.safetensors holds the same tensors made contiguous.\n")
+                "views.safetensors holds the same tensors made contiguous; zip64.zip has ZIP64 records on a stored "
+                "entry, deflated.zip a deflated entry (Python's zipfile).\n")
 
 
 if __name__ == "__main__":
