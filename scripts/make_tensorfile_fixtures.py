@@ -43,14 +43,30 @@ def main():
         with z.open("dir/hello.txt", "w", force_zip64=True) as entry:
             entry.write(b"hello, zip64")
         z.writestr("second.bin", bytes(range(16)))
+    import random as _random
+    rng = _random.Random(3)
+    text = " ".join(rng.choice(["tensor", "storage", "Megatron", "BERT", "layer", "norm", "the", "of", "345M", "\n"])
+                    for _ in range(6000)).encode()
     with zipfile.ZipFile(os.path.join(out, "deflated.zip"), "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data.txt", b"compress me " * 20)                       # short: fixed Huffman codes
+        z.writestr("text.txt", text)                                       # longer: dynamic Huffman codes
+        z.writestr("random.bin", bytes(rng.getrandbits(8) for _ in range(5000)))  # incompressible: stored blocks
+        z.writestr("empty.txt", b"")
+    with zipfile.ZipFile(os.path.join(out, "deflated-stored.zip"), "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("data.txt", b"compress me " * 20)
+        z.writestr("text.txt", text)
+    # The zip-format views.pt re-packed with deflate (as a download might be): read by inflating.
+    with zipfile.ZipFile(os.path.join(out, "views.pt")) as source, \
+            zipfile.ZipFile(os.path.join(out, "views_deflated.pt"), "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for info in source.infolist():
+            z.writestr(info.filename, source.read(info.filename))
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write(f"Written by scripts/make_tensorfile_fixtures.py with torch {torch.__version__}: views.pt is "
                 "torch.save of an OrderedDict of views (transposed, sliced, offset, shared storages) and dtypes; "
                 "views_legacy.pt the same in the pre-1.6 (non-zip) serialization; "
                 "views.safetensors holds the same tensors made contiguous; zip64.zip has ZIP64 records on a stored "
-                "entry, deflated.zip a deflated entry (Python's zipfile).\n")
+                "entry, deflated.zip deflated entries (fixed, dynamic and stored blocks), deflated-stored.zip two of them "
+                "uncompressed, views_deflated.pt is views.pt re-packed with deflate (Python's zipfile).\n")
 
 
 if __name__ == "__main__":

@@ -31,27 +31,33 @@ public struct TorchCheckpoint: @unchecked Sendable {
             throw TensorFileError(path: path, "a zip file but not a PyTorch checkpoint: no data.pkl inside")
         }
         let prefix = String(pickleEntry.name.dropLast("data.pkl".count))
-        let pickle = try zip.storedBytes(of: pickleEntry)
+        let pickle = try zip.contents(of: pickleEntry)  // (owner keeps inflated bytes alive while parsing)
 
-        var machine = PickleMachine(bytes: pickle, path: path)
+        var machine = PickleMachine(bytes: pickle.bytes, path: path)
         machine.reducer = TorchCheckpoint.reduce
         machine.persistentLoader = { id in try TorchCheckpoint.storage(from: id, path: path) }
-        root = try machine.load()
+        root = try withExtendedLifetime(pickle.owner) { try machine.load() }
 
-        var storageCache: [String: UnsafeRawBufferPointer] = [:]
+        // Storages are read in place when stored (torch.save's own archives), inflated when deflated.
+        var storageCache: [String: (bytes: UnsafeRawBufferPointer, owner: AnyObject)] = [:]
         var tensors: [String: StoredTensor] = [:]
         var failure: Error?
         TorchCheckpoint.forEachTensor(in: root, prefix: "") { name, ref in
             guard failure == nil else { return }
             do {
-                let data: UnsafeRawBufferPointer
+                let data: (bytes: UnsafeRawBufferPointer, owner: AnyObject)
                 if let cached = storageCache[ref.storage.key] {
                     data = cached
                 } else {
-                    data = try zip.storedBytes(of: prefix + "data/" + ref.storage.key)
+                    let entryName = prefix + "data/" + ref.storage.key
+                    guard let entry = zip.entry(named: entryName) else {
+                        throw TensorFileError(path: path, "the archive has no entry '\(entryName)' for tensor '\(name)'")
+                    }
+                    let contents = try zip.contents(of: entry)
+                    data = (contents.bytes, contents.owner ?? owner)
                     storageCache[ref.storage.key] = data
                 }
-                tensors[name] = try TorchCheckpoint.materialize(ref, storageBytes: data, owner: owner, name: name, path: path)
+                tensors[name] = try TorchCheckpoint.materialize(ref, storageBytes: data.bytes, owner: data.owner, name: name, path: path)
             } catch {
                 failure = error
             }

@@ -15,7 +15,12 @@ public struct ZipArchive: @unchecked Sendable {
         public var uncompressedSize: Int
         /// Offset of the entry's data (past its local header) in the archive.
         public var dataOffset: Int
+        /// The CRC-32 the directory records for the uncompressed data.
+        public var crc32: UInt32
     }
+
+    /// DEFLATE cannot expand data more than ~1032 times; a directory claiming more is a zip bomb.
+    public static let maxDeflateRatio = 1032
 
     public let path: String
     public let entries: [Entry]
@@ -66,6 +71,7 @@ public struct ZipArchive: @unchecked Sendable {
                 throw fail("corrupt zip: bad central directory entry at offset \(q)")
             }
             let method = reader.u16(q + 10)
+            let crc = reader.u32(q + 16)
             var compressed = Int(reader.u32(q + 20))
             var uncompressed = Int(reader.u32(q + 24))
             let nameLength = Int(reader.u16(q + 28))
@@ -98,7 +104,7 @@ public struct ZipArchive: @unchecked Sendable {
                 throw fail("truncated zip: entry '\(name)' needs \(compressed) bytes past offset \(dataOffset), but the file has \(bytes.count)")
             }
             entries.append(Entry(name: name, method: method, compressedSize: compressed,
-                                 uncompressedSize: uncompressed, dataOffset: dataOffset))
+                                 uncompressedSize: uncompressed, dataOffset: dataOffset, crc32: crc))
             q += 46 + nameLength + extraLength + commentLength
         }
         self.entries = entries
@@ -117,9 +123,33 @@ public struct ZipArchive: @unchecked Sendable {
         return try storedBytes(of: entry)
     }
 
+    /// An entry's uncompressed bytes: in place for a stored entry, inflated into `owner` for a deflated one
+    /// (size bounded by the directory, checked against its CRC-32).
+    public func contents(of entry: Entry) throws -> (bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
+        switch entry.method {
+        case 0:
+            return (try storedBytes(of: entry), nil)
+        case 8:
+            guard entry.uncompressedSize <= max(entry.compressedSize, 1) * Self.maxDeflateRatio else {
+                throw TensorFileError(path: path, "entry '\(entry.name)' claims \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed: more than DEFLATE can expand (a zip bomb?)")
+            }
+            let owned = OwnedBytes(count: entry.uncompressedSize)
+            let target = UnsafeMutableRawBufferPointer(rebasing: owned.pointer[0..<entry.uncompressedSize])
+            try Inflate.decode(UnsafeRawBufferPointer(rebasing: bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)]),
+                               into: target, path: path + ":" + entry.name)
+            let result = UnsafeRawBufferPointer(target)
+            guard CRC32.checksum(result) == entry.crc32 else {
+                throw TensorFileError(path: path, "entry '\(entry.name)' fails its CRC-32 check: the archive is corrupt")
+            }
+            return (result, owned)
+        default:
+            throw TensorFileError(path: path, "entry '\(entry.name)' uses compression method \(entry.method); only stored (0) and deflate (8) are supported")
+        }
+    }
+
     public func storedBytes(of entry: Entry) throws -> UnsafeRawBufferPointer {
         guard entry.method == 0 else {
-            throw TensorFileError(path: path, "entry '\(entry.name)' is compressed (method \(entry.method)); only stored entries can be read in place — re-save the checkpoint with torch.save, or unzip it")
+            throw TensorFileError(path: path, "entry '\(entry.name)' is compressed (method \(entry.method)) and cannot be read in place; use contents(of:)")
         }
         guard entry.compressedSize == entry.uncompressedSize else {
             throw TensorFileError(path: path, "corrupt zip: stored entry '\(entry.name)' has different compressed and uncompressed sizes")

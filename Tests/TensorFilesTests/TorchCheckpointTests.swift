@@ -5,7 +5,7 @@ import Testing
 @Suite struct TorchCheckpointTests {
     /// Every tensor of views.pt (views, offsets, shared storages, dtypes) equals the contiguous copy
     /// that safetensors holds, bit for bit — in both serializations.
-    @Test(arguments: ["views.pt", "views_legacy.pt"])
+    @Test(arguments: ["views.pt", "views_legacy.pt", "views_deflated.pt"])
     func viewsMatchTheirContiguousCopies(file: String) throws {
         let torch = try TorchCheckpoint(path: fixture(file))
         let reference = try SafeTensorsFile(path: fixture("views.safetensors"))
