@@ -135,8 +135,27 @@ struct Inflate {
                 try Huffman.validated(lengths: Array(lengths[literalCount...]), path: path))
     }
 
-    /// Canonical Huffman decoding, one bit at a time: codes of each length are consecutive integers.
+    /// Makes at least `n` bits available when the input has them (fewer at its very end).
+    @inline(__always)
+    private mutating func refill(_ n: Int) {
+        while bitCount < n && position < input.count {
+            bitBuffer |= UInt64(input[position]) << UInt64(bitCount)
+            position += 1
+            bitCount += 8
+        }
+    }
+
+    /// Canonical Huffman decoding: codes up to `Huffman.fastBits` long through a table indexed by the next
+    /// bits, longer ones one bit at a time (codes of each length are consecutive integers).
     private mutating func decode(_ huffman: Huffman) throws -> Int {
+        refill(Huffman.fastBits)
+        let entry = huffman.fast[Int(bitBuffer & UInt64((1 << Huffman.fastBits) - 1))]
+        let length = Int(entry & 0xf)
+        if length > 0 && length <= bitCount {
+            bitBuffer >>= UInt64(length)
+            bitCount -= length
+            return Int(entry >> 4)
+        }
         var code = 0, first = 0, index = 0
         for length in 1...15 {
             code |= try bits(1)
@@ -153,10 +172,14 @@ struct Inflate {
     static let fixedDistances = Huffman(lengths: Array(repeating: 5, count: 30))
 }
 
-/// Code counts per length and symbols in canonical order.
+/// Code counts per length and symbols in canonical order, plus a table for the short codes.
 struct Huffman {
     var counts = [Int](repeating: 0, count: 16)
     var symbols: [Int] = []
+    /// Indexed by the next `fastBits` bits of the stream (least significant first): symbol << 4 | code length,
+    /// or 0 when the code is longer.
+    static let fastBits = 9
+    var fast = [UInt32](repeating: 0, count: 1 << fastBits)
 
     /// Lengths read from a stream: each 0...15, and not over-subscribed.
     static func validated(lengths: [Int], path: String) throws -> Huffman {
@@ -179,6 +202,26 @@ struct Huffman {
         for (symbol, length) in lengths.enumerated() where length > 0 {
             symbols[offsets[length]] = symbol
             offsets[length] += 1
+        }
+        // Canonical codes: the first code of each length follows the last of the previous length.
+        var next = [Int](repeating: 0, count: 16)
+        var code = 0
+        for length in 1...15 {
+            code = (code + counts[length - 1]) << 1
+            next[length] = code
+        }
+        for (symbol, length) in lengths.enumerated() where length > 0 {
+            let value = next[length]
+            next[length] += 1
+            guard length <= Self.fastBits else { continue }
+            // The stream sends codes most significant bit first: reverse to index by arrival order.
+            var reversed = 0
+            for bit in 0..<length where value & (1 << bit) != 0 { reversed |= 1 << (length - 1 - bit) }
+            var fill = reversed
+            while fill < 1 << Self.fastBits {
+                fast[fill] = UInt32(symbol << 4 | length)
+                fill += 1 << length
+            }
         }
     }
 }
