@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import TensorFiles
+@testable import MegatronBERT
+
+/// Megatron-format checkpoints written by scripts/make_megatron_fixtures.py from the megatron-ForPreTraining
+/// fixture: converted back, every tensor must equal the original bit for bit, and the model's outputs must
+/// match transformers'.
+@Suite struct MegatronConversionTests {
+    static let files = ["v0-old-names.pt", "v1-old-names-legacy.pt", "v2-new-names.pt", "v3-no-args.pt", "ngc.zip"]
+
+    @Test(arguments: files)
+    func convertsBackToTheHuggingFaceTensors(file: String) throws {
+        let converted = try MegatronConversion.load(path: Fixtures.root + "/megatron/" + file, heads: 3)
+        let original = try CheckpointDirectory(path: Fixtures.model("megatron-ForPreTraining"))
+        #expect(Set(converted.tensors.keys) == Set(original.tensors.keys))
+        for (name, expected) in original.tensors {
+            let actual = try #require(converted.tensors[name], "\(name)")
+            #expect(actual.shape == expected.shape && actual.dtype == expected.dtype, "\(name)")
+            #expect(Array(actual.bytes) == Array(expected.bytes), "\(name)")
+        }
+        #expect(converted.config.numAttentionHeads == 3)
+        #expect(converted.config.layerNormEps == 1e-5)
+        #expect(converted.config.architectures == ["MegatronBertForPreTraining"])
+        let model = try MegatronBERTModel(config: converted.config, tensors: converted.tensors)
+        expectOutputs(try model.forward(try Fixtures.batch()), match: try Fixtures.expected("megatron-ForPreTraining"),
+                      tolerance: 1e-4)
+    }
+
+    @Test func withoutArgsTheAssumptionsAreSaid() throws {
+        let converted = try MegatronConversion.load(path: Fixtures.root + "/megatron/v3-no-args.pt", heads: 3)
+        #expect(converted.notes.contains { $0.contains("layer_norm_eps set to 1e-5") })
+        // Without args and without --heads the head count cannot be known for hidden 30.
+        #expect(throws: ModelError.self) { try MegatronConversion.load(path: Fixtures.root + "/megatron/v3-no-args.pt") }
+    }
+
+    @Test func argsFromAMegatronOnlyClassAreReadAsData() throws {
+        let checkpoint = try TorchCheckpoint(path: Fixtures.root + "/megatron/v2-new-names.pt")
+        guard case .dict(let root) = checkpoint.root, case .object(let args)? = root["args"] else {
+            Issue.record("no args object")
+            return
+        }
+        #expect(args.module == "argparse" && args.name == "Namespace")
+        #expect(args.attribute("hidden_size")?.int == 30)
+        guard case .object(let mask)? = args.attribute("attn_mask_type") else {
+            Issue.record("attn_mask_type is not kept as an object")
+            return
+        }
+        #expect(mask.module == "megatron.model.enums" && mask.name == "AttnMaskType")
+    }
+
+    @Test func aHuggingFaceFileIsNotAMegatronCheckpoint() throws {
+        #expect(throws: ModelError.self) { try MegatronConversion.load(path: Fixtures.model("megatron-ForPreTraining-bin") + "/pytorch_model.bin") }
+    }
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Megatron-LM format checkpoints built from a known Hugging Face state dict (the inverse of HF's converter
+mapping), for the conversion tests: checkpoint_version absent (0), 1.0 and 2.0 fused-QKV layouts, old
+(`transformer`/`attention`) and new (`encoder`/`self_attention`) key names, with `args` holding an
+argparse.Namespace and an object of a class from a fake `megatron.*` module, both torch serializations, and an
+NGC-style zip (release/mp_rank_00/model_optim_rng.pt, deflated).
+
+    /tmp/ref/bin/python scripts/make_megatron_fixtures.py Tests/MegatronBERTTests/Fixtures
+"""
+import argparse
+import enum
+import os
+import sys
+import types
+import zipfile
+
+import torch
+from safetensors.torch import load_file
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "Tests/MegatronBERTTests/Fixtures"
+SOURCE = os.path.join(OUT, "models", "megatron-ForPreTraining")
+
+# A class that exists only in "Megatron": the reader must keep it as inert data.
+megatron = types.ModuleType("megatron")
+megatron_model = types.ModuleType("megatron.model")
+megatron_enums = types.ModuleType("megatron.model.enums")
+
+
+class AttnMaskType(enum.Enum):
+    padding = 1
+    causal = 2
+
+
+AttnMaskType.__module__ = "megatron.model.enums"
+megatron_enums.AttnMaskType = AttnMaskType
+sys.modules.update({"megatron": megatron, "megatron.model": megatron_model, "megatron.model.enums": megatron_enums})
+
+
+def fuse_qkv(q, k, v, version, heads):
+    """HF's separate Q, K, V ([h, h] each, or [h]) to Megatron's fused layout for `version`."""
+    hd = q.shape[0] // heads
+    stacked = torch.stack([q, k, v])                  # [3, h, ...] = [3, heads * hd, ...]
+    rest = stacked.shape[2:]
+    x = stacked.reshape(3, heads, hd, *rest)           # [3, heads, hd, ...]
+    if version == 0:
+        pass                                           # [3, heads, hd]
+    elif version == 1.0:
+        x = x.permute(1, 2, 0, *range(3, x.dim()))     # [heads, hd, 3]
+    else:
+        x = x.permute(1, 0, 2, *range(3, x.dim()))     # [heads, 3, hd]
+    return x.reshape(3 * heads * hd, *rest).contiguous()
+
+
+def megatron_state(hf, version, new_names, heads):
+    lm = {"embedding": {"word_embeddings": {"weight": hf["bert.embeddings.word_embeddings.weight"]},
+                        "position_embeddings": {"weight": hf["bert.embeddings.position_embeddings.weight"]},
+                        "tokentype_embeddings": {"weight": hf["bert.embeddings.token_type_embeddings.weight"]}}}
+    encoder = {}
+    attention = "self_attention" if new_names else "attention"
+    layer = 0
+    while f"bert.encoder.layer.{layer}.ln.weight" in hf:
+        p = f"bert.encoder.layer.{layer}."
+        m = f"layers.{layer}."
+        for kind in ["weight", "bias"]:
+            encoder[m + "input_layernorm." + kind] = hf[p + "attention.ln." + kind]
+            encoder[m + f"{attention}.query_key_value." + kind] = fuse_qkv(
+                hf[p + "attention.self.query." + kind], hf[p + "attention.self.key." + kind],
+                hf[p + "attention.self.value." + kind], version, heads)
+            encoder[m + f"{attention}.dense." + kind] = hf[p + "attention.output.dense." + kind]
+            encoder[m + "post_attention_layernorm." + kind] = hf[p + "ln." + kind]
+            encoder[m + "mlp.dense_h_to_4h." + kind] = hf[p + "intermediate.dense." + kind]
+            encoder[m + "mlp.dense_4h_to_h." + kind] = hf[p + "output.dense." + kind]
+        layer += 1
+    for kind in ["weight", "bias"]:
+        encoder["final_layernorm." + kind] = hf["bert.encoder.ln." + kind]
+    lm["encoder" if new_names else "transformer"] = encoder
+    lm["pooler"] = {"dense.weight": hf["bert.pooler.dense.weight"], "dense.bias": hf["bert.pooler.dense.bias"]}
+    model = {"language_model": lm,
+             "lm_head": {"bias": hf["cls.predictions.bias"],
+                         "dense": {"weight": hf["cls.predictions.transform.dense.weight"],
+                                   "bias": hf["cls.predictions.transform.dense.bias"]},
+                         "layernorm": {"weight": hf["cls.predictions.transform.LayerNorm.weight"],
+                                       "bias": hf["cls.predictions.transform.LayerNorm.bias"]}},
+             "binary_head": {"weight": hf["cls.seq_relationship.weight"], "bias": hf["cls.seq_relationship.bias"]}}
+    return model
+
+
+def main():
+    import json
+    config = json.load(open(os.path.join(SOURCE, "config.json")))
+    hf = load_file(os.path.join(SOURCE, "model.safetensors"))
+    heads = config["num_attention_heads"]
+    out = os.path.join(OUT, "megatron")
+    os.makedirs(out, exist_ok=True)
+    args = argparse.Namespace(num_layers=config["num_hidden_layers"], hidden_size=config["hidden_size"],
+                              ffn_hidden_size=config["intermediate_size"], num_attention_heads=heads,
+                              max_position_embeddings=config["max_position_embeddings"],
+                              padded_vocab_size=config["vocab_size"], layernorm_epsilon=config["layer_norm_eps"],
+                              tokenizer_type="BertWordPieceCase", attn_mask_type=AttnMaskType.padding)
+    notes = [f"Written by scripts/make_megatron_fixtures.py (torch {torch.__version__}) from models/megatron-ForPreTraining "
+             "(the expected HF tensors are that model's).\n\n| file | what |\n|---|---|"]
+    for name, version, new_names, with_args, legacy in [
+        ("v0-old-names.pt", 0, False, True, False),
+        ("v1-old-names-legacy.pt", 1.0, False, True, True),
+        ("v2-new-names.pt", 2.0, True, True, False),
+        ("v3-no-args.pt", 3.0, True, False, False),
+    ]:
+        checkpoint = {"iteration": 1000, "model": megatron_state(hf, version, new_names, heads)}
+        if version:
+            checkpoint["checkpoint_version"] = version
+        if with_args:
+            checkpoint["args"] = args
+        path = os.path.join(out, name)
+        torch.save(checkpoint, path, _use_new_zipfile_serialization=not legacy)
+        notes.append(f"| {name} | checkpoint_version {version or 'absent'}, {'new' if new_names else 'old'} key names, "
+                     f"{'with' if with_args else 'without'} args, {'legacy' if legacy else 'zip'} serialization |")
+    # NGC layout: a zip holding release/mp_rank_00/model_optim_rng.pt, deflated.
+    with zipfile.ZipFile(os.path.join(out, "ngc.zip"), "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.write(os.path.join(out, "v2-new-names.pt"), "release/mp_rank_00/model_optim_rng.pt")
+        z.writestr("latest_checkpointed_iteration.txt", "release")
+    notes.append("| ngc.zip | v2-new-names.pt as release/mp_rank_00/model_optim_rng.pt in a deflated zip |")
+    with open(os.path.join(out, "NOTES.md"), "w") as f:
+        f.write("\n".join(notes) + "\n")
+
+
+if __name__ == "__main__":
+    main()
