@@ -19,7 +19,7 @@ struct ForwardCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Model directory (config.json + weights), or a weight file beside its config.json.")
+    @Option(help: "Model directory (config.json + weights), a weight file beside its config.json, or a Megatron-LM .pt / NGC .zip (converted in memory).")
     var model: String
 
     @Option(help: "Batch JSON file ('-' for standard input).")

@@ -11,7 +11,8 @@ struct MegatronBERTCommand: ParsableCommand {
         abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: tokenization, parity forward passes and benchmarks.",
         discussion: """
         Models are Hugging Face directories: config.json plus model.safetensors, sharded safetensors \
-        (model.safetensors.index.json) or pytorch_model.bin. Weights may be stored as F32, F16 or BF16.
+        (model.safetensors.index.json) or pytorch_model.bin (weights stored as F32, F16 or BF16); or Megatron-LM \
+        checkpoints: a .pt file (either torch.save format) or NVIDIA's NGC .zip, converted in memory.
         """,
         subcommands: [TokenizeCommand.self, ForwardCommand.self, BenchCommand.self]
     )

@@ -64,6 +64,21 @@ struct CLI {
         }
     }
 
+    /// An NGC-style zip (Megatron-LM format) is converted in memory by --model.
+    @Test func forwardTakesAnNGCZipDirectly() throws {
+        let output = CLI.temporaryPath("out.safetensors")
+        let result = try CLI.run(["forward", "--model", CLI.fixtures + "/megatron/ngc.zip",
+                                  "--input", CLI.fixtures + "/inputs/batch.json", "--output", output])
+        #expect(result.status == 0, "\(result.stderr)")
+        let written = try SafeTensorsFile(path: output).tensors
+        let expected = try SafeTensorsFile(path: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors").tensors
+        for (name, reference) in expected {
+            let actual = try #require(written[name])
+            let worst = zip(actual.toDoubles(), reference.toDoubles()).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-4, "\(name): \(worst)")
+        }
+    }
+
     @Test func forwardReadsStandardInputAndTakesADtype() throws {
         let output = CLI.temporaryPath("out.safetensors")
         let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)

@@ -18,6 +18,16 @@ public enum MegatronConversion {
         public var notes: [String]
     }
 
+    /// A `.zip` or `.pt` file with no config.json beside it: what NGC and Megatron-LM write.
+    public static func isMegatronPath(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+              path.hasSuffix(".zip") || path.hasSuffix(".pt")
+        else { return false }
+        let config = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
+        return !FileManager.default.fileExists(atPath: config)
+    }
+
     /// Reads an NGC zip (holding `…/mp_rank_00/model_optim_rng.pt`, stored or deflated) or a bare `.pt`.
     /// - Parameter heads: attention heads, when the checkpoint has no `args` to say.
     public static func load(path: String, heads: Int? = nil) throws -> Result {

@@ -21,8 +21,14 @@ public final class MegatronBERTModel: @unchecked Sendable {
     let pooler: Pooler?
     let taskHead: TaskHead
 
-    /// Loads a Hugging Face model directory (or one weight file beside its config.json).
+    /// Loads a Hugging Face model directory (or one weight file beside its config.json), or a Megatron-LM
+    /// checkpoint (`.pt`, or NVIDIA's NGC `.zip`), converted in memory.
     public convenience init(path: String, dtype: DType = .fp32) throws {
+        if MegatronConversion.isMegatronPath(path) {
+            let converted = try MegatronConversion.load(path: path)
+            try self.init(config: converted.config, tensors: converted.tensors, dtype: dtype)
+            return
+        }
         let checkpoint = try CheckpointDirectory(path: path)
         try self.init(config: checkpoint.config, tensors: checkpoint.tensors, dtype: dtype)
     }
