@@ -79,6 +79,18 @@ struct CLI {
         }
     }
 
+    @Test func inspectListsTensorsAndArgs() throws {
+        let ngc = try CLI.run(["inspect", CLI.fixtures + "/megatron/ngc.zip"])
+        #expect(ngc.status == 0, "\(ngc.stderr)")
+        #expect(ngc.stdout.contains("checkpoint_version = 2.0"))
+        #expect(ngc.stdout.contains("attn_mask_type = megatron.model.enums.AttnMaskType(1)"))
+        #expect(ngc.stdout.contains("model.language_model.embedding.word_embeddings.weight  F32  [53, 30]"))
+        let safetensors = try CLI.run(["inspect", CLI.fixtures + "/models/megatron-ForPreTraining-f16/model.safetensors"])
+        #expect(safetensors.stdout.contains("bert.encoder.ln.weight  F16  [30]"))
+        let bad = try CLI.run(["inspect", CLI.fixtures + "/inputs/batch.json"])
+        #expect(bad.status != 0)
+    }
+
     @Test func forwardReadsStandardInputAndTakesADtype() throws {
         let output = CLI.temporaryPath("out.safetensors")
         let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)
