@@ -119,6 +119,10 @@ def main():
         z.write(os.path.join(out, "v2-new-names.pt"), "release/mp_rank_00/model_optim_rng.pt")
         z.writestr("latest_checkpointed_iteration.txt", "release")
     notes.append("| ngc.zip | v2-new-names.pt as release/mp_rank_00/model_optim_rng.pt in a deflated zip |")
+    notes.append("\nChecked once by hand (2026-11-27, transformers 5.24.0): `megatron-bert convert ngc.zip --output DIR --vocab "
+                 "vocab/megatron-bert-cased-vocab.txt`, then `AutoModelForPreTraining.from_pretrained(DIR)` loads it as "
+                 "MegatronBertForPreTraining and its float64 prediction_logits on inputs/batch.json equal "
+                 "expected/megatron-ForPreTraining.safetensors exactly (max |diff| 0.0); `AutoTokenizer` loads the vocab.")
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")
 

@@ -96,6 +96,41 @@ public struct SafeTensorsFile: Sendable {
         self.metadata = metadata
     }
 
+    /// Writes tensors to a safetensors file, streaming each tensor's bytes (no whole-file copy in memory).
+    /// Tensors are written in name order, data 8-byte aligned, as the format's writers do.
+    ///
+    /// ```swift
+    /// try SafeTensorsFile.write(["x": tensor], to: "out.safetensors", metadata: ["format": "pt"])
+    /// ```
+    public static func write(_ tensors: [String: StoredTensor], to path: String, metadata: [String: String] = [:]) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let t = tensors[name]!
+            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]] as [String: Any]
+            offset += t.bytes.count
+        }
+        var json = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        while (json.count + 8) % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw TensorFileError(path: path, "cannot create the file")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.write(contentsOf: withUnsafeBytes(of: UInt64(json.count).littleEndian) { Data($0) })
+            try handle.write(contentsOf: Data(json))
+            for name in names {
+                let t = tensors[name]!
+                guard let base = t.bytes.baseAddress, t.bytes.count > 0 else { continue }
+                try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: t.bytes.count, deallocator: .none))
+            }
+        } catch {
+            throw TensorFileError(path: path, "write failed: \(error)")
+        }
+    }
+
     /// Serialises tensors to safetensors bytes (names sorted, data 8-byte aligned, as the format's writers do).
     ///
     /// ```swift

@@ -36,6 +36,19 @@ func fixture(_ name: String) -> String {
         #expect(file.metadata == ["format": "pt"])
     }
 
+    @Test func writeStreamsTensorsThatReadBackTheSame() throws {
+        let source = try SafeTensorsFile(path: fixture("views.safetensors"))
+        let path = temporaryFile([], name: "out.safetensors")
+        try SafeTensorsFile.write(source.tensors, to: path, metadata: ["format": "pt"])
+        let back = try SafeTensorsFile(path: path)
+        #expect(back.metadata == ["format": "pt"])
+        #expect(Set(back.tensors.keys) == Set(source.tensors.keys))
+        for (name, t) in source.tensors {
+            #expect(back.tensors[name]?.shape == t.shape && back.tensors[name]?.dtype == t.dtype)
+            #expect(back.tensors[name].map { Array($0.bytes) } == Array(t.bytes), "\(name)")
+        }
+    }
+
     @Test func readsTheFixtureWrittenByPython() throws {
         let file = try SafeTensorsFile(path: fixture("views.safetensors"))
         #expect(file.tensors["transposed"]?.shape == [6, 4])

@@ -91,6 +91,23 @@ struct CLI {
         #expect(bad.status != 0)
     }
 
+    @Test(arguments: ["fp32", "fp16"])
+    func convertWritesAHuggingFaceDirectory(dtype: String) throws {
+        let output = CLI.temporaryPath("converted")
+        let result = try CLI.run(["convert", CLI.fixtures + "/megatron/v1-old-names-legacy.pt", "--output", output,
+                                  "--vocab", CLI.packageRoot + "/vocab/megatron-bert-cased-vocab.txt", "--dtype", dtype])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("MegatronBertForPreTraining, 2 layers, hidden 30, 3 heads"))
+        for file in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"] {
+            #expect(FileManager.default.fileExists(atPath: output + "/" + file), "\(file)")
+        }
+        let weights = try SafeTensorsFile(path: output + "/model.safetensors").tensors
+        #expect(weights["bert.encoder.ln.weight"]?.dtype == (dtype == "fp32" ? .float32 : .float16))
+        let forward = try CLI.run(["forward", "--model", output, "--input", CLI.fixtures + "/inputs/batch.json",
+                                   "--output", CLI.temporaryPath("out.safetensors")])
+        #expect(forward.status == 0, "\(forward.stderr)")
+    }
+
     @Test func forwardReadsStandardInputAndTakesADtype() throws {
         let output = CLI.temporaryPath("out.safetensors")
         let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)

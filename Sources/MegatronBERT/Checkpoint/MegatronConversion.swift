@@ -16,6 +16,27 @@ public enum MegatronConversion {
         public var tensors: [String: StoredTensor]
         /// What the conversion assumed or left out, for the user to read.
         public var notes: [String]
+        /// Whether the tokenizer lowercases (args' tokenizer_type is an uncased one).
+        public var lowercase = false
+    }
+
+    /// The tensors in another precision (floating-point tensors only; others unchanged).
+    public static func cast(_ tensors: [String: StoredTensor], to dtype: DType) throws -> [String: StoredTensor] {
+        let target: StorageDType = dtype == .fp32 ? .float32 : dtype == .fp16 ? .float16 : .bfloat16
+        return tensors.mapValues { t in
+            guard t.dtype.isFloatingPoint, t.dtype != target else { return t }
+            let values = WeightLoader.floats(t)
+            let owned = OwnedBytes(count: values.count * target.size)
+            let raw = owned.pointer.baseAddress!
+            for (i, v) in values.enumerated() {
+                switch target {
+                case .float32: raw.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
+                case .float16: raw.storeBytes(of: floatToHalf(v), toByteOffset: i * 2, as: UInt16.self)
+                default: raw.storeBytes(of: floatToBFloat16(v), toByteOffset: i * 2, as: UInt16.self)
+                }
+            }
+            return StoredTensor(dtype: target, shape: t.shape, bytes: owned.bytes, owner: owned)
+        }
     }
 
     /// A `.zip` or `.pt` file with no config.json beside it: what NGC and Megatron-LM write.
@@ -153,7 +174,9 @@ public enum MegatronConversion {
                                 numAttentionHeads: headCount, intermediateSize: ffn, hiddenAct: "gelu",
                                 maxPositionEmbeddings: positions, typeVocabSize: types, layerNormEps: epsilon,
                                 architectures: ["MegatronBert" + head.rawValue])
-        return Result(config: config, tensors: out, notes: notes)
+        let tokenizerType = arg("tokenizer_type")?.string ?? ""
+        if tokenizerType.isEmpty { notes.append("no tokenizer_type in args: the tokenizer is taken as cased") }
+        return Result(config: config, tensors: out, notes: notes, lowercase: tokenizerType.lowercased().contains("lowercase"))
     }
 
     /// The fused QKV weight (3h, h) or bias (3h) as separate Q, K, V (h, h)/(h), per `checkpoint_version`.

@@ -139,4 +139,21 @@ public struct BertConfig: Sendable, Equatable {
     public var headDim: Int { hiddenSize / numAttentionHeads }
 
     var activation: Activation { Activation(configName: hiddenAct) ?? .gelu }
+
+    /// The config as Hugging Face's `save_pretrained` writes it (`config.json`).
+    public func jsonData() throws -> Data {
+        var object: [String: Any] = [
+            "model_type": architecture.rawValue, "architectures": architectures, "vocab_size": vocabSize,
+            "hidden_size": hiddenSize, "num_hidden_layers": numHiddenLayers, "num_attention_heads": numAttentionHeads,
+            "intermediate_size": intermediateSize, "hidden_act": hiddenAct, "max_position_embeddings": maxPositionEmbeddings,
+            "type_vocab_size": typeVocabSize, "layer_norm_eps": layerNormEps, "tie_word_embeddings": tieWordEmbeddings,
+            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02, "pad_token_id": 0,
+        ]
+        if !id2label.isEmpty {
+            object["id2label"] = Dictionary(uniqueKeysWithValues: id2label.map { (String($0.key), $0.value) })
+            object["label2id"] = Dictionary(uniqueKeysWithValues: id2label.map { ($0.value, $0.key) })
+        }
+        if let problemType { object["problem_type"] = problemType }
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
 }
