@@ -49,6 +49,25 @@ import TensorFiles
         #expect(mask.module == "megatron.model.enums" && mask.name == "AttnMaskType")
     }
 
+    /// Megatron-LM's own layout: latest_checkpointed_iteration.txt naming release or iter_NNNNNNN.
+    @Test(arguments: ["release", "1000"])
+    func readsACheckpointDirectory(iteration: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-\(UUID().uuidString)").path
+        let folder = iteration == "release" ? "release" : "iter_0001000"
+        try FileManager.default.createDirectory(atPath: dir + "/\(folder)/mp_rank_00", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixtures.root + "/megatron/v2-new-names.pt",
+                                         toPath: dir + "/\(folder)/mp_rank_00/model_optim_rng.pt")
+        try (iteration + "\n").write(toFile: dir + "/latest_checkpointed_iteration.txt", atomically: true, encoding: .utf8)
+        #expect(MegatronConversion.isMegatronPath(dir))
+        let model = try MegatronBERTModel(path: dir)
+        expectOutputs(try model.forward(try Fixtures.batch()), match: try Fixtures.expected("megatron-ForPreTraining"),
+                      tolerance: 1e-4)
+        try FileManager.default.createDirectory(atPath: dir + "/\(folder)/mp_rank_01", withIntermediateDirectories: true)
+        #expect(throws: ModelError.self) { try MegatronConversion.load(path: dir) }
+        try "latest\n".write(toFile: dir + "/latest_checkpointed_iteration.txt", atomically: true, encoding: .utf8)
+        #expect(throws: ModelError.self) { try MegatronConversion.load(path: dir) }
+    }
+
     @Test func aHuggingFaceFileIsNotAMegatronCheckpoint() throws {
         #expect(throws: ModelError.self) { try MegatronConversion.load(path: Fixtures.model("megatron-ForPreTraining-bin") + "/pytorch_model.bin") }
     }

@@ -39,12 +39,15 @@ public enum MegatronConversion {
         }
     }
 
-    /// A `.zip` or `.pt` file with no config.json beside it: what NGC and Megatron-LM write.
+    /// A `.zip` or `.pt` file with no config.json beside it, or a Megatron-LM checkpoint directory
+    /// (`latest_checkpointed_iteration.txt`): what NGC and Megatron-LM write.
     public static func isMegatronPath(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              path.hasSuffix(".zip") || path.hasSuffix(".pt")
-        else { return false }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return false }
+        if isDirectory.boolValue {
+            return FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("latest_checkpointed_iteration.txt"))
+        }
+        guard path.hasSuffix(".zip") || path.hasSuffix(".pt") else { return false }
         let config = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
         return !FileManager.default.fileExists(atPath: config)
     }
@@ -52,6 +55,10 @@ public enum MegatronConversion {
     /// Reads an NGC zip (holding `…/mp_rank_00/model_optim_rng.pt`, stored or deflated) or a bare `.pt`.
     /// - Parameter heads: attention heads, when the checkpoint has no `args` to say.
     public static func load(path: String, heads: Int? = nil) throws -> Result {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try load(path: try checkpointFile(inDirectory: path), heads: heads)
+        }
         let file = try MappedFile(path: path)
         let bytes = file.bytes
         if bytes.count >= 4, bytes[0] == 0x50, bytes[1] == 0x4b,  // a zip: NGC download or torch's own archive
@@ -65,6 +72,33 @@ public enum MegatronConversion {
             return try convert(checkpoint, heads: heads)
         }
         return try convert(try TorchCheckpoint(bytes: bytes, owner: file, path: path), heads: heads)
+    }
+
+    /// `DIR/latest_checkpointed_iteration.txt` says "release" or an iteration N; the weights are then in
+    /// `DIR/release/mp_rank_00/model_optim_rng.pt` or `DIR/iter_000000N/mp_rank_00/model_optim_rng.pt`.
+    static func checkpointFile(inDirectory directory: String) throws -> String {
+        let marker = (directory as NSString).appendingPathComponent("latest_checkpointed_iteration.txt")
+        guard let text = try? String(contentsOfFile: marker, encoding: .utf8) else {
+            throw ModelError("\(directory) is not a Megatron-LM checkpoint directory: no readable latest_checkpointed_iteration.txt")
+        }
+        let iteration = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let folder: String
+        if iteration == "release" {
+            folder = "release"
+        } else if let n = Int(iteration), n >= 0 {
+            folder = "iter_" + String(repeating: "0", count: max(0, 7 - String(n).count)) + String(n)
+        } else {
+            throw ModelError("\(marker) holds \"\(iteration)\", neither \"release\" nor an iteration number")
+        }
+        let base = (directory as NSString).appendingPathComponent(folder)
+        if FileManager.default.fileExists(atPath: (base as NSString).appendingPathComponent("mp_rank_01")) {
+            throw ModelError("\(base) holds a tensor-parallel checkpoint (mp_rank_01 …); merging ranks is not supported yet")
+        }
+        for name in ["model_optim_rng.pt", "model_rng.pt"] {
+            let file = ((base as NSString).appendingPathComponent("mp_rank_00") as NSString).appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: file) { return file }
+        }
+        throw ModelError("no \(folder)/mp_rank_00/model_optim_rng.pt in \(directory)")
     }
 
     public static func convert(_ checkpoint: TorchCheckpoint, heads: Int? = nil) throws -> Result {
