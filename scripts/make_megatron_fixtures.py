@@ -123,6 +123,61 @@ def main():
                  "vocab/megatron-bert-cased-vocab.txt`, then `AutoModelForPreTraining.from_pretrained(DIR)` loads it as "
                  "MegatronBertForPreTraining and its float64 prediction_logits on inputs/batch.json equal "
                  "expected/megatron-ForPreTraining.safetensors exactly (max |diff| 0.0); `AutoTokenizer` loads the vocab.")
+    # Tensor parallelism: a 4-head model split over 2 ranks (checkpoint_version 2.0), as Megatron-LM lays it out.
+    import transformers
+    torch.manual_seed(7)
+    tp_config = transformers.MegatronBertConfig(vocab_size=54, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                intermediate_size=64, max_position_embeddings=12, layer_norm_eps=1e-5)
+    tp_model = transformers.MegatronBertForPreTraining(tp_config).eval()
+    g = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        for pname, p in tp_model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if p.dim() > 1 else 0.1) + (1.0 if pname.endswith("ln.weight") or "LayerNorm.weight" in pname else 0.0))
+    tp_hf = {k: v.contiguous() for k, v in tp_model.state_dict().items() if not k.startswith("cls.predictions.decoder")}
+    full = megatron_state(tp_hf, 2.0, True, 4)
+    tp_dir = os.path.join(out, "tp2")
+    ranks = 2
+    for rank in range(ranks):
+        def part(t, dim):
+            return t.chunk(ranks, dim=dim)[rank].contiguous()
+        lm = full["language_model"]
+        enc = {}
+        for key, value in lm["encoder"].items():
+            if "query_key_value" in key:
+                # per rank: its heads' Q, K, V fused in the [heads_r, 3, hd] layout
+                stacked = value.reshape(4, 3, 8, *value.shape[1:])
+                enc[key] = stacked.chunk(ranks, dim=0)[rank].reshape(-1, *value.shape[1:]).contiguous()
+            elif key.endswith("mlp.dense_h_to_4h.weight") or key.endswith("mlp.dense_h_to_4h.bias"):
+                enc[key] = part(value, 0)
+            elif key.endswith("self_attention.dense.weight") or key.endswith("mlp.dense_4h_to_h.weight"):
+                enc[key] = part(value, 1)
+            else:
+                enc[key] = value
+        emb = {"word_embeddings": {"weight": part(lm["embedding"]["word_embeddings"]["weight"], 0)},
+               "position_embeddings": lm["embedding"]["position_embeddings"],
+               "tokentype_embeddings": lm["embedding"]["tokentype_embeddings"]}
+        model = {"language_model": {"embedding": emb, "encoder": enc, "pooler": lm["pooler"]},
+                 "lm_head": {**full["lm_head"], "bias": part(full["lm_head"]["bias"], 0)},
+                 "binary_head": full["binary_head"]}
+        rank_args = argparse.Namespace(num_layers=2, hidden_size=32, ffn_hidden_size=64, num_attention_heads=4,
+                                       max_position_embeddings=12, padded_vocab_size=54, layernorm_epsilon=1e-5,
+                                       tensor_model_parallel_size=ranks, tokenizer_type="BertWordPieceCase")
+        path = os.path.join(tp_dir, "release", f"mp_rank_{rank:02d}")
+        os.makedirs(path, exist_ok=True)
+        torch.save({"model": model, "checkpoint_version": 2.0, "args": rank_args}, os.path.join(path, "model_optim_rng.pt"))
+    with open(os.path.join(tp_dir, "latest_checkpointed_iteration.txt"), "w") as f:
+        f.write("release")
+    import json as _json
+    batch = _json.load(open(os.path.join(OUT, "inputs", "batch.json")))
+    with torch.no_grad():
+        result = tp_model.double()(**{k: torch.tensor(v) for k, v in batch.items()})
+    from safetensors.torch import save_file
+    save_file({"prediction_logits": result.prediction_logits.contiguous(),
+               "seq_relationship_logits": result.seq_relationship_logits.contiguous()},
+              os.path.join(OUT, "expected", "megatron-tp2.safetensors"))
+    notes.append("| tp2/ | a 4-head model in Megatron-LM's directory layout, split over 2 tensor-parallel ranks "
+                 "(QKV by heads, h_to_4h and vocabulary by rows, dense and 4h_to_h by columns); expected outputs in "
+                 "expected/megatron-tp2.safetensors |")
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")
 

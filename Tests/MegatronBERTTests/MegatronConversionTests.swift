@@ -68,6 +68,16 @@ import TensorFiles
         #expect(throws: ModelError.self) { try MegatronConversion.load(path: dir) }
     }
 
+    /// Two tensor-parallel ranks (heads, rows and columns split as Megatron-LM splits them) merge into the
+    /// model transformers ran.
+    @Test func mergesTensorParallelRanks() throws {
+        let converted = try MegatronConversion.load(path: Fixtures.root + "/megatron/tp2")
+        #expect(converted.notes.contains("merged 2 tensor-parallel ranks"))
+        #expect(converted.config.numAttentionHeads == 4 && converted.config.vocabSize == 54 && converted.config.intermediateSize == 64)
+        let model = try MegatronBERTModel(config: converted.config, tensors: converted.tensors)
+        expectOutputs(try model.forward(try Fixtures.batch()), match: try Fixtures.expected("megatron-tp2"), tolerance: 1e-4)
+    }
+
     @Test func aHuggingFaceFileIsNotAMegatronCheckpoint() throws {
         #expect(throws: ModelError.self) { try MegatronConversion.load(path: Fixtures.model("megatron-ForPreTraining-bin") + "/pytorch_model.bin") }
     }

@@ -57,7 +57,12 @@ public enum MegatronConversion {
     public static func load(path: String, heads: Int? = nil) throws -> Result {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            return try load(path: try checkpointFile(inDirectory: path), heads: heads)
+            let files = try checkpointFiles(inDirectory: path)
+            if files.count == 1 { return try load(path: files[0], heads: heads) }
+            let ranks = try files.map { try TorchCheckpoint(path: $0) }
+            var result = try convert(root: ranks[0].root, tensors: try mergeRanks(ranks), path: path, heads: heads)
+            result.notes.append("merged \(ranks.count) tensor-parallel ranks")
+            return result
         }
         let file = try MappedFile(path: path)
         let bytes = file.bytes
@@ -75,8 +80,9 @@ public enum MegatronConversion {
     }
 
     /// `DIR/latest_checkpointed_iteration.txt` says "release" or an iteration N; the weights are then in
-    /// `DIR/release/mp_rank_00/model_optim_rng.pt` or `DIR/iter_000000N/mp_rank_00/model_optim_rng.pt`.
-    static func checkpointFile(inDirectory directory: String) throws -> String {
+    /// `DIR/release/mp_rank_NN/model_optim_rng.pt` or `DIR/iter_000000N/mp_rank_NN/model_optim_rng.pt`,
+    /// one file per tensor-parallel rank.
+    static func checkpointFiles(inDirectory directory: String) throws -> [String] {
         let marker = (directory as NSString).appendingPathComponent("latest_checkpointed_iteration.txt")
         guard let text = try? String(contentsOfFile: marker, encoding: .utf8) else {
             throw ModelError("\(directory) is not a Megatron-LM checkpoint directory: no readable latest_checkpointed_iteration.txt")
@@ -91,21 +97,119 @@ public enum MegatronConversion {
             throw ModelError("\(marker) holds \"\(iteration)\", neither \"release\" nor an iteration number")
         }
         let base = (directory as NSString).appendingPathComponent(folder)
-        if FileManager.default.fileExists(atPath: (base as NSString).appendingPathComponent("mp_rank_01")) {
-            throw ModelError("\(base) holds a tensor-parallel checkpoint (mp_rank_01 …); merging ranks is not supported yet")
+        var files: [String] = []
+        for rank in 0..<1024 {
+            let rankDirectory = (base as NSString).appendingPathComponent(String(format: "mp_rank_%02d", rank))
+            guard FileManager.default.fileExists(atPath: rankDirectory) else { break }
+            guard let file = ["model_optim_rng.pt", "model_rng.pt"].map({ (rankDirectory as NSString).appendingPathComponent($0) })
+                .first(where: { FileManager.default.fileExists(atPath: $0) })
+            else {
+                throw ModelError("no model_optim_rng.pt in \(rankDirectory)")
+            }
+            files.append(file)
         }
-        for name in ["model_optim_rng.pt", "model_rng.pt"] {
-            let file = ((base as NSString).appendingPathComponent("mp_rank_00") as NSString).appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: file) { return file }
+        guard !files.isEmpty else { throw ModelError("no \(folder)/mp_rank_00/model_optim_rng.pt in \(directory)") }
+        return files
+    }
+
+    /// Tensor-parallel ranks merged into one checkpoint's tensors: the fused QKV by heads, `dense_h_to_4h`,
+    /// the word embeddings and the LM-head bias by rows, the attention output and `dense_4h_to_h` weights by
+    /// columns; everything else is replicated (taken from rank 0).
+    static func mergeRanks(_ ranks: [TorchCheckpoint]) throws -> [String: StoredTensor] {
+        var version = 0.0
+        if case .dict(let root) = ranks[0].root {
+            if case .float(let v)? = root["checkpoint_version"] { version = v }
+            if case .int(let v)? = root["checkpoint_version"] { version = Double(v) }
         }
-        throw ModelError("no \(folder)/mp_rank_00/model_optim_rng.pt in \(directory)")
+        var merged: [String: StoredTensor] = [:]
+        for (name, first) in ranks[0].tensors {
+            let parts = try ranks.map { rank -> StoredTensor in
+                guard let t = rank.tensors[name], t.dtype == first.dtype, t.shape.count == first.shape.count else {
+                    throw ModelError("tensor-parallel rank \(rank.path) lacks '\(name)' or stores it differently")
+                }
+                return t
+            }
+            if name.hasSuffix("query_key_value.weight") || name.hasSuffix("query_key_value.bias") {
+                // ≥ 1.0: heads are the outer dimension, so ranks simply follow each other; 0: [3, heads, hd].
+                merged[name] = try version >= 1 ? concatenate(parts, name: name) : concatenateInThirds(parts, name: name)
+            } else if name.hasSuffix("dense_h_to_4h.weight") || name.hasSuffix("dense_h_to_4h.bias")
+                        || name.hasSuffix("word_embeddings.weight") || name.hasSuffix("lm_head.bias") {
+                merged[name] = try concatenate(parts, name: name)
+            } else if name.hasSuffix("attention.dense.weight") || name.hasSuffix("dense_4h_to_h.weight") {
+                merged[name] = try concatenateColumns(parts, name: name)
+            } else {
+                merged[name] = first
+            }
+        }
+        return merged
+    }
+
+    /// Along dimension 0.
+    static func concatenate(_ parts: [StoredTensor], name: String) throws -> StoredTensor {
+        let total = parts.reduce(0) { $0 + $1.bytes.count }
+        let owned = OwnedBytes(count: total)
+        var offset = 0
+        for p in parts where p.bytes.count > 0 {
+            guard Array(p.shape.dropFirst()) == Array(parts[0].shape.dropFirst()) else {
+                throw ModelError("tensor-parallel parts of '\(name)' disagree in shape: \(p.shape) vs \(parts[0].shape)")
+            }
+            owned.pointer.baseAddress!.advanced(by: offset).copyMemory(from: p.bytes.baseAddress!, byteCount: p.bytes.count)
+            offset += p.bytes.count
+        }
+        var shape = parts[0].shape
+        shape[0] = parts.reduce(0) { $0 + $1.shape[0] }
+        return StoredTensor(dtype: parts[0].dtype, shape: shape, bytes: owned.bytes, owner: owned)
+    }
+
+    /// Along dimension 1 of 2-D tensors.
+    static func concatenateColumns(_ parts: [StoredTensor], name: String) throws -> StoredTensor {
+        guard parts.allSatisfy({ $0.shape.count == 2 && $0.shape[0] == parts[0].shape[0] }) else {
+            throw ModelError("tensor-parallel parts of '\(name)' are not 2-D with equal rows")
+        }
+        let rows = parts[0].shape[0], size = parts[0].dtype.size
+        let columns = parts.reduce(0) { $0 + $1.shape[1] }
+        let owned = OwnedBytes(count: rows * columns * size)
+        var offset = 0
+        for r in 0..<rows {
+            for p in parts {
+                let width = p.shape[1] * size
+                owned.pointer.baseAddress!.advanced(by: offset)
+                    .copyMemory(from: p.bytes.baseAddress!.advanced(by: r * width), byteCount: width)
+                offset += width
+            }
+        }
+        return StoredTensor(dtype: parts[0].dtype, shape: [rows, columns], bytes: owned.bytes, owner: owned)
+    }
+
+    /// checkpoint_version 0's fused QKV, [3, heads, hd, …]: each third of every rank, in turn.
+    static func concatenateInThirds(_ parts: [StoredTensor], name: String) throws -> StoredTensor {
+        guard parts.allSatisfy({ $0.shape[0] % 3 == 0 }) else { throw ModelError("'\(name)' is not three stacked blocks") }
+        let total = parts.reduce(0) { $0 + $1.bytes.count }
+        let owned = OwnedBytes(count: total)
+        var offset = 0
+        for third in 0..<3 {
+            for p in parts {
+                let block = p.bytes.count / 3
+                owned.pointer.baseAddress!.advanced(by: offset).copyMemory(from: p.bytes.baseAddress!.advanced(by: third * block), byteCount: block)
+                offset += block
+            }
+        }
+        var shape = parts[0].shape
+        shape[0] = parts.reduce(0) { $0 + $1.shape[0] }
+        return StoredTensor(dtype: parts[0].dtype, shape: shape, bytes: owned.bytes, owner: owned)
     }
 
     public static func convert(_ checkpoint: TorchCheckpoint, heads: Int? = nil) throws -> Result {
+        try convert(root: checkpoint.root, tensors: checkpoint.tensors, path: checkpoint.path, heads: heads)
+    }
+
+    /// Converts a checkpoint's unpickled object and its tensors (by dotted path).
+    static func convert(root rootValue: PickleValue, tensors checkpointTensors: [String: StoredTensor], path: String,
+                        heads: Int?) throws -> Result {
         var notes: [String] = []
-        guard case .dict(let root) = checkpoint.root else { throw ModelError("\(checkpoint.path): not a Megatron checkpoint (the top level is not a dict)") }
-        guard let wordKey = checkpoint.tensors.keys.first(where: { $0.hasSuffix("language_model.embedding.word_embeddings.weight") }) else {
-            throw ModelError("\(checkpoint.path): not a Megatron BERT checkpoint (no language_model.embedding.word_embeddings.weight)")
+        guard case .dict(let root) = rootValue else { throw ModelError("\(path): not a Megatron checkpoint (the top level is not a dict)") }
+        guard let wordKey = checkpointTensors.keys.first(where: { $0.hasSuffix("language_model.embedding.word_embeddings.weight") }) else {
+            throw ModelError("\(path): not a Megatron BERT checkpoint (no language_model.embedding.word_embeddings.weight)")
         }
         let prefix = String(wordKey.dropLast("language_model.embedding.word_embeddings.weight".count))
         let lm = prefix + "language_model."
@@ -118,10 +222,10 @@ public enum MegatronConversion {
         let args: PickleObject? = { if case .object(let o)? = root["args"] { return o } else { return nil } }()
         func arg(_ name: String) -> PickleValue? { args?.attribute(name) }
 
-        var tensors = checkpoint.tensors
+        var tensors = checkpointTensors
         var used = Set<String>()
         func take(_ name: String) throws -> StoredTensor {
-            guard let t = tensors[name] else { throw ModelError("\(checkpoint.path): missing tensor '\(name)'") }
+            guard let t = tensors[name] else { throw ModelError("\(path): missing tensor '\(name)'") }
             used.insert(name)
             return t
         }
@@ -133,13 +237,13 @@ public enum MegatronConversion {
         let attention = tensors.keys.contains { $0.hasPrefix(encoder + "layers.0.self_attention.") } ? "self_attention" : "attention"
         var layers = 0
         while tensors[encoder + "layers.\(layers).input_layernorm.weight"] != nil { layers += 1 }
-        guard layers > 0 else { throw ModelError("\(checkpoint.path): no transformer layers under \(encoder)") }
+        guard layers > 0 else { throw ModelError("\(path): no transformer layers under \(encoder)") }
         let headCount: Int
         if let n = arg("num_attention_heads")?.int { headCount = n }
         else if let heads { headCount = heads }
         else {
             guard hidden % 64 == 0 else {
-                throw ModelError("\(checkpoint.path) has no args to give the number of attention heads; pass it (--heads)")
+                throw ModelError("\(path) has no args to give the number of attention heads; pass it (--heads)")
             }
             headCount = hidden / 64
             notes.append("no args: assumed \(headCount) attention heads (head size 64, as Megatron-BERT uses)")
@@ -192,7 +296,7 @@ public enum MegatronConversion {
         }
         let unused = tensors.keys.filter { $0.hasPrefix(prefix) && !used.contains($0) }.sorted()
         guard unused.isEmpty else {
-            throw ModelError("\(checkpoint.path): tensors the conversion does not know: " + unused.prefix(8).map { "'\($0)'" }.joined(separator: ", "))
+            throw ModelError("\(path): tensors the conversion does not know: " + unused.prefix(8).map { "'\($0)'" }.joined(separator: ", "))
         }
         tensors = [:]
         let head: ModelHead = hasLMHead && hasBinaryHead ? .preTraining : hasLMHead ? .maskedLM : hasBinaryHead ? .nextSentencePrediction : .base
