@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+@testable import MegatronBERT
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A one-file HTTP/1.1 server on 127.0.0.1 for the download tests: honours `Range: bytes=N-`, and can
+/// close the first response after `cutAfter` bytes to stand for a dropped connection. Bounded: it stops
+/// after `maxRequests` requests or when the test ends.
+final class LocalFileServer: @unchecked Sendable {
+    let body: [UInt8]
+    let path: String
+    let cutAfter: Int?
+    private(set) var port: UInt16 = 0
+    private var listener: Int32 = -1
+    private(set) var ranges: [String] = []
+    private let lock = NSLock()
+
+    init(body: [UInt8], path: String, cutAfter: Int? = nil, maxRequests: Int = 4) throws {
+        self.body = body
+        self.path = path
+        self.cutAfter = cutAfter
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        guard bound == 0, listen(listener, 4) == 0 else { throw ModelError("test server: cannot listen") }
+        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) } }
+        port = UInt16(bigEndian: address.sin_port)
+        let thread = Thread { [self] in
+            for request in 0..<maxRequests {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                serve(client, first: request == 0)
+                close(client)
+            }
+        }
+        thread.start()
+    }
+
+    deinit { close(listener) }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    private func serve(_ client: Int32, first: Bool) {
+        var request = [UInt8](repeating: 0, count: 4096)
+        let n = recv(client, &request, request.count, 0)
+        guard n > 0 else { return }
+        let text = String(decoding: request[0..<n], as: UTF8.self)
+        let target = text.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        var start = 0
+        if let line = text.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("range: bytes=") }) {
+            start = Int(line.dropFirst("range: bytes=".count).split(separator: "-").first ?? "0") ?? 0
+            lock.lock(); ranges.append(String(line)); lock.unlock()
+        }
+        guard target == path else {
+            write(client, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        }
+        let slice = Array(body[min(start, body.count)...])
+        let status = start > 0 ? "206 Partial Content" : "200 OK"
+        var head = "HTTP/1.1 \(status)\r\nContent-Length: \(slice.count)\r\nConnection: close\r\n"
+        if start > 0 { head += "Content-Range: bytes \(start)-\(body.count - 1)/\(body.count)\r\n" }
+        head += "\r\n"
+        write(client, head)
+        let count = first && cutAfter != nil ? min(cutAfter!, slice.count) : slice.count
+        _ = slice.withUnsafeBytes { Glibc.send(client, $0.baseAddress, count, 0) }
+    }
+
+    private func write(_ client: Int32, _ text: String) {
+        _ = text.withCString { Glibc.send(client, $0, strlen($0), 0) }
+    }
+}
+
+@Suite(.serialized) struct ModelDownloadTests {
+    static func cache() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("download-\(UUID().uuidString)").path
+    }
+
+    static let zip = try! [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.root + "/megatron/ngc.zip")))
+
+    @Test func downloadsConvertsAndCaches() throws {
+        let server = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip")
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        let directory = try download.run()
+        let model = try MegatronBERTModel(path: directory)
+        expectOutputs(try model.forward(try Fixtures.batch()), match: try Fixtures.expected("megatron-ForPreTraining"),
+                      tolerance: 1e-4)
+        // Cached: a second run needs no server.
+        let offline = ModelDownload(variant: .cased, baseURL: "http://127.0.0.1:9/none", cacheDirectory: download.cacheDirectory)
+        #expect(try offline.run() == directory)
+    }
+
+    @Test func resumesAnInterruptedDownload() throws {
+        let cut = Self.zip.count / 3
+        let server = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", cutAfter: cut)
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        #expect(throws: ModelError.self) { try download.run() }  // the connection dropped
+        let partial = try FileManager.default.attributesOfItem(atPath: download.zipPath + ".part")[.size] as? Int
+        #expect(partial == cut)
+        _ = try download.run()  // resumes with a Range request
+        #expect(server.ranges == ["Range: bytes=\(cut)-"])
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: download.zipPath))) == Self.zip)
+    }
+
+    @Test func offlineFailsAtOnceWithTheManualSteps() throws {
+        let download = ModelDownload(variant: .uncased, baseURL: "http://127.0.0.1:9/versions", cacheDirectory: Self.cache())
+        let started = Date()
+        do {
+            _ = try download.run()
+            Issue.record("no error")
+        } catch {
+            #expect("\(error)".contains("megatron-bert convert"), "\(error)")
+        }
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test func aCorruptDownloadIsNotKept() throws {
+        var broken = Self.zip
+        for i in stride(from: 100, to: broken.count - 200, by: 50) { broken[i] ^= 0xff }
+        let server = try LocalFileServer(body: broken, path: "/versions/v0.1_cased/zip")
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        #expect(throws: ModelError.self) { try download.run() }
+        #expect(!FileManager.default.fileExists(atPath: download.zipPath))
+    }
+}
