@@ -78,6 +78,28 @@ import TensorFiles
         expectOutputs(try model.forward(try Fixtures.batch()), match: try Fixtures.expected("megatron-tp2"), tolerance: 1e-4)
     }
 
+    /// Checkpoints trained without the binary head (--bert-no-binary-head) or saved without the LM head
+    /// convert to the heads they have, and say so.
+    @Test func missingHeadsConvertToTheHeadsThereAre() throws {
+        let checkpoint = try TorchCheckpoint(path: Fixtures.root + "/megatron/v2-new-names.pt")
+        let noBinary = checkpoint.tensors.filter { !$0.key.contains("binary_head") }
+        let masked = try MegatronConversion.convert(root: checkpoint.root, tensors: noBinary, path: "x", heads: nil)
+        #expect(masked.config.architectures == ["MegatronBertForMaskedLM"])
+        #expect(masked.notes.contains { $0.contains("no binary_head") })
+        let noHeads = noBinary.filter { !$0.key.contains("lm_head") }
+        let bare = try MegatronConversion.convert(root: checkpoint.root, tensors: noHeads, path: "x", heads: nil)
+        #expect(bare.config.architectures == ["MegatronBertModel"])
+        let model = try MegatronBERTModel(config: bare.config, tensors: bare.tensors)
+        let outputs = try model.forward(try Fixtures.batch())
+        #expect(outputs.poolerOutput != nil && outputs.headOutputs.isEmpty)
+        let full = try MegatronBERTModel(path: Fixtures.root + "/megatron/v2-new-names.pt").forward(try Fixtures.batch())
+        #expect(zip(outputs.lastHiddenState.toArray(), full.lastHiddenState.toArray()).allSatisfy { $0 == $1 })
+        // An unknown tensor under the model is named, not ignored.
+        var extra = checkpoint.tensors
+        extra["model.language_model.encoder.layers.0.mystery.weight"] = checkpoint.tensors["model.binary_head.bias"]
+        #expect(throws: ModelError.self) { try MegatronConversion.convert(root: checkpoint.root, tensors: extra, path: "x", heads: nil) }
+    }
+
     @Test func aHuggingFaceFileIsNotAMegatronCheckpoint() throws {
         #expect(throws: ModelError.self) { try MegatronConversion.load(path: Fixtures.model("megatron-ForPreTraining-bin") + "/pytorch_model.bin") }
     }
