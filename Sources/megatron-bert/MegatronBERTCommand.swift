@@ -14,7 +14,7 @@ struct MegatronBERTCommand: ParsableCommand {
         (model.safetensors.index.json) or pytorch_model.bin (weights stored as F32, F16 or BF16); or Megatron-LM \
         checkpoints: a .pt file (either torch.save format) or NVIDIA's NGC .zip, converted in memory.
         """,
-        subcommands: [TokenizeCommand.self, ForwardCommand.self, BenchCommand.self, InspectCommand.self, ConvertCommand.self, DownloadCommand.self]
+        subcommands: [TokenizeCommand.self, ForwardCommand.self, BenchCommand.self, InspectCommand.self, ConvertCommand.self, DownloadCommand.self, InfoCommand.self]
     )
 }
 

@@ -108,6 +108,18 @@ struct CLI {
         #expect(forward.status == 0, "\(forward.stderr)")
     }
 
+    @Test func infoDescribesAModel() throws {
+        let result = try CLI.run(["info", "--model", CLI.fixtures + "/models/bert-ForSequenceClassification", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["model_type"] as? String == "bert")
+        #expect(object["head"] as? String == "ForSequenceClassification")
+        #expect(object["labels"] as? [String] == ["LABEL_0", "LABEL_1", "LABEL_2"])
+        #expect((object["parameters"] as? Int ?? 0) > 0)
+        let text = try CLI.run(["info", "--model", CLI.fixtures + "/megatron/ngc.zip"])
+        #expect(text.stdout.contains("architecture: MegatronBertForPreTraining"), "\(text.stdout)")
+    }
+
     @Test func forwardReadsStandardInputAndTakesADtype() throws {
         let output = CLI.temporaryPath("out.safetensors")
         let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)

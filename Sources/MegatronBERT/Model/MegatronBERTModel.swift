@@ -100,6 +100,9 @@ public final class MegatronBERTModel: @unchecked Sendable {
         return ModelOutputs(lastHiddenState: x.reshape([b, s, h]), poolerOutput: pooled, headOutputs: heads)
     }
 
+    /// Whether the checkpoint has the pooler (`pooler_output`).
+    public var hasPooler: Bool { pooler != nil }
+
     /// The number of parameters, as transformers counts them (the tied MLM decoder once).
     public var parameterCount: Int {
         embeddings.parameterCount + layers.map(\.parameterCount).reduce(0, +) + (finalNorm?.parameterCount ?? 0)

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Describe a model: architecture, sizes, head, labels, stored dtypes and parameter count.",
+        discussion: """
+        Example:
+          megatron-bert info --model ./megatron-bert-cased-345m
+        """
+    )
+
+    @Option(help: "Model directory, Megatron-LM .pt / NGC .zip, or Megatron-LM checkpoint directory.")
+    var model: String
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let loaded = try MegatronBERTModel(path: model)
+            let c = loaded.config
+            var fields: [(String, Any)] = [
+                ("model_type", c.architecture.rawValue), ("architecture", c.architectures.first ?? "MegatronBert" + loaded.head.rawValue),
+                ("head", loaded.head.rawValue), ("num_hidden_layers", c.numHiddenLayers), ("hidden_size", c.hiddenSize),
+                ("num_attention_heads", c.numAttentionHeads), ("intermediate_size", c.intermediateSize),
+                ("vocab_size", c.vocabSize), ("max_position_embeddings", c.maxPositionEmbeddings),
+                ("type_vocab_size", c.typeVocabSize), ("hidden_act", c.hiddenAct), ("layer_norm_eps", c.layerNormEps),
+                ("parameters", loaded.parameterCount), ("pooler", loaded.hasPooler),
+            ]
+            if !c.id2label.isEmpty {
+                fields.append(("labels", c.id2label.keys.sorted().map { c.id2label[$0]! }))
+            }
+            if json {
+                let object = Dictionary(uniqueKeysWithValues: fields)
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                for (key, value) in fields { print("\(key): \(value)") }
+            }
+        }
+    }
+}
