@@ -36,22 +36,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let converted = try MegatronConversion.load(path: source, heads: heads)
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-            func at(_ name: String) -> String { (output as NSString).appendingPathComponent(name) }
-            try converted.config.jsonData().write(to: URL(fileURLWithPath: at("config.json")))
-            try SafeTensorsFile.write(try MegatronConversion.cast(converted.tensors, to: dtype), to: at("model.safetensors"),
-                                      metadata: ["format": "pt"])
-            if let vocab {
-                guard let data = FileManager.default.contents(atPath: vocab) else { throw CommandError("cannot read \(vocab)") }
-                try data.write(to: URL(fileURLWithPath: at("vocab.txt")))
-                let tokenizerConfig: [String: Any] = [
-                    "do_lower_case": converted.lowercase, "tokenizer_class": "BertTokenizer",
-                    "model_max_length": converted.config.maxPositionEmbeddings,
-                    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
-                ]
-                try JSONSerialization.data(withJSONObject: tokenizerConfig, options: [.prettyPrinted, .sortedKeys])
-                    .write(to: URL(fileURLWithPath: at("tokenizer_config.json")))
-            }
+            try converted.write(to: output, vocabulary: vocab, dtype: dtype)
             let c = converted.config
             print("wrote \(output): \(c.architectures.first ?? "?"), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, vocab \(c.vocabSize), \(dtype)")
             for note in converted.notes { print("note: \(note)") }

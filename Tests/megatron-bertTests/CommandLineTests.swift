@@ -47,6 +47,17 @@ struct CLI {
     }
 }
 
+/// Every expected output (float64) within 1e-4 of the written one.
+func expectWritten(_ path: String, matches expectedPath: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let written = try SafeTensorsFile(path: path).tensors
+    for (name, reference) in try SafeTensorsFile(path: expectedPath).tensors {
+        let actual = try #require(written[name], sourceLocation: sourceLocation)
+        #expect(actual.shape == reference.shape, sourceLocation: sourceLocation)
+        let worst = zip(actual.toDoubles(), reference.toDoubles()).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-4, "\(name): \(worst)", sourceLocation: sourceLocation)
+    }
+}
+
 @Suite struct CommandLineTests {
     @Test func forwardWritesEveryOutputUnderHFNames() throws {
         let output = CLI.temporaryPath("out.safetensors")
@@ -54,14 +65,8 @@ struct CLI {
                                   "--input", CLI.fixtures + "/inputs/batch.json", "--output", output])
         #expect(result.status == 0, "\(result.stderr)")
         let written = try SafeTensorsFile(path: output).tensors
-        let expected = try SafeTensorsFile(path: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors").tensors
         #expect(Set(written.keys) == ["last_hidden_state", "pooler_output", "prediction_logits", "seq_relationship_logits"])
-        for (name, reference) in expected {
-            let actual = try #require(written[name])
-            #expect(actual.shape == reference.shape)
-            let worst = zip(actual.toDoubles(), reference.toDoubles()).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-4, "\(name): \(worst)")
-        }
+        try expectWritten(output, matches: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors")
     }
 
     /// An NGC-style zip (Megatron-LM format) is converted in memory by --model.
@@ -70,13 +75,7 @@ struct CLI {
         let result = try CLI.run(["forward", "--model", CLI.fixtures + "/megatron/ngc.zip",
                                   "--input", CLI.fixtures + "/inputs/batch.json", "--output", output])
         #expect(result.status == 0, "\(result.stderr)")
-        let written = try SafeTensorsFile(path: output).tensors
-        let expected = try SafeTensorsFile(path: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors").tensors
-        for (name, reference) in expected {
-            let actual = try #require(written[name])
-            let worst = zip(actual.toDoubles(), reference.toDoubles()).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-4, "\(name): \(worst)")
-        }
+        try expectWritten(output, matches: CLI.fixtures + "/expected/megatron-ForPreTraining.safetensors")
     }
 
     @Test func inspectListsTensorsAndArgs() throws {

@@ -18,6 +18,29 @@ public enum MegatronConversion {
         public var notes: [String]
         /// Whether the tokenizer lowercases (args' tokenizer_type is an uncased one).
         public var lowercase = false
+
+        /// Writes a Hugging Face directory: config.json, model.safetensors (in `dtype`) and, given a vocab.txt,
+        /// that vocabulary with a matching tokenizer_config.json.
+        public func write(to directory: String, vocabulary: String? = nil, dtype: DType = .fp32) throws {
+            let fm = FileManager.default
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            func at(_ name: String) -> URL { URL(fileURLWithPath: (directory as NSString).appendingPathComponent(name)) }
+            try config.jsonData().write(to: at("config.json"))
+            // Written under a temporary name, so an interrupted run never leaves a complete-looking model behind.
+            let partial = at("model.safetensors.partial").path, final = at("model.safetensors").path
+            try SafeTensorsFile.write(try MegatronConversion.cast(tensors, to: dtype), to: partial, metadata: ["format": "pt"])
+            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+            try fm.moveItem(atPath: partial, toPath: final)
+            guard let vocabulary else { return }
+            guard let data = fm.contents(atPath: vocabulary) else { throw ModelError("cannot read \(vocabulary)") }
+            try data.write(to: at("vocab.txt"))
+            let tokenizer: [String: Any] = [
+                "do_lower_case": lowercase, "tokenizer_class": "BertTokenizer", "model_max_length": config.maxPositionEmbeddings,
+                "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+            ]
+            try JSONSerialization.data(withJSONObject: tokenizer, options: [.prettyPrinted, .sortedKeys])
+                .write(to: at("tokenizer_config.json"))
+        }
     }
 
     /// The tensors in another precision (floating-point tensors only; others unchanged).

@@ -65,16 +65,7 @@ public struct ModelDownload: Sendable {
             try? fm.removeItem(atPath: zipPath)  // a corrupt download must not stay cached
             throw ModelError("the downloaded file is not a usable checkpoint (\(error)); it was removed, run again to fetch it anew")
         }
-        try fm.createDirectory(atPath: modelDirectory, withIntermediateDirectories: true)
-        func at(_ name: String) -> String { (modelDirectory as NSString).appendingPathComponent(name) }
-        try converted.config.jsonData().write(to: URL(fileURLWithPath: at("config.json")))
-        if let vocabulary {
-            guard let data = fm.contents(atPath: vocabulary) else { throw ModelError("cannot read \(vocabulary)") }
-            try data.write(to: URL(fileURLWithPath: at("vocab.txt")))
-            let tokenizer: [String: Any] = ["do_lower_case": converted.lowercase, "model_max_length": converted.config.maxPositionEmbeddings]
-            try JSONSerialization.data(withJSONObject: tokenizer, options: [.sortedKeys]).write(to: URL(fileURLWithPath: at("tokenizer_config.json")))
-        }
-        try SafeTensorsFile.write(converted.tensors, to: at("model.safetensors"), metadata: ["format": "pt"])
+        try converted.write(to: modelDirectory, vocabulary: vocabulary)
         return modelDirectory
     }
 
