@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
+import Foundation
 
 extension BERTTokenizer {
     /// Encodes many texts (or pairs) on all cores; results in input order, padded when `padding` says so.
@@ -14,7 +12,7 @@ extension BERTTokenizer {
         let results = UnsafeMutableBufferPointer<Result<Encoding, Error>?>.allocate(capacity: inputs.count)
         results.initialize(repeating: nil)
         defer { results.deallocate() }
-        let chunks = min(inputs.count, max(1, System.cores * 4))
+        let chunks = min(inputs.count, max(1, ProcessInfo.processInfo.activeProcessorCount * 4))
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             let lo = inputs.count * chunk / chunks, hi = inputs.count * (chunk + 1) / chunks
             for i in lo..<hi {
@@ -23,15 +21,5 @@ extension BERTTokenizer {
         }
         let encodings = try results.map { try $0!.get() }
         return padToLongest ? pad(encodings) : encodings
-    }
-}
-
-enum System {
-    static var cores: Int {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 1
-        #endif
     }
 }

@@ -42,6 +42,27 @@ public struct StoredTensor: @unchecked Sendable {
     /// Number of elements (1 for a scalar).
     public var count: Int { shape.reduce(1, *) }
 
+    /// The floating-point elements widened to `Float` (F64 narrowed); integer tensors give zeros.
+    public func toFloats() -> [Float] {
+        let n = count
+        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            let b = bytes
+            switch dtype {
+            case .float32:
+                for i in 0..<n { out[i] = b.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
+            case .float64:
+                for i in 0..<n { out[i] = Float(b.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
+            case .float16:
+                for i in 0..<n { out[i] = halfToFloat(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
+            case .bfloat16:
+                for i in 0..<n { out[i] = Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16) }
+            default:
+                for i in 0..<n { out[i] = 0 }
+            }
+            initialized = n
+        }
+    }
+
     /// The elements converted to `Double`, for tests and small tensors.
     public func toDoubles() -> [Double] {
         var out = [Double]()

@@ -48,7 +48,7 @@ public enum MegatronConversion {
         let target: StorageDType = dtype == .fp32 ? .float32 : dtype == .fp16 ? .float16 : .bfloat16
         return tensors.mapValues { t in
             guard t.dtype.isFloatingPoint, t.dtype != target else { return t }
-            let values = WeightLoader.floats(t)
+            let values = t.toFloats()
             let owned = OwnedBytes(count: values.count * target.size)
             let raw = owned.pointer.baseAddress!
             for (i, v) in values.enumerated() {

@@ -66,7 +66,7 @@ final class WeightLoader {
         default:
             break
         }
-        let values = Self.floats(t)
+        let values = t.toFloats()
         let owned = OwnedBytes(count: n * dtype.size)
         let raw = owned.pointer.baseAddress!
         switch dtype {
@@ -88,7 +88,7 @@ final class WeightLoader {
     /// A vector held in FP32, its values rounded to `dtype` (biases and LayerNorm parameters are small).
     func vector(_ name: String, _ count: Int) throws -> [Float] {
         let values = random != nil ? random!.vector(count, centre: name.hasSuffix("weight") ? 1 : 0)
-            : Self.floats(try take(name, [count]))
+            : try take(name, [count]).toFloats()
         switch dtype {
         case .fp32: return values
         case .fp16: return values.map { halfToFloat(floatToHalf($0)) }
@@ -103,27 +103,6 @@ final class WeightLoader {
             let shown = unexpected.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
             let more = unexpected.count > 8 ? " and \(unexpected.count - 8) more" : ""
             throw ModelError("unexpected tensor\(unexpected.count == 1 ? "" : "s") \(shown)\(more) in the checkpoint: the config's architecture and head do not use \(unexpected.count == 1 ? "it" : "them"); is this the right config.json?")
-        }
-    }
-
-    /// All elements widened to FP32 (F64 narrowed).
-    static func floats(_ t: StoredTensor) -> [Float] {
-        let n = t.count
-        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
-            let b = t.bytes
-            switch t.dtype {
-            case .float32:
-                for i in 0..<n { out[i] = b.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
-            case .float64:
-                for i in 0..<n { out[i] = Float(b.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
-            case .float16:
-                for i in 0..<n { out[i] = halfToFloat(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
-            case .bfloat16:
-                for i in 0..<n { out[i] = Float(bitPattern: UInt32(b.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16) }
-            default:
-                for i in 0..<n { out[i] = 0 }
-            }
-            initialized = n
         }
     }
 }

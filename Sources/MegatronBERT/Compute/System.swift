@@ -1,17 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 
 /// Facts about the machine the model runs on.
 public enum System {
     /// Online CPU cores.
-    public static var cores: Int {
-        #if canImport(Glibc)
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        #else
-        return 1
-        #endif
-    }
+    public static var cores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The process's peak resident memory so far, in bytes.
     public static var peakResidentBytes: Int {
