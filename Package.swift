@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "BERTTokenizer"),
         .target(
             name: "MegatronBERT",
-            dependencies: ["COpenBLAS", "TensorFiles"]
+            dependencies: ["COpenBLAS", "TensorFiles", "BERTTokenizer"]
         ),
         .executableTarget(
             name: "megatron-bert",

@@ -82,6 +82,15 @@ public struct BERTTokenizer: Sendable {
                               modelVocabularyCount: modelVocabularyCount ?? vocabulary.count)
     }
 
+    /// The ids `decode(skipSpecialTokens: true)` leaves out: [PAD], [UNK], [CLS], [SEP], [MASK] and special added tokens.
+    public var specialTokenIDs: Set<Int> { specialIDs }
+    /// The id of `maskToken`, when the vocabulary has it.
+    public var maskTokenID: Int? { vocabulary.id(of: maskToken) }
+    /// The id of `padToken`.
+    public var padTokenID: Int { padID }
+    /// The id of `unknownToken`.
+    public var unknownTokenID: Int { wordPiece.unknownID }
+
     /// Tokens added around the text: 2 for one text ([CLS] … [SEP]), 3 for a pair.
     public func specialTokenCount(pair: Bool) -> Int { pair ? 3 : 2 }
 

@@ -10,13 +10,27 @@ extension BERTTokenizer {
     /// ```
     /// - Throws: when an id is outside the vocabulary.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
-        var text = ""
-        var first = true
+        var tokens: [String] = []
         for id in ids {
             guard let token = vocabulary.token(of: id) else {
                 throw TokenizerError("id \(id) is outside the vocabulary (0..<\(vocabulary.count))")
             }
             if skipSpecialTokens && specialIDs.contains(id) { continue }
+            tokens.append(token)
+        }
+        return convertTokensToString(tokens)
+    }
+
+    /// Tokens (vocabulary entries, or any text) joined as `decode` joins them: Hugging Face's
+    /// `convert_tokens_to_string`.
+    ///
+    /// ```swift
+    /// tokenizer.convertTokensToString(["Mega", "##tron", "is", "big", "."])  // "Megatron is big."
+    /// ```
+    public func convertTokensToString(_ tokens: [String]) -> String {
+        var text = ""
+        var first = true
+        for token in tokens {
             var piece: String
             if first {
                 piece = token

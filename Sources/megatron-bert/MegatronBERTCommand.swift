@@ -8,13 +8,17 @@ import TensorFiles
 struct MegatronBERTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "megatron-bert",
-        abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: tokenization, parity forward passes and benchmarks.",
+        abstract: "Run NVIDIA's Megatron-BERT (and BERT) natively: fill-mask, next sentence, embeddings, classification, NER, QA.",
         discussion: """
         Models are Hugging Face directories: config.json plus model.safetensors, sharded safetensors \
         (model.safetensors.index.json) or pytorch_model.bin (weights stored as F32, F16 or BF16); or Megatron-LM \
         checkpoints: a .pt file (either torch.save format) or NVIDIA's NGC .zip, converted in memory.
         """,
-        subcommands: [TokenizeCommand.self, ForwardCommand.self, BenchCommand.self, InspectCommand.self, ConvertCommand.self, DownloadCommand.self, InfoCommand.self]
+        subcommands: [
+            FillMaskCommand.self, NextSentenceCommand.self, EmbedCommand.self, SimilarityCommand.self, ClassifyCommand.self,
+            NERCommand.self, QACommand.self, MultipleChoiceCommand.self, InfoCommand.self, TokenizeCommand.self,
+            ForwardCommand.self, BenchCommand.self, InspectCommand.self, ConvertCommand.self, DownloadCommand.self,
+        ]
     )
 }
 

@@ -85,7 +85,8 @@ public final class MegatronBERTModel: @unchecked Sendable {
     ///
     /// Throws when the batch does not fit the model (ids outside the vocabulary, a sequence longer than
     /// `max_position_embeddings`, ragged rows, a multiple-choice model given a (B, S) batch …).
-    public func forward(_ batch: Batch) throws -> ModelOutputs {
+    /// With `runHead: false` only the encoder (and pooler) run: `headOutputs` is empty.
+    public func forward(_ batch: Batch, runHead: Bool = true) throws -> ModelOutputs {
         try batch.validate(against: config)
         let b = batch.inputIDs.count, s = batch.inputIDs[0].count, h = config.hiddenSize
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
@@ -96,7 +97,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         finalNorm?.apply(x.data, rows: b * s, into: x.data)
 
         let pooled = pooler?(x, batch: b, sequence: s)  // (B, H)
-        let heads = try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices)
+        let heads = !runHead ? [] : try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices)
         return ModelOutputs(lastHiddenState: x.reshape([b, s, h]), poolerOutput: pooled, headOutputs: heads)
     }
 

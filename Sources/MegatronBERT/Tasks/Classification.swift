@@ -1,0 +1,63 @@
+import BERTTokenizer
+import Foundation
+
+/// A label and its score, as Hugging Face's text-classification pipeline reports them.
+public struct LabelScore: Sendable, Equatable, Codable {
+    public var label: String
+    public var score: Double
+}
+
+/// How logits become scores.
+public enum ScoreFunction: String, Sendable, CaseIterable {
+    case softmax, sigmoid, none
+
+    /// transformers' choice: `regression` → none; `multi_label_classification` or one label → sigmoid; else softmax.
+    public init(problemType: String?, numLabels: Int) {
+        switch problemType {
+        case "regression": self = .none
+        case "multi_label_classification": self = .sigmoid
+        default: self = numLabels == 1 ? .sigmoid : .softmax
+        }
+    }
+
+    func apply(_ logits: UnsafePointer<Float>, count n: Int) -> [Double] {
+        switch self {
+        case .softmax: return MegatronBERT.softmax(logits, count: n)
+        case .sigmoid: return (0..<n).map { 1 / (1 + exp(-Double(logits[$0]))) }
+        case .none: return (0..<n).map { Double(logits[$0]) }
+        }
+    }
+}
+
+extension Pipeline {
+    /// The label of class `i`: config.json's `id2label`, else `LABEL_i`.
+    func label(_ i: Int) -> String { model.config.id2label[i] ?? "LABEL_\(i)" }
+
+    /// Classifies texts (or pairs) with a sequence-classification head; per input, the labels best first,
+    /// `topK` of them (nil: all).
+    ///
+    /// ```swift
+    /// let labels = try pipeline.classify([("A great movie.", nil)], topK: 1)[0]
+    /// print(labels[0].label, labels[0].score)
+    /// ```
+    /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
+    public func classify(_ inputs: [(text: String, pair: String?)], topK: Int? = 1,
+                         function: ScoreFunction? = nil) throws -> [[LabelScore]] {
+        try requireHead([.sequenceClassification], for: "classification",
+                        hint: "pass a fine-tuned MegatronBertForSequenceClassification checkpoint (its config.json names the labels)")
+        if let topK, topK < 1 { throw ModelError("top-k must be at least 1 (got \(topK))") }
+        let function = function ?? ScoreFunction(problemType: model.config.problemType, numLabels: model.config.numLabels)
+        let encodings = try inputs.map { try encodeTruncating($0.text, pair: $0.pair) }
+        var results = [[LabelScore]](repeating: [], count: inputs.count)
+        try forEachBatch(encodings) { outputs, rows in
+            let logits = try headOutput(outputs, ["logits"], task: "classification")  // (B, L)
+            let n = logits.shape[1]
+            for (b, index) in rows.enumerated() {
+                let scores = function.apply(logits.data + b * n, count: n)
+                let ranked = topIndices(scores, among: Array(0..<n), k: min(topK ?? n, n))
+                results[index] = ranked.map { LabelScore(label: label($0), score: scores[$0]) }
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,125 @@
+import BERTTokenizer
+import Foundation
+
+/// A model with its tokenizer: what every task shares — loading both from one path, the length limit,
+/// truncation with a warning, and running many encodings in batches sorted by length (less padding).
+///
+/// ```swift
+/// let pipeline = try Pipeline(path: "/models/megatron-bert-cased-345m")
+/// let predictions = try pipeline.fillMask(["The capital of France is [MASK]."])
+/// print(predictions[0][0][0].tokenString)  // the best filler of the first mask of the first text
+/// ```
+public final class Pipeline: @unchecked Sendable {
+    public let model: MegatronBERTModel
+    public let tokenizer: BERTTokenizer
+    /// Where the model came from (named in errors).
+    public let source: String
+    /// The most tokens one sequence may hold: the tokenizer's `model_max_length` capped by the model's
+    /// `max_position_embeddings`.
+    public let maxLength: Int
+    /// Sequences per forward pass.
+    public var batchSize: Int
+    /// Receives warnings (a truncated input, a target not in the vocabulary …); silent by default.
+    public var warn: @Sendable (String) -> Void = { _ in }
+
+    /// Pairs a loaded model with its tokenizer.
+    /// - Throws: when the tokenizer has more tokens than the model has embedding rows.
+    public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, source: String = "the model", batchSize: Int = 8) throws {
+        guard tokenizer.vocabulary.count <= model.config.vocabSize else {
+            throw ModelError("the tokenizer has \(tokenizer.vocabulary.count) tokens but \(source) has only \(model.config.vocabSize) embedding rows (vocab_size): the vocabulary does not belong to this model")
+        }
+        guard batchSize >= 1 else { throw ModelError("batch size must be at least 1 (got \(batchSize))") }
+        self.model = model
+        self.tokenizer = tokenizer
+        self.source = source
+        self.batchSize = batchSize
+        maxLength = min(tokenizer.modelMaxLength ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
+    }
+
+    /// Loads a model (any path `MegatronBERTModel(path:)` takes) and its tokenizer: from `vocabulary` (a
+    /// vocab.txt; cased unless the directory's tokenizer_config.json says otherwise) when given, else from the
+    /// model directory (tokenizer.json or vocab.txt with tokenizer_config.json), else from a vocab.txt beside a
+    /// Megatron-LM file.
+    public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, batchSize: Int = 8) throws {
+        let model = try MegatronBERTModel(path: path, dtype: dtype)
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let tokenizer: BERTTokenizer
+        if let vocabulary {
+            tokenizer = try BERTTokenizer(vocabulary: Vocabulary(path: vocabulary))
+        } else {
+            do {
+                tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory)
+            } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
+                throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
+            }
+        }
+        try self.init(model: model, tokenizer: tokenizer, source: path, batchSize: batchSize)
+    }
+
+    /// Encodes a text (or pair) within `maxLength`, cutting the longer text with a warning when it is over.
+    func encodeTruncating(_ text: String, pair: String? = nil) throws -> Encoding {
+        let whole = try tokenizer.encode(text, pair: pair)
+        guard whole.count > maxLength else { return whole }
+        warn("an input of \(whole.count) tokens was truncated to the model's \(maxLength): \"\(Self.preview(text))\"")
+        return try tokenizer.encode(text, pair: pair, maxLength: maxLength, truncation: .longestFirst)
+    }
+
+    /// The first characters of a text, for messages.
+    static func preview(_ text: String) -> String {
+        text.count <= 40 ? text : String(text.prefix(37)) + "..."
+    }
+
+    /// Runs encodings through the model in batches of `batchSize`, shortest first, each batch padded to its
+    /// longest; `body` gets each batch's outputs and, per batch row, the index of its encoding.
+    func forEachBatch(_ encodings: [Encoding], runHead: Bool = true,
+                      _ body: (_ outputs: ModelOutputs, _ rows: [Int]) throws -> Void) throws {
+        let order = encodings.indices.sorted { (encodings[$0].count, $0) < (encodings[$1].count, $1) }
+        for start in Swift.stride(from: 0, to: order.count, by: batchSize) {
+            let rows = Array(order[start..<min(start + batchSize, order.count)])
+            let padded = tokenizer.pad(rows.map { encodings[$0] })
+            let batch = Batch(inputIDs: padded.map(\.ids), attentionMask: padded.map(\.attentionMask),
+                              tokenTypeIDs: padded.map(\.typeIDs))
+            try body(try model.forward(batch, runHead: runHead), rows)
+        }
+    }
+
+    /// The head output `name`, or an error naming the head the task needs.
+    func headOutput(_ outputs: ModelOutputs, _ names: [String], task: String) throws -> Tensor {
+        for name in names { if let tensor = outputs[name] { return tensor } }
+        throw ModelError("internal error: \(task) found none of \(names.joined(separator: ", ")) in the outputs")
+    }
+
+    /// Throws unless the model's head is one of `heads`; the message says which checkpoint has what the task needs.
+    func requireHead(_ heads: [ModelHead], for task: String, hint: String) throws {
+        guard heads.contains(model.head) else {
+            let wanted = heads.map { "MegatronBert" + $0.rawValue }.joined(separator: " or ")
+            throw ModelError("\(task) needs a model with a \(wanted) head, but \(source) is MegatronBert\(model.head.rawValue): \(hint)")
+        }
+    }
+}
+
+/// Softmax of `n` FP32 logits, computed in Double.
+func softmax(_ logits: UnsafePointer<Float>, count n: Int) -> [Double] {
+    var top = -Double.infinity
+    for i in 0..<n { top = max(top, Double(logits[i])) }
+    var values = (0..<n).map { exp(Double(logits[$0]) - top) }
+    let sum = values.reduce(0, +)
+    for i in 0..<n { values[i] /= sum }
+    return values
+}
+
+/// The indices of the `k` largest values (ties: the lower index first), best first.
+func topIndices(_ values: [Double], among candidates: [Int], k: Int) -> [Int] {
+    var best: [Int] = []
+    best.reserveCapacity(k + 1)
+    func better(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] || (values[a] == values[b] && a < b) }
+    for i in candidates {
+        if best.count == k, let last = best.last, !better(i, last) { continue }
+        let at = best.firstIndex { better(i, $0) } ?? best.count
+        best.insert(i, at: at)
+        if best.count > k { best.removeLast() }
+    }
+    return best
+}

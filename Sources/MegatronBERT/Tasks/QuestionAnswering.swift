@@ -1,0 +1,129 @@
+import BERTTokenizer
+import Foundation
+
+/// An extractive answer: a span of the context.
+public struct Answer: Sendable, Equatable, Codable {
+    /// p(start) · p(end), each a softmax over the window's context tokens (and [CLS]).
+    public var score: Double
+    /// Character offsets into the context (`context[start..<end]`, Unicode scalars as Python counts).
+    public var start: Int
+    public var end: Int
+    /// The context's text between them ("" for "no answer").
+    public var answer: String
+}
+
+/// Settings of extractive question answering (transformers v4's question-answering pipeline defaults).
+public struct AnswerOptions: Sendable {
+    /// Answers to return, best first.
+    public var topK = 1
+    /// The most tokens an answer may span.
+    public var maxAnswerLength = 15
+    /// Tokens shared by neighbouring windows of a long context (nil: min(maxSequenceLength / 2, 128)).
+    public var docStride: Int?
+    /// Tokens per window, question and special tokens included (nil: min(384, the model's limit)).
+    public var maxSequenceLength: Int?
+    /// Also offer "no answer" (score p([CLS] start) · p([CLS] end), the lowest over the windows).
+    public var allowNoAnswer = false
+
+    public init(topK: Int = 1, maxAnswerLength: Int = 15, docStride: Int? = nil, maxSequenceLength: Int? = nil,
+                allowNoAnswer: Bool = false) {
+        self.topK = topK
+        self.maxAnswerLength = maxAnswerLength
+        self.docStride = docStride
+        self.maxSequenceLength = maxSequenceLength
+        self.allowNoAnswer = allowNoAnswer
+    }
+}
+
+extension Pipeline {
+    /// Finds the answer to each question in its context with a question-answering head, as transformers v4's
+    /// question-answering pipeline did: `[CLS] question [SEP] context [SEP]` windows over a long context,
+    /// softmax over each window's context tokens, spans of at most `maxAnswerLength` tokens widened to whole
+    /// words, best `topK` over all windows.
+    ///
+    /// ```swift
+    /// let answers = try pipeline.answer([(question: "Where does John live?", context: "John lives in Paris.")])
+    /// print(answers[0][0].answer)  // "Paris"
+    /// ```
+    public func answer(_ inputs: [(question: String, context: String)], options: AnswerOptions = AnswerOptions()) throws -> [[Answer]] {
+        try requireHead([.questionAnswering], for: "question answering",
+                        hint: "pass a fine-tuned MegatronBertForQuestionAnswering checkpoint (e.g. trained on SQuAD)")
+        guard options.topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(options.topK))") }
+        guard options.maxAnswerLength >= 1 else { throw ModelError("max answer length must be at least 1 (got \(options.maxAnswerLength))") }
+        let length = min(options.maxSequenceLength ?? min(384, maxLength), maxLength)
+        let stride = options.docStride ?? min(length / 2, 128)
+        var windows: [Encoding] = [], owner: [Int] = []
+        for (i, input) in inputs.enumerated() {
+            guard !input.question.isEmpty, !input.context.isEmpty else {
+                throw ModelError("question answering needs a non-empty question and context")
+            }
+            let pieces: [Encoding]
+            do {
+                pieces = try tokenizer.encodeWindows(input.question, pair: input.context, maxLength: length, stride: stride,
+                                                     truncation: .onlySecond)
+            } catch let error as TokenizerError {
+                throw ModelError("cannot fit the question \"\(Self.preview(input.question))\" with its context in \(length) tokens per window (doc stride \(stride)): \(error.message)")
+            }
+            windows += pieces
+            owner += Array(repeating: i, count: pieces.count)
+        }
+        var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: inputs.count)
+        var noAnswer = [Double](repeating: 1e6, count: inputs.count)
+        try forEachBatch(windows) { outputs, rows in
+            let starts = try headOutput(outputs, ["start_logits"], task: "question answering")  // (B, S)
+            let ends = try headOutput(outputs, ["end_logits"], task: "question answering")  // (B, S)
+            let s = starts.shape[1]
+            for (b, index) in rows.enumerated() {
+                let window = windows[index], context = Array(inputs[owner[index]].context.unicodeScalars)
+                let spans = bestSpans(window, start: starts.data + b * s, end: ends.data + b * s, options: options)
+                if options.allowNoAnswer { noAnswer[owner[index]] = min(noAnswer[owner[index]], spans.noAnswer) }
+                for (rank, span) in spans.best.enumerated() {
+                    let range = characters(of: span.start, span.end, in: window)
+                    let text = String(String.UnicodeScalarView(context[range]))
+                    candidates[owner[index]].append((Answer(score: span.score, start: range.lowerBound, end: range.upperBound, answer: text), index, rank))
+                }
+            }
+        }
+        return inputs.indices.map { i in
+            var answers = candidates[i].sorted { ($0.window, $0.rank) < ($1.window, $1.rank) }.map(\.answer)
+            if options.allowNoAnswer { answers.append(Answer(score: noAnswer[i], start: 0, end: 0, answer: "")) }
+            // Stable: equal scores keep window order.
+            return Array(answers.enumerated().sorted { ($0.element.score, -$0.offset) > ($1.element.score, -$1.offset) }
+                .map(\.element).prefix(options.topK))
+        }
+    }
+
+    /// The window's `topK` spans over context tokens, and its "no answer" score.
+    func bestSpans(_ window: Encoding, start: UnsafePointer<Float>, end: UnsafePointer<Float>, options: AnswerOptions)
+        -> (best: [(start: Int, end: Int, score: Double)], noAnswer: Double) {
+        let n = window.count
+        let allowed = (0..<n).map { $0 == 0 || window.sequenceIDs[$0] == 1 }  // context tokens and [CLS]
+        func probabilities(_ logits: UnsafePointer<Float>) -> [Double] {
+            var masked = (0..<n).map { allowed[$0] ? Float(logits[$0]) : -10000 }
+            return masked.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, count: n) }
+        }
+        var p = probabilities(start), q = probabilities(end)
+        let noAnswer = p[0] * q[0]
+        p[0] = 0
+        q[0] = 0
+        var spans: [(start: Int, end: Int, score: Double)] = []
+        for s in 1..<n where allowed[s] {
+            for e in s..<min(s + options.maxAnswerLength, n) where allowed[e] {
+                spans.append((s, e, p[s] * q[e]))
+            }
+        }
+        let scores = spans.map(\.score)
+        let best = topIndices(scores, among: Array(spans.indices), k: min(options.topK, spans.count)).map { spans[$0] }
+        return (best, noAnswer)
+    }
+
+    /// The characters of tokens `s...e`, widened to the whole words they start and end in (within the window).
+    func characters(of s: Int, _ e: Int, in window: Encoding) -> Range<Int> {
+        func wordRange(_ token: Int) -> Range<Int> {
+            guard let word = window.wordIDs[token] else { return window.offsets[token] }
+            let same = window.ids.indices.filter { window.wordIDs[$0] == word && window.sequenceIDs[$0] == 1 }
+            return window.offsets[same.first!].lowerBound..<window.offsets[same.last!].upperBound
+        }
+        return wordRange(s).lowerBound..<max(wordRange(s).lowerBound, wordRange(e).upperBound)
+    }
+}

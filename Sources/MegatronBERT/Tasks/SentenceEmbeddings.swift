@@ -1,0 +1,100 @@
+import BERTTokenizer
+import Foundation
+
+/// How token vectors become one sentence vector.
+public enum Pooling: String, Sendable, CaseIterable {
+    /// The [CLS] token's final hidden state.
+    case cls
+    /// The mean over the tokens the attention mask keeps (special tokens included), as sentence-transformers does.
+    case mean
+    /// The element-wise maximum over the kept tokens.
+    case max
+    /// The pooler's output, `tanh(dense(h[CLS]))` (checkpoints with a pooler only).
+    case pooler
+}
+
+extension Pipeline {
+    /// Sentence vectors (hidden_size floats each).
+    ///
+    /// A text longer than `maxLength` is cut into windows that overlap by `stride` tokens; the windows'
+    /// vectors are combined: `mean` weights every window by its token count (each token once per window it
+    /// is in), `max` takes the element-wise maximum, `cls` and `pooler` average the windows.
+    ///
+    /// ```swift
+    /// let vectors = try pipeline.embed(["A sentence.", "Another one."], pooling: .mean, normalize: true)
+    /// let cosine = zip(vectors[0], vectors[1]).map(*).reduce(0, +)
+    /// ```
+    /// - Parameters:
+    ///   - normalize: scale each vector to unit L2 norm.
+    ///   - stride: tokens shared by neighbouring windows of a long text (nil: an eighth of `maxLength`).
+    public func embed(_ texts: [String], pooling: Pooling = .mean, normalize: Bool = false,
+                      stride: Int? = nil) throws -> [[Float]] {
+        if pooling == .pooler && !model.hasPooler {
+            throw ModelError("\(source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
+        }
+        let stride = stride ?? maxLength / 8
+        var windows: [Encoding] = [], owner: [Int] = []
+        for (i, text) in texts.enumerated() {
+            let pieces = try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride)
+            windows += pieces
+            owner += Array(repeating: i, count: pieces.count)
+        }
+        let h = model.config.hiddenSize
+        var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: texts.count)
+        var weights = [Double](repeating: 0, count: texts.count)
+        let headless = pooling != .pooler
+        try forEachBatch(windows, runHead: false) { outputs, rows in
+            let hidden = outputs.lastHiddenState  // (B, S, H)
+            let s = hidden.shape[1]
+            for (b, index) in rows.enumerated() {
+                let text = owner[index], kept = windows[index].count  // unpadded: every token is kept
+                let first = hidden.data + b * s * h
+                switch pooling {
+                case .cls, .pooler:
+                    let vector = headless ? first : outputs.poolerOutput!.data + b * h  // (H)
+                    for j in 0..<h { sums[text][j] += Double(vector[j]) }
+                    weights[text] += 1
+                case .mean:
+                    for t in 0..<kept {
+                        for j in 0..<h { sums[text][j] += Double(first[t * h + j]) }
+                    }
+                    weights[text] += Double(kept)
+                case .max:
+                    for t in 0..<kept {
+                        for j in 0..<h { sums[text][j] = Swift.max(sums[text][j], Double(first[t * h + j])) }
+                    }
+                    weights[text] = 1
+                }
+            }
+        }
+        return sums.indices.map { i in
+            var vector = sums[i].map { $0 / weights[i] }
+            if normalize {
+                let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                if norm > 0 { vector = vector.map { $0 / norm } }
+            }
+            return vector.map(Float.init)
+        }
+    }
+
+    /// Cosine similarity of two texts' sentence vectors.
+    ///
+    /// ```swift
+    /// let s = try pipeline.similarity("A man is eating.", "Someone eats food.")  // in [-1, 1]
+    /// ```
+    public func similarity(_ a: String, _ b: String, pooling: Pooling = .mean) throws -> Double {
+        let vectors = try embed([a, b], pooling: pooling, normalize: true)
+        return Self.cosine(vectors[0], vectors[1])
+    }
+
+    /// Cosine of two vectors of the same length (0 when either is zero).
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var dot = 0.0, na = 0.0, nb = 0.0
+        for (x, y) in zip(a, b) {
+            dot += Double(x) * Double(y)
+            na += Double(x) * Double(x)
+            nb += Double(y) * Double(y)
+        }
+        return na > 0 && nb > 0 ? dot / (na * nb).squareRoot() : 0
+    }
+}

@@ -1,0 +1,185 @@
+import BERTTokenizer
+import Foundation
+
+/// How token predictions become entities (Hugging Face's `aggregation_strategy`).
+public enum Aggregation: String, Sendable, CaseIterable {
+    /// Every token on its own, with its label (`entity`) and position (`index`).
+    case none
+    /// Neighbouring tokens with the same label (B-X then I-X …) grouped.
+    case simple
+    /// Words first — each word takes its first token's label — then grouped.
+    case first
+    /// Words take the label of their tokens' mean scores, then grouped.
+    case average
+    /// Words take the label of their most confident token, then grouped.
+    case max
+}
+
+/// A token (aggregation `none`) or a group of tokens (the other strategies) with a label.
+public struct Entity: Sendable, Equatable, Codable {
+    /// The label, for aggregation `none` (e.g. "B-PER").
+    public var entity: String?
+    /// The label without its B-/I- prefix, for grouped entities (e.g. "PER").
+    public var entityGroup: String?
+    public var score: Double
+    /// The token's position in its sequence (aggregation `none`).
+    public var index: Int?
+    /// The tokens as text (`##` pieces joined).
+    public var word: String
+    /// Character offsets into the input: `text[start..<end]` (Unicode scalars, as Python counts).
+    public var start: Int
+    public var end: Int
+
+    enum CodingKeys: String, CodingKey { case entity, entityGroup = "entity_group", score, index, word, start, end }
+}
+
+extension Pipeline {
+    /// Named entities (or any token labels) in each text, with transformers' token-classification semantics:
+    /// softmax per token, special tokens skipped, labels from `id2label`, `ignoreLabels` dropped.
+    ///
+    /// Texts longer than `maxLength` are cut into windows that overlap by `stride` tokens (every strategy but
+    /// `none`, which truncates with a warning, as transformers refuses windows there); entities from
+    /// overlapping windows are merged, keeping the longer (then the more confident) one.
+    ///
+    /// ```swift
+    /// for entity in try pipeline.entities(["John Smith lives in New York."], aggregation: .simple)[0] {
+    ///     print(entity.entityGroup!, entity.word, entity.start, entity.end)
+    /// }
+    /// ```
+    public func entities(_ texts: [String], aggregation: Aggregation = .simple, stride: Int? = nil,
+                         ignoreLabels: Set<String> = ["O"]) throws -> [[Entity]] {
+        try requireHead([.tokenClassification], for: "NER",
+                        hint: "pass a fine-tuned MegatronBertForTokenClassification checkpoint (its config.json names the labels)")
+        var windows: [Encoding] = [], owner: [Int] = []
+        for (i, text) in texts.enumerated() {
+            let pieces: [Encoding]
+            if aggregation == .none {
+                pieces = [try encodeTruncating(text)]
+            } else {
+                pieces = try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride ?? maxLength / 8)
+            }
+            windows += pieces
+            owner += Array(repeating: i, count: pieces.count)
+        }
+        var found = [[Entity]](repeating: [], count: texts.count)
+        var windowCount = [Int](repeating: 0, count: texts.count)
+        for i in owner { windowCount[i] += 1 }
+        // Windows in order per text (forEachBatch may run them in any order).
+        var perWindow = [[Entity]](repeating: [], count: windows.count)
+        try forEachBatch(windows) { outputs, rows in
+            let logits = try headOutput(outputs, ["logits"], task: "NER")  // (B, S, L)
+            let s = logits.shape[1], labels = logits.shape[2]
+            for (b, index) in rows.enumerated() {
+                let scalars = Array(texts[owner[index]].unicodeScalars)
+                let tokens = preEntities(windows[index], scalars: scalars) { softmax(logits.data + (b * s + $0) * labels, count: labels) }
+                perWindow[index] = aggregate(tokens, aggregation).filter {
+                    !ignoreLabels.contains($0.entity ?? "") && !ignoreLabels.contains($0.entityGroup ?? "")
+                }
+            }
+        }
+        for (index, entities) in perWindow.enumerated() { found[owner[index]] += entities }
+        return found.indices.map { windowCount[$0] > 1 ? Self.mergeOverlapping(found[$0]) : found[$0] }
+    }
+
+    /// A token before aggregation.
+    struct TokenPrediction {
+        var word: String
+        var scores: [Double]
+        var start: Int, end: Int
+        var index: Int
+        var isSubword: Bool
+    }
+
+    /// Non-special tokens with their scores, offsets and whether they continue a word.
+    func preEntities(_ encoding: Encoding, scalars: [Unicode.Scalar], scores: (Int) -> [Double]) -> [TokenPrediction] {
+        var tokens: [TokenPrediction] = []
+        for i in encoding.ids.indices where encoding.specialTokensMask[i] == 0 && encoding.attentionMask[i] == 1 {
+            let range = encoding.offsets[i]
+            let text = String(String.UnicodeScalarView(scalars[range]))
+            var word = encoding.tokens[i]
+            // A piece is a subword when it is not the text it covers (the "##" prefix makes it longer).
+            var isSubword = word.unicodeScalars.count != range.count
+            if encoding.ids[i] == tokenizer.unknownTokenID {
+                word = text
+                isSubword = false
+            }
+            tokens.append(TokenPrediction(word: word, scores: scores(i), start: range.lowerBound, end: range.upperBound,
+                                          index: i, isSubword: isSubword))
+        }
+        return tokens
+    }
+
+    func aggregate(_ tokens: [TokenPrediction], _ aggregation: Aggregation) -> [Entity] {
+        func best(_ scores: [Double]) -> Int { topIndices(scores, among: Array(scores.indices), k: 1)[0] }
+        var entities: [Entity] = []
+        switch aggregation {
+        case .none, .simple:
+            entities = tokens.map {
+                let i = best($0.scores)
+                return Entity(entity: label(i), score: $0.scores[i], index: $0.index, word: $0.word, start: $0.start, end: $0.end)
+            }
+            if aggregation == .none { return entities }
+        case .first, .average, .max:
+            var words: [[TokenPrediction]] = []
+            for token in tokens {
+                if token.isSubword, !words.isEmpty { words[words.count - 1].append(token) } else { words.append([token]) }
+            }
+            entities = words.map { group in
+                let scores: [Double]
+                switch aggregation {
+                case .first: scores = group[0].scores
+                case .max: scores = group.max { $0.scores.max()! < $1.scores.max()! }!.scores  // the first of equals
+                default: scores = group[0].scores.indices.map { j in group.map { $0.scores[j] }.reduce(0, +) / Double(group.count) }
+                }
+                let i = best(scores)
+                return Entity(entity: label(i), score: scores[i], word: tokenizer.convertTokensToString(group.map(\.word)),
+                              start: group[0].start, end: group[group.count - 1].end)
+            }
+        }
+        return group(entities)
+    }
+
+    /// Neighbouring entities with the same tag joined (a B- tag starts a new group).
+    func group(_ entities: [Entity]) -> [Entity] {
+        func tag(_ label: String) -> (isBegin: Bool, tag: String) {
+            if label.hasPrefix("B-") { return (true, String(label.dropFirst(2))) }
+            if label.hasPrefix("I-") { return (false, String(label.dropFirst(2))) }
+            return (false, label)
+        }
+        var groups: [[Entity]] = []
+        for entity in entities {
+            let current = tag(entity.entity!)
+            if let last = groups.last?.last, tag(last.entity!).tag == current.tag, !current.isBegin {
+                groups[groups.count - 1].append(entity)
+            } else {
+                groups.append([entity])
+            }
+        }
+        return groups.map { members in
+            let name = members[0].entity!
+            let bare = name.split(separator: "-", maxSplits: 1).count == 2 ? String(name.split(separator: "-", maxSplits: 1)[1]) : name
+            return Entity(entityGroup: bare, score: members.map(\.score).reduce(0, +) / Double(members.count),
+                          word: tokenizer.convertTokensToString(members.map(\.word)),
+                          start: members[0].start, end: members[members.count - 1].end)
+        }
+    }
+
+    /// Entities of overlapping windows, sorted by start; of two that overlap the longer (then the more
+    /// confident) stays.
+    static func mergeOverlapping(_ entities: [Entity]) -> [Entity] {
+        let sorted = entities.enumerated().sorted { ($0.element.start, $0.offset) < ($1.element.start, $1.offset) }.map(\.element)
+        guard var previous = sorted.first else { return [] }
+        var merged: [Entity] = []
+        for entity in sorted {
+            if previous.start <= entity.start && entity.start < previous.end {
+                let length = entity.end - entity.start, previousLength = previous.end - previous.start
+                if length > previousLength || (length == previousLength && entity.score > previous.score) { previous = entity }
+            } else {
+                merged.append(previous)
+                previous = entity
+            }
+        }
+        merged.append(previous)
+        return merged
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import TensorFiles
+
+/// Reads a JSON Lines file (or standard input) one object at a time, in bounded memory: it holds one
+/// 1 MiB block and the current line. Blank lines are skipped; a line that is not a JSON object, or longer
+/// than `maxLineBytes`, is an error naming the file and line number.
+final class JSONLinesReader {
+    let name: String
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var atEnd = false
+    private(set) var lineNumber = 0
+    static let maxLineBytes = 64 << 20
+
+    init(path: String) throws {
+        if path == "-" {
+            handle = FileHandle.standardInput
+            name = "standard input"
+        } else {
+            guard let file = FileHandle(forReadingAtPath: path) else { throw CommandError("cannot read the input file \(path)") }
+            handle = file
+            name = path
+        }
+    }
+
+    /// The lines of a regular file, counted without parsing (for the progress bar); nil for standard input.
+    static func countLines(path: String) -> Int? {
+        guard path != "-", let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        var count = 0, last: UInt8 = UInt8(ascii: "\n")
+        while let block = try? file.read(upToCount: 1 << 20), !block.isEmpty {
+            for byte in block where byte == UInt8(ascii: "\n") { count += 1 }
+            last = block.last!
+        }
+        return count + (last == UInt8(ascii: "\n") ? 0 : 1)
+    }
+
+    /// The next object, or nil at the end of the input.
+    func next() throws -> [String: JSONValue]? {
+        while let line = try nextLine() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let value = try? JSONValue.parse(Data(line)), let object = value.object else {
+                throw CommandError("\(name):\(lineNumber): not a JSON object (each line must be one, e.g. {\"text\": \"...\"})")
+            }
+            return object
+        }
+        return nil
+    }
+
+    private func nextLine() throws -> ArraySlice<UInt8>? {
+        var line: [UInt8] = []
+        while true {
+            if position == buffer.count {
+                if atEnd { break }
+                let block = (try? handle.read(upToCount: 1 << 20)) ?? nil
+                guard let block, !block.isEmpty else {
+                    atEnd = true
+                    break
+                }
+                buffer = Array(block)
+                position = 0
+            }
+            if let newline = buffer[position...].firstIndex(of: UInt8(ascii: "\n")) {
+                line += buffer[position..<newline]
+                position = newline + 1
+                lineNumber += 1
+                return line[...]
+            }
+            line += buffer[position...]
+            position = buffer.count
+            guard line.count <= Self.maxLineBytes else {
+                throw CommandError("\(name):\(lineNumber + 1): a line longer than \(Self.maxLineBytes >> 20) MiB; split the input")
+            }
+        }
+        if line.isEmpty { return nil }
+        lineNumber += 1
+        return line[...]
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    /// A required string field, or an error naming the line.
+    func text(_ key: String, _ reader: JSONLinesReader) throws -> String {
+        guard let value = self[key]?.string else {
+            throw CommandError("\(reader.name):\(reader.lineNumber): needs a string \"\(key)\"")
+        }
+        return value
+    }
+
+    /// An optional string field (absent or null), or an error when it is something else.
+    func optionalText(_ key: String, _ reader: JSONLinesReader) throws -> String? {
+        guard let value = self[key], value != .null else { return nil }
+        guard let string = value.string else { throw CommandError("\(reader.name):\(reader.lineNumber): \"\(key)\" must be a string") }
+        return string
+    }
+}

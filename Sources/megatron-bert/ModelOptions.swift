@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+/// Where a task command's model runs.
+enum Device: String, ExpressibleByArgument, CaseIterable {
+    case cpu, cuda
+}
+
+/// The options every task command shares: which model, how to run it, where the inputs come from.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model directory, Megatron-LM .pt / NGC .zip, or Megatron-LM checkpoint directory (default: NVIDIA's cased 345M model, downloaded and converted once into ~/.cache/megatron-bert).")
+    var model: String?
+
+    @Option(help: "A vocab.txt for models without one (Megatron-LM files; the default model's download). Default: $MEGATRON_BERT_VOCAB.")
+    var vocab: String?
+
+    @Option(help: "cpu (cuda when the CUDA backend lands).")
+    var device: Device = .cpu
+
+    @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
+    var dtype: DType = .fp32
+
+    @Option(help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")
+    var batchSize: Int = 8
+
+    @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order.")
+    var input: String?
+
+    @Flag(help: "JSON output: an array with one element per text, or JSON Lines with --input.")
+    var json = false
+
+    @Flag(help: "No progress bar and no warnings on standard error.")
+    var quiet = false
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    /// Loads the model and tokenizer, downloading the default model first when no --model is given.
+    func loadPipeline() throws -> Pipeline {
+        if device == .cuda {
+            throw CommandError("--device cuda: the CUDA backend is not built yet; run with --device cpu")
+        }
+        let vocabulary = vocab ?? ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"]
+        let path: String
+        if let model {
+            path = model
+        } else {
+            let download = ModelDownload(variant: .cased)
+            if !FileManager.default.fileExists(atPath: download.modelDirectory + "/model.safetensors") {
+                guard let vocabulary else {
+                    throw CommandError("no --model given, and the default model is not downloaded yet: pass --vocab vocab/megatron-bert-cased-vocab.txt (or set MEGATRON_BERT_VOCAB) so that the download can be converted with its vocabulary, or pass --model DIR")
+                }
+                note("downloading NVIDIA's Megatron-BERT 345M (cased) into \(download.cacheDirectory) (once)")
+                _ = try download.run(vocabulary: vocabulary, progress: ProgressBar.download(quiet: quiet))
+            }
+            path = download.modelDirectory
+        }
+        let pipeline = try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab, batchSize: batchSize)
+        if !quiet { pipeline.warn = { note("warning: " + $0) } }
+        return pipeline
+    }
+}
+
+/// One line on standard error.
+func note(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

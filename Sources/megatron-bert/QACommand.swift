@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+struct QACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qa",
+        abstract: "Extractive question answering with a fine-tuned head: the span of the context that answers.",
+        discussion: """
+        Output per question: the top-k {answer, score, start, end} (character offsets into the context), as \
+        transformers v4's question-answering pipeline gave them; long contexts are read in windows of \
+        --max-seq-length tokens overlapping by --doc-stride.
+
+        Examples:
+          megatron-bert qa --model ./my-squad-megatron --question "Where does John live?" --context "John lives in Paris."
+          megatron-bert qa --model M --input questions.jsonl --json     # lines {"question": "...", "context": "..."}
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "The question.")
+    var question: String?
+
+    @Option(help: "The text to find the answer in.")
+    var context: String?
+
+    @Option(help: "Answers per question.")
+    var topK: Int = 1
+
+    @Option(help: "The most tokens an answer may span.")
+    var maxAnswerLength: Int = 15
+
+    @Option(help: "Tokens shared by neighbouring windows (default: min(max-seq-length / 2, 128)).")
+    var docStride: Int?
+
+    @Option(help: "Tokens per window (default: min(384, the model's limit)).")
+    var maxSeqLength: Int?
+
+    @Flag(help: "Also offer \"no answer\" (an empty answer scored by the [CLS] token).")
+    var allowNoAnswer = false
+
+    func validate() throws {
+        guard (question == nil) == (context == nil) else { throw ValidationError("give --question and --context together") }
+        guard (question == nil) != (options.input == nil) else { throw ValidationError("give --question and --context, or --input FILE.jsonl") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try options.loadPipeline()
+            let settings = AnswerOptions(topK: topK, maxAnswerLength: maxAnswerLength, docStride: docStride,
+                                         maxSequenceLength: maxSeqLength, allowNoAnswer: allowNoAnswer)
+            let runner = TaskRunner<(question: String, context: String), [Answer]>(
+                options: options,
+                parse: { (try $0.text("question", $1), try $0.text("context", $1)) },
+                run: { try pipeline.answer($0, options: settings) },
+                describe: { item, answers in
+                    ([item.question] + answers.map { "  \(formatScore($0.score))  \($0.start)..<\($0.end)  \($0.answer.isEmpty ? "(no answer)" : $0.answer)" })
+                        .joined(separator: "\n")
+                })
+            try runner(question.map { [($0, context!)] } ?? [])
+        }
+    }
+}
+
+struct MultipleChoiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "multiple-choice",
+        abstract: "Score candidate endings of a prompt with a fine-tuned multiple-choice head.",
+        discussion: """
+        Output per prompt: every choice with index, choice, score (softmax over the choices) and logit, best first.
+
+        Examples:
+          megatron-bert multiple-choice --model ./my-swag-megatron --prompt "She opened the door and" "walked in." "ate the door."
+          megatron-bert multiple-choice --model M --input items.jsonl --json   # lines {"prompt": "...", "choices": [...]}
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "The prompt (first text of every pair).")
+    var prompt: String?
+
+    @Argument(help: "The candidate endings.")
+    var choices: [String] = []
+
+    func validate() throws {
+        guard (prompt == nil) != (options.input == nil) else { throw ValidationError("give --prompt with CHOICES, or --input FILE.jsonl") }
+        if prompt != nil && choices.isEmpty { throw ValidationError("give the candidate endings after --prompt") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try options.loadPipeline()
+            let runner = TaskRunner<(prompt: String, choices: [String]), [ChoiceScore]>(
+                options: options,
+                parse: { object, reader in
+                    guard let choices = object["choices"]?.array?.compactMap(\.string), !choices.isEmpty,
+                          choices.count == object["choices"]?.array?.count else {
+                        throw CommandError("\(reader.name):\(reader.lineNumber): needs \"choices\": a non-empty array of strings")
+                    }
+                    return (try object.text("prompt", reader), choices)
+                },
+                run: { items in try items.map { try pipeline.multipleChoice(prompt: $0.prompt, choices: $0.choices) } },
+                describe: { item, scores in
+                    ([item.prompt] + scores.map { "  \(formatScore($0.score))  \($0.choice)" }).joined(separator: "\n")
+                })
+            try runner(prompt.map { [($0, choices)] } ?? [])
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import MegatronBERT
+import TensorFiles
+
+/// Runs a task over its inputs — TEXT arguments, a JSON Lines file (`--input`), or plain lines on standard
+/// input — in chunks of a few hundred (memory stays constant however long the input), writing each result in
+/// input order as soon as its chunk is done: JSON (an array for arguments, JSON Lines for `--input`) or a
+/// readable table.
+struct TaskRunner<Item, Output: Encodable> {
+    let options: ModelOptions
+    /// Reads one JSON Lines object as an item (errors name the line).
+    let parse: ([String: JSONValue], JSONLinesReader) throws -> Item
+    /// Makes an item of one plain line of standard input; nil when the task needs structured input.
+    var fromLine: ((String) -> Item)?
+    /// Runs the task on a chunk of items.
+    let run: ([Item]) throws -> [Output]
+    /// The readable form of one result.
+    let describe: (Item, Output) -> String
+
+    func callAsFunction(_ arguments: [Item]) throws {
+        let chunkSize = max(64, options.batchSize * 32)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let out = FileHandle.standardOutput
+        func write(_ text: String) { out.write(Data((text + "\n").utf8)) }
+
+        if let input = options.input {
+            let reader = try JSONLinesReader(path: input)
+            let progress = ProgressBar(total: JSONLinesReader.countLines(path: input), unit: "inputs", quiet: options.quiet)
+            while true {
+                var chunk: [Item] = []
+                while chunk.count < chunkSize, let object = try reader.next() { chunk.append(try parse(object, reader)) }
+                if chunk.isEmpty { break }
+                for (item, output) in zip(chunk, try run(chunk)) {
+                    write(options.json ? String(decoding: try encoder.encode(output), as: UTF8.self) : describe(item, output))
+                }
+                progress.advance(by: chunk.count)
+            }
+            progress.finish()
+            return
+        }
+        var items = arguments
+        if items.isEmpty {
+            guard let fromLine, isatty(STDIN_FILENO) == 0 else {
+                throw CommandError(fromLine == nil
+                    ? "no input: give the texts as arguments or --input FILE.jsonl"
+                    : "no input: give TEXT arguments, --input FILE.jsonl, or lines of text on standard input")
+            }
+            items = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                .split(separator: "\n", omittingEmptySubsequences: true).map { fromLine(String($0)) }
+        }
+        var outputs: [Output] = []
+        for start in stride(from: 0, to: items.count, by: chunkSize) {
+            outputs += try run(Array(items[start..<min(start + chunkSize, items.count)]))
+        }
+        if options.json {
+            encoder.outputFormatting.insert(.prettyPrinted)
+            write(String(decoding: try encoder.encode(outputs), as: UTF8.self))
+        } else {
+            for (item, output) in zip(items, outputs) { write(describe(item, output)) }
+        }
+    }
+}
+
+/// A score as the tables show it.
+func formatScore(_ score: Double) -> String { String(format: "%.4f", score) }
