@@ -101,6 +101,32 @@ public final class MegatronBERTModel: @unchecked Sendable {
         return ModelOutputs(lastHiddenState: x.reshape([b, s, h]), poolerOutput: pooled, headOutputs: heads)
     }
 
+    /// Masked-LM logits at chosen positions only: the encoder on the whole batch, the MLM head (dense → act →
+    /// LayerNorm → decoder) on just those tokens — what fill-mask needs, without (B, S, V) logits.
+    ///
+    /// ```swift
+    /// let logits = try model.maskedLMLogits(batch, at: [(row: 0, position: 6)])  // (1, 29056)
+    /// ```
+    /// - Returns: (positions.count, vocab_size), row i for `positions[i]`.
+    /// - Throws: for a model without the masked-LM head, or a position outside the batch.
+    public func maskedLMLogits(_ batch: Batch, at positions: [(row: Int, position: Int)]) throws -> Tensor {
+        let mlm: MaskedLMHead
+        switch taskHead {
+        case .preTraining(let head, _), .maskedLM(let head): mlm = head
+        default: throw ModelError("masked-LM logits need a MegatronBertForPreTraining or MegatronBertForMaskedLM checkpoint (this one is MegatronBert\(head.rawValue))")
+        }
+        let hidden = try forward(batch, runHead: false).lastHiddenState  // (B, S, H)
+        let b = hidden.shape[0], s = hidden.shape[1], h = hidden.shape[2]
+        let picked = Tensor(uninitializedShape: [positions.count, h])  // (N, H)
+        for (i, p) in positions.enumerated() {
+            guard p.row >= 0, p.row < b, p.position >= 0, p.position < s else {
+                throw ModelError("position (\(p.row), \(p.position)) is outside the batch (\(b) x \(s))")
+            }
+            (picked.data + i * h).update(from: hidden.data + (p.row * s + p.position) * h, count: h)
+        }
+        return mlm(picked, rows: positions.count)  // (N, V)
+    }
+
     /// Whether the checkpoint has the pooler (`pooler_output`).
     public var hasPooler: Bool { pooler != nil }
 

@@ -55,22 +55,24 @@ extension Pipeline {
             encodings.append(encoding)
         }
         var results = [[[MaskPrediction]]](repeating: [], count: texts.count)
-        try forEachBatch(encodings) { outputs, rows in
-            let logits = try headOutput(outputs, ["prediction_logits", "logits"], task: "fill-mask")  // (B, S, V)
-            let s = logits.shape[1], v = logits.shape[2]
-            for (b, index) in rows.enumerated() {
-                let ids = encodings[index].ids
-                let masks = ids.indices.filter { ids[$0] == maskID }
-                results[index] = try masks.map { position in
-                    let probabilities = softmax(logits.data + (b * s + position) * v, count: size)  // over real tokens only
-                    return try topIndices(probabilities, among: candidates, k: k).map { id in
-                        var filled = ids
-                        filled[position] = id
-                        filled.removeAll { $0 == tokenizer.padTokenID }
-                        return MaskPrediction(score: probabilities[id], token: id, tokenString: try tokenizer.decode([id]),
-                                              sequence: try tokenizer.decode(filled, skipSpecialTokens: masks.count == 1))
-                    }
-                }
+        try forEachPaddedBatch(encodings) { batch, rows in
+            // Logits only where the masks are: (masks in the batch, V).
+            let masks = rows.enumerated().flatMap { b, index in
+                encodings[index].ids.indices.filter { encodings[index].ids[$0] == maskID }.map { (row: b, position: $0) }
+            }
+            let logits = try model.maskedLMLogits(batch, at: masks)
+            let v = logits.shape[1]
+            for (m, mask) in masks.enumerated() {
+                let index = rows[mask.row], ids = encodings[index].ids
+                let single = ids.filter { $0 == maskID }.count == 1
+                let probabilities = softmax(logits.data + m * v, count: size)  // over real tokens only
+                results[index].append(try topIndices(probabilities, among: candidates, k: k).map { id in
+                    var filled = ids
+                    filled[mask.position] = id
+                    filled.removeAll { $0 == tokenizer.padTokenID }
+                    return MaskPrediction(score: probabilities[id], token: id, tokenString: try tokenizer.decode([id]),
+                                          sequence: try tokenizer.decode(filled, skipSpecialTokens: single))
+                })
             }
         }
         return results

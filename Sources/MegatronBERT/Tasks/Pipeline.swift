@@ -75,13 +75,17 @@ public final class Pipeline: @unchecked Sendable {
     /// longest; `body` gets each batch's outputs and, per batch row, the index of its encoding.
     func forEachBatch(_ encodings: [Encoding], runHead: Bool = true,
                       _ body: (_ outputs: ModelOutputs, _ rows: [Int]) throws -> Void) throws {
+        try forEachPaddedBatch(encodings) { batch, rows in try body(try model.forward(batch, runHead: runHead), rows) }
+    }
+
+    /// The batches of `forEachBatch`, before the model runs.
+    func forEachPaddedBatch(_ encodings: [Encoding], _ body: (_ batch: Batch, _ rows: [Int]) throws -> Void) throws {
         let order = encodings.indices.sorted { (encodings[$0].count, $0) < (encodings[$1].count, $1) }
         for start in Swift.stride(from: 0, to: order.count, by: batchSize) {
             let rows = Array(order[start..<min(start + batchSize, order.count)])
             let padded = tokenizer.pad(rows.map { encodings[$0] })
-            let batch = Batch(inputIDs: padded.map(\.ids), attentionMask: padded.map(\.attentionMask),
-                              tokenTypeIDs: padded.map(\.typeIDs))
-            try body(try model.forward(batch, runHead: runHead), rows)
+            try body(Batch(inputIDs: padded.map(\.ids), attentionMask: padded.map(\.attentionMask),
+                           tokenTypeIDs: padded.map(\.typeIDs)), rows)
         }
     }
 

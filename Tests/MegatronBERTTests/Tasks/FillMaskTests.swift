@@ -19,6 +19,25 @@ import Testing
         }
     }
 
+    /// The logits at chosen positions are the full forward's rows there (fixture batch, both MLM heads).
+    @Test func maskedLMLogitsAtPositionsAreTheFullRows() throws {
+        for name in ["megatron-ForPreTraining", "megatron-ForMaskedLM"] {
+            let model = try MegatronBERTModel(path: Fixtures.model(name))
+            let batch = try Fixtures.batch()
+            let full = try #require(model.forward(batch).headOutputs.first?.tensor)  // (B, S, V)
+            let positions = [(row: 0, position: 0), (row: 2, position: 4), (row: 1, position: 1)]
+            let picked = try model.maskedLMLogits(batch, at: positions)
+            let s = full.shape[1], v = full.shape[2]
+            #expect(picked.shape == [3, v])
+            for (i, p) in positions.enumerated() {
+                let worst = (0..<v).map { abs(picked[i * v + $0] - full[(p.row * s + p.position) * v + $0]) }.max()!
+                #expect(worst < 1e-5, "\(name) \(p): \(worst)")
+            }
+            #expect(throws: ModelError.self) { try model.maskedLMLogits(batch, at: [(row: 3, position: 0)]) }
+        }
+        #expect(throws: ModelError.self) { try MegatronBERTModel(path: Fixtures.model("megatron-Model")).maskedLMLogits(Fixtures.batch(), at: []) }
+    }
+
     @Test func neverPredictsPaddedRowsOrSpecialTokens() throws {
         let pipeline = try TaskFixtures.pipeline("pretraining")
         let size = pipeline.tokenizer.vocabulary.count
