@@ -33,6 +33,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Weight precision in memory: fp32, fp16 or bf16.")
     var dtype: DType = .fp32
 
+    @Option(help: "cpu (cuda when the CUDA backend lands).")
+    var device: Device = .cpu
+
     @Option(help: "Minimum measured seconds per point.")
     var minSeconds: Double = 3
 
@@ -54,6 +57,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try device.requireAvailable()
             let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
             let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]

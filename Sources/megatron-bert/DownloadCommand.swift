@@ -37,19 +37,7 @@ struct DownloadCommand: ParsableCommand {
                 throw CommandError("unknown variant \(self.variant): use cased or uncased")
             }
             let download = ModelDownload(variant: variant, baseURL: baseURL, cacheDirectory: cacheDir)
-            let showProgress = !quiet && isatty(STDERR_FILENO) == 1
-            let directory = try download.run(vocabulary: vocab) { done, total in
-                guard showProgress else { return }
-                let mb = Double(done) / 1_048_576
-                if let total, total > 0 {
-                    let fraction = Double(done) / Double(total)
-                    let bar = String(repeating: "#", count: Int(fraction * 30)) + String(repeating: ".", count: 30 - Int(fraction * 30))
-                    FileHandle.standardError.write(Data(String(format: "\r[%@] %5.1f%% %8.1f MB", bar, fraction * 100, mb).utf8))
-                } else {
-                    FileHandle.standardError.write(Data(String(format: "\r%8.1f MB", mb).utf8))
-                }
-            }
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let directory = try download.run(vocabulary: vocab, progress: ProgressBar.download(quiet: quiet))
             print(directory)
         }
     }

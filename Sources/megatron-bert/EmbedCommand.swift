@@ -59,34 +59,26 @@ struct SimilarityCommand: ParsableCommand {
         commandName: "similarity",
         abstract: "Cosine similarity between the first text's sentence vector and each other text's.",
         discussion: """
+        Output: one {text, similarity} per text after the first.
+
         Example:
           megatron-bert similarity --model ./megatron-bert-cased-345m "A man is eating." "Someone eats." "It rains."
         """
     )
 
-    @Option(help: "Model directory or checkpoint (see embed).")
-    var model: String?
-
-    @Option(help: "A vocab.txt for models without one.")
-    var vocab: String?
+    @OptionGroup var options: ModelOptions
 
     @Option(help: "cls, mean, max or pooler.")
     var pooling: Pooling = .mean
-
-    @Option(help: "Weight precision in memory: fp32, fp16 or bf16.")
-    var dtype: DType = .fp32
-
-    @Flag(help: "Print a JSON array of {\"text\", \"similarity\"}.")
-    var json = false
-
-    @Flag(help: "No warnings on standard error.")
-    var quiet = false
 
     @Argument(help: "The text to compare, then the texts to compare it with.")
     var texts: [String]
 
     func validate() throws {
         guard texts.count >= 2 else { throw ValidationError("give at least two texts") }
+        guard options.input == nil else {
+            throw ValidationError("similarity takes its texts as arguments; for a file, run embed --input and compare the vectors")
+        }
     }
 
     struct Output: Encodable {
@@ -96,15 +88,10 @@ struct SimilarityCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var options = try ModelOptions.parse([])
-            options.model = model
-            options.vocab = vocab
-            options.dtype = dtype
-            options.quiet = quiet
             let pipeline = try options.loadPipeline()
             let vectors = try pipeline.embed(texts, pooling: pooling, normalize: true)
             let outputs = texts.indices.dropFirst().map { Output(text: texts[$0], similarity: Pipeline.cosine(vectors[0], vectors[$0])) }
-            if json {
+            if options.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                 print(String(decoding: try encoder.encode(outputs), as: UTF8.self))

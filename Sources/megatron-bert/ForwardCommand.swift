@@ -31,8 +31,12 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
     var dtype: DType = .fp32
 
+    @Option(help: "cpu (cuda when the CUDA backend lands).")
+    var device: Device = .cpu
+
     func run() throws {
         try reportingErrors {
+            try device.requireAvailable()
             let batch = try Batch(json: try readInput(input, what: "the batch file"))
             let model = try MegatronBERTModel(path: self.model, dtype: dtype)
             let outputs = try model.forward(batch)

@@ -20,7 +20,10 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let loaded = try MegatronBERTModel(path: model)
+            let (config, tensors) = MegatronConversion.isMegatronPath(model)
+                ? try { let m = try MegatronConversion.load(path: model); return (m.config, m.tensors) }()
+                : try { let d = try CheckpointDirectory(path: model); return (d.config, d.tensors) }()
+            let loaded = try MegatronBERTModel(config: config, tensors: tensors)
             let c = loaded.config
             var fields: [(String, Any)] = [
                 ("model_type", c.architecture.rawValue), ("architecture", c.architectures.first ?? "MegatronBert" + loaded.head.rawValue),
@@ -29,6 +32,7 @@ struct InfoCommand: ParsableCommand {
                 ("vocab_size", c.vocabSize), ("max_position_embeddings", c.maxPositionEmbeddings),
                 ("type_vocab_size", c.typeVocabSize), ("hidden_act", c.hiddenAct), ("layer_norm_eps", c.layerNormEps),
                 ("parameters", loaded.parameterCount), ("pooler", loaded.hasPooler),
+                ("stored_dtypes", Set(tensors.values.map(\.dtype.rawValue)).sorted()),
             ]
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.keys.sorted().map { c.id2label[$0]! }))

@@ -1,9 +1,9 @@
 import Foundation
 import TensorFiles
 
-/// Reads a JSON Lines file (or standard input) one object at a time, in bounded memory: it holds one
-/// 1 MiB block and the current line. Blank lines are skipped; a line that is not a JSON object, or longer
-/// than `maxLineBytes`, is an error naming the file and line number.
+/// Reads a JSON Lines file (or standard input) one object — or one plain text line — at a time, in bounded
+/// memory: it holds one 1 MiB block and the current line. Blank lines are skipped; a line that is not a JSON
+/// object (or not UTF-8, for text lines), or longer than `maxLineBytes`, is an error naming the file and line.
 final class JSONLinesReader {
     let name: String
     private let handle: FileHandle
@@ -44,6 +44,18 @@ final class JSONLinesReader {
                 throw CommandError("\(name):\(lineNumber): not a JSON object (each line must be one, e.g. {\"text\": \"...\"})")
             }
             return object
+        }
+        return nil
+    }
+
+    /// The next non-blank line as text, or nil at the end of the input.
+    func nextText() throws -> String? {
+        while let line = try nextLine() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let text = String(validating: line.last == 0x0D ? line.dropLast() : line, as: UTF8.self) else {
+                throw CommandError("\(name):\(lineNumber): not valid UTF-8")
+            }
+            return text
         }
         return nil
     }

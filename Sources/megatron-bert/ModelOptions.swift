@@ -2,9 +2,14 @@ import ArgumentParser
 import Foundation
 import MegatronBERT
 
-/// Where a task command's model runs.
+/// Where a model command runs.
 enum Device: String, ExpressibleByArgument, CaseIterable {
     case cpu, cuda
+
+    /// Throws unless this device can run the model now.
+    func requireAvailable() throws {
+        if self == .cuda { throw CommandError("--device cuda: the CUDA backend is not built yet; run with --device cpu") }
+    }
 }
 
 /// The options every task command shares: which model, how to run it, where the inputs come from.
@@ -27,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order.")
     var input: String?
 
-    @Flag(help: "JSON output: an array with one element per text, or JSON Lines with --input.")
+    @Flag(help: "JSON output: an array with one element per TEXT argument; JSON Lines (one result per line) for --input or lines on standard input.")
     var json = false
 
     @Flag(help: "No progress bar and no warnings on standard error.")
@@ -39,9 +44,7 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model and tokenizer, downloading the default model first when no --model is given.
     func loadPipeline() throws -> Pipeline {
-        if device == .cuda {
-            throw CommandError("--device cuda: the CUDA backend is not built yet; run with --device cpu")
-        }
+        try device.requireAvailable()
         let vocabulary = vocab ?? ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"]
         let path: String
         if let model {

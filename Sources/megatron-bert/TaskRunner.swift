@@ -4,7 +4,7 @@ import TensorFiles
 
 /// Runs a task over its inputs — TEXT arguments, a JSON Lines file (`--input`), or plain lines on standard
 /// input — in chunks of a few hundred (memory stays constant however long the input), writing each result in
-/// input order as soon as its chunk is done: JSON (an array for arguments, JSON Lines for `--input`) or a
+/// input order as soon as its chunk is done: JSON (an array for arguments, JSON Lines for streams) or a
 /// readable table.
 struct TaskRunner<Item, Output: Encodable> {
     let options: ModelOptions
@@ -17,48 +17,51 @@ struct TaskRunner<Item, Output: Encodable> {
     /// The readable form of one result.
     let describe: (Item, Output) -> String
 
-    func callAsFunction(_ arguments: [Item]) throws {
-        let chunkSize = max(64, options.batchSize * 32)
+    let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let out = FileHandle.standardOutput
-        func write(_ text: String) { out.write(Data((text + "\n").utf8)) }
+        return encoder
+    }()
 
+    func write(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+    func callAsFunction(_ arguments: [Item]) throws {
         if let input = options.input {
             let reader = try JSONLinesReader(path: input)
-            let progress = ProgressBar(total: JSONLinesReader.countLines(path: input), unit: "inputs", quiet: options.quiet)
-            while true {
-                var chunk: [Item] = []
-                while chunk.count < chunkSize, let object = try reader.next() { chunk.append(try parse(object, reader)) }
-                if chunk.isEmpty { break }
-                for (item, output) in zip(chunk, try run(chunk)) {
-                    write(options.json ? String(decoding: try encoder.encode(output), as: UTF8.self) : describe(item, output))
-                }
-                progress.advance(by: chunk.count)
+            try stream(total: JSONLinesReader.countLines(path: input)) { try reader.next().map { try parse($0, reader) } }
+        } else if !arguments.isEmpty {
+            let outputs = try run(arguments)
+            if options.json {
+                encoder.outputFormatting.insert(.prettyPrinted)
+                write(String(decoding: try encoder.encode(outputs), as: UTF8.self))
+            } else {
+                for (item, output) in zip(arguments, outputs) { write(describe(item, output)) }
             }
-            progress.finish()
-            return
-        }
-        var items = arguments
-        if items.isEmpty {
+        } else {
             guard let fromLine, isatty(STDIN_FILENO) == 0 else {
                 throw CommandError(fromLine == nil
                     ? "no input: give the texts as arguments or --input FILE.jsonl"
                     : "no input: give TEXT arguments, --input FILE.jsonl, or lines of text on standard input")
             }
-            items = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                .split(separator: "\n", omittingEmptySubsequences: true).map { fromLine(String($0)) }
+            let reader = try JSONLinesReader(path: "-")
+            try stream(total: nil) { try reader.nextText().map(fromLine) }
         }
-        var outputs: [Output] = []
-        for start in stride(from: 0, to: items.count, by: chunkSize) {
-            outputs += try run(Array(items[start..<min(start + chunkSize, items.count)]))
+    }
+
+    /// Items from `next` in chunks; each chunk's results written (JSON Lines or tables) before the next is read.
+    func stream(total: Int?, next: () throws -> Item?) throws {
+        let chunkSize = max(64, options.batchSize * 32)
+        let progress = ProgressBar(total: total, unit: "inputs", quiet: options.quiet)
+        while true {
+            var chunk: [Item] = []
+            while chunk.count < chunkSize, let item = try next() { chunk.append(item) }
+            if chunk.isEmpty { break }
+            for (item, output) in zip(chunk, try run(chunk)) {
+                write(options.json ? String(decoding: try encoder.encode(output), as: UTF8.self) : describe(item, output))
+            }
+            progress.advance(by: chunk.count)
         }
-        if options.json {
-            encoder.outputFormatting.insert(.prettyPrinted)
-            write(String(decoding: try encoder.encode(outputs), as: UTF8.self))
-        } else {
-            for (item, output) in zip(items, outputs) { write(describe(item, output)) }
-        }
+        progress.finish()
     }
 }
 

@@ -44,13 +44,12 @@ extension Pipeline {
 
         var encodings: [Encoding] = []
         for text in texts {
-            let whole = try tokenizer.encode(text)
-            guard whole.ids.contains(maskID) else {
-                throw ModelError("no \(tokenizer.maskToken) in \"\(Self.preview(text))\": write \(tokenizer.maskToken) where the word to predict goes")
-            }
             let encoding = try encodeTruncating(text)
             guard encoding.ids.contains(maskID) else {
-                throw ModelError("every \(tokenizer.maskToken) in \"\(Self.preview(text))\" is past the model's \(maxLength) tokens: shorten the text before the mask")
+                if try tokenizer.encode(text).ids.contains(maskID) {
+                    throw ModelError("every \(tokenizer.maskToken) in \"\(Self.preview(text))\" is past the model's \(maxLength) tokens: shorten the text before the mask")
+                }
+                throw ModelError("no \(tokenizer.maskToken) in \"\(Self.preview(text))\": write \(tokenizer.maskToken) where the word to predict goes")
             }
             encodings.append(encoding)
         }

@@ -43,7 +43,7 @@ public final class Pipeline: @unchecked Sendable {
     public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, batchSize: Int = 8) throws {
         let model = try MegatronBERTModel(path: path, dtype: dtype)
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
         let tokenizer: BERTTokenizer
         if let vocabulary {

@@ -3,7 +3,7 @@ import Testing
 @testable import MegatronBERT
 
 /// Fixtures/tasks (scripts/make_task_fixtures.py, transformers 5.24.0): tiny Megatron-BERT models with a
-/// 61-token cased vocabulary (5 padded rows after it), model_max_length 24, and the reference answers.
+/// 60-token cased vocabulary (5 padded rows after it), model_max_length 24, and the reference answers.
 enum TaskFixtures {
     static let root = Fixtures.root + "/tasks"
 
