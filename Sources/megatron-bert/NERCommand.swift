@@ -28,8 +28,8 @@ struct NERCommand: ParsableCommand {
     @Option(help: "Tokens shared by neighbouring windows of a long text (default: an eighth of the window).")
     var stride: Int?
 
-    @Option(help: "Labels left out (comma-separated; default O).")
-    var ignoreLabels: String = "O"
+    @Option(help: "Labels left out (comma-separated, the model's own; default O). An empty value keeps every label.")
+    var ignoreLabels: String?
 
     @Argument(help: "Texts to label.")
     var texts: [String] = []
@@ -37,7 +37,7 @@ struct NERCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let pipeline = try options.loadPipeline()
-            let ignored = Set(ignoreLabels.split(separator: ",").map(String.init))
+            let ignored = ignoreLabels.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
             let runner = TaskRunner<String, [Entity]>(
                 options: options,
                 parse: { try $0.text("text", $1) },

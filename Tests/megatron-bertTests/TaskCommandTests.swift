@@ -138,6 +138,8 @@ import Testing
         (["qa", "--model", "qa", "--question", "Who?"], "give --question and --context together"),
         (["classify", "--model", "classification", "--batch-size", "0", "x"], "--batch-size must be at least 1"),
         (["fill-mask", "--model", "pretraining", "--input", "/nonexistent.jsonl"], "cannot read the input file"),
+        (["ner", "--model", "ner", "--ignore-labels", "O,PERSON", "John"], "unknown label \"PERSON\""),
+        (["similarity", "--model", "embedding", "--input", "x.jsonl", "a", "b"], "similarity takes its texts as arguments"),
     ])
     func mistakesExitNonZeroWithAMessage(arguments: [String], message: String) throws {
         var filled = arguments
@@ -145,6 +147,32 @@ import Testing
         let result = try CLI.run(filled)
         #expect(result.status != 0)
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func halfPrecisionWeightsGiveNearlyTheSameVectors() throws {
+        let texts = ["Paris is the capital of France .", "John works at Google ."]
+        let fp32 = try CLI.run(["embed", "--model", Self.models + "/embedding", "--json"] + texts)
+        let fp16 = try CLI.run(["embed", "--model", Self.models + "/embedding", "--json", "--dtype", "fp16"] + texts)
+        #expect(fp16.status == 0, "\(fp16.stderr)")
+        let a = try #require(try Self.json(fp32.stdout) as? [[String: [Double]]])
+        let b = try #require(try Self.json(fp16.stdout) as? [[String: [Double]]])
+        for (x, y) in zip(a, b) {
+            let (u, v) = (x["embedding"]!, y["embedding"]!)
+            let dot: Double = zip(u, v).map(*).reduce(0, +)
+            let norms: Double = u.map { $0 * $0 }.reduce(0, +) * v.map { $0 * $0 }.reduce(0, +)
+            let cosine = dot / norms.squareRoot()
+            #expect(cosine > 0.999 && cosine < 1, "fp16 weights are rounded, so close but not identical: \(cosine)")
+        }
+    }
+
+    @Test func invalidUTF8IsReportedByLine() throws {
+        let path = CLI.temporaryPath("bad.jsonl")
+        var bytes = Array(#"{"text": "Paris"}"#.utf8) + [0x0A]
+        bytes += Array(#"{"text": "Par"#.utf8) + [0xFF, 0xFE] + Array(#"is"}"#.utf8) + [0x0A]
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(path):2: not a JSON object"), "\(result.stderr)")
     }
 
     @Test func truncationIsAWarningUnlessQuiet() throws {

@@ -46,10 +46,17 @@ extension Pipeline {
     ///     print(entity.entityGroup!, entity.word, entity.start, entity.end)
     /// }
     /// ```
+    /// - Parameter ignoreLabels: labels left out of the results; nil means "O". Labels given explicitly must be
+    ///   the model's own.
     public func entities(_ texts: [String], aggregation: Aggregation = .simple, stride: Int? = nil,
-                         ignoreLabels: Set<String> = ["O"]) throws -> [[Entity]] {
+                         ignoreLabels: Set<String>? = nil) throws -> [[Entity]] {
         try requireHead([.tokenClassification], for: "NER",
                         hint: "pass a fine-tuned MegatronBertForTokenClassification checkpoint (its config.json names the labels)")
+        let labels = (0..<model.config.numLabels).map(label)
+        if let unknown = ignoreLabels?.subtracting(labels).sorted().first {
+            throw ModelError("unknown label \"\(unknown)\": \(source)'s labels are \(labels.joined(separator: ", "))")
+        }
+        let ignoreLabels = ignoreLabels ?? ["O"]
         var windows: [Encoding] = [], owner: [Int] = []
         for (i, text) in texts.enumerated() {
             let pieces: [Encoding]

@@ -21,6 +21,21 @@ import Testing
         }
     }
 
+    @Test func ignoredLabelsMustBeTheModels() throws {
+        let pipeline = try TaskFixtures.pipeline("ner")
+        let all = try pipeline.entities(["John Smith lives in New York ."], aggregation: .none, ignoreLabels: [])[0]
+        #expect(all.count == 7, "every token, O included")
+        let noPeople = try pipeline.entities(["John Smith lives in New York ."], aggregation: .none, ignoreLabels: ["O", "B-PER", "I-PER"])[0]
+        #expect(noPeople.allSatisfy { !["O", "B-PER", "I-PER"].contains($0.entity!) })
+        do {
+            _ = try pipeline.entities(["John"], ignoreLabels: ["PERSON"])
+            Issue.record("an unknown label is an error")
+        } catch let error as ModelError {
+            #expect(error.message.contains("unknown label \"PERSON\""), "\(error.message)")
+            #expect(error.message.contains("O, B-PER, I-PER, B-LOC, I-LOC, B-ORG, I-ORG"))
+        }
+    }
+
     @Test func longTextsUseWindows() throws {
         let pipeline = try TaskFixtures.pipeline("ner")
         let text = Array(repeating: "John Smith lives in New York .", count: 8).joined(separator: " ")
