@@ -122,7 +122,8 @@ extension Pipeline {
         func wordRange(_ token: Int) -> Range<Int> {
             guard let word = window.wordIDs[token] else { return window.offsets[token] }
             let same = window.ids.indices.filter { window.wordIDs[$0] == word && window.sequenceIDs[$0] == 1 }
-            return window.offsets[same.first!].lowerBound..<window.offsets[same.last!].upperBound
+            guard let first = same.first, let last = same.last else { return window.offsets[token] }
+            return window.offsets[first].lowerBound..<window.offsets[last].upperBound
         }
         return wordRange(s).lowerBound..<max(wordRange(s).lowerBound, wordRange(e).upperBound)
     }

@@ -42,7 +42,6 @@ extension Pipeline {
         let h = model.config.hiddenSize
         var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: texts.count)
         var weights = [Double](repeating: 0, count: texts.count)
-        let headless = pooling != .pooler
         try forEachBatch(windows, runHead: false) { outputs, rows in
             let hidden = outputs.lastHiddenState  // (B, S, H)
             let s = hidden.shape[1]
@@ -51,7 +50,9 @@ extension Pipeline {
                 let first = hidden.data + b * s * h
                 switch pooling {
                 case .cls, .pooler:
-                    let vector = headless ? first : outputs.poolerOutput!.data + b * h  // (H)
+                    guard let vector = pooling == .cls ? first : outputs.poolerOutput.map({ $0.data + b * h }) else {  // (H)
+                        throw ModelError("internal error: pooler pooling without a pooler output")
+                    }
                     for j in 0..<h { sums[text][j] += Double(vector[j]) }
                     weights[text] += 1
                 case .mean:

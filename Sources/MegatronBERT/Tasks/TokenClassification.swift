@@ -163,8 +163,9 @@ extension Pipeline {
             }
         }
         return groups.map { members in
-            let name = members[0].entity!
-            let bare = name.split(separator: "-", maxSplits: 1).count == 2 ? String(name.split(separator: "-", maxSplits: 1)[1]) : name
+            // "B-PER" -> "PER", as Python's label.split("-", 1)[-1].
+            let parts = (members[0].entity ?? "").split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            let bare = String(parts[parts.count - 1])
             return Entity(entityGroup: bare, score: members.map(\.score).reduce(0, +) / Double(members.count),
                           word: tokenizer.convertTokensToString(members.map(\.word)),
                           start: members[0].start, end: members[members.count - 1].end)
