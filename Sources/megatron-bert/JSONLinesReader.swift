@@ -38,24 +38,26 @@ final class JSONLinesReader {
 
     /// The next object, or nil at the end of the input.
     func next() throws -> [String: JSONValue]? {
-        while let line = try nextLine() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let value = try? JSONValue.parse(Data(line)), let object = value.object else {
-                throw CommandError("\(name):\(lineNumber): not a JSON object (each line must be one, e.g. {\"text\": \"...\"})")
-            }
-            return object
+        guard let line = try nextNonBlankLine() else { return nil }
+        guard let value = try? JSONValue.parse(Data(line)), let object = value.object else {
+            throw CommandError("\(name):\(lineNumber): not a JSON object (each line must be one, e.g. {\"text\": \"...\"})")
         }
-        return nil
+        return object
     }
 
     /// The next non-blank line as text, or nil at the end of the input.
     func nextText() throws -> String? {
+        guard let line = try nextNonBlankLine() else { return nil }
+        guard let text = String(validating: line.last == 0x0D ? line.dropLast() : line, as: UTF8.self) else {
+            throw CommandError("\(name):\(lineNumber): not valid UTF-8")
+        }
+        return text
+    }
+
+    /// The next line holding more than spaces, tabs and a carriage return.
+    private func nextNonBlankLine() throws -> ArraySlice<UInt8>? {
         while let line = try nextLine() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let text = String(validating: line.last == 0x0D ? line.dropLast() : line, as: UTF8.self) else {
-                throw CommandError("\(name):\(lineNumber): not valid UTF-8")
-            }
-            return text
+            if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return line }
         }
         return nil
     }

@@ -66,6 +66,18 @@ public final class Pipeline: @unchecked Sendable {
         return try tokenizer.encode(text, pair: pair, maxLength: maxLength, truncation: .longestFirst)
     }
 
+    /// Every input's encodings (one, or several windows) in one flat list, with the input each came from.
+    func encodeAll<Input>(_ inputs: [Input], _ encode: (Input) throws -> [Encoding]) rethrows
+        -> (windows: [Encoding], owner: [Int]) {
+        var windows: [Encoding] = [], owner: [Int] = []
+        for (i, input) in inputs.enumerated() {
+            let pieces = try encode(input)
+            windows += pieces
+            owner += Array(repeating: i, count: pieces.count)
+        }
+        return (windows, owner)
+    }
+
     /// The first characters of a text, for messages.
     static func preview(_ text: String) -> String {
         text.count <= 40 ? text : String(text.prefix(37)) + "..."

@@ -52,20 +52,16 @@ extension Pipeline {
         guard options.maxAnswerLength >= 1 else { throw ModelError("max answer length must be at least 1 (got \(options.maxAnswerLength))") }
         let length = min(options.maxSequenceLength ?? min(384, maxLength), maxLength)
         let stride = options.docStride ?? min(length / 2, 128)
-        var windows: [Encoding] = [], owner: [Int] = []
-        for (i, input) in inputs.enumerated() {
+        let (windows, owner) = try encodeAll(inputs) { input in
             guard !input.question.isEmpty, !input.context.isEmpty else {
                 throw ModelError("question answering needs a non-empty question and context")
             }
-            let pieces: [Encoding]
             do {
-                pieces = try tokenizer.encodeWindows(input.question, pair: input.context, maxLength: length, stride: stride,
-                                                     truncation: .onlySecond)
+                return try tokenizer.encodeWindows(input.question, pair: input.context, maxLength: length, stride: stride,
+                                                   truncation: .onlySecond)
             } catch let error as TokenizerError {
                 throw ModelError("cannot fit the question \"\(Self.preview(input.question))\" with its context in \(length) tokens per window (doc stride \(stride)): \(error.message)")
             }
-            windows += pieces
-            owner += Array(repeating: i, count: pieces.count)
         }
         var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: inputs.count)
         var noAnswer = [Double](repeating: 1e6, count: inputs.count)

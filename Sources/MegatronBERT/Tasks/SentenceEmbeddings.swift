@@ -33,12 +33,7 @@ extension Pipeline {
             throw ModelError("\(source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
         }
         let stride = stride ?? maxLength / 8
-        var windows: [Encoding] = [], owner: [Int] = []
-        for (i, text) in texts.enumerated() {
-            let pieces = try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride)
-            windows += pieces
-            owner += Array(repeating: i, count: pieces.count)
-        }
+        let (windows, owner) = try encodeAll(texts) { try tokenizer.encodeWindows($0, maxLength: maxLength, stride: stride) }
         let h = model.config.hiddenSize
         var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: texts.count)
         var weights = [Double](repeating: 0, count: texts.count)

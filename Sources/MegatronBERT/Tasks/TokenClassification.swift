@@ -57,16 +57,9 @@ extension Pipeline {
             throw ModelError("unknown label \"\(unknown)\": \(source)'s labels are \(labels.joined(separator: ", "))")
         }
         let ignoreLabels = ignoreLabels ?? ["O"]
-        var windows: [Encoding] = [], owner: [Int] = []
-        for (i, text) in texts.enumerated() {
-            let pieces: [Encoding]
-            if aggregation == .none {
-                pieces = [try encodeTruncating(text)]
-            } else {
-                pieces = try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride ?? maxLength / 8)
-            }
-            windows += pieces
-            owner += Array(repeating: i, count: pieces.count)
+        let (windows, owner) = try encodeAll(texts) { text in
+            aggregation == .none ? [try encodeTruncating(text)]
+                : try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride ?? maxLength / 8)
         }
         var found = [[Entity]](repeating: [], count: texts.count)
         var windowCount = [Int](repeating: 0, count: texts.count)
