@@ -36,7 +36,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
             dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer"],

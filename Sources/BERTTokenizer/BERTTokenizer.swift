@@ -101,7 +101,14 @@ public struct BERTTokenizer: Sendable {
         var word: Int
     }
 
-    func pieces(_ text: String) -> (pieces: [Piece], scalars: [Unicode.Scalar]) {
+    /// A text's tokens, and where each of its scalars starts in UTF-8 (computed once, however many windows).
+    struct TextPieces {
+        var pieces: [Piece]
+        /// `utf8Before[k]`: the UTF-8 bytes before scalar k; one more entry than the text has scalars.
+        var utf8Before: [Int]
+    }
+
+    func pieces(_ text: String) -> TextPieces {
         let input = Array(text.unicodeScalars)
         var collector = PieceCollector()
         var normalized: [Unicode.Scalar] = [], origin: [Int] = []
@@ -139,7 +146,9 @@ public struct BERTTokenizer: Sendable {
             i += special.scalars.count
             segmentStart = i
         }
-        return (collector.pieces, input)
+        var utf8Before = [Int](repeating: 0, count: input.count + 1)
+        for (k, c) in input.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
+        return TextPieces(pieces: collector.pieces, utf8Before: utf8Before)
     }
 
     /// Gathers one text's pieces, numbering words as it goes.
@@ -167,104 +176,47 @@ public struct BERTTokenizer: Sendable {
     ///
     /// - Parameters:
     ///   - maxLength: the most tokens, special tokens included; nil for no limit.
-    ///   - truncation: how a text or pair over `maxLength` is cut.
+    ///   - truncation: how a text or pair over `maxLength` is cut (Hugging Face's rules, exactly).
     /// - Throws: when `maxLength` cannot hold even the special tokens, or when the input is over
     ///   `maxLength` and `truncation` cannot make it fit.
     public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil,
                        truncation: TruncationStrategy = .longestFirst) throws -> Encoding {
         let first = pieces(text)
         let second = pair.map(pieces)
-        var n1 = first.pieces.count, n2 = second?.pieces.count ?? 0
-        if let maxLength, truncation != .doNotTruncate {
-            let specials = specialTokenCount(pair: second != nil)
-            guard maxLength >= specials else {
-                throw TokenizerError("max_length \(maxLength) cannot hold the \(specials) special tokens; use at least \(specials + 1)")
-            }
-            let budget = maxLength - specials
-            if n1 + n2 > budget {
-                switch truncation {
-                case .longestFirst:
-                    // One token at a time from the longer text; on a tie from the first, as `tokenizers` does.
-                    while n1 + n2 > budget { if n1 >= n2 { n1 -= 1 } else { n2 -= 1 } }
-                case .onlyFirst:
-                    guard n2 < budget else {
-                        throw TokenizerError("only_first truncation cannot fit: the second text alone has \(n2) tokens, over the \(budget) left by max_length \(maxLength)")
-                    }
-                    n1 = budget - n2
-                case .onlySecond:
-                    guard second != nil, n1 < budget else {
-                        throw TokenizerError("only_second truncation cannot fit: the first text alone has \(n1) tokens, over the \(budget) left by max_length \(maxLength)")
-                    }
-                    n2 = budget - n1
-                case .doNotTruncate:
-                    break
-                }
-            }
-        }
-        return assemble(first, 0..<n1, second, 0..<n2)
+        let plan = try Truncation(first: first.pieces.count, second: second?.pieces.count, maxLength: maxLength,
+                                  strategy: truncation, stride: 0, overflow: false)
+        return assemble(first, plan.windows[0].first, second, plan.windows[0].second)
     }
 
     /// Encodes a text (or pair) that may be longer than `maxLength` as overlapping windows, the way
     /// Hugging Face's `return_overflowing_tokens=True, stride=…` does: the first window is `encode`'s
-    /// truncated result, each next one starts `stride` tokens before the previous one ended. A single
-    /// text is windowed itself; of a pair, the text `truncation` names (`only_second`: the context of
-    /// question answering) is windowed and the other repeated in every window.
+    /// truncated result, and each text cut by `truncation` goes on in windows that start `stride` tokens before
+    /// the previous one ended. Of a pair cut with `only_second` (the context of question answering) the second
+    /// text is windowed and the first repeated in every window; with `longest_first` both may be, and the
+    /// windows combine as HF combines them.
     ///
-    /// - Throws: when `stride` is not smaller than the room a window leaves, or for `longest_first` pairs.
+    /// ```swift
+    /// let windows = try tokenizer.encodeWindows("Who?", pair: longContext, maxLength: 384, stride: 128, truncation: .onlySecond)
+    /// ```
+    /// - Throws: when `stride` is not smaller than what a text keeps in a window, or the input cannot fit.
     public func encodeWindows(_ text: String, pair: String? = nil, maxLength: Int, stride: Int = 0,
                               truncation: TruncationStrategy = .longestFirst) throws -> [Encoding] {
         let first = pieces(text)
         let second = pair.map(pieces)
-        let n1 = first.pieces.count, n2 = second?.pieces.count ?? 0
-        let specials = specialTokenCount(pair: second != nil)
-        guard maxLength > specials else {
-            throw TokenizerError("max_length \(maxLength) cannot hold the \(specials) special tokens and any text; use at least \(specials + 1)")
-        }
-        guard stride >= 0 else { throw TokenizerError("stride must not be negative") }
-        if n1 + n2 + specials <= maxLength || truncation == .doNotTruncate {
-            return [assemble(first, 0..<n1, second, 0..<n2)]
-        }
-        let windowSecond: Bool
-        switch (truncation, second) {
-        case (.longestFirst, nil), (.onlyFirst, _): windowSecond = false
-        case (.onlySecond, .some): windowSecond = true
-        case (.onlySecond, nil):
-            throw TokenizerError("only_second truncation needs a second text")
-        case (.longestFirst, .some):
-            throw TokenizerError("overflowing windows of a pair need only_first or only_second truncation (which text to window)")
-        case (.doNotTruncate, _):
-            windowSecond = false
-        }
-        let fixed = windowSecond ? n1 : n2
-        let room = maxLength - specials - fixed
-        guard room > 0 else {
-            throw TokenizerError("the \(windowSecond ? "first" : "second") text alone has \(fixed) tokens, leaving no room in max_length \(maxLength)")
-        }
-        guard stride < room else {
-            throw TokenizerError("stride \(stride) must be smaller than the \(room) tokens a window holds (max_length \(maxLength) minus the special tokens and the other text)")
-        }
-        let total = windowSecond ? n2 : n1
-        var windows: [Encoding] = []
-        var start = 0
-        while true {
-            let end = min(start + room, total)
-            windows.append(windowSecond ? assemble(first, 0..<n1, second, start..<end)
-                                        : assemble(first, start..<end, second, 0..<n2))
-            if end == total { break }
-            start += room - stride
-        }
-        return windows
+        let plan = try Truncation(first: first.pieces.count, second: second?.pieces.count, maxLength: maxLength,
+                                  strategy: truncation, stride: stride, overflow: true)
+        return plan.windows.map { assemble(first, $0.first, second, $0.second) }
     }
 
     /// `[CLS] A[r1] [SEP] (B[r2] [SEP])`.
-    func assemble(_ first: (pieces: [Piece], scalars: [Unicode.Scalar]), _ r1: Range<Int>,
-                  _ second: (pieces: [Piece], scalars: [Unicode.Scalar])?, _ r2: Range<Int>) -> Encoding {
+    func assemble(_ first: TextPieces, _ r1: Range<Int>, _ second: TextPieces?, _ r2: Range<Int>) -> Encoding {
         var encoding = Encoding()
+        encoding.reserve(r1.count + r2.count + 3)
         encoding.appendSpecial(id: classID, token: classToken, type: 0)
-        encoding.appendPieces(first.pieces[r1], of: first.scalars, sequence: 0, vocabulary: vocabulary)
+        encoding.appendPieces(first, r1, sequence: 0, vocabulary: vocabulary)
         encoding.appendSpecial(id: separatorID, token: separatorToken, type: 0)
         if let second {
-            encoding.appendPieces(second.pieces[r2], of: second.scalars, sequence: 1, vocabulary: vocabulary)
+            encoding.appendPieces(second, r2, sequence: 1, vocabulary: vocabulary)
             encoding.appendSpecial(id: separatorID, token: separatorToken, type: 1)
         }
         return encoding

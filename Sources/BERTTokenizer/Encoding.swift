@@ -35,15 +35,18 @@ public struct Encoding: Sendable, Equatable {
         append(id: id, token: token, type: type, special: true, offsets: 0..<0, bytes: 0..<0, word: nil, sequence: nil)
     }
 
-    /// A text's pieces, with their character offsets and UTF-8 byte offsets in `scalars`.
-    mutating func appendPieces(_ pieces: ArraySlice<BERTTokenizer.Piece>, of scalars: [Unicode.Scalar], sequence: Int,
-                               vocabulary: Vocabulary) {
-        var utf8Before = [Int](repeating: 0, count: scalars.count + 1)
-        for (k, c) in scalars.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
-        for piece in pieces {
+    mutating func reserve(_ count: Int) {
+        ids.reserveCapacity(count); typeIDs.reserveCapacity(count); attentionMask.reserveCapacity(count)
+        specialTokensMask.reserveCapacity(count); tokens.reserveCapacity(count); offsets.reserveCapacity(count)
+        byteOffsets.reserveCapacity(count); wordIDs.reserveCapacity(count); sequenceIDs.reserveCapacity(count)
+    }
+
+    /// A text's pieces in `range`, with their character offsets and UTF-8 byte offsets in the text.
+    mutating func appendPieces(_ text: BERTTokenizer.TextPieces, _ range: Range<Int>, sequence: Int, vocabulary: Vocabulary) {
+        for piece in text.pieces[range] {
             append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false, offsets: piece.range,
-                   bytes: utf8Before[piece.range.lowerBound]..<utf8Before[piece.range.upperBound], word: piece.word,
-                   sequence: sequence)
+                   bytes: text.utf8Before[piece.range.lowerBound]..<text.utf8Before[piece.range.upperBound],
+                   word: piece.word, sequence: sequence)
         }
     }
 
