@@ -178,8 +178,61 @@ def main():
     notes.append("| tp2/ | a 4-head model in Megatron-LM's directory layout, split over 2 tensor-parallel ranks "
                  "(QKV by heads, h_to_4h and vocabulary by rows, dense and 4h_to_h by columns); expected outputs in "
                  "expected/megatron-tp2.safetensors |")
+    notes += ngc_shaped(out)
     with open(os.path.join(out, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")
+
+
+def ngc_shaped(out):
+    """Tiny models shaped like NVIDIA's NGC files: the cased (29056 rows) and uncased (30592 rows) vocabulary sizes,
+    old key names, no args, no checkpoint_version (the version-0 QKV layout), fp16 storage, legacy torch.save,
+    inside a deflated zip as release/mp_rank_00/model_optim_rng.pt. Expected outputs from transformers (float64,
+    on the fp16 weights): the hidden states, pooler, NSP logits and the prediction logits at every 61st column and
+    the last 64 (the padding rows)."""
+    import transformers
+    from safetensors.torch import save_file
+    notes = []
+    for name, rows, seed in [("ngc-cased", 29056, 21), ("ngc-uncased", 30592, 22)]:
+        config = transformers.MegatronBertConfig(vocab_size=rows, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                                 intermediate_size=16, max_position_embeddings=16, layer_norm_eps=1e-5)
+        model = transformers.MegatronBertForPreTraining(config).eval()
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                # Multiples of 1/32 in [-1, 1]: exact in fp16, and few distinct values, so the zip stays small.
+                values = torch.randint(-32, 33, p.shape, generator=g).float() / 32 * (0.5 if p.dim() > 1 else 0.25)
+                if pname.endswith("ln.weight") or "LayerNorm.weight" in pname:
+                    values += 1.0
+                p.copy_(values.half().float())
+        hf = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("cls.predictions.decoder")}
+        state = megatron_state(hf, 0, False, 2)
+
+        def half(tree):
+            return {k: half(v) if isinstance(v, dict) else v.half() for k, v in tree.items()}
+        pt = os.path.join(out, name + ".pt")
+        torch.save({"model": half(state)}, pt, _use_new_zipfile_serialization=False)
+        with zipfile.ZipFile(os.path.join(out, name + ".zip"), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+            z.write(pt, "release/mp_rank_00/model_optim_rng.pt")
+        os.remove(pt)
+        ids = [[101, 1109, rows - 61, 5000, 102, 28995, 102], [101, 7, 28000, 102, 0, 0, 0]]
+        batch = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor([[1] * 7, [1] * 4 + [0] * 3]),
+                 "token_type_ids": torch.tensor([[0] * 5 + [1] * 2, [0] * 7])}
+        with torch.no_grad():
+            double = model.double()
+            result = double(**batch)
+            base = double.bert(**batch)
+        columns = list(range(0, rows, 61)) + list(range(rows - 64, rows))
+        save_file({"last_hidden_state": base.last_hidden_state.contiguous(),
+                   "pooler_output": base.pooler_output.contiguous(),
+                   "seq_relationship_logits": result.seq_relationship_logits.contiguous(),
+                   "prediction_logits_columns": result.prediction_logits[:, :, columns].contiguous(),
+                   "columns": torch.tensor(columns),
+                   **{k: v.contiguous() for k, v in batch.items()}},
+                  os.path.join(out, "..", "expected", name + ".safetensors"))
+        notes.append(f"| {name}.zip | NGC-shaped: {rows} embedding rows, hidden 8, 2 heads, 2 layers, old names, no args, "
+                     f"no checkpoint_version, fp16, legacy torch.save, release/mp_rank_00/model_optim_rng.pt deflated; "
+                     f"expected/{name}.safetensors holds its inputs and transformers' float64 outputs |")
+    return notes
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ extension BERTTokenizer {
     /// `model_max_length` and (without tokenizer.json) `do_lower_case`, `strip_accents`,
     /// `tokenize_chinese_chars`. Missing settings default to a cased BERT (no lowercasing).
     ///
+    /// With `vocabularyFile`, that vocab.txt replaces the directory's vocabulary (which may be missing) and the
+    /// settings still come from its tokenizer_config.json; when that does not say `do_lower_case`, the
+    /// vocabulary decides: lowercase when it has no upper-case pieces (an uncased vocabulary).
+    ///
     /// ```swift
     /// let tokenizer = try BERTTokenizer(directory: "/models/megatron-bert-cased-345m")
     /// ```
-    public init(directory: String) throws {
+    public init(directory: String, vocabularyFile: String? = nil) throws {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
         func object(_ name: String) throws -> [String: Any]? {
             guard let data = FileManager.default.contents(atPath: path(name)) else { return nil }
@@ -27,6 +31,7 @@ extension BERTTokenizer {
         func flag(_ value: Any?) -> Bool? { value as? Bool }
 
         var doLowerCase = flag(config["do_lower_case"]) ?? false
+        let overridden = try vocabularyFile.map { try Vocabulary(path: $0) }
         var stripAccents = flag(config["strip_accents"])
         var chinese = flag(config["tokenize_chinese_chars"]) ?? true
         var prefix = "##", maxChars = 100
@@ -34,7 +39,10 @@ extension BERTTokenizer {
         var vocabulary: Vocabulary
         var added: [AddedToken] = []
         var modelCount: Int?
-        if let json = try object("tokenizer.json") {
+        if let overridden {
+            vocabulary = overridden
+            if flag(config["do_lower_case"]) == nil { doLowerCase = !overridden.hasUppercasePieces }
+        } else if let json = try object("tokenizer.json") {
             guard let model = json["model"] as? [String: Any], model["type"] as? String == "WordPiece",
                   let map = model["vocab"] as? [String: Any]
             else {

@@ -55,4 +55,13 @@ public struct Vocabulary: Sendable {
     func id(utf8 bytes: [UInt8]) -> Int? { ids[bytes] }
 
     public func token(of id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+
+    /// Whether some token other than the bracketed special ones (`[CLS]`, `[unused1]`, …) has an upper-case
+    /// letter: a cased vocabulary. An uncased one (BERT's `*-uncased`) was built from lowercased text and has none,
+    /// so a tokenizer that does not lowercase would turn every capitalised word into pieces or [UNK].
+    public var hasUppercasePieces: Bool {
+        tokens.contains { token in
+            !(token.hasPrefix("[") && token.hasSuffix("]")) && token.unicodeScalars.contains { $0.properties.isUppercase }
+        }
+    }
 }

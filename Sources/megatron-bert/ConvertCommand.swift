@@ -8,9 +8,14 @@ struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a Megatron-LM checkpoint (.pt, or NVIDIA's NGC .zip) into a Hugging Face model directory.",
         discussion: """
-        Writes config.json (with architectures), model.safetensors (fp32, or --dtype fp16/bf16) and, with --vocab, \
-        vocab.txt and tokenizer_config.json (lowercasing only for an uncased tokenizer_type in the checkpoint's \
-        args). What the conversion had to assume (e.g. layer_norm_eps when args are absent) is printed.
+        Writes config.json (with architectures), model.safetensors (fp32, or --dtype fp16/bf16), tokenizer_config.json \
+        and, with --vocab, vocab.txt. Whether the tokenizer lowercases comes from --lowercase / --cased, else the \
+        checkpoint's args (tokenizer_type), else the vocabulary (an uncased one has no upper-case pieces), else the \
+        embedding rows (NVIDIA's cased model has 29056, its uncased one 30592); the choice and its reason are printed, \
+        as is what the conversion had to assume (e.g. layer_norm_eps when args are absent).
+
+        The directory appears all at once: files are written into a hidden directory beside it and renamed into place, \
+        and an existing directory is replaced only if it holds nothing but a conversion's files.
 
         Example:
           megatron-bert convert megatron_bert_345m_v0.1_cased.zip --output ./megatron-bert-cased-345m \\
@@ -33,12 +38,25 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Precision of the written weights: fp32, fp16 or bf16.")
     var dtype: DType = .fp32
 
+    @Flag(help: "The tokenizer lowercases and strips accents (an uncased model).")
+    var lowercase = false
+
+    @Flag(help: "The tokenizer keeps case (a cased model).")
+    var cased = false
+
+    func validate() throws {
+        if lowercase && cased { throw ValidationError("give --lowercase or --cased, not both") }
+    }
+
     func run() throws {
         try reportingErrors {
             let converted = try MegatronConversion.load(path: source, heads: heads)
-            try converted.write(to: output, vocabulary: vocab, dtype: dtype)
+            let stated = lowercase || cased ? TokenizerCasing.stated(lowercase: lowercase, by: lowercase ? "--lowercase" : "--cased") : nil
+            let (casing, warnings) = try converted.write(to: output, vocabulary: vocab, dtype: dtype, stated: stated)
             let c = converted.config
             print("wrote \(output): \(c.architectures.first ?? "?"), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, vocab \(c.vocabSize), \(dtype)")
+            print("tokenizer: \(casing.choice)")
+            for warning in warnings { print("warning: \(warning)") }
             for note in converted.notes { print("note: \(note)") }
         }
     }

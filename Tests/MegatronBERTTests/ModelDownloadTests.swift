@@ -119,6 +119,24 @@ final class LocalFileServer: @unchecked Sendable {
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    /// The uncased download lowercases although NGC's zip has no args to say so; a cased vocabulary for it is
+    /// refused before anything is fetched.
+    @Test func theUncasedDownloadLowercases() throws {
+        let zip = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.root + "/megatron/ngc-uncased.zip")))
+        let server = try LocalFileServer(body: zip, path: "/versions/v0.1_uncased/zip")
+        var download = ModelDownload(variant: .uncased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        download.heads = 2
+        let directory = try download.run()
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer_config.json"))) as? [String: Any]
+        #expect(config?["do_lower_case"] as? Bool == true)
+
+        let offline = ModelDownload(variant: .uncased, baseURL: "http://127.0.0.1:9/versions", cacheDirectory: Self.cache())
+        #expect {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            return try offline.run(vocabulary: root.path + "/vocab/megatron-bert-cased-vocab.txt")
+        } throws: { "\($0)".contains("it is a cased vocabulary") }
+    }
+
     @Test func aCorruptDownloadIsNotKept() throws {
         var broken = Self.zip
         for i in stride(from: 100, to: broken.count - 200, by: 50) { broken[i] ^= 0xff }

@@ -1,3 +1,4 @@
+import BERTTokenizer
 import Foundation
 import TensorFiles
 
@@ -16,30 +17,14 @@ public enum MegatronConversion {
         public var tensors: [String: StoredTensor]
         /// What the conversion assumed or left out, for the user to read.
         public var notes: [String]
-        /// Whether the tokenizer lowercases (args' tokenizer_type is an uncased one).
-        public var lowercase = false
+        /// The checkpoint's `args.tokenizer_type` (e.g. `BertWordPieceLowerCase`), when it has args.
+        public var tokenizerType: String?
 
-        /// Writes a Hugging Face directory: config.json, model.safetensors (in `dtype`) and, given a vocab.txt,
-        /// that vocabulary with a matching tokenizer_config.json.
-        public func write(to directory: String, vocabulary: String? = nil, dtype: DType = .fp32) throws {
-            let fm = FileManager.default
-            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            func at(_ name: String) -> URL { URL(fileURLWithPath: (directory as NSString).appendingPathComponent(name)) }
-            try config.jsonData().write(to: at("config.json"))
-            // Written under a temporary name, so an interrupted run never leaves a complete-looking model behind.
-            let partial = at("model.safetensors.partial").path, final = at("model.safetensors").path
-            try SafeTensorsFile.write(try MegatronConversion.cast(tensors, to: dtype), to: partial, metadata: ["format": "pt"])
-            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
-            try fm.moveItem(atPath: partial, toPath: final)
-            guard let vocabulary else { return }
-            guard let data = fm.contents(atPath: vocabulary) else { throw ModelError("cannot read \(vocabulary)") }
-            try data.write(to: at("vocab.txt"))
-            let tokenizer: [String: Any] = [
-                "do_lower_case": lowercase, "tokenizer_class": "BertTokenizer", "model_max_length": config.maxPositionEmbeddings,
-                "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
-            ]
-            try JSONSerialization.data(withJSONObject: tokenizer, options: [.prettyPrinted, .sortedKeys])
-                .write(to: at("tokenizer_config.json"))
+        /// Whether the tokenizer lowercases: `stated` (the user's word) first, then the checkpoint's args, then the
+        /// vocabulary's pieces, then the embedding rows; with a warning for weaker evidence that disagrees.
+        public func casing(stated: TokenizerCasing? = nil, vocabulary: Vocabulary? = nil) -> (casing: TokenizerCasing, warnings: [String]) {
+            TokenizerCasing.decide(stated: stated, tokenizerType: tokenizerType, vocabulary: vocabulary,
+                                   embeddingRows: config.vocabSize)
         }
     }
 
@@ -281,7 +266,17 @@ public enum MegatronConversion {
         var out: [String: StoredTensor] = [:]
         func map(_ from: String, _ to: String) throws { out[to] = try take(from) }
         try map(lm + "embedding.position_embeddings.weight", "bert.embeddings.position_embeddings.weight")
-        try map(lm + "embedding.tokentype_embeddings.weight", "bert.embeddings.token_type_embeddings.weight")
+        if tensors[lm + "embedding.tokentype_embeddings.weight"] != nil {
+            try map(lm + "embedding.tokentype_embeddings.weight", "bert.embeddings.token_type_embeddings.weight")
+        } else {
+            // Megatron built without token types (num_tokentypes 0, as with --bert-no-binary-head) adds nothing
+            // for them; HF's model always adds a row, so rows of zeros give exactly Megatron's sums.
+            let zeros = OwnedBytes(count: 2 * hidden * word.dtype.size)
+            zeros.pointer.initializeMemory(as: UInt8.self, repeating: 0)
+            out["bert.embeddings.token_type_embeddings.weight"] = StoredTensor(dtype: word.dtype, shape: [2, hidden],
+                                                                               bytes: zeros.bytes, owner: zeros)
+            notes.append("no token-type embeddings (a model trained without them, e.g. --bert-no-binary-head): written as 2 rows of zeros, which add nothing, as in Megatron")
+        }
         out["bert.embeddings.word_embeddings.weight"] = word
         for i in 0..<layers {
             let m = encoder + "layers.\(i).", h = "bert.encoder.layer.\(i)."
@@ -324,6 +319,15 @@ public enum MegatronConversion {
         tensors = [:]
         let head: ModelHead = hasLMHead && hasBinaryHead ? .preTraining : hasLMHead ? .maskedLM : hasBinaryHead ? .nextSentencePrediction : .base
         if head == .base && !hasPooler { notes.append("no pooler") }
+        if head == .maskedLM && hasPooler {
+            // HF's MegatronBertForMaskedLM has no pooler; keeping it would make the directory fail to load.
+            out["bert.pooler.dense.weight"] = nil
+            out["bert.pooler.dense.bias"] = nil
+            notes.append("the pooler is left out: without a binary head the model is MegatronBertForMaskedLM, which has none")
+        }
+        if hasBinaryHead && !hasPooler {
+            throw ModelError("\(path): the checkpoint has a binary_head but no \(lm)pooler.dense.weight, which the next-sentence head reads")
+        }
         let ffn = try out["bert.encoder.layer.0.intermediate.dense.weight"].map { $0.shape[0] }
             ?? { throw ModelError("no feed-forward weights") }()
         let positions = out["bert.embeddings.position_embeddings.weight"]!.shape[0]
@@ -335,9 +339,7 @@ public enum MegatronConversion {
                                 numAttentionHeads: headCount, intermediateSize: ffn, hiddenAct: "gelu",
                                 maxPositionEmbeddings: positions, typeVocabSize: types, layerNormEps: epsilon,
                                 architectures: ["MegatronBert" + head.rawValue])
-        let tokenizerType = arg("tokenizer_type")?.string ?? ""
-        if tokenizerType.isEmpty { notes.append("no tokenizer_type in args: the tokenizer is taken as cased") }
-        return Result(config: config, tensors: out, notes: notes, lowercase: tokenizerType.lowercased().contains("lowercase"))
+        return Result(config: config, tensors: out, notes: notes, tokenizerType: arg("tokenizer_type")?.string)
     }
 
     /// The fused QKV weight (3h, h) or bias (3h) as separate Q, K, V (h, h)/(h), per `checkpoint_version`.

@@ -1,3 +1,4 @@
+import BERTTokenizer
 import Foundation
 import TensorFiles
 #if canImport(FoundationNetworking)
@@ -28,6 +29,8 @@ public struct ModelDownload: Sendable {
     public var cacheDirectory: String
     /// Seconds without an answer before giving up.
     public var timeout: TimeInterval = 30
+    /// Attention heads, for a checkpoint without args; nil: hidden size / 64 (16 for NGC's 345M models).
+    public var heads: Int?
 
     public init(variant: Variant, baseURL: String = ModelDownload.defaultBaseURL, cacheDirectory: String? = nil) {
         self.variant = variant
@@ -52,21 +55,35 @@ public struct ModelDownload: Sendable {
     }
 
     /// Downloads (resuming `<zip>.part` if present) unless the zip is cached, then converts it into
-    /// `modelDirectory` unless that exists. Returns `modelDirectory`.
+    /// `modelDirectory` unless that exists. Returns `modelDirectory`. The tokenizer lowercases for the uncased
+    /// variant; a `vocabulary` of the other casing is refused before anything is fetched.
     public func run(vocabulary: String? = nil, progress: @escaping @Sendable (Int64, Int64?) -> Void = { _, _ in }) throws -> String {
         let fm = FileManager.default
         if fm.fileExists(atPath: (modelDirectory as NSString).appendingPathComponent("model.safetensors")) { return modelDirectory }
+        if let vocabulary { try checkCasing(of: vocabulary) }
         try fm.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         if !fm.fileExists(atPath: zipPath) { try fetch(progress: progress) }
         let converted: MegatronConversion.Result
         do {
-            converted = try MegatronConversion.load(path: zipPath)
+            converted = try MegatronConversion.load(path: zipPath, heads: heads)
         } catch {
             try? fm.removeItem(atPath: zipPath)  // a corrupt download must not stay cached
             throw ModelError("the downloaded file is not a usable checkpoint (\(error)); it was removed, run again to fetch it anew")
         }
-        try converted.write(to: modelDirectory, vocabulary: vocabulary)
+        try converted.write(to: modelDirectory, vocabulary: vocabulary,
+                            stated: .stated(lowercase: variant == .uncased, by: "the \(variant) download"))
         return modelDirectory
+    }
+
+    /// Throws unless `vocabulary` is a vocab.txt of this variant's casing (upper-case pieces for cased, none for uncased).
+    func checkCasing(of vocabulary: String) throws {
+        let vocab: Vocabulary
+        do { vocab = try Vocabulary(path: vocabulary) } catch let error as TokenizerError { throw ModelError("--vocab: \(error.message)") }
+        guard vocab.hasUppercasePieces == (variant == .cased) else {
+            throw ModelError(variant == .uncased
+                ? "the uncased model needs NVIDIA's uncased vocabulary (BERT-large-uncased's vocab.txt, 30522 tokens), but \(vocabulary) has upper-case pieces: it is a cased vocabulary"
+                : "the cased model needs the cased vocabulary (vocab/megatron-bert-cased-vocab.txt), but \(vocabulary) has no upper-case pieces: it is an uncased vocabulary")
+        }
     }
 
     /// HTTP GET into `<zip>.part` (with `Range` when part of it is there), renamed to the zip when complete.

@@ -37,7 +37,8 @@ public final class Pipeline: @unchecked Sendable {
     }
 
     /// Loads a model (any path `MegatronBERTModel(path:)` takes) and its tokenizer: from `vocabulary` (a
-    /// vocab.txt; cased unless the directory's tokenizer_config.json says otherwise) when given, else from the
+    /// vocab.txt; lowercasing as the directory's tokenizer_config.json says, else when the vocabulary has no
+    /// upper-case pieces) when given, else from the
     /// model directory (tokenizer.json or vocab.txt with tokenizer_config.json), else from a vocab.txt beside a
     /// Megatron-LM file.
     public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, batchSize: Int = 8) throws {
@@ -46,14 +47,10 @@ public final class Pipeline: @unchecked Sendable {
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
         let tokenizer: BERTTokenizer
-        if let vocabulary {
-            tokenizer = try BERTTokenizer(vocabulary: Vocabulary(path: vocabulary))
-        } else {
-            do {
-                tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory)
-            } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
-                throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
-            }
+        do {
+            tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory, vocabularyFile: vocabulary)
+        } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
+            throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
         }
         try self.init(model: model, tokenizer: tokenizer, source: path, batchSize: batchSize)
     }

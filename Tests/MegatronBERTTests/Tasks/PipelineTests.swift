@@ -9,7 +9,7 @@ import BERTTokenizer
         #expect(pipeline.tokenizer.vocabulary.count == 60)
         #expect(pipeline.maxLength == 24, "model_max_length caps max_position_embeddings 64")
         let explicit = try Pipeline(path: TaskFixtures.root + "/pretraining", vocabulary: TaskFixtures.root + "/vocab.txt")
-        #expect(explicit.maxLength == 64, "a bare vocab.txt has no model_max_length")
+        #expect(explicit.maxLength == 24, "--vocab replaces the vocabulary; the directory's tokenizer_config.json still gives model_max_length")
     }
 
     @Test func explainsWhatIsMissingOrMismatched() throws {
