@@ -94,82 +94,27 @@ public struct BERTTokenizer: Sendable {
     /// Tokens added around the text: 2 for one text ([CLS] … [SEP]), 3 for a pair.
     public func specialTokenCount(pair: Bool) -> Int { pair ? 3 : 2 }
 
-    /// One text's tokens, before special tokens are added around it.
+    /// One token of a text, before special tokens are added around it: its id, the scalars and UTF-8 bytes of
+    /// the text it came from, and the index of its word.
     struct Piece {
         var id: Int
-        var range: Range<Int>  // scalars of the original text
+        var range: Range<Int>
+        var bytes: Range<Int>
         var word: Int
     }
 
-    /// A text's tokens, and where each of its scalars starts in UTF-8 (computed once, however many windows).
+    /// A text's first tokens (up to the limit asked for) and how many it has in all.
     struct TextPieces {
         var pieces: [Piece]
-        /// `utf8Before[k]`: the UTF-8 bytes before scalar k; one more entry than the text has scalars.
-        var utf8Before: [Int]
+        var count: Int
     }
 
-    func pieces(_ text: String) -> TextPieces {
-        let input = Array(text.unicodeScalars)
-        var collector = PieceCollector()
-        var normalized: [Unicode.Scalar] = [], origin: [Int] = []
-        var segmentStart = 0
-        var i = 0
-        while i <= input.count {
-            let special = i < input.count && wholeTokenStarts.contains(input[i])
-                ? wholeTokens.first(where: { matches($0.scalars, input, at: i) }) : nil
-            guard i == input.count || special != nil else {
-                i += 1
-                continue
-            }
-            // The text before a whole token (or the end): normalise, split, WordPiece.
-            if segmentStart < i {
-                normalized.removeAll(keepingCapacity: true)
-                origin.removeAll(keepingCapacity: true)
-                normalizer.normalize(input, segmentStart..<i, into: &normalized, origin: &origin)
-                var wordStart = 0
-                for k in 0..<normalized.count {
-                    let kind = CharacterClasses.of(normalized[k])
-                    if kind.contains(.whitespace) {
-                        collector.add(wordPiece, normalized, origin, wordStart..<k)
-                        wordStart = k + 1
-                    } else if kind.contains(.punctuation) {
-                        collector.add(wordPiece, normalized, origin, wordStart..<k)
-                        collector.add(wordPiece, normalized, origin, k..<(k + 1))
-                        wordStart = k + 1
-                    }
-                }
-                collector.add(wordPiece, normalized, origin, wordStart..<normalized.count)
-            }
-            guard let special else { break }
-            collector.pieces.append(Piece(id: special.id, range: i..<(i + special.scalars.count), word: collector.word))
-            collector.word += 1
-            i += special.scalars.count
-            segmentStart = i
-        }
-        var utf8Before = [Int](repeating: 0, count: input.count + 1)
-        for (k, c) in input.enumerated() { utf8Before[k + 1] = utf8Before[k] + UTF8.width(c) }
-        return TextPieces(pieces: collector.pieces, utf8Before: utf8Before)
-    }
-
-    /// Gathers one text's pieces, numbering words as it goes.
-    private struct PieceCollector {
-        var pieces: [Piece] = []
-        var word = 0
-
-        /// WordPiece on normalized[range] (one word), mapped back to original scalar ranges.
-        mutating func add(_ wordPiece: WordPiece, _ normalized: [Unicode.Scalar], _ origin: [Int], _ range: Range<Int>) {
-            guard !range.isEmpty else { return }
-            for p in wordPiece.tokenize(normalized[range]) {
-                pieces.append(Piece(id: p.id, range: origin[p.range.lowerBound]..<(origin[p.range.upperBound - 1] + 1), word: word))
-            }
-            word += 1
-        }
-    }
-
-    private func matches(_ token: [Unicode.Scalar], _ input: [Unicode.Scalar], at i: Int) -> Bool {
-        guard i + token.count <= input.count else { return false }
-        for (k, c) in token.enumerated() where input[i + k] != c { return false }
-        return true
+    /// The tokens of `text`: all of them, or the first `limit` (the rest only counted, in constant memory), or
+    /// just the first `stopAfter` (then `count` is `stopAfter`, meaning "at least").
+    func pieces(_ text: String, limit: Int = .max, stopAfter: Int = .max) -> TextPieces {
+        var scanner = TextScanner(self, limit: limit, stopAfter: stopAfter)
+        scanner.scan(text)
+        return TextPieces(pieces: scanner.pieces, count: scanner.count)
     }
 
     /// Encodes one text, or a pair, as `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]`.
@@ -181,11 +126,29 @@ public struct BERTTokenizer: Sendable {
     ///   `maxLength` and `truncation` cannot make it fit.
     public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil,
                        truncation: TruncationStrategy = .longestFirst) throws -> Encoding {
-        let first = pieces(text)
-        let second = pair.map(pieces)
-        let plan = try Truncation(first: first.pieces.count, second: second?.pieces.count, maxLength: maxLength,
+        try encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: truncation).encoding
+    }
+
+    /// `encode`, and whether it had to cut. Tokenizing stops once a text is past `maxLength`: a text that is cut
+    /// costs time and memory for `maxLength` tokens, however long it is. (One case reads further: with
+    /// `longest_first`, two texts both past the limit and an odd number of tokens to share, where the longer of
+    /// the two gets the odd one; then both are counted to the end, still keeping only what they need.)
+    public func encodeTruncating(_ text: String, pair: String? = nil, maxLength: Int?,
+                                 truncation: TruncationStrategy = .longestFirst) throws -> (encoding: Encoding, truncated: Bool) {
+        // No text keeps more than maxLength tokens, and any count over it decides the same way.
+        let limit = truncation == .doNotTruncate ? Int.max : maxLength ?? Int.max
+        let stop = limit == .max ? limit : limit + 1
+        var first = pieces(text, limit: limit, stopAfter: stop)
+        var second = pair.map { pieces($0, limit: limit, stopAfter: stop) }
+        if let maxLength, truncation == .longestFirst, let both = second, first.count == stop, both.count == stop,
+           (maxLength - specialTokenCount(pair: true)) % 2 == 1 {
+            first = pieces(text, limit: limit)
+            second = pieces(pair ?? "", limit: limit)
+        }
+        let plan = try Truncation(first: first.count, second: second?.count, maxLength: maxLength,
                                   strategy: truncation, stride: 0, overflow: false)
-        return assemble(first, plan.windows[0].first, second, plan.windows[0].second)
+        let (keep1, keep2) = plan.windows[0]
+        return (assemble(first, keep1, second, keep2), keep1.count < first.count || keep2.count < (second?.count ?? 0))
     }
 
     /// Encodes a text (or pair) that may be longer than `maxLength` as overlapping windows, the way
@@ -202,7 +165,7 @@ public struct BERTTokenizer: Sendable {
     public func encodeWindows(_ text: String, pair: String? = nil, maxLength: Int, stride: Int = 0,
                               truncation: TruncationStrategy = .longestFirst) throws -> [Encoding] {
         let first = pieces(text)
-        let second = pair.map(pieces)
+        let second = pair.map { pieces($0) }
         let plan = try Truncation(first: first.pieces.count, second: second?.pieces.count, maxLength: maxLength,
                                   strategy: truncation, stride: stride, overflow: true)
         return plan.windows.map { assemble(first, $0.first, second, $0.second) }

@@ -45,8 +45,7 @@ public struct Encoding: Sendable, Equatable {
     mutating func appendPieces(_ text: BERTTokenizer.TextPieces, _ range: Range<Int>, sequence: Int, vocabulary: Vocabulary) {
         for piece in text.pieces[range] {
             append(id: piece.id, token: vocabulary.tokens[piece.id], type: sequence, special: false, offsets: piece.range,
-                   bytes: text.utf8Before[piece.range.lowerBound]..<text.utf8Before[piece.range.upperBound],
-                   word: piece.word, sequence: sequence)
+                   bytes: piece.bytes, word: piece.word, sequence: sequence)
         }
     }
 

@@ -9,34 +9,38 @@ struct Normalizer: Sendable {
     var stripAccents = false
     var lowercase = false
 
-    /// Normalises `input[range]`; `origin[k]` is the index in `input` that `scalars[k]` came from.
-    func normalize(_ input: [Unicode.Scalar], _ range: Range<Int>, into scalars: inout [Unicode.Scalar], origin: inout [Int]) {
-        for i in range {
-            var c = input[i]
-            if cleanText {
-                if CharacterClasses.isRemoved(c) { continue }
-                if CharacterClasses.isWhitespace(c) { c = " " }
-            }
-            if handleChineseCharacters && CharacterClasses.isChinese(c) {
-                scalars += [" ", c, " "]
-                origin += [i, i, i]
-                continue
-            }
-            if c.isASCII {
-                scalars.append(lowercase && c.properties.isUppercase ? Unicode.Scalar(c.value + 32)! : c)
-                origin.append(i)
-                continue
-            }
-            var pieces: [Unicode.Scalar] = [c]
-            if stripAccents {
-                pieces = String(Character(c)).decomposedStringWithCanonicalMapping.unicodeScalars
-                    .filter { !CharacterClasses.isNonSpacingMark($0) }
-            }
-            if lowercase {
-                pieces = pieces.flatMap { Array($0.properties.lowercaseMapping.unicodeScalars) }
-            }
-            scalars += pieces
-            origin += Array(repeating: i, count: pieces.count)
+    /// What one input scalar becomes, appended to `output`: nothing (removed), itself, several scalars
+    /// (accents stripped, lowercase mappings), or itself between spaces (a CJK ideograph).
+    @inline(__always)
+    func normalize(_ scalar: Unicode.Scalar, into output: inout [Unicode.Scalar]) {
+        var c = scalar
+        if cleanText {
+            let kind = CharacterClasses.of(c)
+            if kind.contains(.removed) { return }
+            if kind.contains(.whitespace) { c = " " }
         }
+        if handleChineseCharacters && CharacterClasses.isChinese(c) {
+            output.append(" ")
+            output.append(c)
+            output.append(" ")
+            return
+        }
+        if c.isASCII {
+            output.append(lowercase && c.properties.isUppercase ? Unicode.Scalar(c.value + 32)! : c)
+            return
+        }
+        guard stripAccents || lowercase else {
+            output.append(c)
+            return
+        }
+        var pieces: [Unicode.Scalar] = [c]
+        if stripAccents {
+            pieces = String(Character(c)).decomposedStringWithCanonicalMapping.unicodeScalars
+                .filter { !CharacterClasses.isNonSpacingMark($0) }
+        }
+        if lowercase {
+            pieces = pieces.flatMap { Array($0.properties.lowercaseMapping.unicodeScalars) }
+        }
+        output += pieces
     }
 }

@@ -28,6 +28,8 @@ struct Truncation {
             throw TokenizerError("stride \(stride) is larger than max_length \(maxLength) minus the 2 special tokens; use a stride of at most \(maxLength - 2)")
         }
         let budget = maxLength - specials
+        /// Counts over max_length may be where tokenizing stopped: said as "more than".
+        func tokens(_ n: Int) -> String { n > maxLength ? "more than \(maxLength) tokens" : "\(n) tokens" }
         var keep1 = n1, keep2 = n2 ?? 0
         if budget == 0 {
             // HF cuts both texts to nothing here, whatever the strategy.
@@ -53,15 +55,15 @@ struct Truncation {
                 }
             case .onlyFirst:
                 guard n1 > excess else {
-                    throw TokenizerError("only_first truncation cannot fit max_length \(maxLength): the first text has \(n1) tokens and \(excess) must go; the second text alone takes \(n2 ?? 0) of the \(budget) left beside the special tokens")
+                    throw TokenizerError("only_first truncation cannot fit max_length \(maxLength): the second text alone takes \(tokens(n2 ?? 0)) of the \(budget) left beside the special tokens")
                 }
                 keep1 = n1 - excess
             case .onlySecond:
                 guard let n2 else {
-                    throw TokenizerError("only_second truncation needs a second text, and there is none (the first is \(n1) tokens, over the \(budget) that max_length \(maxLength) leaves); use longest_first or only_first, or give a pair")
+                    throw TokenizerError("only_second truncation needs a second text, and there is none (the text has \(tokens(n1)), over the \(budget) that max_length \(maxLength) leaves); use longest_first or only_first, or give a pair")
                 }
                 guard n2 > excess else {
-                    throw TokenizerError("only_second truncation cannot fit max_length \(maxLength): the second text has \(n2) tokens and \(excess) must go; the first text alone takes \(n1) of the \(budget) left beside the special tokens")
+                    throw TokenizerError("only_second truncation cannot fit max_length \(maxLength): the first text alone takes \(tokens(n1)) of the \(budget) left beside the special tokens")
                 }
                 keep2 = n2 - excess
             case .doNotTruncate:

@@ -57,10 +57,9 @@ public final class Pipeline: @unchecked Sendable {
 
     /// Encodes a text (or pair) within `maxLength`, cutting the longer text with a warning when it is over.
     func encodeTruncating(_ text: String, pair: String? = nil) throws -> Encoding {
-        let whole = try tokenizer.encode(text, pair: pair)
-        guard whole.count > maxLength else { return whole }
-        warn("an input of \(whole.count) tokens was truncated to the model's \(maxLength): \"\(Self.preview(text))\"")
-        return try tokenizer.encode(text, pair: pair, maxLength: maxLength, truncation: .longestFirst)
+        let (encoding, truncated) = try tokenizer.encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: .longestFirst)
+        if truncated { warn("an input over the model's \(maxLength) tokens was truncated to them: \"\(Self.preview(text))\"") }
+        return encoding
     }
 
     /// Every input's encodings (one, or several windows) in one flat list, with the input each came from.
