@@ -19,8 +19,14 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // Checkpoint bytes: safetensors, PyTorch zip archives, the pickle machine. No dependencies.
-        .target(name: "TensorFiles"),
+        // zlib's inflate and CRC-32 through its C header; Debian/Ubuntu: `apt-get install zlib1g-dev`.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        // Checkpoint bytes: safetensors, PyTorch zip archives (zlib for deflated entries), the pickle machine.
+        .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // WordPiece tokenization with Hugging Face's semantics. No dependencies.
         .target(name: "BERTTokenizer"),
         .target(
@@ -35,7 +41,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",

@@ -120,6 +120,9 @@ public struct TorchCheckpoint: @unchecked Sendable {
 
     // MARK: - Torch semantics for the pickle machine
 
+    /// The most bytes a view that repeats elements (stride 0) may grow to when it is made a tensor.
+    public static let maxBroadcastBytes = 16 << 20
+
     /// Maps a storage class name to its element type.
     public static func dtype(ofStorage name: String) -> StorageDType? {
         switch name {
@@ -177,17 +180,24 @@ public struct TorchCheckpoint: @unchecked Sendable {
         return .storage(TorchStorageRef(dtype: className, key: key, count: count))
     }
 
-    /// Visits every tensor in nested dicts, lists and tuples, naming it by its dotted path.
+    /// Visits every tensor in nested dicts, lists and tuples, naming it by its dotted path. A container shared
+    /// by several paths is visited once, by the first (so a pickle describing exponentially many paths costs no
+    /// more than its size); the machine has already refused cycles and deep nesting.
     static func forEachTensor(in value: PickleValue, prefix: String, _ body: (String, TorchTensorRef) -> Void) {
-        func join(_ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
-        switch value {
-        case .tensor(let t): body(prefix, t)
-        case .dict(let d):
-            for (k, v) in d.items { forEachTensor(in: v, prefix: join(k.string ?? k.description), body) }
-        case .list, .tuple:
-            for (i, v) in (value.elements ?? []).enumerated() { forEachTensor(in: v, prefix: join(String(i)), body) }
-        default: break
+        var seen = Set<UInt>()
+        func visit(_ value: PickleValue, _ prefix: String) {
+            func join(_ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
+            if let id = PickleGraph.identity(value), !seen.insert(id).inserted { return }
+            switch value {
+            case .tensor(let t): body(prefix, t)
+            case .dict(let d):
+                for (k, v) in d.items { visit(v, join(k.string ?? k.description)) }
+            case .list, .tuple:
+                for (i, v) in (value.elements ?? []).enumerated() { visit(v, join(String(i))) }
+            default: break
+            }
         }
+        visit(value, prefix)
     }
 
     /// A contiguous tensor from a storage view: in place when the view is row-major contiguous, else copied.
@@ -230,6 +240,12 @@ public struct TorchCheckpoint: @unchecked Sendable {
             let start = ref.offset * e
             return StoredTensor(dtype: dtype, shape: ref.size,
                                 bytes: UnsafeRawBufferPointer(rebasing: storageBytes[start..<(start + count * e)]), owner: owner)
+        }
+        // A view reaching elements more than once (stride 0: `expand`) would be copied into more than its storage
+        // holds: fine when small (HF's position_ids buffer), refused when a file could make it any size.
+        let (copyBytes, o4) = count.multipliedReportingOverflow(by: e)
+        guard !o4, count <= ref.storage.count || copyBytes <= Self.maxBroadcastBytes else {
+            throw fail("a broadcast view (size \(ref.size), stride \(ref.stride)) of a \(ref.storage.count)-element storage would take \(o4 ? "more than \(Int.max)" : MemoryBudget.describe(copyBytes)) as a tensor; save it with .contiguous() (or .clone()) if it is meant to be one")
         }
         let copy = OwnedBytes(count: count * e)
         var index = [Int](repeating: 0, count: ref.size.count)

@@ -1,3 +1,6 @@
+import CZlib
+import Foundation
+
 /// A read-only view of a zip archive in memory (a PyTorch `.bin`/`.pt` or an NGC download):
 /// the central directory, ZIP64 included, and pointers to stored entries' bytes without copying.
 ///
@@ -25,6 +28,8 @@ public struct ZipArchive: @unchecked Sendable {
     public let path: String
     public let entries: [Entry]
     private let bytes: UnsafeRawBufferPointer
+    /// Entries by name (the first of duplicates), so lookups cost the same with 40,000 entries as with 4.
+    private let index: [String: Int]
 
     public init(bytes: UnsafeRawBufferPointer, path: String = "") throws {
         self.path = path
@@ -108,11 +113,15 @@ public struct ZipArchive: @unchecked Sendable {
             q += 46 + nameLength + extraLength + commentLength
         }
         self.entries = entries
+        var index: [String: Int] = [:]
+        index.reserveCapacity(entries.count)
+        for (i, entry) in entries.enumerated() where index[entry.name] == nil { index[entry.name] = i }
+        self.index = index
     }
 
     /// The entry with this exact name.
     public func entry(named name: String) -> Entry? {
-        entries.first { $0.name == name }
+        index[name].map { entries[$0] }
     }
 
     /// The bytes of a stored (uncompressed) entry, pointing into the archive.
@@ -133,18 +142,80 @@ public struct ZipArchive: @unchecked Sendable {
             guard entry.uncompressedSize <= max(entry.compressedSize, 1) * Self.maxDeflateRatio else {
                 throw TensorFileError(path: path, "entry '\(entry.name)' claims \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed: more than DEFLATE can expand (a zip bomb?)")
             }
+            guard entry.uncompressedSize <= MemoryBudget.bytes else {
+                throw TensorFileError(path: path, "entry '\(entry.name)' would inflate to \(MemoryBudget.describe(entry.uncompressedSize)), more than the \(MemoryBudget.describe(MemoryBudget.bytes)) of memory this process may use; unzip it to disk first (a stored entry is read in place)")
+            }
             let owned = OwnedBytes(count: entry.uncompressedSize)
             let target = UnsafeMutableRawBufferPointer(rebasing: owned.pointer[0..<entry.uncompressedSize])
-            try Inflate.decode(UnsafeRawBufferPointer(rebasing: bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)]),
-                               into: target, path: path + ":" + entry.name)
+            try Self.inflate(UnsafeRawBufferPointer(rebasing: bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)]),
+                             into: target, name: "\(path):\(entry.name)")
             let result = UnsafeRawBufferPointer(target)
-            guard CRC32.checksum(result) == entry.crc32 else {
+            guard Self.crc32(result) == entry.crc32 else {
                 throw TensorFileError(path: path, "entry '\(entry.name)' fails its CRC-32 check: the archive is corrupt")
             }
             return (result, owned)
         default:
             throw TensorFileError(path: path, "entry '\(entry.name)' uses compression method \(entry.method); only stored (0) and deflate (8) are supported")
         }
+    }
+
+    /// Raw DEFLATE (zlib, window bits -15) from `input` into exactly `output`: an error unless the stream ends
+    /// where `output` does (the directory's size), so a lying directory can neither overflow nor short-change it.
+    static func inflate(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, name: String) throws {
+        func fail(_ reason: String) -> TensorFileError { TensorFileError(path: name, "deflated data: \(reason)") }
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw fail("zlib could not start")
+        }
+        defer { inflateEnd(&stream) }
+        let chunk = Int(UInt32.max / 2)  // zlib counts in 32 bits: feed and drain at most this much at a time
+        // Once the output is full, one spare byte: data past the directory's size must be noticed, not dropped.
+        let spare = UnsafeMutablePointer<Bytef>.allocate(capacity: 1)
+        defer { spare.deallocate() }
+        var consumed = 0, produced = 0
+        while true {
+            let inCount = min(chunk, input.count - consumed), outCount = min(chunk, output.count - produced)
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0.advanced(by: consumed).assumingMemoryBound(to: Bytef.self) })
+            stream.avail_in = uInt(inCount)
+            if outCount > 0 {
+                stream.next_out = output.baseAddress!.advanced(by: produced).assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(outCount)
+            } else {
+                stream.next_out = spare
+                stream.avail_out = 1
+            }
+            let status = CZlib.inflate(&stream, Z_NO_FLUSH)
+            let read = inCount - Int(stream.avail_in)
+            let wrote = (outCount > 0 ? outCount : 1) - Int(stream.avail_out)
+            if outCount == 0 && wrote > 0 { throw fail("inflates to more than the \(output.count) bytes its zip directory says") }
+            consumed += read
+            produced += wrote
+            switch status {
+            case Z_STREAM_END:
+                guard produced == output.count else {
+                    throw fail("inflates to \(produced) bytes, not the \(output.count) its zip directory says (corrupt archive)")
+                }
+                return
+            case Z_OK, Z_BUF_ERROR:
+                guard read > 0 || wrote > 0 else { throw fail("ends before its final block (truncated or corrupt)") }
+            case Z_DATA_ERROR:
+                throw fail("corrupt: \(stream.msg.map { String(cString: $0) } ?? "invalid data")")
+            default:
+                throw fail("zlib error \(status)")
+            }
+        }
+    }
+
+    /// CRC-32 as zip records it (zlib's, in pieces zlib's 32-bit lengths can take).
+    static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = CZlib.crc32(0, nil, 0)
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, 1 << 30)
+            crc = CZlib.crc32(crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self), uInt(n))
+            offset += n
+        }
+        return UInt32(crc)
     }
 
     public func storedBytes(of entry: Entry) throws -> UnsafeRawBufferPointer {

@@ -67,7 +67,7 @@ import Testing
         try Self.mutants(of: "deflated.zip", seed: 3) { bytes in
             Self.parses(bytes) { raw, _ in
                 let zip = try ZipArchive(bytes: raw)
-                for entry in zip.entries where entry.uncompressedSize < 1 << 24 { _ = try zip.contents(of: entry) }
+                for entry in zip.entries { _ = try zip.contents(of: entry) }  // sizes are bounded by the reader itself
             }
         }
     }

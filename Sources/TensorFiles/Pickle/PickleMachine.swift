@@ -15,13 +15,20 @@ public struct PickleMachine {
     /// Bounds that keep a hostile pickle from exhausting memory.
     public static let maxStackDepth = 1_000_000
     public static let maxMemoEntries = 10_000_000
+    /// How deeply containers may nest (checkpoints nest a handful of levels; a pickle nesting deeper, or
+    /// holding itself, is refused, so every walk over what `load` returns is bounded).
+    public static let maxNestingDepth = 100
+
+    /// A value on the stack or in the memo, with how deeply tuples nest inside it (tuples are immutable, so
+    /// that is known when one is made; the other containers can be emptied, which `PickleGraph.dismantle` does).
+    typealias Entry = (value: PickleValue, tupleDepth: Int)
 
     private let bytes: UnsafeRawBufferPointer
     private let path: String
     private var position = 0
-    private var stack: [PickleValue] = []
+    private var stack: [Entry] = []
     private var marks: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: Entry] = [:]
     public var reducer: Reducer = { _, _, _ in nil }
     public var persistentLoader: PersistentLoader = { id in
         throw TensorFileError(path: "", "the pickle references external data (persistent id \(id)) but no loader was given")
@@ -37,11 +44,33 @@ public struct PickleMachine {
     public var offset: Int { position }
 
     /// Reads from `start` up to and including the STOP opcode and returns the top of the stack.
+    ///
+    /// What it returns is checked before it is handed out: no container holds itself and none nests deeper than
+    /// `maxNestingDepth`. On any error everything built so far is taken apart without recursion, so even a
+    /// million-deep hostile structure is freed safely.
     public mutating func load(from start: Int = 0) throws -> PickleValue {
         position = start
         stack = []
         marks = []
         memo = [:]
+        var result: PickleValue?
+        do {
+            result = try run()
+            try PickleGraph.check(roots: [result!] + stack.map(\.value) + memo.values.map(\.value),
+                                  maxDepth: Self.maxNestingDepth, path: path)
+            stack = []
+            memo = [:]
+            return result!
+        } catch {
+            PickleGraph.dismantle((result.map { [$0] } ?? []) + stack.map(\.value) + memo.values.map(\.value))
+            result = nil
+            stack = []
+            memo = [:]
+            throw error
+        }
+    }
+
+    private mutating func run() throws -> PickleValue {
         while true {
             let opcodeOffset = position
             let op = try byte()
@@ -75,10 +104,12 @@ public struct PickleMachine {
             case 0x43: try push(.bytes(Array(try take(Int(try byte())))))  // SHORT_BINBYTES
             case 0x8e, 0x96: try push(.bytes(Array(try take(try size(8)))))  // BINBYTES8, BYTEARRAY8
             case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
-            case 0x85: let a = try pop(); try push(.tuple([a]))  // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))  // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))  // TUPLE3
-            case 0x74: try push(.tuple(try popToMark()))  // TUPLE
+            case 0x85: let a = try popEntry(); try pushTuple([a], at: opcodeOffset)  // TUPLE1
+            case 0x86: let b = try popEntry(), a = try popEntry(); try pushTuple([a, b], at: opcodeOffset)  // TUPLE2
+            case 0x87:  // TUPLE3
+                let c = try popEntry(), b = try popEntry(), a = try popEntry()
+                try pushTuple([a, b, c], at: opcodeOffset)
+            case 0x74: try pushTuple(try popEntriesToMark(), at: opcodeOffset)  // TUPLE
             case 0x5d: try push(.list(PickleList()))  // EMPTY_LIST
             case 0x6c: try push(.list(PickleList(try popToMark())))  // LIST
             case 0x7d: try push(.dict(PickleDict()))  // EMPTY_DICT
@@ -102,11 +133,9 @@ public struct PickleMachine {
             case 0x75:  // SETITEMS
                 let items = try popToMark()
                 try setItems(in: try top(), items)
-            case 0x71: memo[Int(try byte())] = try top()  // BINPUT
-            case 0x72: memo[Int(try uint(4))] = try top()  // LONG_BINPUT
-            case 0x94:  // MEMOIZE
-                guard memo.count < Self.maxMemoEntries else { throw fail("memo too large", at: opcodeOffset) }
-                memo[memo.count] = try top()
+            case 0x71: try memoize(Int(try byte()), at: opcodeOffset)  // BINPUT
+            case 0x72: try memoize(Int(try uint(4)), at: opcodeOffset)  // LONG_BINPUT
+            case 0x94: try memoize(memo.count, at: opcodeOffset)  // MEMOIZE
             case 0x68: try push(try recall(Int(try byte()), at: opcodeOffset))  // BINGET
             case 0x6a: try push(try recall(Int(try uint(4)), at: opcodeOffset))  // LONG_BINGET
             case 0x63:  // GLOBAL "module\nname\n"
@@ -118,16 +147,13 @@ public struct PickleMachine {
                     throw fail("STACK_GLOBAL needs two strings", at: opcodeOffset)
                 }
                 try push(.global(module: m, name: n))
-            case 0x52:  // REDUCE
-                let args = try pop(), callable = try pop()
-                try push(try call(callable, args.elements ?? [args], at: opcodeOffset))
-            case 0x81:  // NEWOBJ
-                let args = try pop(), cls = try pop()
-                try push(try call(cls, args.elements ?? [args], at: opcodeOffset))
+            case 0x52, 0x81:  // REDUCE, NEWOBJ
+                let args = try popEntry(), callable = try pop()
+                try push(try call(callable, args, at: opcodeOffset))
             case 0x92:  // NEWOBJ_EX
                 _ = try pop()
-                let args = try pop(), cls = try pop()
-                try push(try call(cls, args.elements ?? [args], at: opcodeOffset))
+                let args = try popEntry(), cls = try pop()
+                try push(try call(cls, args, at: opcodeOffset))
             case 0x62:  // BUILD
                 let state = try pop()
                 switch try top() {
@@ -142,7 +168,7 @@ public struct PickleMachine {
                 try push(try persistentLoader(.string(try line())))
             case 0x30: _ = try pop()  // POP
             case 0x31: _ = try popToMark()  // POP_MARK
-            case 0x32: try push(try top())  // DUP
+            case 0x32: try push(try topEntry())  // DUP
             case 0x97, 0x98: break  // NEXT_BUFFER / READONLY_BUFFER: out-of-band buffers are not supported
             default:
                 throw fail("unsupported pickle opcode 0x" + String(op, radix: 16), at: opcodeOffset)
@@ -206,29 +232,53 @@ public struct PickleMachine {
     }
 
     private mutating func push(_ v: PickleValue) throws {
-        guard stack.count < Self.maxStackDepth else { throw fail("stack too deep", at: position) }
-        stack.append(v)
+        try push((v, 0))
     }
 
-    private mutating func pop() throws -> PickleValue {
+    private mutating func push(_ entry: Entry) throws {
+        guard stack.count < Self.maxStackDepth else { throw fail("stack too deep", at: position) }
+        stack.append(entry)
+    }
+
+    /// A tuple of `items`, refused when tuples would nest deeper than `maxNestingDepth`.
+    private mutating func pushTuple(_ items: [Entry], at offset: Int) throws {
+        let depth = 1 + (items.map(\.tupleDepth).max() ?? 0)
+        guard depth <= Self.maxNestingDepth else {
+            throw fail("tuples nested more than \(Self.maxNestingDepth) deep; checkpoints never nest so deeply", at: offset)
+        }
+        try push((.tuple(items.map(\.value)), depth))
+    }
+
+    private mutating func pop() throws -> PickleValue { try popEntry().value }
+
+    private mutating func popEntry() throws -> Entry {
         guard let v = stack.popLast() else { throw fail("stack underflow", at: position) }
         if let m = marks.last, m > stack.count { throw fail("stack underflow past a MARK", at: position) }
         return v
     }
 
-    private func top() throws -> PickleValue {
+    private func top() throws -> PickleValue { try topEntry().value }
+
+    private func topEntry() throws -> Entry {
         guard let v = stack.last else { throw fail("stack underflow", at: position) }
         return v
     }
 
-    private mutating func popToMark() throws -> [PickleValue] {
+    private mutating func popToMark() throws -> [PickleValue] { try popEntriesToMark().map(\.value) }
+
+    private mutating func popEntriesToMark() throws -> [Entry] {
         guard let m = marks.popLast(), m <= stack.count else { throw fail("no MARK on the stack", at: position) }
         let items = Array(stack[m...])
         stack.removeSubrange(m...)
         return items
     }
 
-    private func recall(_ key: Int, at offset: Int) throws -> PickleValue {
+    private mutating func memoize(_ key: Int, at offset: Int) throws {
+        guard memo.count < Self.maxMemoEntries || memo[key] != nil else { throw fail("memo too large", at: offset) }
+        memo[key] = try topEntry()
+    }
+
+    private func recall(_ key: Int, at offset: Int) throws -> Entry {
         guard let v = memo[key] else { throw fail("memo key \(key) was never stored", at: offset) }
         return v
     }
@@ -256,11 +306,14 @@ public struct PickleMachine {
         for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
     }
 
-    private func call(_ callable: PickleValue, _ args: [PickleValue], at offset: Int) throws -> PickleValue {
+    /// A call of a global as data: what the reducer makes of it (no deeper in tuples than its arguments), or an
+    /// inert object.
+    private func call(_ callable: PickleValue, _ args: Entry, at offset: Int) throws -> Entry {
         guard case .global(let module, let name) = callable else {
-            throw fail("REDUCE on something that is not a global (\(callable))", at: offset)
+            throw fail("REDUCE on something that is not a global (\(String(callable.description.prefix(80))))", at: offset)
         }
-        if let value = try reducer(module, name, args) { return value }
-        return .object(PickleObject(module: module, name: name, arguments: args))
+        let arguments = args.value.elements ?? [args.value]
+        if let value = try reducer(module, name, arguments) { return (value, args.tupleDepth) }
+        return (.object(PickleObject(module: module, name: name, arguments: arguments)), 0)
     }
 }

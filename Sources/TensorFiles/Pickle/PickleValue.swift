@@ -23,22 +23,70 @@ public indirect enum PickleValue: CustomStringConvertible, @unchecked Sendable {
     /// A PyTorch tensor rebuilt from a storage view.
     case tensor(TorchTensorRef)
 
+    /// Python-like text, cut off with "…" after `PickleValue.descriptionLimit` characters (a pickle may share
+    /// one container in exponentially many places).
     public var description: String {
+        var out = ""
+        var budget = Self.descriptionLimit
+        describe(into: &out, budget: &budget, depth: 0)
+        return out
+    }
+
+    /// The most characters `description` writes.
+    public static let descriptionLimit = 4096
+
+    private func describe(into out: inout String, budget: inout Int, depth: Int) {
+        func put(_ text: String) {
+            guard budget > 0 else { return }
+            if text.count > budget {
+                out += text.prefix(budget) + "…"
+                budget = 0
+            } else {
+                out += text
+                budget -= text.count
+            }
+        }
+        func sequence(_ open: String, _ items: [PickleValue], _ close: String) {
+            put(open)
+            for (i, item) in items.enumerated() {
+                guard budget > 0 else { return }
+                if i > 0 { put(", ") }
+                item.describe(into: &out, budget: &budget, depth: depth + 1)
+            }
+            put(close)
+        }
+        guard budget > 0 else { return }
+        guard depth < 64 else { return put("…") }
         switch self {
-        case .none: "None"
-        case .bool(let b): b ? "True" : "False"
-        case .int(let i): "\(i)"
-        case .bigInt(let b): "<int of \(b.count) bytes>"
-        case .float(let d): "\(d)"
-        case .string(let s): "'\(s)'"
-        case .bytes(let b): "<bytes \(b.count)>"
-        case .tuple(let t): "(" + t.map(\.description).joined(separator: ", ") + (t.count == 1 ? ",)" : ")")
-        case .list(let l): "[" + l.items.map(\.description).joined(separator: ", ") + "]"
-        case .dict(let d): "{" + d.items.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
-        case .global(let m, let n): "\(m).\(n)"
-        case .object(let o): o.description
-        case .storage(let s): "<storage \(s.dtype) key=\(s.key) numel=\(s.count)>"
-        case .tensor(let t): "<tensor \(t.storage.dtype) \(t.size)>"
+        case .none: put("None")
+        case .bool(let b): put(b ? "True" : "False")
+        case .int(let i): put("\(i)")
+        case .bigInt(let b): put("<int of \(b.count) bytes>")
+        case .float(let d): put("\(d)")
+        case .string(let s): put("'\(s.prefix(budget))'")
+        case .bytes(let b): put("<bytes \(b.count)>")
+        case .tuple(let t): sequence("(", t, t.count == 1 ? ",)" : ")")
+        case .list(let l): sequence("[", l.items, "]")
+        case .dict(let d):
+            put("{")
+            for (i, item) in d.items.enumerated() {
+                guard budget > 0 else { return }
+                if i > 0 { put(", ") }
+                item.key.describe(into: &out, budget: &budget, depth: depth + 1)
+                put(": ")
+                item.value.describe(into: &out, budget: &budget, depth: depth + 1)
+            }
+            put("}")
+        case .global(let m, let n): put("\(m).\(n)")
+        case .object(let o):
+            put("\(o.module).\(o.name)")
+            sequence("(", o.arguments, ")")
+            if !o.state.isNone {
+                put(" state=")
+                o.state.describe(into: &out, budget: &budget, depth: depth + 1)
+            }
+        case .storage(let s): put("<storage \(s.dtype) key=\(s.key) numel=\(s.count)>")
+        case .tensor(let t): put("<tensor \(t.storage.dtype) \(t.size)>")
         }
     }
 
@@ -83,6 +131,13 @@ public final class PickleDict {
         stringIndex[key].map { items[$0].value }
     }
 
+    /// Empties it (items and attributes).
+    public func removeAll() {
+        items = []
+        stringIndex = [:]
+        attributes = .none
+    }
+
     /// Sets a value, replacing an existing string key as Python would.
     public func set(_ key: PickleValue, _ value: PickleValue) {
         if let s = key.string {
@@ -116,10 +171,7 @@ public final class PickleObject: CustomStringConvertible {
         return nil
     }
 
-    public var description: String {
-        "\(module).\(name)(" + arguments.map(\.description).joined(separator: ", ") + ")"
-            + (state.isNone ? "" : " state=\(state)")
-    }
+    public var description: String { PickleValue.object(self).description }
 }
 
 extension PickleValue {
