@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
 swift build --build-tests
+# The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
+swift build -c release
 swift test

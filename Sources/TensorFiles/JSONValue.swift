@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed JSON document, for headers and configs whose keys are not known in advance.
-public enum JSONValue: Decodable, Equatable, Sendable {
+public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -19,9 +19,14 @@ public enum JSONValue: Decodable, Equatable, Sendable {
         else { self = .object(try c.decode([String: JSONValue].self)) }
     }
 
-    /// Parses JSON bytes.
+    /// Parses JSON bytes (RFC 8259, as Python's `json` reads them: a repeated key keeps its last value).
+    /// - Throws: `JSONParseError` saying what is wrong and at which byte: invalid UTF-8, a lone UTF-16
+    ///   surrogate escape (which no text can hold), nesting deeper than `JSONParser.maxDepth`, bad syntax.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try data.withUnsafeBytes { raw in
+            var parser = JSONParser(bytes: raw)
+            return try parser.document()
+        }
     }
 
     /// The value as an exact integer, if it is a number without a fractional part (and not a bool).
@@ -56,4 +61,19 @@ public enum JSONValue: Decodable, Equatable, Sendable {
     }
 
     public subscript(key: String) -> JSONValue? { object?[key] }
+
+    /// Compact JSON text (cut off after 200 characters), for messages.
+    public var description: String {
+        var text: String
+        switch self {
+        case .null: text = "null"
+        case .bool(let b): text = b ? "true" : "false"
+        case .number(let d): text = int.map(String.init) ?? "\(d)"
+        case .string(let s): text = "\"" + s.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        case .array(let a): text = "[" + a.prefix(20).map(\.description).joined(separator: ", ") + (a.count > 20 ? ", …" : "") + "]"
+        case .object(let o):
+            text = "{" + o.keys.sorted().prefix(20).map { "\"\($0)\": \(o[$0]!)" }.joined(separator: ", ") + (o.count > 20 ? ", …" : "") + "}"
+        }
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
 }

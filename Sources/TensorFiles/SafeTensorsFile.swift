@@ -48,7 +48,7 @@ public struct SafeTensorsFile: Sendable {
         } catch let error as TensorFileError {
             throw error
         } catch {
-            throw fail("the header is not valid JSON (is this a safetensors file?)")
+            throw fail("the header is not valid JSON (is this a safetensors file?): \(error)")
         }
         let dataStart = 8 + Int(headerLength)
         let dataCount = bytes.count - dataStart

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
+import TensorFiles
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,10 +25,10 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Use the 345M Megatron-BERT shape with random weights instead of a checkpoint.")
     var randomWeights = false
 
-    @Option(help: "Batch size (with --seq: a single point instead of the grid).")
+    @Option(parsing: .unconditional, help: "Batch size (with --seq: a single point instead of the grid).")
     var batch: Int?
 
-    @Option(help: "Sequence length (with --batch).")
+    @Option(parsing: .unconditional, help: "Sequence length (with --batch).")
     var seq: Int?
 
     @Option(help: "Weight precision in memory: fp32, fp16 or bf16.")
@@ -39,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Minimum measured seconds per point.")
     var minSeconds: Double = 3
 
-    @Option(help: "Minimum measured runs per point.")
+    @Option(parsing: .unconditional, help: "Minimum measured runs per point.")
     var minRuns: Int = 3
 
     @Flag(help: "Print one JSON object per point instead of a table.")
@@ -58,17 +59,29 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.requireAvailable()
+            let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]
+            if randomWeights {
+                // Checked before the 345M model is built, so an absurd point fails at once.
+                let config = BertConfig.megatronBERT345M
+                let weights = config.weightBytes(dtype: dtype) ?? Int.max
+                for (b, s) in points {
+                    let needed = config.forwardBytes(rows: b, sequence: s, head: .preTraining)
+                    guard let needed, needed <= MemoryBudget.bytes - min(weights, MemoryBudget.bytes) else {
+                        throw CommandError("--batch \(b) --seq \(s): a batch that size needs about \(needed.map(MemoryBudget.describe) ?? "more memory than can be counted") beyond the \(MemoryBudget.describe(weights)) of weights; this machine has \(MemoryBudget.describe(MemoryBudget.bytes))")
+                    }
+                }
+            }
             let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
-            let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]
             if !json {
-                print("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores")
-                print("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
+                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores")
+                Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
             }
             for (b, s) in points {
                 guard s <= loaded.config.maxPositionEmbeddings else {
                     throw CommandError("--seq \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
                 }
+                try loaded.checkMemory(rows: b * (loaded.head == .multipleChoice ? 2 : 1), sequence: s)
                 let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
                 _ = try loaded.forward(input)  // warm-up
                 var times: [Double] = []
@@ -84,12 +97,12 @@ struct BenchCommand: ParsableCommand {
                 let best = Double(b * s) / times[0]
                 let rss = System.peakResidentBytes
                 if json {
-                    print("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss)}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss)}")
                 } else {
-                    print(String(format: "%5d %4d %5d %11.1f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
+                    Console.line(String(format: "%5d %4d %5d %11.1f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
                                  Double(rss) / 1_048_576))
                 }
-                fflush(stdout)
+                Console.flush()
             }
         }
     }

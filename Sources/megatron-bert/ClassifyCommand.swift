@@ -21,7 +21,7 @@ struct ClassifyCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Labels per text (0: all).")
+    @Option(parsing: .unconditional, help: "Labels per text (0: all).")
     var topK: Int = 1
 
     @Option(help: "Second text of a pair (classifies TEXT with it).")

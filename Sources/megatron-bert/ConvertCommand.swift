@@ -32,7 +32,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "A vocab.txt to copy in, with a matching tokenizer_config.json.")
     var vocab: String?
 
-    @Option(help: "Attention heads, for checkpoints without args.")
+    @Option(parsing: .unconditional, help: "Attention heads, for checkpoints without args.")
     var heads: Int?
 
     @Option(help: "Precision of the written weights: fp32, fp16 or bf16.")
@@ -46,6 +46,7 @@ struct ConvertCommand: ParsableCommand {
 
     func validate() throws {
         if lowercase && cased { throw ValidationError("give --lowercase or --cased, not both") }
+        if let heads, heads < 1 { throw ValidationError("--heads must be at least 1 (it is \(heads))") }
     }
 
     func run() throws {
@@ -54,10 +55,10 @@ struct ConvertCommand: ParsableCommand {
             let stated = lowercase || cased ? TokenizerCasing.stated(lowercase: lowercase, by: lowercase ? "--lowercase" : "--cased") : nil
             let (casing, warnings) = try converted.write(to: output, vocabulary: vocab, dtype: dtype, stated: stated)
             let c = converted.config
-            print("wrote \(output): \(c.architectures.first ?? "?"), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, vocab \(c.vocabSize), \(dtype)")
-            print("tokenizer: \(casing.choice)")
-            for warning in warnings { print("warning: \(warning)") }
-            for note in converted.notes { print("note: \(note)") }
+            Console.line("wrote \(output): \(c.architectures.first ?? "?"), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, vocab \(c.vocabSize), \(dtype)")
+            Console.line("tokenizer: \(casing.choice)")
+            for warning in warnings { Console.line("warning: \(warning)") }
+            for note in converted.notes { Console.line("note: \(note)") }
         }
     }
 }

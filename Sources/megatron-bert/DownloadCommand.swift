@@ -38,7 +38,7 @@ struct DownloadCommand: ParsableCommand {
             }
             let download = ModelDownload(variant: variant, baseURL: baseURL, cacheDirectory: cacheDir)
             let directory = try download.run(vocabulary: vocab, progress: ProgressBar.download(quiet: quiet))
-            print(directory)
+            Console.line(directory)
         }
     }
 }

@@ -27,8 +27,12 @@ struct EmbedCommand: ParsableCommand {
     @Flag(help: "Scale every vector to unit length (L2).")
     var normalize = false
 
-    @Option(help: "Tokens shared by neighbouring windows of a long text (default: an eighth of the window).")
+    @Option(parsing: .unconditional, help: "Tokens shared by neighbouring windows of a long text (default: an eighth of the window).")
     var stride: Int?
+
+    func validate() throws {
+        if let stride, stride < 0 { throw ValidationError("--stride must be 0 or more (it is \(stride))") }
+    }
 
     @Argument(help: "Texts to embed.")
     var texts: [String] = []
@@ -94,9 +98,9 @@ struct SimilarityCommand: ParsableCommand {
             if options.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(outputs), as: UTF8.self))
+                Console.line(String(decoding: try encoder.encode(outputs), as: UTF8.self))
             } else {
-                for output in outputs { print("\(formatScore(output.similarity))  \(output.text)") }
+                for output in outputs { Console.line("\(formatScore(output.similarity))  \(output.text)") }
             }
         }
     }

@@ -21,8 +21,12 @@ struct FillMaskCommand: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Predictions per mask.")
+    @Option(parsing: .unconditional, help: "Predictions per mask.")
     var topK: Int = 5
+
+    func validate() throws {
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (it is \(topK))") }
+    }
 
     @Option(help: "Only score these words (comma-separated).")
     var targets: String?

@@ -37,7 +37,8 @@ struct ForwardCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.requireAvailable()
-            let batch = try Batch(json: try readInput(input, what: "the batch file"))
+            // Parsed JSON takes several times its text: the file may use a sixteenth of the memory left.
+            let batch = try Batch(json: try readInput(input, what: "the batch file", limit: MemoryBudget.available() / 16))
             let model = try MegatronBERTModel(path: self.model, dtype: dtype)
             let outputs = try model.forward(batch)
             let bytes = try SafeTensorsFile.serialize(outputs.all.map {
@@ -47,7 +48,7 @@ struct ForwardCommand: ParsableCommand {
                 throw CommandError("cannot write \(output)")
             }
             let summary = outputs.all.map { "\($0.name) \($0.tensor.shape)" }.joined(separator: ", ")
-            FileHandle.standardError.write(Data("wrote \(output): \(summary)\n".utf8))
+            Console.error("wrote \(output): \(summary)\n")
         }
     }
 }

@@ -40,9 +40,9 @@ struct InfoCommand: ParsableCommand {
             if json {
                 let object = Dictionary(uniqueKeysWithValues: fields)
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                Console.line(String(decoding: data, as: UTF8.self))
             } else {
-                for (key, value) in fields { print("\(key): \(value)") }
+                for (key, value) in fields { Console.line("\(key): \(value)") }
             }
         }
     }

@@ -28,7 +28,7 @@ struct InspectCommand: ParsableCommand {
             } else if let zip = try? ZipArchive(bytes: mapped.bytes, path: file),
                       let inner = zip.entries.first(where: { $0.name.hasSuffix(".pt") && !$0.name.hasSuffix("/data.pkl") }),
                       !zip.entries.contains(where: { $0.name.hasSuffix("data.pkl") }) {
-                print("\(file): zip holding \(inner.name)")
+                Console.line("\(file): zip holding \(inner.name)")
                 let contents = try zip.contents(of: inner)
                 let checkpoint = try TorchCheckpoint(bytes: contents.bytes, owner: contents.owner ?? mapped, path: inner.name)
                 tensors = checkpoint.tensors
@@ -44,12 +44,12 @@ struct InspectCommand: ParsableCommand {
                     switch value {
                     case .dict: continue  // tensors, listed below
                     case .object(let object) where name == "args":
-                        print("args (\(object.module).\(object.name)):")
+                        Console.line("args (\(object.module).\(object.name)):")
                         if case .dict(let attributes) = object.state {
-                            for (k, v) in attributes.items { print("  \(k.string ?? k.description) = \(v)") }
+                            for (k, v) in attributes.items { Console.line("  \(k.string ?? k.description) = \(v)") }
                         }
                     default:
-                        print("\(name) = \(value)")
+                        Console.line("\(name) = \(value)")
                     }
                 }
             }
@@ -57,9 +57,9 @@ struct InspectCommand: ParsableCommand {
             for name in tensors.keys.sorted() {
                 let t = tensors[name]!
                 parameters += t.count
-                print("\(name)  \(t.dtype.rawValue)  \(t.shape)")
+                Console.line("\(name)  \(t.dtype.rawValue)  \(t.shape)")
             }
-            print("\(tensors.count) tensors, \(parameters) elements")
+            Console.line("\(tensors.count) tensors, \(parameters) elements")
         }
     }
 }

@@ -1,5 +1,8 @@
 import Foundation
 import TensorFiles
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads a JSON Lines file (or standard input) one object — or one plain text line — at a time, in bounded
 /// memory: it holds one 1 MiB block and the current line. Blank lines are skipped; a line that is not a JSON
@@ -13,20 +16,25 @@ final class JSONLinesReader {
     private(set) var lineNumber = 0
     static let maxLineBytes = 64 << 20
 
+    /// Reads `path` once, as a stream (standard input for "-"; pipes, /dev/stdin and `<(…)` work too).
     init(path: String) throws {
         if path == "-" {
             handle = FileHandle.standardInput
             name = "standard input"
         } else {
-            guard let file = FileHandle(forReadingAtPath: path) else { throw CommandError("cannot read the input file \(path)") }
+            try checkReadable(path, what: "the input file")
+            guard let file = FileHandle(forReadingAtPath: path) else { throw CommandError("cannot open the input file \(path)") }
             handle = file
             name = path
         }
     }
 
-    /// The lines of a regular file, counted without parsing (for the progress bar); nil for standard input.
+    /// The lines of a regular file, counted without parsing (for the progress bar); nil for anything that is not
+    /// a regular file (a pipe or a device would be used up by counting).
     static func countLines(path: String) -> Int? {
-        guard path != "-", let file = FileHandle(forReadingAtPath: path) else { return nil }
+        var info = stat()
+        guard path != "-", stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+              let file = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? file.close() }
         var count = 0, last: UInt8 = UInt8(ascii: "\n")
         while let block = try? file.read(upToCount: 1 << 20), !block.isEmpty {
@@ -39,7 +47,11 @@ final class JSONLinesReader {
     /// The next object, or nil at the end of the input.
     func next() throws -> [String: JSONValue]? {
         guard let line = try nextNonBlankLine() else { return nil }
-        guard let value = try? JSONValue.parse(Data(line)), let object = value.object else {
+        let value: JSONValue
+        do { value = try JSONValue.parse(Data(line)) } catch {
+            throw CommandError("\(name):\(lineNumber): invalid JSON: \(error) (each line must be one JSON object, e.g. {\"text\": \"...\"})")
+        }
+        guard let object = value.object else {
             throw CommandError("\(name):\(lineNumber): not a JSON object (each line must be one, e.g. {\"text\": \"...\"})")
         }
         return object
@@ -67,7 +79,10 @@ final class JSONLinesReader {
         while true {
             if position == buffer.count {
                 if atEnd { break }
-                let block = (try? handle.read(upToCount: 1 << 20)) ?? nil
+                let block: Data?
+                do { block = try handle.read(upToCount: 1 << 20) } catch {
+                    throw CommandError("reading \(name) failed: \(describe(error))")
+                }
                 guard let block, !block.isEmpty else {
                     atEnd = true
                     break

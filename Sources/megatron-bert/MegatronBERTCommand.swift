@@ -3,6 +3,9 @@ import Foundation
 import MegatronBERT
 import BERTTokenizer
 import TensorFiles
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct MegatronBERTCommand: ParsableCommand {
@@ -20,6 +23,25 @@ struct MegatronBERTCommand: ParsableCommand {
             ForwardCommand.self, BenchCommand.self, InspectCommand.self, ConvertCommand.self, DownloadCommand.self,
         ]
     )
+
+    /// Runs the command with checked output: writes that fail end the command with a message (see `Console`),
+    /// and a closed pipe is a quiet end rather than SIGPIPE.
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        if let path = ProcessInfo.processInfo.environment["MEGATRON_BERT_PEAK_MEMORY_FILE"], !path.isEmpty {
+            peakMemoryFile = path
+            atexit { recordPeakMemory() }
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            Console.flush()
+            Glibc.exit(0)
+        } catch {
+            Console.flush()
+            exit(withError: error)
+        }
+    }
 }
 
 extension DType: ExpressibleByArgument {}
@@ -30,13 +52,73 @@ struct CommandError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// A whole input file's bytes, or standard input's for "-".
-func readInput(_ path: String, what: String) throws -> Data {
-    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
-    guard let contents = FileManager.default.contents(atPath: path) else {
-        throw CommandError("cannot read \(what) \(path)")
+/// A whole input file's bytes, or standard input's for "-", read once as a stream (pipes, /dev/stdin and
+/// `<(…)` work), and refused past `limit` bytes (so /dev/zero or a huge file is an error, not a hang).
+func readInput(_ path: String, what: String, limit: Int) throws -> Data {
+    let handle: FileHandle
+    if path == "-" {
+        handle = FileHandle.standardInput
+    } else {
+        try checkReadable(path, what: what)
+        guard let file = FileHandle(forReadingAtPath: path) else { throw CommandError("cannot open \(what) \(path)") }
+        handle = file
     }
-    return contents
+    defer { if path != "-" { try? handle.close() } }
+    var data = Data()
+    while true {
+        let block: Data?
+        do { block = try handle.read(upToCount: 1 << 20) } catch {
+            throw CommandError("reading \(what) \(path == "-" ? "from standard input" : path) failed: \(describe(error))")
+        }
+        guard let block, !block.isEmpty else { return data }
+        guard data.count + block.count <= limit else {
+            throw CommandError("\(what) \(path == "-" ? "on standard input" : path) is larger than \(MemoryBudget.describe(limit)), more than this command reads at once")
+        }
+        data.append(block)
+    }
+}
+
+/// Throws a clear error unless `path` names something that can be read as a file: it exists (symlinks resolved,
+/// a loop said as such), is not a directory, and is readable.
+func checkReadable(_ path: String, what: String) throws {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        let reason = errno == ELOOP ? "it is a loop of symbolic links" : errno == ENOENT ? "it does not exist" : String(cString: strerror(errno))
+        throw CommandError("cannot read \(what) \(path): \(reason)")
+    }
+    if info.st_mode & S_IFMT == S_IFDIR { throw CommandError("\(what) \(path) is a directory; give a file") }
+    guard access(path, R_OK) == 0 else { throw CommandError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+}
+
+/// A Foundation error's own words (`The file … couldn't be opened …`), not a domain and code dump.
+func describe(_ error: Error) -> String {
+    switch error {
+    case let e as ModelError: return e.message
+    case let e as TensorFileError: return e.description
+    case let e as TokenizerError: return e.message
+    case let e as CommandError: return e.description
+    default: break
+    }
+    let ns = error as NSError
+    if ns.domain == NSURLErrorDomain, ns.code == NSURLErrorTimedOut { return "the server did not answer in time" }
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain,
+       let code = POSIXErrorCode(rawValue: Int32(underlying.code)) {
+        return String(cString: strerror(code.rawValue))
+    }
+    return ns.localizedDescription
+}
+
+/// Where to append this process's peak resident memory at exit (`MEGATRON_BERT_PEAK_MEMORY_FILE`, a diagnostic the
+/// reliability tests and scripts/hostile.py read).
+nonisolated(unsafe) var peakMemoryFile: String?
+
+func recordPeakMemory() {
+    guard let path = peakMemoryFile else { return }
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard descriptor >= 0 else { return }
+    let line = Array("\(System.peakResidentBytes)\n".utf8)
+    _ = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
 }
 
 /// Turns library errors into ArgumentParser's clean "Error: …" output with a non-zero exit code.

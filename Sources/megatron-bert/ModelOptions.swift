@@ -17,7 +17,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model directory, Megatron-LM .pt / NGC .zip, or Megatron-LM checkpoint directory (default: NVIDIA's cased 345M model, downloaded and converted once into ~/.cache/megatron-bert).")
     var model: String?
 
-    @Option(help: "A vocab.txt for models without one (Megatron-LM files; the default model's download). Default: $MEGATRON_BERT_VOCAB.")
+    @Option(help: "A vocab.txt to use instead of the model's own (needed for Megatron-LM files, which have none). Without it, $MEGATRON_BERT_VOCAB serves models that have no vocabulary of their own, and the default model's download.")
     var vocab: String?
 
     @Option(help: "cpu (cuda when the CUDA backend lands).")
@@ -26,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
     var dtype: DType = .fp32
 
-    @Option(help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")
+    @Option(parsing: .unconditional, help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")
     var batchSize: Int = 8
 
     @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order.")
@@ -45,7 +45,8 @@ struct ModelOptions: ParsableArguments {
     /// Loads the model and tokenizer, downloading the default model first when no --model is given.
     func loadPipeline() throws -> Pipeline {
         try device.requireAvailable()
-        let vocabulary = vocab ?? ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"]
+        let environment = ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"].flatMap { $0.isEmpty ? nil : $0 }
+        let vocabulary = vocab ?? environment
         let path: String
         if let model {
             path = model
@@ -60,7 +61,8 @@ struct ModelOptions: ParsableArguments {
             }
             path = download.modelDirectory
         }
-        let pipeline = try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab, batchSize: batchSize)
+        let pipeline = try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab,
+                                    fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize)
         if !quiet { pipeline.warn = { note("warning: " + $0) } }
         return pipeline
     }
@@ -68,5 +70,5 @@ struct ModelOptions: ParsableArguments {
 
 /// One line on standard error.
 func note(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Console.error(message + "\n")
 }

@@ -25,8 +25,12 @@ struct NERCommand: ParsableCommand {
     @Option(help: "none, simple, first, average or max.")
     var aggregation: Aggregation = .simple
 
-    @Option(help: "Tokens shared by neighbouring windows of a long text (default: an eighth of the window).")
+    @Option(parsing: .unconditional, help: "Tokens shared by neighbouring windows of a long text (default: an eighth of the window).")
     var stride: Int?
+
+    func validate() throws {
+        if let stride, stride < 0 { throw ValidationError("--stride must be 0 or more (it is \(stride))") }
+    }
 
     @Option(help: "Labels left out (comma-separated, the model's own; default O). An empty value keeps every label.")
     var ignoreLabels: String?

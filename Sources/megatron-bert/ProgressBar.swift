@@ -13,21 +13,24 @@ final class ProgressBar: @unchecked Sendable {
     init(total: Int?, unit: String, quiet: Bool) {
         self.total = total
         self.unit = unit
-        enabled = !quiet && isatty(STDERR_FILENO) == 1
+        enabled = Self.shown(quiet: quiet)
     }
+
+    /// Whether a bar would be drawn: standard error is a terminal and the user did not ask for quiet.
+    static func shown(quiet: Bool) -> Bool { !quiet && isatty(STDERR_FILENO) == 1 }
 
     /// Adds finished items and redraws (at most ten times a second).
     func advance(by count: Int) {
         done += count
         guard enabled, Date().timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
         lastDraw = Date()
-        FileHandle.standardError.write(Data(("\r" + line() + "\u{1B}[K").utf8))
+        Console.error("\r" + line() + "\u{1B}[K")
     }
 
     /// Ends the line.
     func finish() {
         guard enabled, done > 0 else { return }
-        FileHandle.standardError.write(Data(("\r" + line() + "\u{1B}[K\n").utf8))
+        Console.error("\r" + line() + "\u{1B}[K\n")
     }
 
     func line() -> String {
@@ -60,10 +63,10 @@ final class ProgressBar: @unchecked Sendable {
             if let total, total > 0 {
                 let fraction = Double(done) / Double(total)
                 let bar = String(repeating: "#", count: Int(fraction * 30)) + String(repeating: ".", count: 30 - Int(fraction * 30))
-                FileHandle.standardError.write(Data(String(format: "\r[%@] %5.1f%% %8.1f MB", bar, fraction * 100, mb).utf8))
-                if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+                Console.error(String(format: "\r[%@] %5.1f%% %8.1f MB", bar, fraction * 100, mb))
+                if done >= total { Console.error("\n") }
             } else {
-                FileHandle.standardError.write(Data(String(format: "\r%8.1f MB", mb).utf8))
+                Console.error(String(format: "\r%8.1f MB", mb))
             }
         }
     }

@@ -25,16 +25,16 @@ struct QACommand: ParsableCommand {
     @Option(help: "The text to find the answer in.")
     var context: String?
 
-    @Option(help: "Answers per question.")
+    @Option(parsing: .unconditional, help: "Answers per question.")
     var topK: Int = 1
 
-    @Option(help: "The most tokens an answer may span.")
+    @Option(parsing: .unconditional, help: "The most tokens an answer may span.")
     var maxAnswerLength: Int = 15
 
-    @Option(help: "Tokens shared by neighbouring windows (default: min(max-seq-length / 2, 128)).")
+    @Option(parsing: .unconditional, help: "Tokens shared by neighbouring windows (default: min(max-seq-length / 2, 128)).")
     var docStride: Int?
 
-    @Option(help: "Tokens per window (default: min(384, the model's limit)).")
+    @Option(parsing: .unconditional, help: "Tokens per window (default: min(384, the model's limit)).")
     var maxSeqLength: Int?
 
     @Flag(help: "Also offer \"no answer\" (an empty answer scored by the [CLS] token).")
@@ -43,6 +43,10 @@ struct QACommand: ParsableCommand {
     func validate() throws {
         guard (question == nil) == (context == nil) else { throw ValidationError("give --question and --context together") }
         guard (question == nil) != (options.input == nil) else { throw ValidationError("give --question and --context, or --input FILE.jsonl") }
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (it is \(topK))") }
+        guard maxAnswerLength >= 1 else { throw ValidationError("--max-answer-length must be at least 1 (it is \(maxAnswerLength))") }
+        if let docStride, docStride < 0 { throw ValidationError("--doc-stride must be 0 or more (it is \(docStride))") }
+        if let maxSeqLength, maxSeqLength < 4 { throw ValidationError("--max-seq-length must be at least 4 (it is \(maxSeqLength)): a window holds [CLS], the question, [SEP], context and [SEP]") }
     }
 
     func run() throws {

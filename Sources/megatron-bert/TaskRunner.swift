@@ -23,12 +23,13 @@ struct TaskRunner<Item, Output: Encodable> {
         return encoder
     }()
 
-    func write(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+    func write(_ text: String) { Console.line(text) }
 
     func callAsFunction(_ arguments: [Item]) throws {
         if let input = options.input {
             let reader = try JSONLinesReader(path: input)
-            try stream(total: JSONLinesReader.countLines(path: input)) { try reader.next().map { try parse($0, reader) } }
+            let total = ProgressBar.shown(quiet: options.quiet) ? JSONLinesReader.countLines(path: input) : nil
+            try stream(total: total) { try reader.next().map { try parse($0, reader) } }
         } else if !arguments.isEmpty {
             let outputs = try run(arguments)
             if options.json {
@@ -50,7 +51,7 @@ struct TaskRunner<Item, Output: Encodable> {
 
     /// Items from `next` in chunks; each chunk's results written (JSON Lines or tables) before the next is read.
     func stream(total: Int?, next: () throws -> Item?) throws {
-        let chunkSize = max(64, options.batchSize * 32)
+        let chunkSize = max(64, min(options.batchSize, 1 << 16) * 32)
         let progress = ProgressBar(total: total, unit: "inputs", quiet: options.quiet)
         while true {
             var chunk: [Item] = []
@@ -59,6 +60,7 @@ struct TaskRunner<Item, Output: Encodable> {
             for (item, output) in zip(chunk, try run(chunk)) {
                 write(options.json ? String(decoding: try encoder.encode(output), as: UTF8.self) : describe(item, output))
             }
+            Console.flush()
             progress.advance(by: chunk.count)
         }
         progress.finish()

@@ -31,7 +31,7 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Second text of a pair.")
     var pair: String?
 
-    @Option(help: "Most tokens per input, special tokens included (default: the model's model_max_length, if known).")
+    @Option(parsing: .unconditional, help: "Most tokens per input, special tokens included (default: the model's model_max_length, if known).")
     var maxLength: Int?
 
     @Option(help: "longest_first, only_first, only_second or do_not_truncate.")
@@ -76,29 +76,25 @@ struct TokenizeCommand: ParsableCommand {
                 let e = try tokenizer.encode(text, pair: pair, maxLength: limit, truncation: strategy)
                 let line = Line(input_ids: e.ids, token_type_ids: e.typeIDs, attention_mask: e.attentionMask,
                                 tokens: e.tokens, offsets: e.offsets.map { [$0.lowerBound, $0.upperBound] })
-                FileHandle.standardOutput.write(try encoder.encode(line) + Data("\n".utf8))
+                Console.line(String(decoding: try encoder.encode(line), as: UTF8.self))
             }
             if let text {
                 try emit(text, pair)
                 return
             }
-            let data = try readInput(input!, what: "the input file")
-            struct Item: Decodable { var text: String; var text_pair: String? }
-            var items: [Item] = []
-            for (number, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
-            where !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
-                guard let item = try? JSONDecoder().decode(Item.self, from: Data(line)) else {
-                    throw CommandError("\(input!):\(number + 1): expected a JSON object {\"text\": ..., \"text_pair\": ...}")
-                }
-                if benchmark { items.append(item) } else { try emit(item.text, item.text_pair) }
+            let reader = try JSONLinesReader(path: input!)
+            var items: [(text: String, pair: String?)] = []
+            while let object = try reader.next() {
+                let item = (text: try object.text("text", reader), pair: try object.optionalText("text_pair", reader))
+                if benchmark { items.append(item) } else { try emit(item.text, item.pair) }
             }
             if benchmark {
-                let bytes = items.reduce(0) { $0 + $1.text.utf8.count + ($1.text_pair?.utf8.count ?? 0) }
+                let bytes = items.reduce(0) { $0 + $1.text.utf8.count + ($1.pair?.utf8.count ?? 0) }
                 let start = Date()
                 var tokens = 0
-                for item in items { tokens += try tokenizer.encode(item.text, pair: item.text_pair, maxLength: limit, truncation: strategy).count }
+                for item in items { tokens += try tokenizer.encode(item.text, pair: item.pair, maxLength: limit, truncation: strategy).count }
                 let seconds = Date().timeIntervalSince(start)
-                print(String(format: "%d texts, %.2f MB, %d tokens in %.3f s: %.2f MB/s (one thread)", items.count,
+                Console.line(String(format: "%d texts, %.2f MB, %d tokens in %.3f s: %.2f MB/s (one thread)", items.count,
                              Double(bytes) / 1e6, tokens, seconds, Double(bytes) / 1e6 / seconds))
             }
         }

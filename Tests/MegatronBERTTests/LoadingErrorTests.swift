@@ -43,7 +43,7 @@ import TensorFiles
     @Test func aConfigThatDoesNotMatchTheWeights() throws {
         var (config, tensors) = try Self.tensors("megatron-ForPreTraining")
         config.numHiddenLayers = 3
-        #expect(Self.message { _ = try MegatronBERTModel(config: config, tensors: tensors) }.contains("missing tensor 'bert.encoder.layer.2."))
+        #expect(Self.message { _ = try MegatronBERTModel(config: config, tensors: tensors) }.contains("config.json says num_hidden_layers 3 but the checkpoint holds 2 layers"))
         config.numHiddenLayers = 1
         #expect(Self.message { _ = try MegatronBERTModel(config: config, tensors: tensors) }.contains("unexpected tensors 'bert.encoder.layer.1."))
         config.numHiddenLayers = 2
@@ -122,5 +122,27 @@ import TensorFiles
         try FileManager.default.removeItem(atPath: dir + "/model-00002-of-00003.safetensors")
         let text = Self.message { _ = try MegatronBERTModel(path: dir) }
         #expect(text.contains("model-00002-of-00003.safetensors"), "\(text)")
+    }
+}
+
+/// A config.json field of the wrong type is an error naming the field, never a silent default.
+@Suite struct ConfigTypeTests {
+    static let base = #"{"model_type": "megatron-bert", "hidden_size": 32, "num_attention_heads": 4"#
+
+    @Test(arguments: [#""layer_norm_eps": "x""#, #""tie_word_embeddings": "yes""#, #""architectures": [1]"#,
+                      #""hidden_act": 5"#, #""num_hidden_layers": 2.5"#, #""is_decoder": 0"#, #""problem_type": 3"#,
+                      #""id2label": [1]"#, #""model_type": 7"#])
+    func aWrongTypeIsAnError(field: String) throws {
+        let json = Self.base + ", " + field + "}"
+        #expect(throws: ModelError.self) { try BertConfig(json: Data(json.utf8)) }
+        let key = String(field.split(separator: "\"")[0])
+        do { _ = try BertConfig(json: Data(json.utf8)) } catch let error as ModelError {
+            #expect(error.message.contains(key), "\(error.message)")
+        }
+    }
+
+    @Test func nullIsAbsent() throws {
+        let config = try BertConfig(json: Data((Self.base + #", "problem_type": null, "layer_norm_eps": null}"#).utf8))
+        #expect(config.problemType == nil && config.layerNormEps == 1e-12)
     }
 }

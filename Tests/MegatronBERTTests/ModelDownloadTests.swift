@@ -9,18 +9,37 @@ import Glibc
 /// close the first response after `cutAfter` bytes to stand for a dropped connection. Bounded: it stops
 /// after `maxRequests` requests or when the test ends.
 final class LocalFileServer: @unchecked Sendable {
+    /// How the server misbehaves, for the download's reliability tests.
+    enum Mode: Sendable {
+        case honest
+        /// Every request gets HTTP 503 with an HTML body.
+        case errorPage
+        /// The body in chunked transfer encoding: no Content-Length.
+        case chunked
+        /// No Content-Length; the body ends when the connection closes.
+        case closeDelimited
+        /// One byte every `interval` seconds.
+        case trickle(interval: Double)
+        /// A redirect to itself, forever.
+        case redirectLoop
+        /// Answers a Range request with 206 from the wrong offset.
+        case wrongRange
+    }
+
     let body: [UInt8]
     let path: String
     let cutAfter: Int?
+    let mode: Mode
     private(set) var port: UInt16 = 0
     private var listener: Int32 = -1
     private(set) var ranges: [String] = []
     private let lock = NSLock()
 
-    init(body: [UInt8], path: String, cutAfter: Int? = nil, maxRequests: Int = 4) throws {
+    init(body: [UInt8], path: String, cutAfter: Int? = nil, maxRequests: Int = 4, mode: Mode = .honest) throws {
         self.body = body
         self.path = path
         self.cutAfter = cutAfter
+        self.mode = mode
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -61,14 +80,46 @@ final class LocalFileServer: @unchecked Sendable {
             write(client, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return
         }
-        let slice = Array(body[min(start, body.count)...])
+        switch mode {
+        case .errorPage:
+            let page = "<html><body>Service Unavailable</body></html>"
+            write(client, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nContent-Length: \(page.utf8.count)\r\nConnection: close\r\n\r\n" + page)
+            return
+        case .redirectLoop:
+            write(client, "HTTP/1.1 302 Found\r\nLocation: \(path)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        case .chunked:
+            write(client, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            for chunk in stride(from: 0, to: body.count, by: 4096).map({ Array(body[$0..<min($0 + 4096, body.count)]) }) {
+                write(client, String(chunk.count, radix: 16) + "\r\n")
+                _ = chunk.withUnsafeBytes { Glibc.send(client, $0.baseAddress, chunk.count, 0) }
+                write(client, "\r\n")
+            }
+            write(client, "0\r\n\r\n")
+            return
+        case .closeDelimited:
+            write(client, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            _ = body.withUnsafeBytes { Glibc.send(client, $0.baseAddress, body.count, 0) }
+            return
+        case .trickle(let interval):
+            write(client, "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n")
+            for byte in body {
+                guard [byte].withUnsafeBytes({ Glibc.send(client, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }) == 1 else { return }
+                Thread.sleep(forTimeInterval: interval)
+            }
+            return
+        case .honest, .wrongRange:
+            break
+        }
+        let from = { if case .wrongRange = self.mode, start > 0 { return start / 2 } else { return start } }()
+        let slice = Array(body[min(from, body.count)...])
         let status = start > 0 ? "206 Partial Content" : "200 OK"
         var head = "HTTP/1.1 \(status)\r\nContent-Length: \(slice.count)\r\nConnection: close\r\n"
-        if start > 0 { head += "Content-Range: bytes \(start)-\(body.count - 1)/\(body.count)\r\n" }
+        if start > 0 { head += "Content-Range: bytes \(from)-\(body.count - 1)/\(body.count)\r\n" }
         head += "\r\n"
         write(client, head)
         let count = first && cutAfter != nil ? min(cutAfter!, slice.count) : slice.count
-        _ = slice.withUnsafeBytes { Glibc.send(client, $0.baseAddress, count, 0) }
+        _ = slice.withUnsafeBytes { Glibc.send(client, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
     }
 
     private func write(_ client: Int32, _ text: String) {
@@ -135,6 +186,48 @@ final class LocalFileServer: @unchecked Sendable {
             let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             return try offline.run(vocabulary: root.path + "/vocab/megatron-bert-cased-vocab.txt")
         } throws: { "\($0)".contains("it is a cased vocabulary") }
+    }
+
+    /// An error page is never written into the resume file, and the status is in the message.
+    @Test func anErrorPageIsNotKept() throws {
+        let server = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", mode: .errorPage)
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        #expect { try download.run() } throws: { "\($0)".contains("HTTP 503") }
+        let kept = (try? FileManager.default.attributesOfItem(atPath: download.zipPath + ".part")[.size] as? Int) ?? 0
+        #expect(kept == 0)
+    }
+
+    /// Replies without a length (chunked, or ended by closing the connection) complete.
+    @Test(arguments: [LocalFileServer.Mode.chunked, .closeDelimited])
+    func repliesWithoutALengthComplete(mode: LocalFileServer.Mode) throws {
+        let server = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", mode: mode)
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        _ = try download.run()
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: download.zipPath))) == Self.zip)
+    }
+
+    /// A server that trickles is dropped once it is slower than the floor over the window; a redirect loop ends.
+    @Test func aTricklingServerAndARedirectLoopEnd() throws {
+        let slow = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", mode: .trickle(interval: 0.2))
+        var download = ModelDownload(variant: .cased, baseURL: slow.url + "/versions", cacheDirectory: Self.cache())
+        download.slowWindow = 1
+        download.minimumBytesPerSecond = 100
+        let started = Date()
+        #expect { try download.run() } throws: { "\($0)".contains("bytes/s") }
+        #expect(Date().timeIntervalSince(started) < 20)
+        let loop = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", maxRequests: 30, mode: .redirectLoop)
+        let looping = ModelDownload(variant: .cased, baseURL: loop.url + "/versions", cacheDirectory: Self.cache())
+        #expect(throws: ModelError.self) { try looping.run() }
+    }
+
+    /// A resumed reply from the wrong offset is thrown away and the download starts over.
+    @Test func aWrongRangeStartsOver() throws {
+        let cut = Self.zip.count / 3
+        let server = try LocalFileServer(body: Self.zip, path: "/versions/v0.1_cased/zip", cutAfter: cut, mode: .wrongRange)
+        let download = ModelDownload(variant: .cased, baseURL: server.url + "/versions", cacheDirectory: Self.cache())
+        #expect(throws: ModelError.self) { try download.run() }  // the connection dropped
+        _ = try download.run()  // resumes, gets the wrong range, starts over
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: download.zipPath))) == Self.zip)
     }
 
     @Test func aCorruptDownloadIsNotKept() throws {

@@ -63,7 +63,9 @@ import Testing
         #expect(result.stderr.contains("standard input:2: needs a string \"text\""), "\(result.stderr)")
         let notJSON = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", "-"], stdin: "Paris\n")
         #expect(notJSON.status != 0)
-        #expect(notJSON.stderr.contains("standard input:1: not a JSON object"), "\(notJSON.stderr)")
+        #expect(notJSON.stderr.contains("standard input:1: invalid JSON: unexpected 'P' where a value should be"), "\(notJSON.stderr)")
+        let notObject = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", "-"], stdin: "[1]\n")
+        #expect(notObject.stderr.contains("standard input:1: not a JSON object"), "\(notObject.stderr)")
     }
 
     @Test func embedWritesVectors() throws {
@@ -172,7 +174,7 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let result = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json"])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("\(path):2: not a JSON object"), "\(result.stderr)")
+        #expect(result.stderr.contains("\(path):2: invalid JSON: invalid UTF-8 (byte 0xff) (at byte 14)"), "\(result.stderr)")
     }
 
     @Test func truncationIsAWarningUnlessQuiet() throws {

@@ -32,6 +32,15 @@ extension MegatronConversion.Result {
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let lock = try DirectoryLock(parent.appendingPathComponent(".\(name).lock").path, for: directory)
         defer { lock.release() }
+        // What an interrupted earlier run left: its staging directory (removed), or the old directory it had moved
+        // aside just before renaming the new one in (put back, if nothing took its place).
+        let leftovers = (try? fm.contentsOfDirectory(atPath: parent.path)) ?? []
+        for entry in leftovers where entry.hasPrefix(".\(name).old-") && !fm.fileExists(atPath: target.path) {
+            try? fm.moveItem(at: parent.appendingPathComponent(entry), to: target)
+        }
+        for entry in leftovers where entry.hasPrefix(".\(name).partial-") || entry.hasPrefix(".\(name).old-") {
+            try? fm.removeItem(at: parent.appendingPathComponent(entry))
+        }
         var isDirectory: ObjCBool = false
         let exists = fm.fileExists(atPath: target.path, isDirectory: &isDirectory)
         if exists {

@@ -29,6 +29,11 @@ public struct ModelDownload: Sendable {
     public var cacheDirectory: String
     /// Seconds without an answer before giving up.
     public var timeout: TimeInterval = 30
+    /// Seconds the whole download may take (the next run resumes where it stopped).
+    public var deadline: TimeInterval = 6 * 3600
+    /// Slower than this over `slowWindow` seconds, the server is dropped (the next run resumes).
+    public var minimumBytesPerSecond = 1024
+    public var slowWindow: TimeInterval = 60
     /// Attention heads, for a checkpoint without args; nil: hidden size / 64 (16 for NGC's 345M models).
     public var heads: Int?
 
@@ -86,78 +91,22 @@ public struct ModelDownload: Sendable {
         }
     }
 
-    /// HTTP GET into `<zip>.part` (with `Range` when part of it is there), renamed to the zip when complete.
+    /// HTTP GET into `<zip>.part` (resuming it), renamed to the zip when complete (see `ResumableDownload`).
     func fetch(progress: @escaping @Sendable (Int64, Int64?) -> Void) throws {
-        let part = zipPath + ".part"
-        let fm = FileManager.default
-        let already = (try? fm.attributesOfItem(atPath: part)[.size] as? Int64) ?? 0
-        if !fm.fileExists(atPath: part) { fm.createFile(atPath: part, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: part), let target = URL(string: url) else {
-            throw ModelError("cannot write \(part) (or the URL \(url) is invalid)")
-        }
-        defer { try? handle.close() }
-        var request = URLRequest(url: target)
-        if already > 0 { request.setValue("bytes=\(already)-", forHTTPHeaderField: "Range") }
-        let receiver = Receiver(handle: handle, offset: already, progress: progress)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        let session = URLSession(configuration: configuration, delegate: receiver, delegateQueue: nil)
-        session.dataTask(with: request).resume()
-        receiver.finished.wait()
-        session.finishTasksAndInvalidate()
-        if let error = receiver.error {
-            throw ModelError("downloading \(url) failed: \(error.localizedDescription). Offline? Then \(manualSteps)")
-        }
-        guard let expected = receiver.expectedTotal, receiver.written == expected else {
-            throw ModelError("downloading \(url) stopped after \(receiver.written) bytes (expected \(receiver.expectedTotal.map(String.init) ?? "?")); run again to resume")
-        }
-        try fm.moveItem(atPath: part, toPath: zipPath)
-    }
-
-    /// Writes the response body as it arrives; knows the total from Content-Length / Content-Range.
-    final class Receiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-        let handle: FileHandle
-        let progress: @Sendable (Int64, Int64?) -> Void
-        let finished = DispatchSemaphore(value: 0)
-        var written: Int64
-        var expectedTotal: Int64?
-        var error: Error?
-
-        init(handle: FileHandle, offset: Int64, progress: @escaping @Sendable (Int64, Int64?) -> Void) {
-            self.handle = handle
-            written = offset
-            self.progress = progress
-        }
-
-        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-            let http = response as? HTTPURLResponse
-            let length = response.expectedContentLength >= 0 ? response.expectedContentLength : nil
-            switch http?.statusCode ?? 200 {
-            case 206:  // resuming: keep what we have
-                handle.seekToEndOfFile()
-                expectedTotal = length.map { $0 + written }
-            case 200:  // the server sent everything: start over
-                handle.truncateFile(atOffset: 0)
-                written = 0
-                expectedTotal = length
+        var download = ResumableDownload(url: url, destination: zipPath)
+        download.idleTimeout = timeout
+        download.deadline = deadline
+        download.minimumBytesPerSecond = minimumBytesPerSecond
+        download.slowWindow = slowWindow
+        do {
+            try download.run(progress: progress)
+        } catch let failure as ResumableDownload.Failure {
+            switch failure {
+            case .transport, .http:
+                throw ModelError("downloading \(url) failed: \(failure). Offline? Then \(manualSteps)")
             default:
-                error = ModelError("the server answered HTTP \(http?.statusCode ?? 0)")
-                completionHandler(.cancel)
-                return
+                throw ModelError("downloading \(url) failed: \(failure); run again to resume")
             }
-            completionHandler(.allow)
-        }
-
-        func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-            handle.write(data)
-            written += Int64(data.count)
-            progress(written, expectedTotal)
-        }
-
-        func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-            if self.error == nil, let error { self.error = error }
-            finished.signal()
         }
     }
 }

@@ -31,6 +31,9 @@ final class WeightLoader {
 
     var names: Set<String> { Set(tensors.keys) }
 
+    /// Whether it makes up weights (a benchmark model) rather than reading a checkpoint.
+    var isRandom: Bool { random != nil }
+
     func contains(_ name: String) -> Bool { random != nil || tensors[name] != nil }
 
     /// Marks tensors that are known and deliberately unused (tied copies, buffers).

@@ -27,7 +27,7 @@ public struct Batch: Sendable, Equatable {
     /// arrays of rank 2, or rank 3 for multiple choice).
     public init(json data: Data) throws {
         let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch { throw ModelError("batch: not valid JSON") }
+        do { root = try JSONValue.parse(data) } catch { throw ModelError("batch: not valid JSON: \(error)") }
         guard root.object != nil else { throw ModelError("batch: expected a JSON object with \"input_ids\"") }
         guard let ids = root["input_ids"] else { throw ModelError("batch: missing \"input_ids\"") }
         let (inputIDs, choices) = try Self.rows(ids, name: "input_ids")

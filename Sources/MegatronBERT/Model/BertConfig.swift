@@ -79,24 +79,42 @@ public struct BertConfig: Sendable, Equatable {
         } catch let error as ModelError {
             throw error
         } catch {
-            throw ModelError("\(path): not valid JSON")
+            throw ModelError("\(path): not valid JSON: \(error)")
         }
-        guard let type = json["model_type"]?.string else {
+        // A key given with the wrong type is an error, never a silent default (null counts as absent).
+        func present(_ key: String) -> JSONValue? {
+            guard let value = json[key], value != .null else { return nil }
+            return value
+        }
+        func wrong(_ key: String, _ what: String) -> ModelError {
+            ModelError("\(path): \(key) must be \(what) (it is \(present(key).map { "\($0)" } ?? "null"))")
+        }
+        func int(_ key: String, _ fallback: Int) throws -> Int {
+            guard let value = present(key) else { return fallback }
+            guard let i = value.int, i > 0 else { throw wrong(key, "a positive integer") }
+            return i
+        }
+        func string(_ key: String) throws -> String? {
+            guard let value = present(key) else { return nil }
+            guard let text = value.string else { throw wrong(key, "a string") }
+            return text
+        }
+        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
+            guard let value = present(key) else { return fallback }
+            guard let b = value.bool else { throw wrong(key, "true or false") }
+            return b
+        }
+        guard let type = try string("model_type") else {
             throw ModelError("\(path): no model_type (expected \"megatron-bert\" or \"bert\")")
         }
         guard let architecture = Architecture(rawValue: type) else {
             throw ModelError("\(path): model_type \"\(type)\" is not supported (expected \"megatron-bert\" or \"bert\")")
         }
         let megatron = architecture == .megatronBERT
-        func int(_ key: String, _ fallback: Int) throws -> Int {
-            guard let value = json[key] else { return fallback }
-            guard let i = value.int, i > 0 else { throw ModelError("\(path): \(key) must be a positive integer") }
-            return i
-        }
-        if let position = json["position_embedding_type"]?.string, position != "absolute" {
+        if let position = try string("position_embedding_type"), position != "absolute" {
             throw ModelError("\(path): position_embedding_type \"\(position)\" is not supported (only absolute)")
         }
-        if json["is_decoder"]?.bool == true {
+        if try bool("is_decoder", false) {
             throw ModelError("\(path): is_decoder is true; only the bidirectional encoder is supported")
         }
         self.architecture = architecture
@@ -107,32 +125,39 @@ public struct BertConfig: Sendable, Equatable {
         intermediateSize = try int("intermediate_size", megatron ? 4096 : 3072)
         maxPositionEmbeddings = try int("max_position_embeddings", 512)
         typeVocabSize = try int("type_vocab_size", 2)
-        hiddenAct = json["hidden_act"]?.string ?? "gelu"
+        hiddenAct = try string("hidden_act") ?? "gelu"
         guard Activation(configName: hiddenAct) != nil else {
             throw ModelError("\(path): hidden_act \"\(hiddenAct)\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)")
         }
-        layerNormEps = json["layer_norm_eps"]?.double ?? 1e-12
-        guard layerNormEps >= 0 else { throw ModelError("\(path): layer_norm_eps must not be negative") }
+        if let eps = present("layer_norm_eps") {
+            guard let value = eps.double, value >= 0 else { throw wrong("layer_norm_eps", "a number, not negative") }
+            layerNormEps = value
+        } else {
+            layerNormEps = 1e-12
+        }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw ModelError("\(path): hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
-        tieWordEmbeddings = json["tie_word_embeddings"]?.bool ?? true
-        architectures = (json["architectures"]?.array ?? []).compactMap(\.string)
+        tieWordEmbeddings = try bool("tie_word_embeddings", true)
+        if let list = present("architectures") {
+            guard let names = list.array?.map(\.string), !names.contains(nil) else { throw wrong("architectures", "a list of strings") }
+            architectures = names.compactMap { $0 }
+        } else {
+            architectures = []
+        }
         var labels: [Int: String] = [:]
-        for (key, value) in json["id2label"]?.object ?? [:] {
-            guard let index = Int(key), let label = value.string else {
-                throw ModelError("\(path): id2label must map integer strings to label strings")
+        if let map = present("id2label") {
+            guard let object = map.object else { throw wrong("id2label", "an object") }
+            for (key, value) in object {
+                guard let index = Int(key), index >= 0, let label = value.string else {
+                    throw ModelError("\(path): id2label must map integer strings to label strings")
+                }
+                labels[index] = label
             }
-            labels[index] = label
         }
         id2label = labels
-        if let n = json["num_labels"] {
-            guard let value = n.int, value > 0 else { throw ModelError("\(path): num_labels must be a positive integer") }
-            numLabels = value
-        } else {
-            numLabels = labels.isEmpty ? 2 : labels.count
-        }
-        problemType = json["problem_type"]?.string
+        numLabels = present("num_labels") == nil ? (labels.isEmpty ? 2 : labels.count) : try int("num_labels", 2)
+        problemType = try string("problem_type")
     }
 
     /// hidden_size / num_attention_heads.

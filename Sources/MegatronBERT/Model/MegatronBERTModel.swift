@@ -68,8 +68,25 @@ public final class MegatronBERTModel: @unchecked Sendable {
             throw ModelError("config.json says \(config.architectures.first ?? head.rawValue) but the tensors have no 'bert.' prefix; they look like a bare encoder (use architectures [\"MegatronBertModel\"])")
         }
         let h = config.hiddenSize
+        if loader.isRandom {
+            guard let bytes = config.weightBytes(dtype: loader.dtype), bytes <= MemoryBudget.bytes else {
+                throw ModelError("a model of this config would take \(config.weightBytes(dtype: loader.dtype).map(MemoryBudget.describe) ?? "more memory than can be counted"), more than this machine's \(MemoryBudget.describe(MemoryBudget.bytes))")
+            }
+        } else {
+            // The config's layer count against the checkpoint's, before anything is built for either.
+            let prefix = p + "encoder.layer."
+            let present = Set(loader.names.compactMap { name -> Int? in
+                guard name.hasPrefix(prefix) else { return nil }
+                return Int(name.dropFirst(prefix.count).prefix { $0 != "." })
+            })
+            guard config.numHiddenLayers <= present.count else {
+                throw ModelError("config.json says num_hidden_layers \(config.numHiddenLayers) but the checkpoint holds \(present.count) layers; does the config belong to these weights?")
+            }
+        }
         embeddings = try Embeddings(loader, p + "embeddings", config: config)
-        layers = try (0..<config.numHiddenLayers).map { try EncoderLayer(loader, p + "encoder.layer.\($0)", config: config) }
+        var layers: [EncoderLayer] = []
+        for i in 0..<config.numHiddenLayers { layers.append(try EncoderLayer(loader, p + "encoder.layer.\(i)", config: config)) }
+        self.layers = layers
         finalNorm = config.architecture == .megatronBERT
             ? try LayerNorm(loader, p + "encoder.ln", width: h, epsilon: config.layerNormEps) : nil
         if head.needsPooler || (head == .base && loader.contains(p + "pooler.dense.weight")) {
@@ -89,6 +106,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     public func forward(_ batch: Batch, runHead: Bool = true) throws -> ModelOutputs {
         try batch.validate(against: config)
         let b = batch.inputIDs.count, s = batch.inputIDs[0].count, h = config.hiddenSize
+        try checkMemory(rows: b, sequence: s)
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
         let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
 

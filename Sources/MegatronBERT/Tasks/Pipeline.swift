@@ -34,6 +34,12 @@ public final class Pipeline: @unchecked Sendable {
         self.source = source
         self.batchSize = batchSize
         maxLength = min(tokenizer.modelMaxLength ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
+        // The largest batch the tasks can make (batchSize sequences of maxLength tokens) must fit in memory.
+        do {
+            try model.checkMemory(rows: batchSize, sequence: maxLength)
+        } catch let error as ModelError {
+            throw ModelError("batch size \(batchSize) is too large for this machine: \(error.message)")
+        }
     }
 
     /// Loads a model (any path `MegatronBERTModel(path:)` takes) and its tokenizer: from `vocabulary` (a
@@ -41,7 +47,9 @@ public final class Pipeline: @unchecked Sendable {
     /// upper-case pieces) when given, else from the
     /// model directory (tokenizer.json or vocab.txt with tokenizer_config.json), else from a vocab.txt beside a
     /// Megatron-LM file.
-    public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, batchSize: Int = 8) throws {
+    /// `fallbackVocabulary` serves only a model that has no tokenizer of its own (a Megatron-LM file).
+    public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, fallbackVocabulary: String? = nil,
+                            batchSize: Int = 8) throws {
         let model = try MegatronBERTModel(path: path, dtype: dtype)
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
@@ -49,6 +57,8 @@ public final class Pipeline: @unchecked Sendable {
         let tokenizer: BERTTokenizer
         do {
             tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory, vocabularyFile: vocabulary)
+        } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") && fallbackVocabulary != nil {
+            tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory, vocabularyFile: fallbackVocabulary)
         } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
             throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
         }

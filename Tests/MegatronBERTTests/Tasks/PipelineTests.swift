@@ -12,6 +12,17 @@ import BERTTokenizer
         #expect(explicit.maxLength == 24, "--vocab replaces the vocabulary; the directory's tokenizer_config.json still gives model_max_length")
     }
 
+    /// A fallback vocabulary ($MEGATRON_BERT_VOCAB) serves a model without one, and only such a model.
+    @Test func aFallbackVocabularyServesOnlyModelsWithoutOne() throws {
+        let small = FileManager.default.temporaryDirectory.appendingPathComponent("vocab-\(UUID().uuidString).txt").path
+        try (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (0..<45).map { "w\($0)" }).joined(separator: "\n")
+            .write(toFile: small, atomically: true, encoding: .utf8)
+        let megatron = try Pipeline(path: Fixtures.root + "/megatron/v2-new-names.pt", fallbackVocabulary: small)
+        #expect(megatron.tokenizer.vocabulary.count == 50)
+        let own = try Pipeline(path: TaskFixtures.root + "/pretraining", fallbackVocabulary: small)
+        #expect(own.tokenizer.vocabulary.count == 60)
+    }
+
     @Test func explainsWhatIsMissingOrMismatched() throws {
         do {
             _ = try Pipeline(path: Fixtures.model("megatron-ForMaskedLM"))
