@@ -41,11 +41,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib"], resources: [.copy("Fixtures")]),
+        // The seeded byte mutator the fuzz tests of every target share.
+        .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "FuzzSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
-            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer"],
+            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer", "FuzzSupport"],
             resources: [.copy("Fixtures")]
         ),
         // Runs the built executable end to end.

@@ -1,42 +1,13 @@
 import Foundation
+import FuzzSupport
 import Testing
 @testable import TensorFiles
 
-/// Mutation fuzzing of the readers: seeded random bit flips, byte overwrites, insertions and truncations of
-/// real fixture files. Every mutant must parse or throw `TensorFileError`; a crash or a hang fails the run.
-/// FUZZ_ITERATIONS raises the count (CI runs the default; longer runs are recorded in the closing notes).
+/// Mutation fuzzing of the readers (see `Mutator`): every mutant of a real fixture file must parse or throw the
+/// reader's own error; a crash or a hang fails the run. Longer runs are recorded in the closing notes.
 @Suite struct FuzzTests {
-    static let iterations = ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"].flatMap(Int.init) ?? 1500
-
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func mutants(of file: String, seed: UInt64, _ body: ([UInt8]) -> Void) throws {
-        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture(file))))
-        var random = Generator(state: seed)
-        for _ in 0..<iterations {
-            var bytes = original
-            for _ in 0..<Int.random(in: 1...4, using: &random) {
-                guard !bytes.isEmpty else { break }
-                let at = Int.random(in: 0..<bytes.count, using: &random)
-                switch Int.random(in: 0..<5, using: &random) {
-                case 0: bytes[at] ^= UInt8(1 << Int.random(in: 0..<8, using: &random))
-                case 1: bytes[at] = UInt8.random(in: 0...255, using: &random)
-                case 2: bytes[at] = [0x00, 0xff, 0x7f, 0x80][Int.random(in: 0..<4, using: &random)]
-                case 3: bytes.insert(UInt8.random(in: 0...255, using: &random), at: at)
-                default: bytes.removeSubrange(at...)
-                }
-            }
-            body(bytes)
-        }
+        Mutator.mutants(of: try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture(file)))), seed: seed, body)
     }
 
     static func parses(_ bytes: [UInt8], _ parse: (UnsafeRawBufferPointer, AnyObject) throws -> Void) {
@@ -68,6 +39,47 @@ import Testing
             Self.parses(bytes) { raw, _ in
                 let zip = try ZipArchive(bytes: raw)
                 for entry in zip.entries { _ = try zip.contents(of: entry) }  // sizes are bounded by the reader itself
+            }
+        }
+    }
+
+    /// The pickle machine alone, on the pickles inside the torch fixtures.
+    @Test func pickles() throws {
+        for file in ["views.pt", "views_deflated.pt"] {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture(file))))
+            let pickle = try bytes.withUnsafeBytes { raw -> [UInt8] in
+                let zip = try ZipArchive(bytes: raw)
+                let entry = try #require(zip.entries.first { $0.name.hasSuffix("data.pkl") })
+                return Array(try zip.contents(of: entry).bytes)
+            }
+            Mutator.mutants(of: pickle, seed: 4) { mutant in
+                Self.parses(mutant) { raw, _ in
+                    var machine = PickleMachine(bytes: raw)
+                    machine.reducer = TorchCheckpoint.reduce
+                    machine.persistentLoader = { id in try TorchCheckpoint.storage(from: id, path: "") }
+                    let value = try machine.load()
+                    TorchCheckpoint.forEachTensor(in: value, prefix: "") { _, _ in }
+                    _ = value.description
+                }
+            }
+        }
+    }
+
+    /// JSON: a config.json and JSON Lines inputs, mutated.
+    @Test func json() throws {
+        let documents = [
+            #"{"architectures": ["MegatronBertForMaskedLM"], "hidden_size": 32, "id2label": {"0": "A", "1": "B"}, "layer_norm_eps": 1e-05, "model_type": "megatron-bert", "num_attention_heads": 4, "vocab_size": 65}"#,
+            #"{"text": "The capital of France is [MASK].", "text_pair": "caf\u00e9 \ud83d\ude00", "id": [1, 2.5, null, true]}"#,
+            #"{"question": "Who?", "context": "NVIDIA trained it.", "choices": [[["a"]], {"b": {"c": []}}]}"#,
+        ]
+        for (k, document) in documents.enumerated() {
+            Mutator.mutants(of: Array(document.utf8), seed: 5 + UInt64(k)) { mutant in
+                do {
+                    _ = try JSONValue.parse(Data(mutant))
+                } catch is JSONParseError {
+                } catch {
+                    Issue.record("unexpected error type: \(error)")
+                }
             }
         }
     }
