@@ -222,26 +222,38 @@ def listing():
     return [{"name": n, "command": c, "status": s, "text": t, "max_rss_mb": m} for n, c, s, t, m in CASES]
 
 
-def run(case, binary, hostile, index):
-    """Runs one case: (exit status, output, peak RSS of the megatron-bert processes in MB or None, seconds)."""
+def run(case, binary, hostile, index, timeout):
+    """Runs one case: (exit status, output, peak RSS of the megatron-bert processes in MB or None, seconds); the
+    status is "timeout" when it ran past `timeout` seconds (its processes are then killed)."""
     peak_file = os.path.join(hostile, f"peak-{index}")
     env = dict(os.environ, MB=binary, H=hostile, FIXTURES=FIXTURES, MEGATRON_BERT_PEAK_MEMORY_FILE=peak_file)
     start = time.time()
-    result = subprocess.run(["bash", "-c", case["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(["bash", "-c", case["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        code = process.returncode
+        code = f"signal {-code}" if code < 0 else code
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        output, _ = process.communicate()
+        code = "timeout"
     seconds = time.time() - start
     peaks = [int(line) for line in open(peak_file).read().split()] if os.path.exists(peak_file) else []
-    return result.returncode, result.stdout.decode("utf-8", "replace"), max(peaks) / 2 ** 20 if peaks else None, seconds
+    return code, output.decode("utf-8", "replace"), max(peaks) / 2 ** 20 if peaks else None, seconds
 
 
-def report(binary):
+def report(binary, timeout):
     hostile = tempfile.mkdtemp(prefix="hostile-")
     # Written by a child, so this process stays small.
     subprocess.run([sys.executable, os.path.abspath(__file__), "make", hostile], check=True)
     rows = []
     for index, case in enumerate(listing()):
-        code, text, rss, seconds = run(case, binary, hostile, index)
+        code, text, rss, seconds = run(case, binary, hostile, index, timeout)
         ok = code == case["status"] and case["text"] in text and (rss or 0) <= case["max_rss_mb"]
-        message = next((line for line in text.splitlines() if line.startswith("Error:")), text.strip().splitlines()[0] if text.strip() else "")
+        lines = text.replace(hostile, "$H").replace(FIXTURES, "$FIXTURES").strip().splitlines()
+        message = next((line for line in lines if line.startswith("Error:") or "Fatal error" in line or "fault" in line),
+                       lines[0] if lines else "")
         rows.append((case["name"], code, rss, seconds, "ok" if ok else "FAILED", message[:90]))
     shutil.rmtree(hostile, ignore_errors=True)
     print("| case | exit | peak RSS MB | seconds | check | first line of output |")
@@ -256,6 +268,7 @@ def main():
     sub = parser.add_subparsers(dest="what", required=True)
     r = sub.add_parser("report")
     r.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "megatron-bert"))
+    r.add_argument("--timeout", type=float, default=120, help="seconds a case may run before it counts as a hang")
     sub.add_parser("list")
     m = sub.add_parser("make")
     m.add_argument("directory")
@@ -265,7 +278,7 @@ def main():
     elif args.what == "make":
         make(args.directory)
     else:
-        sys.exit(0 if report(os.path.abspath(args.binary)) else 1)
+        sys.exit(0 if report(os.path.abspath(args.binary), args.timeout) else 1)
 
 
 if __name__ == "__main__":

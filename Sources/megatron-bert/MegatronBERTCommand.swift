@@ -131,5 +131,11 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
         throw CommandError(error.description)
     } catch let error as TokenizerError {
         throw CommandError(error.message)
+    } catch let error as CommandError {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        throw CommandError(describe(error))  // a Foundation error in words, not a domain and code
     }
 }

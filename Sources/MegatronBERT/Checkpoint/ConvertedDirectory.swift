@@ -29,7 +29,11 @@ extension MegatronConversion.Result {
         let fm = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent(), name = target.lastPathComponent
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        do {
+            try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        } catch {
+            throw ModelError("cannot create the directory \(parent.path) for \(directory): \((error as NSError).localizedDescription)")
+        }
         let lock = try DirectoryLock(parent.appendingPathComponent(".\(name).lock").path, for: directory)
         defer { lock.release() }
         // What an interrupted earlier run left: its staging directory (removed), or the old directory it had moved
@@ -52,7 +56,11 @@ extension MegatronConversion.Result {
         }
         let suffix = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let staging = parent.appendingPathComponent(".\(name).partial-\(suffix)")
-        try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+        } catch {
+            throw ModelError("cannot write into \(parent.path): \((error as NSError).localizedDescription)")
+        }
         var staged = true
         defer { if staged { try? fm.removeItem(at: staging) } }
         try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
