@@ -20,10 +20,8 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (config, tensors) = MegatronConversion.isMegatronPath(model)
-                ? try { let m = try MegatronConversion.load(path: model); return (m.config, m.tensors) }()
-                : try { let d = try CheckpointDirectory(path: model); return (d.config, d.tensors) }()
-            let loaded = try MegatronBERTModel(config: config, tensors: tensors)
+            let source = try ModelSource.open(model)
+            let loaded = try MegatronBERTModel(source: source)
             let c = loaded.config
             var fields: [(String, Any)] = [
                 ("model_type", c.architecture.rawValue), ("architecture", c.architectures.first ?? "MegatronBert" + loaded.head.rawValue),
@@ -32,10 +30,10 @@ struct InfoCommand: ParsableCommand {
                 ("vocab_size", c.vocabSize), ("max_position_embeddings", c.maxPositionEmbeddings),
                 ("type_vocab_size", c.typeVocabSize), ("hidden_act", c.hiddenAct), ("layer_norm_eps", c.layerNormEps),
                 ("parameters", loaded.parameterCount), ("pooler", loaded.hasPooler),
-                ("stored_dtypes", Set(tensors.values.map(\.dtype.rawValue)).sorted()),
+                ("stored_dtypes", source.storedDTypes), ("format", source.format.rawValue),
             ]
             if !c.id2label.isEmpty {
-                fields.append(("labels", c.id2label.keys.sorted().map { c.id2label[$0]! }))
+                fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))
             }
             if json {
                 let object = Dictionary(uniqueKeysWithValues: fields)

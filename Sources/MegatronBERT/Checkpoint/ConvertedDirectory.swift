@@ -32,7 +32,7 @@ extension MegatronConversion.Result {
         do {
             try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         } catch {
-            throw ModelError("cannot create the directory \(parent.path) for \(directory): \((error as NSError).localizedDescription)")
+            throw ModelError(.resource, "cannot create the directory \(parent.path) for \(directory): \((error as NSError).localizedDescription)")
         }
         let lock = try DirectoryLock(parent.appendingPathComponent(".\(name).lock").path, for: directory)
         defer { lock.release() }
@@ -59,12 +59,12 @@ extension MegatronConversion.Result {
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: false)
         } catch {
-            throw ModelError("cannot write into \(parent.path): \((error as NSError).localizedDescription)")
+            throw ModelError(.resource, "cannot write into \(parent.path): \((error as NSError).localizedDescription)")
         }
         var staged = true
         defer { if staged { try? fm.removeItem(at: staging) } }
         try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
-        try SafeTensorsFile.write(try MegatronConversion.cast(tensors, to: dtype),
+        try SafeTensorsFile.write(MegatronConversion.cast(tensors, to: dtype),
                                   to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
         if let vocabulary {
             try fm.copyItem(atPath: vocabulary, toPath: staging.appendingPathComponent("vocab.txt").path)
@@ -117,12 +117,12 @@ final class DirectoryLock {
     init(_ path: String, for directory: String) throws {
         descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw ModelError("cannot create the lock file \(path): \(String(cString: strerror(errno)))")
+            throw ModelError(.resource, "cannot create the lock file \(path): \(String(cString: strerror(errno)))")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             descriptor = -1
-            throw ModelError("another conversion is writing \(directory) right now (\(path) is locked): wait for it to finish, or write elsewhere")
+            throw ModelError(.resource, "another conversion is writing \(directory) right now (\(path) is locked): wait for it to finish, or write elsewhere")
         }
     }
 

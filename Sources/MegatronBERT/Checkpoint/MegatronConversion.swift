@@ -29,22 +29,8 @@ public enum MegatronConversion {
     }
 
     /// The tensors in another precision (floating-point tensors only; others unchanged).
-    public static func cast(_ tensors: [String: StoredTensor], to dtype: DType) throws -> [String: StoredTensor] {
-        let target: StorageDType = dtype == .fp32 ? .float32 : dtype == .fp16 ? .float16 : .bfloat16
-        return tensors.mapValues { t in
-            guard t.dtype.isFloatingPoint, t.dtype != target else { return t }
-            let values = t.toFloats()
-            let owned = OwnedBytes(count: values.count * target.size)
-            let raw = owned.pointer.baseAddress!
-            for (i, v) in values.enumerated() {
-                switch target {
-                case .float32: raw.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
-                case .float16: raw.storeBytes(of: floatToHalf(v), toByteOffset: i * 2, as: UInt16.self)
-                default: raw.storeBytes(of: floatToBFloat16(v), toByteOffset: i * 2, as: UInt16.self)
-                }
-            }
-            return StoredTensor(dtype: target, shape: t.shape, bytes: owned.bytes, owner: owned)
-        }
+    public static func cast(_ tensors: [String: StoredTensor], to dtype: DType) -> [String: StoredTensor] {
+        tensors.mapValues { $0.converted(to: dtype.storage) }
     }
 
     /// A `.zip` or `.pt` file with no config.json beside it, or a Megatron-LM checkpoint directory
@@ -78,7 +64,7 @@ public enum MegatronConversion {
            let zip = try? ZipArchive(bytes: bytes, path: path),
            let inner = zip.entries.first(where: { $0.name.hasSuffix("model_optim_rng.pt") || $0.name.hasSuffix("model_rng.pt") }) {
             guard !zip.entries.contains(where: { $0.name.contains("mp_rank_01") }) else {
-                throw ModelError("\(path) holds a tensor-parallel checkpoint (mp_rank_01 …); merging ranks is not supported yet")
+                throw ModelError(.unsupported, "\(path) holds a tensor-parallel checkpoint (mp_rank_01 …); merging ranks is not supported yet")
             }
             let contents = try zip.contents(of: inner)
             let checkpoint = try TorchCheckpoint(bytes: contents.bytes, owner: contents.owner ?? file, path: path + ":" + inner.name)

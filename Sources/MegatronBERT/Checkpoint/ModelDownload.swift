@@ -73,7 +73,7 @@ public struct ModelDownload: Sendable {
             converted = try MegatronConversion.load(path: zipPath, heads: heads)
         } catch {
             try? fm.removeItem(atPath: zipPath)  // a corrupt download must not stay cached
-            throw ModelError("the downloaded file is not a usable checkpoint (\(error)); it was removed, run again to fetch it anew")
+            throw ModelError(.resource, "the downloaded file is not a usable checkpoint (\(error)); it was removed, run again to fetch it anew")
         }
         try converted.write(to: modelDirectory, vocabulary: vocabulary,
                             stated: .stated(lowercase: variant == .uncased, by: "the \(variant) download"))
@@ -103,9 +103,9 @@ public struct ModelDownload: Sendable {
         } catch let failure as ResumableDownload.Failure {
             switch failure {
             case .transport, .http:
-                throw ModelError("downloading \(url) failed: \(failure). Offline? Then \(manualSteps)")
+                throw ModelError(.resource, "downloading \(url) failed: \(failure). Offline? Then \(manualSteps)")
             default:
-                throw ModelError("downloading \(url) failed: \(failure); run again to resume")
+                throw ModelError(.resource, "downloading \(url) failed: \(failure); run again to resume")
             }
         }
     }

@@ -37,8 +37,8 @@ public struct Weight: @unchecked Sendable {
     func widen(from start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch storage {
         case .fp32(let p): destination.update(from: p + start, count: count)
-        case .fp16(let p): HalfConversion.widenHalf(p + start, into: destination, count: count)
-        case .bf16(let p): HalfConversion.widenBFloat16(p + start, into: destination, count: count)
+        case .fp16(let p): NumberFormats.widenHalf(p + start, into: destination, count: count)
+        case .bf16(let p): NumberFormats.widenBFloat16(p + start, into: destination, count: count)
         }
     }
 }

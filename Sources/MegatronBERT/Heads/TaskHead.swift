@@ -38,7 +38,7 @@ enum TaskHead: Sendable {
     func outputs(hidden: Tensor, pooled: Tensor?, batch b: Int, sequence s: Int, choices: Int?) throws
         -> [(name: String, tensor: Tensor)] {
         func requirePooled() throws -> Tensor {
-            guard let pooled else { throw ModelError("internal error: this head needs the pooler, which was not loaded") }
+            guard let pooled else { throw ModelError(.internal, "internal error: this head needs the pooler, which was not loaded") }
             return pooled
         }
         switch self {

@@ -108,14 +108,14 @@ public struct BertConfig: Sendable, Equatable {
             throw ModelError("\(path): no model_type (expected \"megatron-bert\" or \"bert\")")
         }
         guard let architecture = Architecture(rawValue: type) else {
-            throw ModelError("\(path): model_type \"\(type)\" is not supported (expected \"megatron-bert\" or \"bert\")")
+            throw ModelError(.unsupported, "\(path): model_type \"\(type)\" is not supported (expected \"megatron-bert\" or \"bert\")")
         }
         let megatron = architecture == .megatronBERT
         if let position = try string("position_embedding_type"), position != "absolute" {
-            throw ModelError("\(path): position_embedding_type \"\(position)\" is not supported (only absolute)")
+            throw ModelError(.unsupported, "\(path): position_embedding_type \"\(position)\" is not supported (only absolute)")
         }
         if try bool("is_decoder", false) {
-            throw ModelError("\(path): is_decoder is true; only the bidirectional encoder is supported")
+            throw ModelError(.unsupported, "\(path): is_decoder is true; only the bidirectional encoder is supported")
         }
         self.architecture = architecture
         vocabSize = try int("vocab_size", megatron ? 29056 : 30522)
@@ -127,7 +127,7 @@ public struct BertConfig: Sendable, Equatable {
         typeVocabSize = try int("type_vocab_size", 2)
         hiddenAct = try string("hidden_act") ?? "gelu"
         guard Activation(configName: hiddenAct) != nil else {
-            throw ModelError("\(path): hidden_act \"\(hiddenAct)\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)")
+            throw ModelError(.unsupported, "\(path): hidden_act \"\(hiddenAct)\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)")
         }
         if let eps = present("layer_norm_eps") {
             guard let value = eps.double, value >= 0 else { throw wrong("layer_norm_eps", "a number, not negative") }

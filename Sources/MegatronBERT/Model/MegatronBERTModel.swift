@@ -21,16 +21,15 @@ public final class MegatronBERTModel: @unchecked Sendable {
     let pooler: Pooler?
     let taskHead: TaskHead
 
-    /// Loads a Hugging Face model directory (or one weight file beside its config.json), or a Megatron-LM
-    /// checkpoint (`.pt`, or NVIDIA's NGC `.zip`), converted in memory.
+    /// Loads any model path `ModelSource.open` takes: a Hugging Face model directory (or one weight file beside its
+    /// config.json), or a Megatron-LM checkpoint (`.pt`, NVIDIA's NGC `.zip`, a checkpoint directory).
     public convenience init(path: String, dtype: DType = .fp32) throws {
-        if MegatronConversion.isMegatronPath(path) {
-            let converted = try MegatronConversion.load(path: path)
-            try self.init(config: converted.config, tensors: converted.tensors, dtype: dtype)
-            return
-        }
-        let checkpoint = try CheckpointDirectory(path: path)
-        try self.init(config: checkpoint.config, tensors: checkpoint.tensors, dtype: dtype)
+        try self.init(source: ModelSource.open(path), dtype: dtype)
+    }
+
+    /// Builds the model from an opened source.
+    public convenience init(source: ModelSource, dtype: DType = .fp32) throws {
+        try self.init(config: source.config, tensors: source.tensors, dtype: dtype)
     }
 
     /// Builds the model from named tensors (Hugging Face names), strictly: every tensor the config and
@@ -58,7 +57,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         let unprefixed = Set(loader.names.filter { !$0.hasPrefix(p) || p.isEmpty })
         if let name = config.architectures.first {
             guard let head = ModelHead(architectureName: name) else {
-                throw ModelError("architecture \(name) is not supported; supported: " + ModelHead.allCases.map { "MegatronBert\($0.rawValue)" }.joined(separator: ", "))
+                throw ModelError(.unsupported, "architecture \(name) is not supported; supported: " + ModelHead.allCases.map { "MegatronBert\($0.rawValue)" }.joined(separator: ", "))
             }
             self.head = head
         } else {
@@ -70,7 +69,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         let h = config.hiddenSize
         if loader.isRandom {
             guard let bytes = config.weightBytes(dtype: loader.dtype), bytes <= MemoryBudget.bytes else {
-                throw ModelError("a model of this config would take \(config.weightBytes(dtype: loader.dtype).map(MemoryBudget.describe) ?? "more memory than can be counted"), more than this machine's \(MemoryBudget.describe(MemoryBudget.bytes))")
+                throw ModelError(.resource, "a model of this config would take \(config.weightBytes(dtype: loader.dtype).map(MemoryBudget.describe) ?? "more memory than can be counted"), more than this machine's \(MemoryBudget.describe(MemoryBudget.bytes))")
             }
         } else {
             // The config's layer count against the checkpoint's, before anything is built for either.
@@ -131,7 +130,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
         let mlm: MaskedLMHead
         switch taskHead {
         case .preTraining(let head, _), .maskedLM(let head): mlm = head
-        default: throw ModelError("masked-LM logits need a MegatronBertForPreTraining or MegatronBertForMaskedLM checkpoint (this one is MegatronBert\(head.rawValue))")
+        default: throw ModelError(.unsupported, "masked-LM logits need a MegatronBertForPreTraining or MegatronBertForMaskedLM checkpoint (this one is MegatronBert\(head.rawValue))")
         }
         let hidden = try forward(batch, runHead: false).lastHiddenState  // (B, S, H)
         let b = hidden.shape[0], s = hidden.shape[1], h = hidden.shape[2]

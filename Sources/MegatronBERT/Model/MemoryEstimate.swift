@@ -64,7 +64,7 @@ extension MegatronBERTModel {
         guard let needed, needed <= available else {
             let perRow = config.forwardBytes(rows: 1, sequence: sequence, head: head) ?? Int.max
             let fit = perRow > 0 ? available / perRow : 0
-            throw ModelError("a batch of \(rows) sequences of \(sequence) tokens needs about \(needed.map(MemoryBudget.describe) ?? "more memory than can be counted") beyond the weights, but only \(MemoryBudget.describe(available)) of this machine's \(MemoryBudget.describe(MemoryBudget.bytes)) is free: " + (fit >= 1 ? "run at most \(fit) sequences of that length at a time" : "shorten the sequences"))
+            throw ModelError(.resource, "a batch of \(rows) sequences of \(sequence) tokens needs about \(needed.map(MemoryBudget.describe) ?? "more memory than can be counted") beyond the weights, but only \(MemoryBudget.describe(available)) of this machine's \(MemoryBudget.describe(MemoryBudget.bytes)) is free: " + (fit >= 1 ? "run at most \(fit) sequences of that length at a time" : "shorten the sequences"))
         }
     }
 }

@@ -36,7 +36,7 @@ extension Pipeline {
                         hint: "use a masked-LM checkpoint such as NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining)")
         guard topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(topK))") }
         guard let maskID = tokenizer.maskTokenID else {
-            throw ModelError("the vocabulary has no \(tokenizer.maskToken) token, so fill-mask cannot mark a position")
+            throw ModelError(.unsupported, "the vocabulary has no \(tokenizer.maskToken) token, so fill-mask cannot mark a position")
         }
         let size = tokenizer.vocabulary.count
         let candidates = try targets.map(targetIDs) ?? (0..<size).filter { !tokenizer.specialTokenIDs.contains($0) }

@@ -38,7 +38,7 @@ public final class Pipeline: @unchecked Sendable {
         do {
             try model.checkMemory(rows: batchSize, sequence: maxLength)
         } catch let error as ModelError {
-            throw ModelError("batch size \(batchSize) is too large for this machine: \(error.message)")
+            throw ModelError(.resource, "batch size \(batchSize) is too large for this machine: \(error.message)")
         }
     }
 
@@ -50,15 +50,13 @@ public final class Pipeline: @unchecked Sendable {
     /// `fallbackVocabulary` serves only a model that has no tokenizer of its own (a Megatron-LM file).
     public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, fallbackVocabulary: String? = nil,
                             batchSize: Int = 8) throws {
-        let model = try MegatronBERTModel(path: path, dtype: dtype)
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let source = try ModelSource.open(path)
+        let model = try MegatronBERTModel(source: source, dtype: dtype)
         let tokenizer: BERTTokenizer
         do {
-            tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory, vocabularyFile: vocabulary)
+            tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: vocabulary)
         } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") && fallbackVocabulary != nil {
-            tokenizer = try BERTTokenizer(directory: directory.isEmpty ? "." : directory, vocabularyFile: fallbackVocabulary)
+            tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: fallbackVocabulary)
         } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
             throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
         }
@@ -110,14 +108,14 @@ public final class Pipeline: @unchecked Sendable {
     /// The head output `name`, or an error naming the head the task needs.
     func headOutput(_ outputs: ModelOutputs, _ names: [String], task: String) throws -> Tensor {
         for name in names { if let tensor = outputs[name] { return tensor } }
-        throw ModelError("internal error: \(task) found none of \(names.joined(separator: ", ")) in the outputs")
+        throw ModelError(.internal, "internal error: \(task) found none of \(names.joined(separator: ", ")) in the outputs")
     }
 
     /// Throws unless the model's head is one of `heads`; the message says which checkpoint has what the task needs.
     func requireHead(_ heads: [ModelHead], for task: String, hint: String) throws {
         guard heads.contains(model.head) else {
             let wanted = heads.map { "MegatronBert" + $0.rawValue }.joined(separator: " or ")
-            throw ModelError("\(task) needs a model with a \(wanted) head, but \(source) is MegatronBert\(model.head.rawValue): \(hint)")
+            throw ModelError(.unsupported, "\(task) needs a model with a \(wanted) head, but \(source) is MegatronBert\(model.head.rawValue): \(hint)")
         }
     }
 }

@@ -30,7 +30,7 @@ extension Pipeline {
     public func embed(_ texts: [String], pooling: Pooling = .mean, normalize: Bool = false,
                       stride: Int? = nil) throws -> [[Float]] {
         if pooling == .pooler && !model.hasPooler {
-            throw ModelError("\(source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
+            throw ModelError(.unsupported, "\(source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
         }
         let stride = stride ?? maxLength / 8
         let (windows, owner) = try encodeAll(texts) { try tokenizer.encodeWindows($0, maxLength: maxLength, stride: stride) }
@@ -46,7 +46,7 @@ extension Pipeline {
                 switch pooling {
                 case .cls, .pooler:
                     guard let vector = pooling == .cls ? first : outputs.poolerOutput.map({ $0.data + b * h }) else {  // (H)
-                        throw ModelError("internal error: pooler pooling without a pooler output")
+                        throw ModelError(.internal, "internal error: pooler pooling without a pooler output")
                     }
                     for j in 0..<h { sums[text][j] += Double(vector[j]) }
                     weights[text] += 1

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+struct MultipleChoiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "multiple-choice",
+        abstract: "Score candidate endings of a prompt with a fine-tuned multiple-choice head.",
+        discussion: """
+        Output per prompt: every choice with index, choice, score (softmax over the choices) and logit, best first.
+
+        Examples:
+          megatron-bert multiple-choice --model ./my-swag-megatron --prompt "She opened the door and" "walked in." "ate the door."
+          megatron-bert multiple-choice --model M --input items.jsonl --json   # lines {"prompt": "...", "choices": [...]}
+        """
+    )
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "The prompt (first text of every pair).")
+    var prompt: String?
+
+    @Argument(help: "The candidate endings.")
+    var choices: [String] = []
+
+    func validate() throws {
+        guard (prompt == nil) != (options.input == nil) else { throw ValidationError("give --prompt with CHOICES, or --input FILE.jsonl") }
+        if prompt != nil && choices.isEmpty { throw ValidationError("give the candidate endings after --prompt") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try options.loadPipeline()
+            let runner = TaskRunner<(prompt: String, choices: [String]), [ChoiceScore]>(
+                options: options,
+                parse: { object, reader in
+                    guard let choices = object["choices"]?.array?.compactMap(\.string), !choices.isEmpty,
+                          choices.count == object["choices"]?.array?.count else {
+                        throw CommandError("\(reader.name):\(reader.lineNumber): needs \"choices\": a non-empty array of strings")
+                    }
+                    return (try object.text("prompt", reader), choices)
+                },
+                run: { items in try items.map { try pipeline.multipleChoice(prompt: $0.prompt, choices: $0.choices) } },
+                describe: { item, scores in
+                    ([item.prompt] + scores.map { "  \(formatScore($0.score))  \($0.choice)" }).joined(separator: "\n")
+                })
+            try runner(prompt.map { [($0, choices)] } ?? [])
+        }
+    }
+}
