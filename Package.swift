@@ -5,6 +5,7 @@ let package = Package(
     name: "MegatronBERT",
     products: [
         .library(name: "MegatronBERT", targets: ["MegatronBERT"]),
+        .library(name: "MegatronCompute", targets: ["MegatronCompute"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "BERTTokenizer", targets: ["BERTTokenizer"]),
         .executable(name: "megatron-bert", targets: ["megatron-bert"]),
@@ -29,9 +30,12 @@ let package = Package(
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // WordPiece tokenization with Hugging Face's semantics. No dependencies.
         .target(name: "BERTTokenizer"),
+        // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
+        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "TensorFiles"]),
+        // The model (written once against Backend), its heads, checkpoints and tasks.
         .target(
             name: "MegatronBERT",
-            dependencies: ["COpenBLAS", "TensorFiles", "BERTTokenizer"]
+            dependencies: ["MegatronCompute", "TensorFiles", "BERTTokenizer"]
         ),
         .executableTarget(
             name: "megatron-bert",
@@ -44,6 +48,7 @@ let package = Package(
         // The seeded byte mutator the fuzz tests of every target share.
         .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "FuzzSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "TensorFiles"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",

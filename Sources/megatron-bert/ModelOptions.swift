@@ -61,10 +61,10 @@ struct ModelOptions: ParsableArguments {
             }
             path = download.modelDirectory
         }
-        let pipeline = try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab,
-                                    fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize)
-        if !quiet { pipeline.warn = { note("warning: " + $0) } }
-        return pipeline
+        let quiet = self.quiet
+        return try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab,
+                            fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize,
+                            warn: { if !quiet { note("warning: " + $0) } })
     }
 }
 

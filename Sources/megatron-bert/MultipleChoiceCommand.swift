@@ -40,7 +40,7 @@ struct MultipleChoiceCommand: ParsableCommand {
                     }
                     return (try object.text("prompt", reader), choices)
                 },
-                run: { items in try items.map { try pipeline.multipleChoice(prompt: $0.prompt, choices: $0.choices) } },
+                run: { items in try pipeline.multipleChoice(items) },  // batched: batch-size examples per forward pass
                 describe: { item, scores in
                     ([item.prompt] + scores.map { "  \(formatScore($0.score))  \($0.choice)" }).joined(separator: "\n")
                 })

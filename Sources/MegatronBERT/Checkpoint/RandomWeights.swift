@@ -15,25 +15,22 @@ struct RandomWeights {
         return Float(Int32(truncatingIfNeeded: state >> 32)) * (1.0 / 2_147_483_648.0)
     }
 
-    mutating func matrix(_ shape: [Int], dtype: DType) -> Weight {
+    /// A matrix stored in `format` (F32, F16 or BF16), values uniform with standard deviation 0.02.
+    mutating func matrix(_ shape: [Int], format: StorageDType) -> StoredTensor {
         let n = shape.reduce(1, *)
-        let owned = OwnedBytes(count: n * dtype.size)
+        let owned = OwnedBytes(count: n * format.size)
         let raw = owned.pointer.baseAddress!
         let amplitude = Float(0.02 * 3.0.squareRoot())
-        switch dtype {
-        case .fp32:
-            let p = raw.bindMemory(to: Float.self, capacity: n)
-            for i in 0..<n { p[i] = amplitude * next() }
-            return Weight(shape: shape, storage: .fp32(p), owner: owned)
-        case .fp16:
-            let p = raw.bindMemory(to: UInt16.self, capacity: n)
-            for i in 0..<n { p[i] = floatToHalf(amplitude * next()) }
-            return Weight(shape: shape, storage: .fp16(p), owner: owned)
-        case .bf16:
-            let p = raw.bindMemory(to: UInt16.self, capacity: n)
-            for i in 0..<n { p[i] = floatToBFloat16(amplitude * next()) }
-            return Weight(shape: shape, storage: .bf16(p), owner: owned)
+        for i in 0..<n {
+            let v = amplitude * next()
+            switch format {
+            case .float16: raw.storeBytes(of: floatToHalf(v), toByteOffset: i * 2, as: UInt16.self)
+            case .bfloat16: raw.storeBytes(of: floatToBFloat16(v), toByteOffset: i * 2, as: UInt16.self)
+            default: raw.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
+            }
         }
+        return StoredTensor(dtype: format, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<(n * format.size)]),
+                            owner: owned)
     }
 
     mutating func vector(_ count: Int, centre: Float) -> [Float] {

@@ -1,9 +1,10 @@
+import MegatronCompute
 import TensorFiles
 
-/// Hands out a checkpoint's tensors by their Hugging Face names, strictly: a missing, wrong-shaped or
-/// non-float tensor is an error that names it, and `finish` rejects any tensor nobody asked for.
-/// Matrices are kept in the requested `DType` (in place in the mapped file when it already matches);
-/// vectors (biases, LayerNorm) are rounded to that `DType` too, as `model.half()` would, then held as FP32.
+/// Hands out a checkpoint's tensors by their Hugging Face names, strictly, prepared by the model's backend: a
+/// missing, wrong-shaped or non-float tensor is an error that names it, and `finish` rejects any tensor nobody
+/// asked for. Matrices are kept in the requested `DType` (in place in the mapped file when it already matches, on
+/// the CPU); vectors (biases, LayerNorm) are rounded to that `DType` too, as `model.half()` would, then held as FP32.
 ///
 /// With `random`, it makes up every tensor asked for instead (for benchmarks without a checkpoint),
 /// so the model's layers name their weights in one place either way.
@@ -12,20 +13,23 @@ final class WeightLoader {
     private var used = Set<String>()
     private var random: RandomWeights?
     let dtype: DType
+    let backend: any Backend
     /// "bert." for head checkpoints, "" for a bare encoder's.
     let encoderPrefix: String
 
-    init(tensors: [String: StoredTensor], dtype: DType) {
+    init(tensors: [String: StoredTensor], dtype: DType, backend: any Backend) {
         self.tensors = tensors
         self.dtype = dtype
+        self.backend = backend
         encoderPrefix = tensors.keys.contains { $0.hasPrefix("bert.") } ? "bert." : ""
     }
 
     /// A loader that invents weights (uniform, std 0.02; LayerNorm scales near 1) from `seed`.
-    init(randomWithSeed seed: UInt64, dtype: DType, encoderPrefix: String) {
+    init(randomWithSeed seed: UInt64, dtype: DType, encoderPrefix: String, backend: any Backend) {
         tensors = [:]
         random = RandomWeights(seed: seed)
         self.dtype = dtype
+        self.backend = backend
         self.encoderPrefix = encoderPrefix
     }
 
@@ -53,52 +57,18 @@ final class WeightLoader {
         return t
     }
 
-    /// A matrix (or embedding table) kept in `dtype`.
-    func matrix(_ name: String, _ shape: [Int]) throws -> Weight {
-        if random != nil { return random!.matrix(shape, dtype: dtype) }
-        let t = try take(name, shape)
-        let n = t.count
-        let base = t.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
-        switch (dtype, t.dtype) {
-        case (.fp32, .float32) where Int(bitPattern: base) % 4 == 0:
-            return Weight(shape: shape, storage: .fp32(base.assumingMemoryBound(to: Float.self)), owner: t.owner)
-        case (.fp16, .float16) where Int(bitPattern: base) % 2 == 0:
-            return Weight(shape: shape, storage: .fp16(base.assumingMemoryBound(to: UInt16.self)), owner: t.owner)
-        case (.bf16, .bfloat16) where Int(bitPattern: base) % 2 == 0:
-            return Weight(shape: shape, storage: .bf16(base.assumingMemoryBound(to: UInt16.self)), owner: t.owner)
-        default:
-            break
-        }
-        let values = t.toFloats()
-        let owned = OwnedBytes(count: n * dtype.size)
-        let raw = owned.pointer.baseAddress!
-        switch dtype {
-        case .fp32:
-            let p = raw.bindMemory(to: Float.self, capacity: n)
-            values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: n) }
-            return Weight(shape: shape, storage: .fp32(p), owner: owned)
-        case .fp16:
-            let p = raw.bindMemory(to: UInt16.self, capacity: n)
-            for i in 0..<n { p[i] = floatToHalf(values[i]) }
-            return Weight(shape: shape, storage: .fp16(p), owner: owned)
-        case .bf16:
-            let p = raw.bindMemory(to: UInt16.self, capacity: n)
-            for i in 0..<n { p[i] = floatToBFloat16(values[i]) }
-            return Weight(shape: shape, storage: .bf16(p), owner: owned)
-        }
+    /// A matrix (or embedding table), prepared by the backend in `dtype`.
+    func matrix(_ name: String, _ shape: [Int]) throws -> any PreparedMatrix {
+        let stored = random != nil ? random!.matrix(shape, format: dtype.storage) : try take(name, shape)
+        return try backend.prepareMatrix(stored, dtype: dtype)
     }
 
-    /// A vector held in FP32, its values rounded to `dtype` (biases and LayerNorm parameters are small).
-    func vector(_ name: String, _ count: Int) throws -> [Float] {
+    /// A vector, its values rounded to `dtype` (biases and LayerNorm parameters are small).
+    func vector(_ name: String, _ count: Int) throws -> any PreparedVector {
         let values = random != nil ? random!.vector(count, centre: name.hasSuffix("weight") ? 1 : 0)
             : try take(name, [count]).toFloats()
-        switch dtype {
-        case .fp32: return values
-        case .fp16: return values.map { halfToFloat(floatToHalf($0)) }
-        case .bf16: return values.map { Float(bitPattern: UInt32(floatToBFloat16($0)) << 16) }
-        }
+        return backend.prepareVector(NumberFormats.rounded(values, to: dtype.storage))
     }
-
     /// Rejects every tensor that was never taken or ignored.
     func finish() throws {
         let unexpected = tensors.keys.filter { !used.contains($0) }.sorted()

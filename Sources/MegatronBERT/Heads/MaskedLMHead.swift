@@ -1,3 +1,5 @@
+import MegatronCompute
+
 /// `MegatronBertLMPredictionHead` (`cls.predictions`): dense → act → LayerNorm → decoder tied to the
 /// word embeddings, plus its own bias `cls.predictions.bias`.
 struct MaskedLMHead: Sendable {
@@ -7,7 +9,7 @@ struct MaskedLMHead: Sendable {
     let decoder: Linear  // (V, H): the word embeddings unless the config unties them
     let tiedDecoder: Bool
 
-    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig, wordEmbeddings: Weight) throws {
+    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig, wordEmbeddings: any PreparedMatrix) throws {
         let h = config.hiddenSize
         dense = try Linear(loader, prefix + ".transform.dense", in: h, out: h)
         activation = config.activation
@@ -27,14 +29,14 @@ struct MaskedLMHead: Sendable {
     /// Its own parameters: the decoder weight only when it is not the (tied) word embedding.
     var parameterCount: Int {
         dense.parameterCount + layerNorm.parameterCount + (decoder.bias?.count ?? 0)
-            + (tiedDecoder ? 0 : decoder.weight.count)
+            + (tiedDecoder ? 0 : decoder.weight.shape.reduce(1, *))
     }
 
-    /// hidden (B·S, H) -> logits (B·S, V)
-    func callAsFunction(_ hidden: Tensor, rows: Int) -> Tensor {
-        let x = dense(hidden, rows: rows)
-        Kernels.activate(x.data, count: x.count, activation)
-        layerNorm.apply(x.data, rows: rows, into: x.data)
-        return decoder(x, rows: rows)
+    /// hidden (N, H) -> logits (N, V)
+    func callAsFunction(_ hidden: any DeviceTensor, on backend: any Backend) -> any DeviceTensor {
+        let x = dense(hidden, on: backend)
+        backend.activate(x, activation)
+        layerNorm.apply(x, on: backend)
+        return decoder(x, on: backend)
     }
 }

@@ -1,3 +1,5 @@
+import MegatronCompute
+
 /// `MegatronBertPooler`: `tanh(dense(h[:, 0]))`, weights `bert.pooler.dense`.
 struct Pooler: Sendable {
     let dense: Linear  // (H, H)
@@ -7,11 +9,10 @@ struct Pooler: Sendable {
     }
 
     /// hidden (B·S, H) -> pooled (B, H), from each row's first token.
-    func callAsFunction(_ hidden: Tensor, batch b: Int, sequence s: Int) -> Tensor {
-        let h = dense.inFeatures
-        let pooled = Tensor(uninitializedShape: [b, h])
-        dense.apply(hidden.data, rows: b, inputStride: s * h, into: pooled.data, outputStride: h)
-        Kernels.activate(pooled.data, count: pooled.count, .tanh)
+    func callAsFunction(_ hidden: any DeviceTensor, batch b: Int, sequence s: Int, on backend: any Backend) -> any DeviceTensor {
+        let first = backend.gatherRows(hidden, rows: (0..<b).map { $0 * s })  // (B, H)
+        let pooled = dense(first, on: backend)
+        backend.activate(pooled, .tanh)
         return pooled
     }
 }

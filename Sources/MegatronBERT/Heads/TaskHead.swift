@@ -1,3 +1,5 @@
+import MegatronCompute
+
 /// The layers on top of the encoder: one case per Hugging Face head class, with the weights it owns.
 enum TaskHead: Sendable {
     /// `MegatronBertModel`: no head.
@@ -6,8 +8,10 @@ enum TaskHead: Sendable {
     case preTraining(MaskedLMHead, nextSentence: Linear)
     /// `cls.predictions`.
     case maskedLM(MaskedLMHead)
-    /// A linear layer on the pooled output: `cls.seq_relationship` (NSP) or `classifier` (sequence classification).
-    case pooledLogits(Linear)
+    /// `cls.seq_relationship` (H → 2) on the pooled output.
+    case nextSentence(Linear)
+    /// `classifier` (H → labels) on the pooled output (sequence classification).
+    case sequenceLogits(Linear)
     /// `classifier` at every position (token classification).
     case tokenLogits(Linear)
     /// `qa_outputs` (H → 2) at every position, split into start and end.
@@ -15,7 +19,7 @@ enum TaskHead: Sendable {
     /// `classifier` (H → 1) on each choice's pooled output.
     case choiceScores(Linear)
 
-    init(_ head: ModelHead, _ loader: WeightLoader, config: BertConfig, wordEmbeddings: Weight) throws {
+    init(_ head: ModelHead, _ loader: WeightLoader, config: BertConfig, wordEmbeddings: any PreparedMatrix) throws {
         let h = config.hiddenSize
         func predictions() throws -> MaskedLMHead {
             try MaskedLMHead(loader, "cls.predictions", config: config, wordEmbeddings: wordEmbeddings)
@@ -25,47 +29,50 @@ enum TaskHead: Sendable {
         case .preTraining:
             self = .preTraining(try predictions(), nextSentence: try Linear(loader, "cls.seq_relationship", in: h, out: 2))
         case .maskedLM: self = .maskedLM(try predictions())
-        case .nextSentencePrediction: self = .pooledLogits(try Linear(loader, "cls.seq_relationship", in: h, out: 2))
-        case .sequenceClassification: self = .pooledLogits(try Linear(loader, "classifier", in: h, out: config.numLabels))
+        case .nextSentencePrediction: self = .nextSentence(try Linear(loader, "cls.seq_relationship", in: h, out: 2))
+        case .sequenceClassification: self = .sequenceLogits(try Linear(loader, "classifier", in: h, out: config.numLabels))
         case .tokenClassification: self = .tokenLogits(try Linear(loader, "classifier", in: h, out: config.numLabels))
         case .questionAnswering: self = .span(try Linear(loader, "qa_outputs", in: h, out: 2))
         case .multipleChoice: self = .choiceScores(try Linear(loader, "classifier", in: h, out: 1))
         }
     }
 
-    /// The head's outputs under HF's names. hidden (B·S, H); pooled (B, H) when the model has a pooler
-    /// (always, for the heads that read it); `choices` for a multiple-choice batch.
-    func outputs(hidden: Tensor, pooled: Tensor?, batch b: Int, sequence s: Int, choices: Int?) throws
-        -> [(name: String, tensor: Tensor)] {
-        func requirePooled() throws -> Tensor {
+    /// The head's outputs, on the host. hidden (B·S, H); pooled (B, H) when the model has a pooler (always, for
+    /// the heads that read it); `choices` for a multiple-choice batch.
+    func outputs(hidden: any DeviceTensor, pooled: (any DeviceTensor)?, batch b: Int, sequence s: Int, choices: Int?,
+                 on backend: any Backend) throws -> HeadOutput? {
+        func requirePooled() throws -> any DeviceTensor {
             guard let pooled else { throw ModelError(.internal, "internal error: this head needs the pooler, which was not loaded") }
             return pooled
         }
+        func host(_ x: any DeviceTensor, _ shape: [Int]) -> Tensor { backend.download(x).reshape(shape) }
         switch self {
         case .none:
-            return []
+            return nil
         case .preTraining(let mlm, let nextSentence):
-            return [("prediction_logits", mlm(hidden, rows: b * s).reshape([b, s, mlm.decoder.outFeatures])),
-                    ("seq_relationship_logits", nextSentence(try requirePooled(), rows: b))]
+            return .preTraining(predictionLogits: host(mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures]),
+                                seqRelationshipLogits: host(nextSentence(try requirePooled(), on: backend), [b, 2]))
         case .maskedLM(let mlm):
-            return [("logits", mlm(hidden, rows: b * s).reshape([b, s, mlm.decoder.outFeatures]))]
-        case .pooledLogits(let linear):
-            return [("logits", linear(try requirePooled(), rows: b))]
+            return .maskedLM(logits: host(mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures]))
+        case .nextSentence(let linear):
+            return .nextSentence(logits: host(linear(try requirePooled(), on: backend), [b, 2]))
+        case .sequenceLogits(let linear):
+            return .sequenceClassification(logits: host(linear(try requirePooled(), on: backend), [b, linear.outFeatures]))
         case .tokenLogits(let linear):
-            return [("logits", linear(hidden, rows: b * s).reshape([b, s, linear.outFeatures]))]
+            return .tokenClassification(logits: host(linear(hidden, on: backend), [b, s, linear.outFeatures]))
         case .span(let linear):
-            let both = linear(hidden, rows: b * s)  // (B·S, 2)
+            let both = backend.download(linear(hidden, on: backend))  // (B·S, 2)
             let start = Tensor(uninitializedShape: [b, s]), end = Tensor(uninitializedShape: [b, s])
             for i in 0..<(b * s) {
                 start[i] = both[2 * i]
                 end[i] = both[2 * i + 1]
             }
-            return [("start_logits", start), ("end_logits", end)]
+            return .questionAnswering(startLogits: start, endLogits: end)
         case .choiceScores(let linear):
             guard let c = choices else {
                 throw ModelError("a multiple-choice model takes input_ids shaped (batch, choices, sequence)")
             }
-            return [("logits", linear(try requirePooled(), rows: b).reshape([b / c, c]))]
+            return .multipleChoice(logits: host(linear(try requirePooled(), on: backend), [b / c, c]))
         }
     }
 
@@ -75,7 +82,7 @@ enum TaskHead: Sendable {
         case .none: 0
         case .preTraining(let mlm, let nsp): mlm.parameterCount + nsp.parameterCount
         case .maskedLM(let mlm): mlm.parameterCount
-        case .pooledLogits(let l), .tokenLogits(let l), .span(let l), .choiceScores(let l): l.parameterCount
+        case .nextSentence(let l), .sequenceLogits(let l), .tokenLogits(let l), .span(let l), .choiceScores(let l): l.parameterCount
         }
     }
 }

@@ -1,9 +1,11 @@
+import MegatronCompute
+
 /// `MegatronBertEmbeddings` / `BertEmbeddings`: word + absolute position + token type embeddings;
 /// plain BERT adds a LayerNorm (`embeddings.LayerNorm`), Megatron-BERT has none.
 struct Embeddings: Sendable {
-    let word: Weight  // (V, H)
-    let position: Weight  // (P, H)
-    let tokenType: Weight  // (T, H)
+    let word: any PreparedMatrix  // (V, H)
+    let position: any PreparedMatrix  // (P, H)
+    let tokenType: any PreparedMatrix  // (T, H)
     let layerNorm: LayerNorm?
 
     init(_ loader: WeightLoader, _ prefix: String, config: BertConfig) throws {
@@ -16,25 +18,14 @@ struct Embeddings: Sendable {
         loader.ignore(prefix + ".position_ids")  // a buffer older checkpoints saved
     }
 
-    var parameterCount: Int { word.count + position.count + tokenType.count + (layerNorm?.parameterCount ?? 0) }
+    var parameterCount: Int {
+        [word, position, tokenType].map { $0.shape.reduce(1, *) }.reduce(0, +) + (layerNorm?.parameterCount ?? 0)
+    }
 
     /// ids, types (B, S) -> (B·S, H), positions 0..<S in every row. Inputs are already validated.
-    func callAsFunction(ids: [[Int]], types: [[Int]]) -> Tensor {
-        let b = ids.count, s = ids[0].count, h = word.shape[1]
-        let out = Tensor(uninitializedShape: [b * s, h])
-        let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
-        defer { row.deallocate() }
-        for i in 0..<b {
-            for j in 0..<s {
-                let o = out.data + (i * s + j) * h
-                word.widen(from: ids[i][j] * h, count: h, into: o)
-                position.widen(from: j * h, count: h, into: row)
-                Kernels.add(row, into: o, count: h)
-                tokenType.widen(from: types[i][j] * h, count: h, into: row)
-                Kernels.add(row, into: o, count: h)
-            }
-        }
-        layerNorm?.apply(out.data, rows: b * s, into: out.data)
-        return out
+    func callAsFunction(ids: [[Int]], types: [[Int]], on backend: any Backend) -> any DeviceTensor {
+        let x = backend.embed(ids: ids, types: types, word: word, position: position, tokenType: tokenType)
+        layerNorm?.apply(x, on: backend)
+        return x
     }
 }

@@ -1,3 +1,5 @@
+import MegatronCompute
+
 /// `MegatronBertLayer` (pre-LayerNorm) or `BertLayer` (post-LayerNorm), as `config.architecture` says.
 ///
 /// Megatron-BERT: `x = x + Attn(LN_a(x))`, then `x = x + W2·act(W1·LN_m(x))`;
@@ -31,24 +33,23 @@ struct EncoderLayer: Sendable {
     }
 
     /// x (B·S, H) updated in place.
-    func callAsFunction(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]]) {
-        let n = b * s
+    func callAsFunction(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) {
         if preLayerNorm {
-            let normed = attentionNorm(x, rows: n)  // (B·S, H)
-            let context = attention.context(normed, batch: b, sequence: s, keep: keep)
-            attention.output.accumulate(context.data, rows: n, into: x.data)  // x += Wo·ctx + bo
-            let normed2 = mlpNorm(x, rows: n)
-            let inner = intermediate(normed2, rows: n)  // (B·S, F)
-            Kernels.activate(inner.data, count: inner.count, activation)
-            output.accumulate(inner.data, rows: n, into: x.data)  // x += W2·act + b2
+            let normed = attentionNorm(x, on: backend)  // (B·S, H)
+            let context = attention.context(normed, batch: b, sequence: s, keep: keep, on: backend)
+            attention.output.accumulate(context, into: x, on: backend)  // x += Wo·ctx + bo
+            let normed2 = mlpNorm(x, on: backend)
+            let inner = intermediate(normed2, on: backend)  // (B·S, F)
+            backend.activate(inner, activation)
+            output.accumulate(inner, into: x, on: backend)  // x += W2·act + b2
         } else {
-            let context = attention.context(x, batch: b, sequence: s, keep: keep)
-            attention.output.accumulate(context.data, rows: n, into: x.data)
-            attentionNorm.apply(x.data, rows: n, into: x.data)
-            let inner = intermediate(x, rows: n)
-            Kernels.activate(inner.data, count: inner.count, activation)
-            output.accumulate(inner.data, rows: n, into: x.data)
-            mlpNorm.apply(x.data, rows: n, into: x.data)
+            let context = attention.context(x, batch: b, sequence: s, keep: keep, on: backend)
+            attention.output.accumulate(context, into: x, on: backend)
+            attentionNorm.apply(x, on: backend)
+            let inner = intermediate(x, on: backend)
+            backend.activate(inner, activation)
+            output.accumulate(inner, into: x, on: backend)
+            mlpNorm.apply(x, on: backend)
         }
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import MegatronCompute
 import TensorFiles
 
-/// A Megatron-BERT (or BERT) encoder with the task head its checkpoint holds, ready to run on the CPU.
+/// A Megatron-BERT (or BERT) encoder with the task head its checkpoint holds, ready to run on a backend (the CPU
+/// unless told otherwise). The layer flow and every head are written once against `Backend`.
 ///
 /// ```swift
 /// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", dtype: .fp32)
@@ -13,6 +15,8 @@ public final class MegatronBERTModel: @unchecked Sendable {
     public let head: ModelHead
     /// The precision the weights are kept in.
     public let dtype: DType
+    /// Where the math runs.
+    public let backend: any Backend
 
     let embeddings: Embeddings
     let layers: [EncoderLayer]
@@ -23,19 +27,20 @@ public final class MegatronBERTModel: @unchecked Sendable {
 
     /// Loads any model path `ModelSource.open` takes: a Hugging Face model directory (or one weight file beside its
     /// config.json), or a Megatron-LM checkpoint (`.pt`, NVIDIA's NGC `.zip`, a checkpoint directory).
-    public convenience init(path: String, dtype: DType = .fp32) throws {
-        try self.init(source: ModelSource.open(path), dtype: dtype)
+    public convenience init(path: String, dtype: DType = .fp32, backend: any Backend = CPUBackend()) throws {
+        try self.init(source: ModelSource.open(path), dtype: dtype, backend: backend)
     }
 
     /// Builds the model from an opened source.
-    public convenience init(source: ModelSource, dtype: DType = .fp32) throws {
-        try self.init(config: source.config, tensors: source.tensors, dtype: dtype)
+    public convenience init(source: ModelSource, dtype: DType = .fp32, backend: any Backend = CPUBackend()) throws {
+        try self.init(config: source.config, tensors: source.tensors, dtype: dtype, backend: backend)
     }
 
     /// Builds the model from named tensors (Hugging Face names), strictly: every tensor the config and
     /// head need must be there with the right shape, and no other tensor may be.
-    public convenience init(config: BertConfig, tensors: [String: StoredTensor], dtype: DType = .fp32) throws {
-        try self.init(config: config, loader: WeightLoader(tensors: tensors, dtype: dtype))
+    public convenience init(config: BertConfig, tensors: [String: StoredTensor], dtype: DType = .fp32,
+                            backend: any Backend = CPUBackend()) throws {
+        try self.init(config: config, loader: WeightLoader(tensors: tensors, dtype: dtype, backend: backend))
     }
 
     /// A model of the config's shape and head (`architectures`) with random weights, for benchmarks.
@@ -43,16 +48,18 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// ```swift
     /// let model = try MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: .fp16)
     /// ```
-    public convenience init(randomWeightsFor config: BertConfig, dtype: DType = .fp32, seed: UInt64 = 42) throws {
+    public convenience init(randomWeightsFor config: BertConfig, dtype: DType = .fp32, seed: UInt64 = 42,
+                            backend: any Backend = CPUBackend()) throws {
         let head = ModelHead(architectureName: config.architectures.first ?? "") ?? .base
         let prefix = head == .base ? "" : "bert."
-        try self.init(config: config, loader: WeightLoader(randomWithSeed: seed, dtype: dtype, encoderPrefix: prefix))
+        try self.init(config: config, loader: WeightLoader(randomWithSeed: seed, dtype: dtype, encoderPrefix: prefix,
+                                                           backend: backend))
     }
 
     init(config: BertConfig, loader: WeightLoader) throws {
-        _ = Runtime.configured
         self.config = config
         self.dtype = loader.dtype
+        self.backend = loader.backend
         let p = loader.encoderPrefix
         let unprefixed = Set(loader.names.filter { !$0.hasPrefix(p) || p.isEmpty })
         if let name = config.architectures.first {
@@ -100,22 +107,29 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// Runs the encoder and the head on a batch.
     ///
     /// Throws when the batch does not fit the model (ids outside the vocabulary, a sequence longer than
-    /// `max_position_embeddings`, ragged rows, a multiple-choice model given a (B, S) batch …).
-    /// With `runHead: false` only the encoder (and pooler) run: `headOutputs` is empty.
+    /// `max_position_embeddings`, ragged rows, a multiple-choice model given a (B, S) batch …) or the memory left.
+    /// With `runHead: false` only the encoder (and pooler) run: `head` is nil.
     public func forward(_ batch: Batch, runHead: Bool = true) throws -> ModelOutputs {
+        let (x, b, s) = try encode(batch)  // (B·S, H) on the backend
+        let pooled = pooler?(x, batch: b, sequence: s, on: backend)  // (B, H)
+        let head = !runHead ? nil : try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s,
+                                                         choices: batch.numChoices, on: backend)
+        return ModelOutputs(lastHiddenState: backend.download(x).reshape([b, s, config.hiddenSize]),
+                            poolerOutput: pooled.map { backend.download($0) }, head: head)
+    }
+
+    /// The encoder on a batch: embeddings, every layer, the final LayerNorm. → (B·S, H), B, S.
+    private func encode(_ batch: Batch) throws -> (hidden: any DeviceTensor, batch: Int, sequence: Int) {
         try batch.validate(against: config)
-        let b = batch.inputIDs.count, s = batch.inputIDs[0].count, h = config.hiddenSize
+        let b = batch.inputIDs.count, s = batch.inputIDs[0].count
         try checkMemory(rows: b, sequence: s)
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
         let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
 
-        let x = embeddings(ids: batch.inputIDs, types: types)  // (B·S, H)
-        for layer in layers { layer(x, batch: b, sequence: s, keep: keep) }
-        finalNorm?.apply(x.data, rows: b * s, into: x.data)
-
-        let pooled = pooler?(x, batch: b, sequence: s)  // (B, H)
-        let heads = !runHead ? [] : try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices)
-        return ModelOutputs(lastHiddenState: x.reshape([b, s, h]), poolerOutput: pooled, headOutputs: heads)
+        let x = embeddings(ids: batch.inputIDs, types: types, on: backend)  // (B·S, H)
+        for layer in layers { layer(x, batch: b, sequence: s, keep: keep, on: backend) }
+        finalNorm?.apply(x, on: backend)
+        return (x, b, s)
     }
 
     /// Masked-LM logits at chosen positions only: the encoder on the whole batch, the MLM head (dense → act →
@@ -132,16 +146,13 @@ public final class MegatronBERTModel: @unchecked Sendable {
         case .preTraining(let head, _), .maskedLM(let head): mlm = head
         default: throw ModelError(.unsupported, "masked-LM logits need a MegatronBertForPreTraining or MegatronBertForMaskedLM checkpoint (this one is MegatronBert\(head.rawValue))")
         }
-        let hidden = try forward(batch, runHead: false).lastHiddenState  // (B, S, H)
-        let b = hidden.shape[0], s = hidden.shape[1], h = hidden.shape[2]
-        let picked = Tensor(uninitializedShape: [positions.count, h])  // (N, H)
-        for (i, p) in positions.enumerated() {
-            guard p.row >= 0, p.row < b, p.position >= 0, p.position < s else {
-                throw ModelError("position (\(p.row), \(p.position)) is outside the batch (\(b) x \(s))")
-            }
-            (picked.data + i * h).update(from: hidden.data + (p.row * s + p.position) * h, count: h)
+        let b = batch.inputIDs.count, s = batch.inputIDs.first?.count ?? 0
+        for p in positions where !(0..<b).contains(p.row) || !(0..<s).contains(p.position) {
+            throw ModelError("position (\(p.row), \(p.position)) is outside the batch (\(b) x \(s))")
         }
-        return mlm(picked, rows: positions.count)  // (N, V)
+        let (hidden, _, _) = try encode(batch)  // (B·S, H)
+        let picked = backend.gatherRows(hidden, rows: positions.map { $0.row * s + $0.position })  // (N, H)
+        return backend.download(mlm(picked, on: backend))  // (N, V)
     }
 
     /// Whether the checkpoint has the pooler (`pooler_output`).

@@ -29,6 +29,40 @@ public enum ScoreFunction: String, Sendable, CaseIterable {
     }
 }
 
+/// Text classification (sequence classification head): one row per text or pair, truncated to the model's limit.
+public struct ClassificationTask: ModelTask {
+    public let pipeline: Pipeline
+    /// Labels per input, best first (nil: all).
+    public let topK: Int?
+    public let function: ScoreFunction
+    public var work: RowWork { .head }
+
+    /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
+    public init(pipeline: Pipeline, topK: Int? = 1, function: ScoreFunction? = nil) throws {
+        try pipeline.requireHead([.sequenceClassification], for: "classification",
+                                 hint: "pass a fine-tuned MegatronBertForSequenceClassification checkpoint (its config.json names the labels)")
+        if let topK, topK < 1 { throw ModelError("top-k must be at least 1 (got \(topK))") }
+        self.pipeline = pipeline
+        self.topK = topK
+        let config = pipeline.model.config
+        self.function = function ?? ScoreFunction(problemType: config.problemType, numLabels: config.numLabels)
+    }
+
+    public func prepare(_ inputs: [(text: String, pair: String?)]) throws -> (rows: [ModelRow], plan: Int) {
+        (try inputs.map { ModelRow(try pipeline.encodeTruncating($0.text, pair: $0.pair)) }, inputs.count)
+    }
+
+    public func finish(_ outputs: [RowOutput], plan: Int) throws -> [[LabelScore]] {
+        try outputs.map { output in
+            guard case .sequenceClassification(let logits)? = output.head else { throw missingOutput("class logits", task: "classification") }
+            let n = logits.count
+            let scores = logits.withUnsafeBufferPointer { function.apply($0.baseAddress!, count: n) }
+            let ranked = topIndices(scores, among: Array(0..<n), k: min(topK ?? n, n))
+            return ranked.map { LabelScore(label: pipeline.label($0), score: scores[$0]) }
+        }
+    }
+}
+
 extension Pipeline {
     /// The label of class `i`: config.json's `id2label`, else `LABEL_i`.
     func label(_ i: Int) -> String { model.config.id2label[i] ?? "LABEL_\(i)" }
@@ -43,21 +77,6 @@ extension Pipeline {
     /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
     public func classify(_ inputs: [(text: String, pair: String?)], topK: Int? = 1,
                          function: ScoreFunction? = nil) throws -> [[LabelScore]] {
-        try requireHead([.sequenceClassification], for: "classification",
-                        hint: "pass a fine-tuned MegatronBertForSequenceClassification checkpoint (its config.json names the labels)")
-        if let topK, topK < 1 { throw ModelError("top-k must be at least 1 (got \(topK))") }
-        let function = function ?? ScoreFunction(problemType: model.config.problemType, numLabels: model.config.numLabels)
-        let encodings = try inputs.map { try encodeTruncating($0.text, pair: $0.pair) }
-        var results = [[LabelScore]](repeating: [], count: inputs.count)
-        try forEachBatch(encodings) { outputs, rows in
-            let logits = try headOutput(outputs, ["logits"], task: "classification")  // (B, L)
-            let n = logits.shape[1]
-            for (b, index) in rows.enumerated() {
-                let scores = function.apply(logits.data + b * n, count: n)
-                let ranked = topIndices(scores, among: Array(0..<n), k: min(topK ?? n, n))
-                results[index] = ranked.map { LabelScore(label: label($0), score: scores[$0]) }
-            }
-        }
-        return results
+        try run(try ClassificationTask(pipeline: self, topK: topK, function: function), inputs)
     }
 }

@@ -17,6 +17,75 @@ public struct MaskPrediction: Sendable, Equatable, Codable {
     }
 }
 
+/// Fill-mask: one row per text, truncated to the model's limit; the masked-LM head runs only at the masks.
+/// Scores follow Hugging Face's fill-mask pipeline with two differences that matter for Megatron-BERT: the padded
+/// embedding rows past the tokenizer's vocabulary (28996..<29056) are not part of the softmax, and special tokens
+/// ([CLS], [SEP], [PAD], [UNK], [MASK]) are never candidates.
+public struct FillMaskTask: ModelTask {
+    public let pipeline: Pipeline
+    public let topK: Int
+    /// The token ids that may fill a mask.
+    let candidates: [Int]
+    let maskID: Int
+    public var work: RowWork { .maskedPositions }
+
+    /// - Parameter targets: score only these words (a word not in the vocabulary is scored by its first
+    ///   WordPiece, with a warning, as transformers does).
+    /// - Throws: for a model without a masked-LM head, an empty target list.
+    public init(pipeline: Pipeline, topK: Int = 5, targets: [String]? = nil) throws {
+        try pipeline.requireHead([.preTraining, .maskedLM], for: "fill-mask",
+                                 hint: "use a masked-LM checkpoint such as NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining)")
+        guard topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(topK))") }
+        let tokenizer = pipeline.tokenizer
+        guard let maskID = tokenizer.maskTokenID else {
+            throw ModelError(.unsupported, "the vocabulary has no \(tokenizer.maskToken) token, so fill-mask cannot mark a position")
+        }
+        self.pipeline = pipeline
+        self.topK = topK
+        self.maskID = maskID
+        candidates = try targets.map(pipeline.targetIDs)
+            ?? (0..<tokenizer.vocabulary.count).filter { !tokenizer.specialTokenIDs.contains($0) }
+    }
+
+    /// - Throws: for a text without `[MASK]`, or whose every mask is past the model's limit.
+    public func prepare(_ texts: [String]) throws -> (rows: [ModelRow], plan: [ModelRow]) {
+        let tokenizer = pipeline.tokenizer
+        let rows = try texts.map { text -> ModelRow in
+            let encoding = try pipeline.encodeTruncating(text)
+            let masks = encoding.ids.indices.filter { encoding.ids[$0] == maskID }
+            guard !masks.isEmpty else {
+                if text.contains(tokenizer.maskToken) {  // matched whole in the raw text, so this says it is there
+                    throw ModelError("every \(tokenizer.maskToken) in \"\(Pipeline.preview(text))\" is past the model's \(pipeline.maxLength) tokens: shorten the text before the mask")
+                }
+                throw ModelError("no \(tokenizer.maskToken) in \"\(Pipeline.preview(text))\": write \(tokenizer.maskToken) where the word to predict goes")
+            }
+            return ModelRow(encoding, maskedPositions: masks)
+        }
+        return (rows, rows)
+    }
+
+    /// For text i, mask j (left to right), the `topK` best tokens.
+    public func finish(_ outputs: [RowOutput], plan rows: [ModelRow]) throws -> [[[MaskPrediction]]] {
+        let tokenizer = pipeline.tokenizer, size = tokenizer.vocabulary.count
+        let k = min(topK, candidates.count)
+        return try zip(outputs, rows).map { output, row in
+            guard case .maskedLM(let logits, let v)? = output.head else { throw missingOutput("masked-LM logits", task: "fill-mask") }
+            let ids = row.encodings[0].ids
+            let single = row.maskedPositions.count == 1
+            return try row.maskedPositions.enumerated().map { m, position in
+                let probabilities = logits.withUnsafeBufferPointer { softmax($0.baseAddress! + m * v, count: size) }  // over real tokens only
+                return try topIndices(probabilities, among: candidates, k: k).map { id in
+                    var filled = ids
+                    filled[position] = id
+                    filled.removeAll { $0 == tokenizer.padTokenID }
+                    return MaskPrediction(score: probabilities[id], token: id, tokenString: try tokenizer.decode([id]),
+                                          sequence: try tokenizer.decode(filled, skipSpecialTokens: single))
+                }
+            }
+        }
+    }
+}
+
 extension Pipeline {
     /// Fills each `[MASK]` of each text: for text i, mask j (left to right), the `topK` best tokens.
     ///
@@ -32,49 +101,7 @@ extension Pipeline {
     ///   WordPiece, with a warning, as transformers does).
     /// - Throws: for a text without `[MASK]`, a model without a masked-LM head, an empty target list.
     public func fillMask(_ texts: [String], topK: Int = 5, targets: [String]? = nil) throws -> [[[MaskPrediction]]] {
-        try requireHead([.preTraining, .maskedLM], for: "fill-mask",
-                        hint: "use a masked-LM checkpoint such as NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining)")
-        guard topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(topK))") }
-        guard let maskID = tokenizer.maskTokenID else {
-            throw ModelError(.unsupported, "the vocabulary has no \(tokenizer.maskToken) token, so fill-mask cannot mark a position")
-        }
-        let size = tokenizer.vocabulary.count
-        let candidates = try targets.map(targetIDs) ?? (0..<size).filter { !tokenizer.specialTokenIDs.contains($0) }
-        let k = min(topK, candidates.count)
-
-        var encodings: [Encoding] = []
-        for text in texts {
-            let encoding = try encodeTruncating(text)
-            guard encoding.ids.contains(maskID) else {
-                if text.contains(tokenizer.maskToken) {  // matched whole in the raw text, so this says it is there
-                    throw ModelError("every \(tokenizer.maskToken) in \"\(Self.preview(text))\" is past the model's \(maxLength) tokens: shorten the text before the mask")
-                }
-                throw ModelError("no \(tokenizer.maskToken) in \"\(Self.preview(text))\": write \(tokenizer.maskToken) where the word to predict goes")
-            }
-            encodings.append(encoding)
-        }
-        var results = [[[MaskPrediction]]](repeating: [], count: texts.count)
-        try forEachPaddedBatch(encodings) { batch, rows in
-            // Logits only where the masks are: (masks in the batch, V).
-            let masks = rows.enumerated().flatMap { b, index in
-                encodings[index].ids.indices.filter { encodings[index].ids[$0] == maskID }.map { (row: b, position: $0) }
-            }
-            let logits = try model.maskedLMLogits(batch, at: masks)
-            let v = logits.shape[1]
-            for (m, mask) in masks.enumerated() {
-                let index = rows[mask.row], ids = encodings[index].ids
-                let single = ids.filter { $0 == maskID }.count == 1
-                let probabilities = softmax(logits.data + m * v, count: size)  // over real tokens only
-                results[index].append(try topIndices(probabilities, among: candidates, k: k).map { id in
-                    var filled = ids
-                    filled[mask.position] = id
-                    filled.removeAll { $0 == tokenizer.padTokenID }
-                    return MaskPrediction(score: probabilities[id], token: id, tokenString: try tokenizer.decode([id]),
-                                          sequence: try tokenizer.decode(filled, skipSpecialTokens: single))
-                })
-            }
-        }
-        return results
+        try run(try FillMaskTask(pipeline: self, topK: topK, targets: targets), texts)
     }
 
     /// Target words to token ids, deduplicated: the word's own id, else its first WordPiece (warned).

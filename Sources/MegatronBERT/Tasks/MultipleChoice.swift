@@ -11,25 +11,50 @@ public struct ChoiceScore: Sendable, Equatable, Codable {
     public var logit: Double
 }
 
+/// Multiple choice: each example (a prompt and its candidate endings) is one row of C sequences, run as a
+/// (1, C, S) slice of a (B, C, S) batch, as `MegatronBertForMultipleChoice` takes it. Results are best first.
+public struct MultipleChoiceTask: ModelTask {
+    public let pipeline: Pipeline
+    public var work: RowWork { .head }
+
+    public init(pipeline: Pipeline) throws {
+        try pipeline.requireHead([.multipleChoice], for: "multiple choice",
+                                 hint: "fine-tune a MegatronBertForMultipleChoice head (e.g. on SWAG) and pass that checkpoint")
+        self.pipeline = pipeline
+    }
+
+    public func prepare(_ examples: [(prompt: String, choices: [String])]) throws -> (rows: [ModelRow], plan: [[String]]) {
+        let rows = try examples.map { example -> ModelRow in
+            guard !example.choices.isEmpty else { throw ModelError("multiple choice needs at least one choice") }
+            return ModelRow(choices: try example.choices.map { try pipeline.encodeTruncating(example.prompt, pair: $0) })
+        }
+        return (rows, examples.map(\.choices))
+    }
+
+    public func finish(_ outputs: [RowOutput], plan choices: [[String]]) throws -> [[ChoiceScore]] {
+        try zip(outputs, choices).map { output, choices in
+            guard case .multipleChoice(let logits)? = output.head else { throw missingOutput("choice logits", task: "multiple choice") }
+            let probabilities = logits.withUnsafeBufferPointer { softmax($0.baseAddress!, count: choices.count) }
+            return choices.indices
+                .map { ChoiceScore(index: $0, choice: choices[$0], score: probabilities[$0], logit: Double(logits[$0])) }
+                .sorted { ($0.score, -$0.index) > ($1.score, -$1.index) }
+        }
+    }
+}
+
 extension Pipeline {
-    /// Scores candidate endings of a prompt with a multiple-choice head: each (prompt, choice) pair is one row
-    /// of a (1, C, S) batch, as `MegatronBertForMultipleChoice` takes it. Results are best first.
+    /// Scores candidate endings of a prompt with a multiple-choice head, best first.
     ///
     /// ```swift
     /// let ranked = try pipeline.multipleChoice(prompt: "The cat sat on the", choices: ["mat.", "moon."])
     /// print(ranked[0].choice)
     /// ```
     public func multipleChoice(prompt: String, choices: [String]) throws -> [ChoiceScore] {
-        try requireHead([.multipleChoice], for: "multiple choice",
-                        hint: "fine-tune a MegatronBertForMultipleChoice head (e.g. on SWAG) and pass that checkpoint")
-        guard !choices.isEmpty else { throw ModelError("multiple choice needs at least one choice") }
-        let padded = tokenizer.pad(try choices.map { try encodeTruncating(prompt, pair: $0) })
-        let batch = Batch(inputIDs: padded.map(\.ids), attentionMask: padded.map(\.attentionMask),
-                          tokenTypeIDs: padded.map(\.typeIDs), numChoices: choices.count)
-        let logits = try headOutput(try model.forward(batch), ["logits"], task: "multiple choice")  // (1, C)
-        let probabilities = softmax(logits.data, count: choices.count)
-        return choices.indices
-            .map { ChoiceScore(index: $0, choice: choices[$0], score: probabilities[$0], logit: Double(logits[$0])) }
-            .sorted { ($0.score, -$0.index) > ($1.score, -$1.index) }
+        try run(try MultipleChoiceTask(pipeline: self), [(prompt: prompt, choices: choices)])[0]
+    }
+
+    /// Many examples at once, batched (`batchSize` examples with the same number of choices per forward pass).
+    public func multipleChoice(_ examples: [(prompt: String, choices: [String])]) throws -> [[ChoiceScore]] {
+        try run(try MultipleChoiceTask(pipeline: self), examples)
     }
 }

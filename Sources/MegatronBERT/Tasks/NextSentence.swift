@@ -10,6 +10,30 @@ public struct NextSentencePrediction: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case isNextProbability = "is_next_probability" }
 }
 
+/// Next-sentence prediction: one row per pair, truncated to the model's limit (with a warning).
+public struct NextSentenceTask: ModelTask {
+    public let pipeline: Pipeline
+    public var work: RowWork { .head }
+
+    /// - Throws: for a model without the next-sentence head (`cls.seq_relationship`).
+    public init(pipeline: Pipeline) throws {
+        try pipeline.requireHead([.preTraining, .nextSentencePrediction], for: "next-sentence prediction",
+                                 hint: "NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining) has the binary head")
+        self.pipeline = pipeline
+    }
+
+    public func prepare(_ pairs: [(String, String)]) throws -> (rows: [ModelRow], plan: Int) {
+        (try pairs.map { ModelRow(try pipeline.encodeTruncating($0.0, pair: $0.1)) }, pairs.count)
+    }
+
+    public func finish(_ outputs: [RowOutput], plan: Int) throws -> [NextSentencePrediction] {
+        try outputs.map { output in
+            guard case .nextSentence(let logits)? = output.head else { throw missingOutput("next-sentence logits", task: "next-sentence prediction") }
+            return logits.withUnsafeBufferPointer { NextSentencePrediction(isNextProbability: softmax($0.baseAddress!, count: 2)[0]) }
+        }
+    }
+}
+
 extension Pipeline {
     /// The probability that each pair's second text follows its first.
     ///
@@ -18,16 +42,6 @@ extension Pipeline {
     /// ```
     /// - Throws: for a model without the next-sentence head (`cls.seq_relationship`).
     public func nextSentence(_ pairs: [(String, String)]) throws -> [NextSentencePrediction] {
-        try requireHead([.preTraining, .nextSentencePrediction], for: "next-sentence prediction",
-                        hint: "NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining) has the binary head")
-        let encodings = try pairs.map { try encodeTruncating($0.0, pair: $0.1) }
-        var results = [NextSentencePrediction](repeating: NextSentencePrediction(isNextProbability: 0), count: pairs.count)
-        try forEachBatch(encodings) { outputs, rows in
-            let logits = try headOutput(outputs, ["seq_relationship_logits", "logits"], task: "next-sentence prediction")  // (B, 2)
-            for (b, index) in rows.enumerated() {
-                results[index].isNextProbability = softmax(logits.data + 2 * b, count: 2)[0]
-            }
-        }
-        return results
+        try run(try NextSentenceTask(pipeline: self), pairs)
     }
 }

@@ -2,14 +2,15 @@ import BERTTokenizer
 import Foundation
 
 /// A model with its tokenizer: what every task shares — loading both from one path, the length limit,
-/// truncation with a warning, and running many encodings in batches sorted by length (less padding).
+/// truncation with a warning, and the executor that runs the tasks' rows (length-sorted batches). Immutable, so one
+/// pipeline can serve many tasks and threads at once.
 ///
 /// ```swift
 /// let pipeline = try Pipeline(path: "/models/megatron-bert-cased-345m")
 /// let predictions = try pipeline.fillMask(["The capital of France is [MASK]."])
 /// print(predictions[0][0][0].tokenString)  // the best filler of the first mask of the first text
 /// ```
-public final class Pipeline: @unchecked Sendable {
+public final class Pipeline: Sendable {
     public let model: MegatronBERTModel
     public let tokenizer: BERTTokenizer
     /// Where the model came from (named in errors).
@@ -18,13 +19,18 @@ public final class Pipeline: @unchecked Sendable {
     /// `max_position_embeddings`.
     public let maxLength: Int
     /// Sequences per forward pass.
-    public var batchSize: Int
-    /// Receives warnings (a truncated input, a target not in the vocabulary …); silent by default.
-    public var warn: @Sendable (String) -> Void = { _ in }
+    public let batchSize: Int
+    /// Runs the tasks' rows: length-sorted batches of `batchSize`.
+    public let executor: SortedBatchExecutor
+    /// Receives warnings (a truncated input, a target not in the vocabulary …).
+    public let warn: @Sendable (String) -> Void
 
     /// Pairs a loaded model with its tokenizer.
-    /// - Throws: when the tokenizer has more tokens than the model has embedding rows.
-    public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, source: String = "the model", batchSize: Int = 8) throws {
+    /// - Parameter warn: receives warnings; silent by default.
+    /// - Throws: when the tokenizer has more tokens than the model has embedding rows, or a batch of `batchSize`
+    ///   sequences of the model's limit would not fit in memory.
+    public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, source: String = "the model", batchSize: Int = 8,
+                warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
         guard tokenizer.vocabulary.count <= model.config.vocabSize else {
             throw ModelError("the tokenizer has \(tokenizer.vocabulary.count) tokens but \(source) has only \(model.config.vocabSize) embedding rows (vocab_size): the vocabulary does not belong to this model")
         }
@@ -33,7 +39,9 @@ public final class Pipeline: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.source = source
         self.batchSize = batchSize
+        self.warn = warn
         maxLength = min(tokenizer.modelMaxLength ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
+        executor = SortedBatchExecutor(model: model, tokenizer: tokenizer, batchSize: batchSize)
         // The largest batch the tasks can make (batchSize sequences of maxLength tokens) must fit in memory.
         do {
             try model.checkMemory(rows: batchSize, sequence: maxLength)
@@ -42,14 +50,13 @@ public final class Pipeline: @unchecked Sendable {
         }
     }
 
-    /// Loads a model (any path `MegatronBERTModel(path:)` takes) and its tokenizer: from `vocabulary` (a
+    /// Loads a model (any path `ModelSource.open` takes) and its tokenizer: from `vocabulary` (a
     /// vocab.txt; lowercasing as the directory's tokenizer_config.json says, else when the vocabulary has no
-    /// upper-case pieces) when given, else from the
-    /// model directory (tokenizer.json or vocab.txt with tokenizer_config.json), else from a vocab.txt beside a
-    /// Megatron-LM file.
+    /// upper-case pieces) when given, else from the model directory (tokenizer.json or vocab.txt with
+    /// tokenizer_config.json), else from a vocab.txt beside a Megatron-LM file.
     /// `fallbackVocabulary` serves only a model that has no tokenizer of its own (a Megatron-LM file).
     public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, fallbackVocabulary: String? = nil,
-                            batchSize: Int = 8) throws {
+                            batchSize: Int = 8, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
         let source = try ModelSource.open(path)
         let model = try MegatronBERTModel(source: source, dtype: dtype)
         let tokenizer: BERTTokenizer
@@ -60,7 +67,7 @@ public final class Pipeline: @unchecked Sendable {
         } catch let error as TokenizerError where error.message.hasPrefix("no tokenizer in") {
             throw ModelError("\(path) has no tokenizer (vocab.txt or tokenizer.json beside the weights): pass the vocabulary (--vocab vocab/megatron-bert-cased-vocab.txt for NVIDIA's cased model)")
         }
-        try self.init(model: model, tokenizer: tokenizer, source: path, batchSize: batchSize)
+        try self.init(model: model, tokenizer: tokenizer, source: path, batchSize: batchSize, warn: warn)
     }
 
     /// Encodes a text (or pair) within `maxLength`, cutting the longer text with a warning when it is over.
@@ -70,45 +77,9 @@ public final class Pipeline: @unchecked Sendable {
         return encoding
     }
 
-    /// Every input's encodings (one, or several windows) in one flat list, with the input each came from.
-    func encodeAll<Input>(_ inputs: [Input], _ encode: (Input) throws -> [Encoding]) rethrows
-        -> (windows: [Encoding], owner: [Int]) {
-        var windows: [Encoding] = [], owner: [Int] = []
-        for (i, input) in inputs.enumerated() {
-            let pieces = try encode(input)
-            windows += pieces
-            owner += Array(repeating: i, count: pieces.count)
-        }
-        return (windows, owner)
-    }
-
     /// The first characters of a text, for messages.
     static func preview(_ text: String) -> String {
         text.count <= 40 ? text : String(text.prefix(37)) + "..."
-    }
-
-    /// Runs encodings through the model in batches of `batchSize`, shortest first, each batch padded to its
-    /// longest; `body` gets each batch's outputs and, per batch row, the index of its encoding.
-    func forEachBatch(_ encodings: [Encoding], runHead: Bool = true,
-                      _ body: (_ outputs: ModelOutputs, _ rows: [Int]) throws -> Void) throws {
-        try forEachPaddedBatch(encodings) { batch, rows in try body(try model.forward(batch, runHead: runHead), rows) }
-    }
-
-    /// The batches of `forEachBatch`, before the model runs.
-    func forEachPaddedBatch(_ encodings: [Encoding], _ body: (_ batch: Batch, _ rows: [Int]) throws -> Void) throws {
-        let order = encodings.indices.sorted { (encodings[$0].count, $0) < (encodings[$1].count, $1) }
-        for start in Swift.stride(from: 0, to: order.count, by: batchSize) {
-            let rows = Array(order[start..<min(start + batchSize, order.count)])
-            let padded = tokenizer.pad(rows.map { encodings[$0] })
-            try body(Batch(inputIDs: padded.map(\.ids), attentionMask: padded.map(\.attentionMask),
-                           tokenTypeIDs: padded.map(\.typeIDs)), rows)
-        }
-    }
-
-    /// The head output `name`, or an error naming the head the task needs.
-    func headOutput(_ outputs: ModelOutputs, _ names: [String], task: String) throws -> Tensor {
-        for name in names { if let tensor = outputs[name] { return tensor } }
-        throw ModelError(.internal, "internal error: \(task) found none of \(names.joined(separator: ", ")) in the outputs")
     }
 
     /// Throws unless the model's head is one of `heads`; the message says which checkpoint has what the task needs.

@@ -35,58 +35,80 @@ public struct AnswerOptions: Sendable {
     }
 }
 
-extension Pipeline {
-    /// Finds the answer to each question in its context with a question-answering head, as transformers v4's
-    /// question-answering pipeline did: `[CLS] question [SEP] context [SEP]` windows over a long context,
-    /// softmax over each window's context tokens, spans of at most `maxAnswerLength` tokens widened to whole
-    /// words, best `topK` over all windows.
-    ///
-    /// ```swift
-    /// let answers = try pipeline.answer([(question: "Where does John live?", context: "John lives in Paris.")])
-    /// print(answers[0][0].answer)  // "Paris"
-    /// ```
-    public func answer(_ inputs: [(question: String, context: String)], options: AnswerOptions = AnswerOptions()) throws -> [[Answer]] {
-        try requireHead([.questionAnswering], for: "question answering",
-                        hint: "pass a fine-tuned MegatronBertForQuestionAnswering checkpoint (e.g. trained on SQuAD)")
+/// Extractive question answering as transformers v4's question-answering pipeline did it: `[CLS] question [SEP]
+/// context [SEP]` windows over a long context, softmax over each window's context tokens, spans of at most
+/// `maxAnswerLength` tokens widened to whole words, best `topK` over all windows.
+public struct QuestionAnsweringTask: ModelTask {
+    public let pipeline: Pipeline
+    public let options: AnswerOptions
+    /// Tokens per window and the overlap of neighbouring windows.
+    let length: Int, stride: Int
+    public var work: RowWork { .head }
+
+    public init(pipeline: Pipeline, options: AnswerOptions = AnswerOptions()) throws {
+        try pipeline.requireHead([.questionAnswering], for: "question answering",
+                                 hint: "pass a fine-tuned MegatronBertForQuestionAnswering checkpoint (e.g. trained on SQuAD)")
         guard options.topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(options.topK))") }
         guard options.maxAnswerLength >= 1 else { throw ModelError("max answer length must be at least 1 (got \(options.maxAnswerLength))") }
-        let length = min(options.maxSequenceLength ?? min(384, maxLength), maxLength)
-        let stride = options.docStride ?? min(length / 2, 128)
-        let (windows, owner) = try encodeAll(inputs) { input in
+        self.pipeline = pipeline
+        self.options = options
+        length = min(options.maxSequenceLength ?? min(384, pipeline.maxLength), pipeline.maxLength)
+        stride = options.docStride ?? min(length / 2, 128)
+    }
+
+    public func prepare(_ inputs: [(question: String, context: String)]) throws
+        -> (rows: [ModelRow], plan: RowOwners<(question: String, context: String)>) {
+        try pipeline.rows(inputs) { input in
             guard !input.question.isEmpty, !input.context.isEmpty else {
                 throw ModelError("question answering needs a non-empty question and context")
             }
             do {
-                return try tokenizer.encodeWindows(input.question, pair: input.context, maxLength: length, stride: stride,
-                                                   truncation: .onlySecond)
+                return try pipeline.tokenizer.encodeWindows(input.question, pair: input.context, maxLength: length, stride: stride,
+                                                            truncation: .onlySecond)
             } catch let error as TokenizerError {
-                throw ModelError("cannot fit the question \"\(Self.preview(input.question))\" with its context in \(length) tokens per window (doc stride \(stride)): \(error.message)")
+                throw ModelError("cannot fit the question \"\(Pipeline.preview(input.question))\" with its context in \(length) tokens per window (doc stride \(stride)): \(error.message)")
             }
         }
-        var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: inputs.count)
-        var noAnswer = [Double](repeating: 1e6, count: inputs.count)
-        try forEachBatch(windows) { outputs, rows in
-            let starts = try headOutput(outputs, ["start_logits"], task: "question answering")  // (B, S)
-            let ends = try headOutput(outputs, ["end_logits"], task: "question answering")  // (B, S)
-            let s = starts.shape[1]
-            for (b, index) in rows.enumerated() {
-                let window = windows[index], context = Array(inputs[owner[index]].context.unicodeScalars)
-                let spans = bestSpans(window, start: starts.data + b * s, end: ends.data + b * s, options: options)
-                if options.allowNoAnswer { noAnswer[owner[index]] = min(noAnswer[owner[index]], spans.noAnswer) }
-                for (rank, span) in spans.best.enumerated() {
-                    let range = characters(of: span.start, span.end, in: window)
-                    let text = String(String.UnicodeScalarView(context[range]))
-                    candidates[owner[index]].append((Answer(score: span.score, start: range.lowerBound, end: range.upperBound, answer: text), index, rank))
-                }
+    }
+
+    public func finish(_ outputs: [RowOutput], plan: RowOwners<(question: String, context: String)>) throws -> [[Answer]] {
+        var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: plan.inputs.count)
+        var noAnswer = [Double](repeating: 1e6, count: plan.inputs.count)
+        let contexts = plan.inputs.map { Array($0.context.unicodeScalars) }
+        for (index, output) in outputs.enumerated() {
+            guard case .questionAnswering(let start, let end)? = output.head else {
+                throw missingOutput("start and end logits", task: "question answering")
+            }
+            let window = plan.rows[index].encodings[0], owner = plan.owner[index]
+            let spans = start.withUnsafeBufferPointer { s in
+                end.withUnsafeBufferPointer { e in pipeline.bestSpans(window, start: s.baseAddress!, end: e.baseAddress!, options: options) }
+            }
+            if options.allowNoAnswer { noAnswer[owner] = min(noAnswer[owner], spans.noAnswer) }
+            for (rank, span) in spans.best.enumerated() {
+                let range = pipeline.characters(of: span.start, span.end, in: window)
+                let text = String(String.UnicodeScalarView(contexts[owner][range]))
+                candidates[owner].append((Answer(score: span.score, start: range.lowerBound, end: range.upperBound, answer: text), index, rank))
             }
         }
-        return inputs.indices.map { i in
+        return plan.inputs.indices.map { i in
             var answers = candidates[i].sorted { ($0.window, $0.rank) < ($1.window, $1.rank) }.map(\.answer)
             if options.allowNoAnswer { answers.append(Answer(score: noAnswer[i], start: 0, end: 0, answer: "")) }
             // Stable: equal scores keep window order.
             return Array(answers.enumerated().sorted { ($0.element.score, -$0.offset) > ($1.element.score, -$1.offset) }
                 .map(\.element).prefix(options.topK))
         }
+    }
+}
+
+extension Pipeline {
+    /// Finds the answer to each question in its context (see `QuestionAnsweringTask`).
+    ///
+    /// ```swift
+    /// let answers = try pipeline.answer([(question: "Where does John live?", context: "John lives in Paris.")])
+    /// print(answers[0][0].answer)  // "Paris"
+    /// ```
+    public func answer(_ inputs: [(question: String, context: String)], options: AnswerOptions = AnswerOptions()) throws -> [[Answer]] {
+        try run(try QuestionAnsweringTask(pipeline: self, options: options), inputs)
     }
 
     /// The window's `topK` spans over context tokens, and its "no answer" score.

@@ -13,54 +13,57 @@ public enum Pooling: String, Sendable, CaseIterable {
     case pooler
 }
 
-extension Pipeline {
-    /// Sentence vectors (hidden_size floats each).
-    ///
-    /// A text longer than `maxLength` is cut into windows that overlap by `stride` tokens; the windows'
-    /// vectors are combined: `mean` weights every window by its token count (each token once per window it
-    /// is in), `max` takes the element-wise maximum, `cls` and `pooler` average the windows.
-    ///
-    /// ```swift
-    /// let vectors = try pipeline.embed(["A sentence.", "Another one."], pooling: .mean, normalize: true)
-    /// let cosine = zip(vectors[0], vectors[1]).map(*).reduce(0, +)
-    /// ```
-    /// - Parameters:
-    ///   - normalize: scale each vector to unit L2 norm.
-    ///   - stride: tokens shared by neighbouring windows of a long text (nil: an eighth of `maxLength`).
-    public func embed(_ texts: [String], pooling: Pooling = .mean, normalize: Bool = false,
-                      stride: Int? = nil) throws -> [[Float]] {
-        if pooling == .pooler && !model.hasPooler {
-            throw ModelError(.unsupported, "\(source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
+/// Sentence vectors (hidden_size floats each). A text longer than the model's limit is cut into windows that
+/// overlap by `stride` tokens; the windows' vectors are combined: `mean` weights every window by its token count
+/// (each token once per window it is in), `max` takes the element-wise maximum, `cls` and `pooler` average the windows.
+public struct EmbeddingTask: ModelTask {
+    public let pipeline: Pipeline
+    public let pooling: Pooling
+    /// Scale each vector to unit L2 norm.
+    public let normalize: Bool
+    /// Tokens shared by neighbouring windows of a long text.
+    public let stride: Int
+    public var work: RowWork { .encoder }
+
+    /// - Parameter stride: nil for an eighth of the model's limit.
+    public init(pipeline: Pipeline, pooling: Pooling = .mean, normalize: Bool = false, stride: Int? = nil) throws {
+        if pooling == .pooler && !pipeline.model.hasPooler {
+            throw ModelError(.unsupported, "\(pipeline.source) has no pooler (bert.pooler.dense), so --pooling pooler cannot work: use mean, cls or max")
         }
-        let stride = stride ?? maxLength / 8
-        let (windows, owner) = try encodeAll(texts) { try tokenizer.encodeWindows($0, maxLength: maxLength, stride: stride) }
-        let h = model.config.hiddenSize
-        var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: texts.count)
-        var weights = [Double](repeating: 0, count: texts.count)
-        try forEachBatch(windows, runHead: false) { outputs, rows in
-            let hidden = outputs.lastHiddenState  // (B, S, H)
-            let s = hidden.shape[1]
-            for (b, index) in rows.enumerated() {
-                let text = owner[index], kept = windows[index].count  // unpadded: every token is kept
-                let first = hidden.data + b * s * h
-                switch pooling {
-                case .cls, .pooler:
-                    guard let vector = pooling == .cls ? first : outputs.poolerOutput.map({ $0.data + b * h }) else {  // (H)
-                        throw ModelError(.internal, "internal error: pooler pooling without a pooler output")
-                    }
-                    for j in 0..<h { sums[text][j] += Double(vector[j]) }
-                    weights[text] += 1
-                case .mean:
-                    for t in 0..<kept {
-                        for j in 0..<h { sums[text][j] += Double(first[t * h + j]) }
-                    }
-                    weights[text] += Double(kept)
-                case .max:
-                    for t in 0..<kept {
-                        for j in 0..<h { sums[text][j] = Swift.max(sums[text][j], Double(first[t * h + j])) }
-                    }
-                    weights[text] = 1
+        self.pipeline = pipeline
+        self.pooling = pooling
+        self.normalize = normalize
+        self.stride = stride ?? pipeline.maxLength / 8
+    }
+
+    public func prepare(_ texts: [String]) throws -> (rows: [ModelRow], plan: RowOwners<String>) {
+        try pipeline.rows(texts) { try pipeline.tokenizer.encodeWindows($0, maxLength: pipeline.maxLength, stride: stride) }
+    }
+
+    public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Float]] {
+        let h = pipeline.model.config.hiddenSize
+        var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: plan.inputs.count)
+        var weights = [Double](repeating: 0, count: plan.inputs.count)
+        for (output, text) in zip(outputs, plan.owner) {
+            guard let hidden = output.hidden else { throw missingOutput("hidden states", task: "embedding") }  // (tokens, H)
+            let kept = hidden.count / h  // unpadded: every token is kept
+            switch pooling {
+            case .cls, .pooler:
+                guard let vector = pooling == .cls ? Array(hidden.prefix(h)) : output.pooled else {  // (H)
+                    throw missingOutput("pooled output", task: "embedding")
                 }
+                for j in 0..<h { sums[text][j] += Double(vector[j]) }
+                weights[text] += 1
+            case .mean:
+                for t in 0..<kept {
+                    for j in 0..<h { sums[text][j] += Double(hidden[t * h + j]) }
+                }
+                weights[text] += Double(kept)
+            case .max:
+                for t in 0..<kept {
+                    for j in 0..<h { sums[text][j] = Swift.max(sums[text][j], Double(hidden[t * h + j])) }
+                }
+                weights[text] = 1
             }
         }
         return sums.indices.map { i in
@@ -71,6 +74,22 @@ extension Pipeline {
             }
             return vector.map(Float.init)
         }
+    }
+}
+
+extension Pipeline {
+    /// Sentence vectors (see `EmbeddingTask`).
+    ///
+    /// ```swift
+    /// let vectors = try pipeline.embed(["A sentence.", "Another one."], pooling: .mean, normalize: true)
+    /// let cosine = zip(vectors[0], vectors[1]).map(*).reduce(0, +)
+    /// ```
+    /// - Parameters:
+    ///   - normalize: scale each vector to unit L2 norm.
+    ///   - stride: tokens shared by neighbouring windows of a long text (nil: an eighth of `maxLength`).
+    public func embed(_ texts: [String], pooling: Pooling = .mean, normalize: Bool = false,
+                      stride: Int? = nil) throws -> [[Float]] {
+        try run(try EmbeddingTask(pipeline: self, pooling: pooling, normalize: normalize, stride: stride), texts)
     }
 
     /// Cosine similarity of two texts' sentence vectors.

@@ -33,52 +33,72 @@ public struct Entity: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case entity, entityGroup = "entity_group", score, index, word, start, end }
 }
 
+/// Token classification (NER) with transformers' semantics: softmax per token, special tokens skipped, labels from
+/// `id2label`, `ignoreLabels` dropped. Texts longer than the model's limit are cut into windows that overlap by
+/// `stride` tokens (every strategy but `none`, which truncates with a warning, as transformers refuses windows
+/// there); entities from overlapping windows are merged, keeping the longer (then the more confident) one.
+public struct TokenClassificationTask: ModelTask {
+    public let pipeline: Pipeline
+    public let aggregation: Aggregation
+    public let stride: Int
+    public let ignoreLabels: Set<String>
+    public var work: RowWork { .head }
+
+    /// - Parameter ignoreLabels: labels left out of the results; nil means "O". Labels given explicitly must be
+    ///   the model's own.
+    public init(pipeline: Pipeline, aggregation: Aggregation = .simple, stride: Int? = nil,
+                ignoreLabels: Set<String>? = nil) throws {
+        try pipeline.requireHead([.tokenClassification], for: "NER",
+                                 hint: "pass a fine-tuned MegatronBertForTokenClassification checkpoint (its config.json names the labels)")
+        let labels = (0..<pipeline.model.config.numLabels).map(pipeline.label)
+        if let unknown = ignoreLabels?.subtracting(labels).sorted().first {
+            throw ModelError("unknown label \"\(unknown)\": \(pipeline.source)'s labels are \(labels.joined(separator: ", "))")
+        }
+        self.pipeline = pipeline
+        self.aggregation = aggregation
+        self.stride = stride ?? pipeline.maxLength / 8
+        self.ignoreLabels = ignoreLabels ?? ["O"]
+    }
+
+    public func prepare(_ texts: [String]) throws -> (rows: [ModelRow], plan: RowOwners<String>) {
+        try pipeline.rows(texts) { text in
+            aggregation == .none ? [try pipeline.encodeTruncating(text)]
+                : try pipeline.tokenizer.encodeWindows(text, maxLength: pipeline.maxLength, stride: stride)
+        }
+    }
+
+    public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Entity]] {
+        var found = [[Entity]](repeating: [], count: plan.inputs.count)
+        var windowCount = [Int](repeating: 0, count: plan.inputs.count)
+        for i in plan.owner { windowCount[i] += 1 }
+        let scalars = plan.inputs.map { Array($0.unicodeScalars) }
+        for (index, output) in outputs.enumerated() {
+            guard case .tokenClassification(let logits, let labels)? = output.head else {
+                throw missingOutput("token logits", task: "NER")
+            }
+            let encoding = plan.rows[index].encodings[0]
+            let tokens = logits.withUnsafeBufferPointer { p in
+                pipeline.preEntities(encoding, scalars: scalars[plan.owner[index]]) { softmax(p.baseAddress! + $0 * labels, count: labels) }
+            }
+            found[plan.owner[index]] += pipeline.aggregate(tokens, aggregation).filter {
+                !ignoreLabels.contains($0.entity ?? "") && !ignoreLabels.contains($0.entityGroup ?? "")
+            }
+        }
+        return found.indices.map { windowCount[$0] > 1 ? Pipeline.mergeOverlapping(found[$0]) : found[$0] }
+    }
+}
+
 extension Pipeline {
-    /// Named entities (or any token labels) in each text, with transformers' token-classification semantics:
-    /// softmax per token, special tokens skipped, labels from `id2label`, `ignoreLabels` dropped.
-    ///
-    /// Texts longer than `maxLength` are cut into windows that overlap by `stride` tokens (every strategy but
-    /// `none`, which truncates with a warning, as transformers refuses windows there); entities from
-    /// overlapping windows are merged, keeping the longer (then the more confident) one.
+    /// Named entities (or any token labels) in each text (see `TokenClassificationTask`).
     ///
     /// ```swift
     /// for entity in try pipeline.entities(["John Smith lives in New York."], aggregation: .simple)[0] {
     ///     print(entity.entityGroup!, entity.word, entity.start, entity.end)
     /// }
     /// ```
-    /// - Parameter ignoreLabels: labels left out of the results; nil means "O". Labels given explicitly must be
-    ///   the model's own.
     public func entities(_ texts: [String], aggregation: Aggregation = .simple, stride: Int? = nil,
                          ignoreLabels: Set<String>? = nil) throws -> [[Entity]] {
-        try requireHead([.tokenClassification], for: "NER",
-                        hint: "pass a fine-tuned MegatronBertForTokenClassification checkpoint (its config.json names the labels)")
-        let labels = (0..<model.config.numLabels).map(label)
-        if let unknown = ignoreLabels?.subtracting(labels).sorted().first {
-            throw ModelError("unknown label \"\(unknown)\": \(source)'s labels are \(labels.joined(separator: ", "))")
-        }
-        let ignoreLabels = ignoreLabels ?? ["O"]
-        let (windows, owner) = try encodeAll(texts) { text in
-            aggregation == .none ? [try encodeTruncating(text)]
-                : try tokenizer.encodeWindows(text, maxLength: maxLength, stride: stride ?? maxLength / 8)
-        }
-        var found = [[Entity]](repeating: [], count: texts.count)
-        var windowCount = [Int](repeating: 0, count: texts.count)
-        for i in owner { windowCount[i] += 1 }
-        // Windows in order per text (forEachBatch may run them in any order).
-        var perWindow = [[Entity]](repeating: [], count: windows.count)
-        try forEachBatch(windows) { outputs, rows in
-            let logits = try headOutput(outputs, ["logits"], task: "NER")  // (B, S, L)
-            let s = logits.shape[1], labels = logits.shape[2]
-            for (b, index) in rows.enumerated() {
-                let scalars = Array(texts[owner[index]].unicodeScalars)
-                let tokens = preEntities(windows[index], scalars: scalars) { softmax(logits.data + (b * s + $0) * labels, count: labels) }
-                perWindow[index] = aggregate(tokens, aggregation).filter {
-                    !ignoreLabels.contains($0.entity ?? "") && !ignoreLabels.contains($0.entityGroup ?? "")
-                }
-            }
-        }
-        for (index, entities) in perWindow.enumerated() { found[owner[index]] += entities }
-        return found.indices.map { windowCount[$0] > 1 ? Self.mergeOverlapping(found[$0]) : found[$0] }
+        try run(try TokenClassificationTask(pipeline: self, aggregation: aggregation, stride: stride, ignoreLabels: ignoreLabels), texts)
     }
 
     /// A token before aggregation.

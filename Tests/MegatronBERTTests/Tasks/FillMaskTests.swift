@@ -79,9 +79,8 @@ import Testing
     }
 
     @Test func warnsWhenTruncating() throws {
-        let pipeline = try TaskFixtures.pipeline("pretraining")
         let warnings = WarningLog()
-        pipeline.warn = { warnings.append($0) }
+        let pipeline = try Pipeline(path: TaskFixtures.root + "/pretraining", warn: { warnings.append($0) })
         let long = "[MASK] " + Array(repeating: "John", count: 40).joined(separator: " ")
         #expect(try pipeline.fillMask([long]).count == 1)
         #expect(warnings.messages.contains { $0.contains("truncated") })

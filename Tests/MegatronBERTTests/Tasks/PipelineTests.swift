@@ -43,13 +43,45 @@ import BERTTokenizer
 
     @Test func batchesShortestFirstAndReportsEveryRow() throws {
         let pipeline = try TaskFixtures.pipeline("embedding", batchSize: 2)
-        let encodings = try ["John lives in Paris .", "John", "Paris is big", "a"].map { try pipeline.tokenizer.encode($0) }
-        var seen: [[Int]] = [], lengths: [Int] = []
-        try pipeline.forEachBatch(encodings, runHead: false) { outputs, rows in
-            seen.append(rows)
-            lengths.append(outputs.lastHiddenState.shape[1])
-        }
+        let rows = try ["John lives in Paris .", "John", "Paris is big", "a"].map { ModelRow(try pipeline.tokenizer.encode($0)) }
+        let seen = pipeline.executor.batches(rows)
+        let lengths = seen.map { batch in pipeline.executor.batch(batch.map { rows[$0] }).inputIDs[0].count }
         #expect(seen == [[1, 3], [2, 0]])
         #expect(lengths == [3, 7], "each batch padded to its own longest")
+    }
+
+    /// Runs every row alone, last first: a stand-in for a server's executor, which batches rows its own way.
+    struct OneAtATime: BatchExecutor {
+        let inner: SortedBatchExecutor
+        var model: MegatronBERTModel { inner.model }
+        func run(_ rows: [ModelRow], work: RowWork) throws -> [RowOutput] {
+            var outputs = [RowOutput?](repeating: nil, count: rows.count)
+            for i in rows.indices.reversed() { outputs[i] = try inner.run([rows[i]], work: work)[0] }
+            return outputs.map { $0! }
+        }
+    }
+
+    /// Tasks are prepare → any executor → finish: rows run one at a time in reverse give the pipeline's results.
+    @Test func anyExecutorGivesTheSameResults() throws {
+        let texts = ["John lives in Paris .", "Paris", "John Smith is [MASK] in Paris with John ."]
+        let ner = try TaskFixtures.pipeline("ner", batchSize: 2)
+        let nerTask = try TokenClassificationTask(pipeline: ner, aggregation: .simple)
+        let (rows, plan) = try nerTask.prepare(texts)
+        let alone = try nerTask.finish(try OneAtATime(inner: ner.executor).run(rows, work: nerTask.work), plan: plan)
+        let together = try ner.entities(texts, aggregation: .simple)
+        // The same entities; scores may differ in the last bits (batches padded to other lengths change GEMM shapes).
+        #expect(alone.map { $0.map(\.word) } == together.map { $0.map(\.word) })
+        #expect(alone.map { $0.map(\.start) } == together.map { $0.map(\.start) })
+        #expect(zip(alone.joined(), together.joined()).allSatisfy { abs($0.score - $1.score) < 1e-6 })
+
+        let choice = try TaskFixtures.pipeline("multiple-choice", batchSize: 2)
+        let examples = [(prompt: "John lives in", choices: ["Paris .", "a"]), (prompt: "Paris", choices: ["is big", "John", "a"]),
+                        (prompt: "a", choices: ["b", "Paris is big ."])]
+        let batched = try choice.multipleChoice(examples)
+        for (example, result) in zip(examples, batched) {
+            let single = try choice.multipleChoice(prompt: example.prompt, choices: example.choices)
+            #expect(single.map(\.index) == result.map(\.index))
+            #expect(zip(single, result).allSatisfy { abs($0.score - $1.score) < 1e-6 })
+        }
     }
 }

@@ -1,8 +1,10 @@
 import TensorFiles
 
-/// A model parameter as it sits in memory: FP32, or FP16/BF16 bits widened on use.
-/// The pointer is into a memory-mapped checkpoint or into a buffer `owner` keeps alive.
-public struct Weight: @unchecked Sendable {
+/// A weight matrix as the CPU backend keeps it: FP32, or FP16/BF16 bits widened to FP32 block by block right
+/// before each product (so half the memory, and exactly FP32 math on the rounded values). Another storage
+/// (int8 rows with per-row scales) is another case here. The pointer is into a memory-mapped checkpoint or into
+/// a buffer `owner` keeps alive.
+public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
     public enum Storage {
         case fp32(UnsafePointer<Float>)
         case fp16(UnsafePointer<UInt16>)
@@ -10,8 +12,14 @@ public struct Weight: @unchecked Sendable {
     }
 
     public let shape: [Int]
-    public let storage: Storage
+    let storage: Storage
     let owner: AnyObject
+
+    init(shape: [Int], storage: Storage, owner: AnyObject) {
+        self.shape = shape
+        self.storage = storage
+        self.owner = owner
+    }
 
     public var count: Int { shape.reduce(1, *) }
 
@@ -23,15 +31,6 @@ public struct Weight: @unchecked Sendable {
         }
     }
 
-    /// Bytes this weight occupies.
-    public var byteCount: Int { count * dtype.size }
-
-    init(shape: [Int], storage: Storage, owner: AnyObject) {
-        self.shape = shape
-        self.storage = storage
-        self.owner = owner
-    }
-
     /// Widens `count` elements starting at element `start` into `destination` as FP32.
     @inline(__always)
     func widen(from start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
@@ -41,4 +40,11 @@ public struct Weight: @unchecked Sendable {
         case .bf16(let p): NumberFormats.widenBFloat16(p + start, into: destination, count: count)
         }
     }
+}
+
+/// Parameters the CPU backend reads as they are.
+public final class CPUVector: PreparedVector, @unchecked Sendable {
+    let values: [Float]
+    init(_ values: [Float]) { self.values = values }
+    public var count: Int { values.count }
 }

@@ -67,4 +67,16 @@ enum VectorMath {
             for j in 0..<(n - i) { x[i + j] = y[j] }
         }
     }
+
+    /// x·½(1 + erf(x/√2)) in place (GELU, exact form).
+    static func geluErf(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        apply(x, count: n) { v in 0.5 * v * (1 + erf(v * 0.7071067811865476)) }
+    }
+
+    /// ½x(1 + tanh(√(2/π)(x + 0.044715x³))) in place (GELU, tanh approximation).
+    static func geluTanh(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        apply(x, count: n) { v in
+            0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+        }
+    }
 }

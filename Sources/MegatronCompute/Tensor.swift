@@ -18,7 +18,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// A tensor whose elements the caller will all overwrite before reading (skips the zero fill).
-    init(uninitializedShape shape: [Int]) {
+    public init(uninitializedShape shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
         data = BufferPool.shared.take(max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
@@ -42,7 +42,7 @@ public final class Tensor: @unchecked Sendable {
     public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
 
     /// Gives the same elements another shape of the same element count (no copy).
-    func reshape(_ newShape: [Int]) -> Tensor {
+    public func reshape(_ newShape: [Int]) -> Tensor {
         assert(newShape.reduce(1, *) == count, "reshape \(shape) -> \(newShape)")
         shape = newShape
         return self
@@ -53,3 +53,6 @@ public final class Tensor: @unchecked Sendable {
         Array(UnsafeRawBufferPointer(start: data, count: count * 4))
     }
 }
+
+/// On the CPU, activations are host tensors.
+extension Tensor: DeviceTensor {}

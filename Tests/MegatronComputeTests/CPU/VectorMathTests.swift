@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
+@testable import MegatronCompute
 
 /// The SIMD exp/erf/tanh against float64 libm on a dense grid; bounds as documented in VectorMath.
 @Suite struct VectorMathTests {

@@ -17,16 +17,4 @@ public enum Activation: String, Sendable {
         default: return nil
         }
     }
-
-    /// x·½(1 + erf(x/√2)) in place.
-    static func geluErf(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        VectorMath.apply(x, count: n) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.7071067811865476)) }
-    }
-
-    /// ½x(1 + tanh(√(2/π)(x + 0.044715x³))) in place.
-    static func geluTanh(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        VectorMath.apply(x, count: n) { v in
-            0.5 * v * (1 + VectorMath.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
-        }
-    }
 }

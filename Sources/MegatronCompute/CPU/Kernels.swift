@@ -31,8 +31,8 @@ enum Kernels {
         Parallel.forEach(n, minimumPerThread: 1 << 14) { range in
             let p = x + range.lowerBound, c = range.count
             switch activation {
-            case .gelu: Activation.geluErf(p, count: c)
-            case .geluTanh: Activation.geluTanh(p, count: c)
+            case .gelu: VectorMath.geluErf(p, count: c)
+            case .geluTanh: VectorMath.geluTanh(p, count: c)
             case .relu: VectorMath.apply(p, count: c) { $0.replacing(with: 0, where: $0 .< 0) }
             case .tanh: VectorMath.apply(p, count: c) { VectorMath.tanh($0) }
             }

@@ -1,0 +1,31 @@
+import MegatronCompute
+
+/// `nn.Linear(in, out)`: weight `<prefix>.weight` (out, in) and bias `<prefix>.bias` (out), prepared by the backend.
+struct Linear: Sendable {
+    let weight: any PreparedMatrix  // (out, in)
+    let bias: (any PreparedVector)?  // (out)
+
+    var inFeatures: Int { weight.shape[1] }
+    var outFeatures: Int { weight.shape[0] }
+    var parameterCount: Int { weight.shape.reduce(1, *) + (bias?.count ?? 0) }
+
+    init(weight: any PreparedMatrix, bias: (any PreparedVector)?) {
+        self.weight = weight
+        self.bias = bias
+    }
+
+    init(_ loader: WeightLoader, _ prefix: String, in inFeatures: Int, out outFeatures: Int) throws {
+        weight = try loader.matrix(prefix + ".weight", [outFeatures, inFeatures])
+        bias = try loader.vector(prefix + ".bias", outFeatures)
+    }
+
+    /// x (N, in) -> (N, out)
+    func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) -> any DeviceTensor {
+        backend.linear(x, weight: weight, bias: bias, accumulateInto: nil)
+    }
+
+    /// y += x Wᵀ + b: x (N, in), y (N, out) — the residual connection fused into the product.
+    func accumulate(_ x: any DeviceTensor, into y: any DeviceTensor, on backend: any Backend) {
+        _ = backend.linear(x, weight: weight, bias: bias, accumulateInto: y)
+    }
+}

@@ -1,0 +1,118 @@
+import BERTTokenizer
+
+/// Runs rows through a model, batched as it sees fit, and gives one output per row, in the rows' order. The
+/// tasks hand their rows to an executor: the command line's runs them in length-sorted batches
+/// (`SortedBatchExecutor`); a server feeds one from a queue of many requests' rows; a distributed worker from its
+/// standard input.
+///
+/// ```swift
+/// let executor = SortedBatchExecutor(model: model, tokenizer: tokenizer, batchSize: 8)
+/// let outputs = try executor.run([ModelRow(try tokenizer.encode("Hello"))], work: .encoder)
+/// print(outputs[0].hidden?.count ?? 0)  // tokens × hidden_size
+/// ```
+public protocol BatchExecutor: Sendable {
+    var model: MegatronBERTModel { get }
+    func run(_ rows: [ModelRow], work: RowWork) throws -> [RowOutput]
+}
+
+/// Rows sorted by length (shortest first, ties in input order), `batchSize` at a time, each batch padded to its own
+/// longest row — so batches of similar lengths spend little on padding. Multiple-choice rows batch with rows of the
+/// same number of choices.
+public struct SortedBatchExecutor: BatchExecutor {
+    public let model: MegatronBERTModel
+    /// Pads the batches.
+    public let tokenizer: BERTTokenizer
+    /// Rows per forward pass (examples, for multiple choice).
+    public let batchSize: Int
+
+    public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, batchSize: Int) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batchSize = max(1, batchSize)
+    }
+
+    /// The batches `run` makes: row indices per batch, in the order they run.
+    public func batches(_ rows: [ModelRow]) -> [[Int]] {
+        let order = rows.indices.sorted { (rows[$0].encodings.count, rows[$0].length, $0) < (rows[$1].encodings.count, rows[$1].length, $1) }
+        var batches: [[Int]] = []
+        var current: [Int] = []
+        for index in order {
+            if current.count == batchSize || (current.first.map { rows[$0].encodings.count != rows[index].encodings.count } ?? false) {
+                batches.append(current)
+                current = []
+            }
+            current.append(index)
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    /// The padded model input of one batch of rows.
+    public func batch(_ rows: [ModelRow]) -> Batch {
+        let encodings = tokenizer.pad(rows.flatMap(\.encodings))
+        let choices = rows.first.map(\.encodings.count) ?? 1
+        return Batch(inputIDs: encodings.map(\.ids), attentionMask: encodings.map(\.attentionMask),
+                     tokenTypeIDs: encodings.map(\.typeIDs), numChoices: model.head == .multipleChoice ? choices : nil)
+    }
+
+    public func run(_ rows: [ModelRow], work: RowWork) throws -> [RowOutput] {
+        var outputs = [RowOutput](repeating: RowOutput(), count: rows.count)
+        for indices in batches(rows) {
+            let members = indices.map { rows[$0] }
+            let batch = batch(members)
+            let s = batch.inputIDs.first?.count ?? 0
+            switch work {
+            case .maskedPositions:
+                let positions = members.enumerated().flatMap { b, row in row.maskedPositions.map { (row: b, position: $0) } }
+                let logits = try model.maskedLMLogits(batch, at: positions)  // (masks in the batch, V)
+                let v = logits.shape[1]
+                var offset = 0
+                for (b, index) in indices.enumerated() {
+                    let n = members[b].maskedPositions.count
+                    outputs[index].head = .maskedLM(logits: Array(UnsafeBufferPointer(start: logits.data + offset * v, count: n * v)),
+                                                    vocabulary: v)
+                    offset += n
+                }
+            case .encoder:
+                let result = try model.forward(batch, runHead: false)
+                let h = model.config.hiddenSize
+                for (b, index) in indices.enumerated() {
+                    let tokens = members[b].encodings[0].count
+                    outputs[index].hidden = Array(UnsafeBufferPointer(start: result.lastHiddenState.data + b * s * h, count: tokens * h))
+                    outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + b * h, count: h)) }
+                }
+            case .head:
+                guard let head = try model.forward(batch).head else {
+                    throw ModelError(.unsupported, "this model (MegatronBert\(model.head.rawValue)) has no task head to run")
+                }
+                for (b, index) in indices.enumerated() {
+                    outputs[index].head = Self.slice(head, row: b, sequence: s, tokens: members[b].encodings[0].count)
+                }
+            }
+        }
+        return outputs
+    }
+
+    /// Row `b`'s part of a batch's head outputs, without padding.
+    static func slice(_ head: HeadOutput, row b: Int, sequence s: Int, tokens: Int) -> RowHead {
+        func rows(_ t: Tensor, _ width: Int, from: Int, count: Int) -> [Float] {
+            Array(UnsafeBufferPointer(start: t.data + from * width, count: count * width))
+        }
+        switch head {
+        case .preTraining(_, let nsp), .nextSentence(let nsp):
+            return .nextSentence(logits: rows(nsp, 2, from: b, count: 1))
+        case .maskedLM(let logits):
+            let v = logits.shape[2]
+            return .maskedLM(logits: rows(logits, v, from: b * s, count: tokens), vocabulary: v)
+        case .sequenceClassification(let logits):
+            return .sequenceClassification(logits: rows(logits, logits.shape[1], from: b, count: 1))
+        case .tokenClassification(let logits):
+            let labels = logits.shape[2]
+            return .tokenClassification(logits: rows(logits, labels, from: b * s, count: tokens), labels: labels)
+        case .questionAnswering(let start, let end):
+            return .questionAnswering(start: rows(start, 1, from: b * s, count: tokens), end: rows(end, 1, from: b * s, count: tokens))
+        case .multipleChoice(let logits):
+            return .multipleChoice(logits: rows(logits, logits.shape[1], from: b, count: 1))
+        }
+    }
+}

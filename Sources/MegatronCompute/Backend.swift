@@ -1,0 +1,71 @@
+import TensorFiles
+
+/// Activations resident on a backend's device, row-major: (rows, width) for the hidden states of a batch
+/// flattened to B·S rows. Only the backend that made a tensor reads its elements; everyone else sees its shape,
+/// and `Backend.download` gives a host copy.
+public protocol DeviceTensor: AnyObject {
+    var shape: [Int] { get }
+}
+
+/// A weight matrix (out, in) prepared by a backend for its kernels: kept in place, widened, packed, quantized or
+/// uploaded, as the backend chooses. (Storage format is the `DType` it was prepared in; compute precision is the
+/// backend's.)
+public protocol PreparedMatrix: AnyObject, Sendable {
+    var shape: [Int] { get }
+    var dtype: DType { get }
+}
+
+extension PreparedMatrix {
+    /// Bytes the matrix's elements take in its storage format.
+    public var byteCount: Int { shape.reduce(1, *) * dtype.size }
+}
+
+/// A vector of parameters (a bias, a LayerNorm scale or shift) prepared by a backend.
+public protocol PreparedVector: AnyObject, Sendable {
+    var count: Int { get }
+}
+
+/// Where the model's math runs: the few operations a BERT encoder and its heads are made of. The model code is
+/// written once against this protocol; `CPUBackend` is the reference, other backends (CUDA) are held to its numbers.
+///
+/// Shapes, as the model uses them: x (N, K) rows of activations; weight (M, K); bias (M); y (N, M).
+///
+/// ```swift
+/// let backend = CPUBackend()
+/// let w = try backend.prepareMatrix(storedWeight, dtype: .fp16)      // (M, K)
+/// let y = backend.linear(x, weight: w, bias: nil, accumulateInto: nil) // (N, M)
+/// print(backend.download(y).shape)
+/// ```
+public protocol Backend: AnyObject, Sendable {
+    /// "cpu", "cuda:0", … (for messages).
+    var name: String { get }
+
+    /// A stored matrix (any floating-point format) made ready for `linear` and the embedding gathers, kept in
+    /// `dtype`: the result must equal FP32 math on the values rounded to `dtype`.
+    func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix
+    /// Parameters used as they are (already rounded to the model's `dtype` by the caller).
+    func prepareVector(_ values: [Float]) -> any PreparedVector
+
+    /// word[ids] + position[0..<S] + tokenType[types]: ids, types (B, S) → (B·S, H). Ids are already validated.
+    func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
+               tokenType: any PreparedMatrix) -> any DeviceTensor
+    /// y = x Wᵀ + b: x (N, K), weight (M, K) → (N, M); with `accumulateInto` y (N, M), y += x Wᵀ + b in place
+    /// (the residual connection fused into the product) and y is returned.
+    func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                accumulateInto: (any DeviceTensor)?) -> any DeviceTensor
+    /// LayerNorm over the last dimension of x (+ residual, when given): (N, D) → (N, D); gamma, beta (D).
+    /// In place (into x) when `inPlace`, else into a new tensor.
+    func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
+                   beta: any PreparedVector, epsilon: Float, inPlace: Bool) -> any DeviceTensor
+    /// x = act(x) in place.
+    func activate(_ x: any DeviceTensor, _ activation: Activation)
+    /// softmax(Q Kᵀ / √d + mask) V per sequence and head: query, key, value (B·S, H) with `heads` heads of
+    /// H / heads columns each → context (B·S, H). `keep[b]` (S) is 1 for the keys of row b that are tokens,
+    /// 0 for padding (queries are not masked; a row with no key kept attends uniformly, as HF's additive mask gives).
+    func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch: Int, sequence: Int,
+                   heads: Int, keep: [[Float]]) -> any DeviceTensor
+    /// The rows `rows` of x (N, D) → (rows.count, D), in that order.
+    func gatherRows(_ x: any DeviceTensor, rows: [Int]) -> any DeviceTensor
+    /// A host copy (or, on the CPU, the tensor itself) in FP32.
+    func download(_ x: any DeviceTensor) -> Tensor
+}

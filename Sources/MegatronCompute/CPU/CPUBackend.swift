@@ -1,0 +1,208 @@
+import COpenBLAS
+import TensorFiles
+
+/// The reference backend: FP32 on the CPU, OpenBLAS for the matrix products (single-threaded per call and split
+/// across cores here), our own vectorised kernels for the rest. Weights kept in FP16/BF16 are widened block by
+/// block right before each product, so every precision computes exactly FP32 math on its rounded weights.
+///
+/// ```swift
+/// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", backend: CPUBackend())
+/// ```
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let name = "cpu"
+    /// Query rows per attention block: (128, 512) scores are 256 KB, inside a core's L2.
+    public let queryBlock: Int
+    /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
+    static let widenBlockElements = 1 << 20
+
+    public init(queryBlock: Int = 128) {
+        _ = Runtime.configured
+        self.queryBlock = max(1, queryBlock)
+    }
+
+    private func host(_ x: any DeviceTensor) -> Tensor {
+        guard let tensor = x as? Tensor else {
+            preconditionFailure("internal error: the CPU backend was given a tensor of another backend (\(type(of: x)))")
+        }
+        return tensor
+    }
+
+    private func matrix(_ w: any PreparedMatrix) -> CPUMatrix {
+        guard let matrix = w as? CPUMatrix else {
+            preconditionFailure("internal error: the CPU backend was given a weight prepared by another backend (\(type(of: w)))")
+        }
+        return matrix
+    }
+
+    private func vector(_ v: any PreparedVector) -> [Float] {
+        guard let vector = v as? CPUVector else {
+            preconditionFailure("internal error: the CPU backend was given parameters prepared by another backend (\(type(of: v)))")
+        }
+        return vector.values
+    }
+
+    // MARK: - Weights
+
+    /// Kept in place when the file stores `dtype` already (a memory-mapped safetensors file is then used as it
+    /// is), else converted once (`StoredTensor.converted`).
+    public func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix {
+        let t = tensor.converted(to: dtype.storage)
+        let base = t.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
+        let aligned = Int(bitPattern: base) % dtype.size == 0
+        let source = aligned ? t : StoredTensor(dtype: t.dtype, shape: t.shape, bytes: t.bytes, owner: t.owner).copied()
+        let pointer = source.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
+        switch dtype {
+        case .fp32: return CPUMatrix(shape: t.shape, storage: .fp32(pointer.assumingMemoryBound(to: Float.self)), owner: source.owner)
+        case .fp16: return CPUMatrix(shape: t.shape, storage: .fp16(pointer.assumingMemoryBound(to: UInt16.self)), owner: source.owner)
+        case .bf16: return CPUMatrix(shape: t.shape, storage: .bf16(pointer.assumingMemoryBound(to: UInt16.self)), owner: source.owner)
+        }
+    }
+
+    public func prepareVector(_ values: [Float]) -> any PreparedVector { CPUVector(values) }
+
+    // MARK: - Operations
+
+    public func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
+                      tokenType: any PreparedMatrix) -> any DeviceTensor {
+        let word = matrix(word), position = matrix(position), tokenType = matrix(tokenType)
+        let b = ids.count, s = ids.first?.count ?? 0, h = word.shape[1]
+        let out = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
+        defer { row.deallocate() }
+        for i in 0..<b {
+            for j in 0..<s {
+                let o = out.data + (i * s + j) * h
+                word.widen(from: ids[i][j] * h, count: h, into: o)
+                position.widen(from: j * h, count: h, into: row)
+                Kernels.add(row, into: o, count: h)
+                tokenType.widen(from: types[i][j] * h, count: h, into: row)
+                Kernels.add(row, into: o, count: h)
+            }
+        }
+        return out
+    }
+
+    public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                       accumulateInto: (any DeviceTensor)?) -> any DeviceTensor {
+        let x = host(x), w = matrix(weight)
+        let n = w.shape[0], k = w.shape[1], rows = x.count / max(k, 1)
+        let y = accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
+        let b = bias.map(vector)
+        b.withUnsafeBufferPointerOrNil { bias in
+            product(x.data, rows: rows, weight: w, bias: bias, accumulate: accumulateInto != nil, into: y.data)
+        }
+        return y
+    }
+
+    /// y (rows, n) = x (rows, k) · Wᵀ [+ bias] [+ y when accumulating].
+    private func product(_ x: UnsafePointer<Float>, rows: Int, weight: CPUMatrix, bias: UnsafePointer<Float>?,
+                         accumulate: Bool, into y: UnsafeMutablePointer<Float>) {
+        let n = weight.shape[0], k = weight.shape[1]
+        guard rows > 0 else { return }
+        if case .fp32(let w) = weight.storage {
+            Matmul.multiplyTransposed(m: rows, n: n, k: k, x, lda: k, w, ldb: k, bias: bias, accumulate: accumulate, y, ldc: n)
+            return
+        }
+        // Half-precision weights: each core widens its own blocks of output rows and multiplies them.
+        let block = max(16, min((n + Parallel.cores - 1) / Parallel.cores, Self.widenBlockElements / max(k, 1)))
+        let blocks = (n + block - 1) / block
+        Parallel.forEach(blocks) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
+            defer { scratch.deallocate() }
+            for index in range {
+                let start = index * block, m = min(block, n - start)
+                weight.widen(from: start * k, count: m * k, into: scratch)
+                Matmul.multiplyBlock(m: rows, columns: start..<(start + m), k: k, x, lda: k, scratch, ldb: k,
+                                     bias: bias, accumulate: accumulate, y, ldc: n)
+            }
+        }
+    }
+
+    public func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
+                          beta: any PreparedVector, epsilon: Float, inPlace: Bool) -> any DeviceTensor {
+        let x = host(x), g = vector(gamma), b = vector(beta)
+        if let residual { Kernels.add(host(residual).data, into: x.data, count: x.count) }
+        let out = inPlace ? x : Tensor(uninitializedShape: x.shape)
+        Kernels.layerNorm(x.data, rows: x.count / max(g.count, 1), width: g.count, gamma: g, beta: b, epsilon: epsilon,
+                          into: out.data)
+        return out
+    }
+
+    public func activate(_ x: any DeviceTensor, _ activation: Activation) {
+        let x = host(x)
+        Kernels.activate(x.data, count: x.count, activation)
+    }
+
+    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
+                          sequence s: Int, heads: Int, keep: [[Float]]) -> any DeviceTensor {
+        let q = host(query), k = host(key), v = host(value)
+        let h = q.count / max(b * s, 1), d = h / heads
+        let context = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
+        let scale = 1 / Float(d).squareRoot()
+        // Query rows go in blocks so a block's scores (block, S) stay in the core's cache through
+        // the softmax and the product with V.
+        let block = max(1, min(s, queryBlock))
+        Parallel.forEach(b * heads) { pairs in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * s)  // (block, S)
+            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: block)  // (block)
+            defer { scores.deallocate(); inverseSums.deallocate() }
+            for pair in pairs {
+                let i = pair / heads, head = pair % heads
+                let offset = i * s * h + head * d  // row i·S, columns head·d ..< head·d + d
+                var first = 0
+                while first < s {
+                    let rows = min(block, s - first)
+                    let queries = offset + first * h
+                    // scores = scale · Q_ih[first..<first+rows] K_ihᵀ   (rows, d) x (d, S)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(s), Int32(d),
+                                scale, q.data + queries, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(s))
+                    keep[i].withUnsafeBufferPointer {
+                        Kernels.softmaxNumerators(scores, rows: rows, width: s, keep: $0.baseAddress!, inverseSums: inverseSums)
+                    }
+                    // context rows = E V_ih   (rows, S) x (S, d), then each row divided by its softmax sum
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(s),
+                                1, scores, Int32(s), v.data + offset, Int32(h), 0, context.data + queries, Int32(h))
+                    for row in 0..<rows {
+                        let out = context.data + queries + row * h
+                        let factor = inverseSums[row]
+                        for j in 0..<d { out[j] *= factor }
+                    }
+                    first += rows
+                }
+            }
+        }
+        return context
+    }
+
+    public func gatherRows(_ x: any DeviceTensor, rows: [Int]) -> any DeviceTensor {
+        let x = host(x)
+        let width = x.shape.last ?? 0
+        let out = Tensor(uninitializedShape: [rows.count, width])  // (rows.count, D)
+        for (i, r) in rows.enumerated() {
+            (out.data + i * width).update(from: x.data + r * width, count: width)
+        }
+        return out
+    }
+
+    public func download(_ x: any DeviceTensor) -> Tensor { host(x) }
+}
+
+extension Optional where Wrapped == [Float] {
+    /// Calls `body` with the array's base address, or nil.
+    func withUnsafeBufferPointerOrNil<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        switch self {
+        case .some(let array): array.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
+        }
+    }
+}
+
+extension StoredTensor {
+    /// The same tensor in a new, 64-byte aligned buffer.
+    func copied() -> StoredTensor {
+        let owned = OwnedBytes(count: bytes.count)
+        if let base = bytes.baseAddress, !bytes.isEmpty { owned.pointer.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+        return StoredTensor(dtype: dtype, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<bytes.count]),
+                            owner: owned)
+    }
+}
