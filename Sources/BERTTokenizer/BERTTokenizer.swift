@@ -5,6 +5,7 @@ import Foundation
 public struct AddedToken: Sendable, Equatable {
     public var content: String
     public var special: Bool
+    /// An added token: `content` matched whole in raw text; `special` ones are skipped by `decode(skipSpecialTokens:)`.
     public init(content: String, special: Bool) {
         self.content = content
         self.special = special

@@ -19,7 +19,10 @@ extension BERTTokenizer {
                 results[i] = Result { try encode(inputs[i].text, pair: inputs[i].pair, maxLength: maxLength, truncation: truncation) }
             }
         }
-        let encodings = try results.map { try $0!.get() }
+        let encodings = try results.map { result -> Encoding in
+            guard let result else { throw TokenizerError("internal error: an input of the batch was not encoded") }
+            return try result.get()
+        }
         return padToLongest ? pad(encodings) : encodings
     }
 }

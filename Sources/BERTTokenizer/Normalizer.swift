@@ -26,7 +26,7 @@ struct Normalizer: Sendable {
             return
         }
         if c.isASCII {
-            output.append(lowercase && c.properties.isUppercase ? Unicode.Scalar(c.value + 32)! : c)
+            output.append(lowercase && c.properties.isUppercase ? Unicode.Scalar(UInt8(c.value + 32)) : c)
             return
         }
         guard stripAccents || lowercase else {

@@ -55,7 +55,8 @@ extension BERTTokenizer {
                 }
                 tokens[id] = token
             }
-            vocabulary = try Vocabulary(tokens: tokens.map { $0! }, source: path("tokenizer.json"))
+            // Every id in 0..<count was given exactly once above, so no slot is empty.
+            vocabulary = try Vocabulary(tokens: tokens.compactMap { $0 }, source: path("tokenizer.json"))
             unknown = model["unk_token"] as? String ?? unknown
             prefix = model["continuing_subword_prefix"] as? String ?? prefix
             maxChars = model["max_input_chars_per_word"] as? Int ?? maxChars

@@ -21,6 +21,7 @@ public struct Vocabulary: Sendable {
         try self.init(data: data, source: path)
     }
 
+    /// Reads vocab.txt bytes (UTF-8, one token per line); `source` names them in errors.
     public init(data: Data, source: String = "vocab.txt") throws {
         guard let text = String(data: data, encoding: .utf8) else {
             throw TokenizerError("\(source) is not valid UTF-8; a vocab.txt holds one UTF-8 token per line")
@@ -33,6 +34,7 @@ public struct Vocabulary: Sendable {
         try self.init(tokens: lines, source: source)
     }
 
+    /// A vocabulary of these tokens, id = position; duplicates are an error naming both lines.
     public init(tokens: [String], source: String = "vocabulary") throws {
         guard !tokens.isEmpty else { throw TokenizerError("\(source) is empty") }
         var ids: [[UInt8]: Int] = [:]
@@ -54,6 +56,7 @@ public struct Vocabulary: Sendable {
 
     func id(utf8 bytes: [UInt8]) -> Int? { ids[bytes] }
 
+    /// The token with this id, nil outside the vocabulary.
     public func token(of id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
 
     /// Whether some token other than the bracketed special ones (`[CLS]`, `[unused1]`, …) has an upper-case

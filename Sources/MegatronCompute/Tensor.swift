@@ -33,6 +33,7 @@ public final class Tensor: @unchecked Sendable {
 
     deinit { BufferPool.shared.give(UnsafeMutableRawPointer(data), max(count, 1) * 4) }
 
+    /// Element `index` of the row-major data.
     public subscript(index: Int) -> Float {
         get { data[index] }
         set { data[index] = newValue }

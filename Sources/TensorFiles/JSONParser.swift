@@ -200,7 +200,8 @@ struct JSONParser {
         } else if (0xDC00...0xDFFF).contains(scalar) {
             throw fail("a lone UTF-16 surrogate \\u\(String(scalar, radix: 16, uppercase: true)) cannot be text", at: start)
         }
-        out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+        guard let character = Unicode.Scalar(scalar) else { throw fail("\\u\(String(scalar, radix: 16)) is not a Unicode scalar", at: start) }
+        out.append(contentsOf: String(Character(character)).utf8)
     }
 
     private mutating func hex4() throws -> UInt32 {

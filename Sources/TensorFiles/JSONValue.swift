@@ -9,6 +9,7 @@ public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// Decodes any JSON value (for use inside `Codable` types); `parse` reads JSON bytes directly.
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
@@ -35,31 +36,37 @@ public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
         return Int(d)
     }
 
+    /// The number, if it is one.
     public var double: Double? {
         if case .number(let d) = self { return d }
         return nil
     }
 
+    /// The string, if it is one.
     public var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The boolean, if it is one.
     public var bool: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
+    /// The elements, if it is an array.
     public var array: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
+    /// The members, if it is an object.
     public var object: [String: JSONValue]? {
         if case .object(let o) = self { return o }
         return nil
     }
 
+    /// The member `key` of an object.
     public subscript(key: String) -> JSONValue? { object?[key] }
 
     /// Compact JSON text (cut off after 200 characters), for messages.
@@ -72,7 +79,8 @@ public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
         case .string(let s): text = "\"" + s.replacingOccurrences(of: "\"", with: "\\\"") + "\""
         case .array(let a): text = "[" + a.prefix(20).map(\.description).joined(separator: ", ") + (a.count > 20 ? ", …" : "") + "]"
         case .object(let o):
-            text = "{" + o.keys.sorted().prefix(20).map { "\"\($0)\": \(o[$0]!)" }.joined(separator: ", ") + (o.count > 20 ? ", …" : "") + "}"
+            text = "{" + o.sorted { $0.key < $1.key }.prefix(20).map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ")
+                + (o.count > 20 ? ", …" : "") + "}"
         }
         return text.count > 200 ? String(text.prefix(200)) + "…" : text
     }

@@ -18,6 +18,8 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     private let base: UnsafeMutableRawPointer?
 
+    /// Maps the whole file read-only.
+    /// - Throws: `TensorFileError` when it cannot be opened or mapped.
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)

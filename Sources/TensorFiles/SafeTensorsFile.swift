@@ -19,6 +19,7 @@ public struct SafeTensorsFile: Sendable {
     /// The optional `__metadata__` string map.
     public let metadata: [String: String]
 
+    /// Maps a .safetensors file and reads its header; tensors point into the mapping.
     public init(path: String) throws {
         let file = try MappedFile(path: path)
         try self.init(bytes: file.bytes, owner: file, path: path)
@@ -106,9 +107,8 @@ public struct SafeTensorsFile: Sendable {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
-        let names = tensors.keys.sorted()
-        for name in names {
-            let t = tensors[name]!
+        let sorted = tensors.sorted { $0.key < $1.key }
+        for (name, t) in sorted {
             header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]] as [String: Any]
             offset += t.bytes.count
         }
@@ -121,8 +121,7 @@ public struct SafeTensorsFile: Sendable {
         do {
             try handle.write(contentsOf: withUnsafeBytes(of: UInt64(json.count).littleEndian) { Data($0) })
             try handle.write(contentsOf: Data(json))
-            for name in names {
-                let t = tensors[name]!
+            for (_, t) in sorted {
                 guard let base = t.bytes.baseAddress, t.bytes.count > 0 else { continue }
                 try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: t.bytes.count, deallocator: .none))
             }

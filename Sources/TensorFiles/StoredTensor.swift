@@ -32,6 +32,7 @@ public struct StoredTensor: @unchecked Sendable {
     /// Whatever owns `bytes` (a `MappedFile`, or a heap copy).
     public var owner: AnyObject
 
+    /// A tensor over `bytes` (row-major, `dtype` elements), kept alive by `owner`.
     public init(dtype: StorageDType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject) {
         self.dtype = dtype
         self.shape = shape
@@ -47,11 +48,13 @@ public struct StoredTensor: @unchecked Sendable {
 public final class OwnedBytes: @unchecked Sendable {
     public let pointer: UnsafeMutableRawBufferPointer
 
+    /// `count` uninitialised bytes, 64-byte aligned (at least one, so there is always an address).
     public init(count: Int) {
         pointer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 64)
     }
 
     deinit { pointer.deallocate() }
 
+    /// The bytes, read-only.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: pointer[0..<pointer.count]) }
 }

@@ -5,6 +5,7 @@ public struct TensorFileError: Error, CustomStringConvertible, Equatable {
     /// What was wrong.
     public var reason: String
 
+    /// An error about the file at `path`.
     public init(path: String, _ reason: String) {
         self.path = path
         self.reason = reason

@@ -15,11 +15,13 @@ public struct TorchCheckpoint: @unchecked Sendable {
     /// Every tensor in the object, by its dotted path of dict keys (a state dict's own names).
     public let tensors: [String: StoredTensor]
 
+    /// Maps and reads a `torch.save` file (either format).
     public init(path: String) throws {
         let file = try MappedFile(path: path)
         try self.init(bytes: file.bytes, owner: file, path: path)
     }
 
+    /// Reads a `torch.save` file already in memory (`owner` keeps `bytes` alive; tensors may point into them).
     public init(bytes: UnsafeRawBufferPointer, owner: AnyObject, path: String = "") throws {
         self.path = path
         if bytes.count >= 2, bytes[0] == 0x80 {  // a pickle, not a zip: the pre-1.6 serialization

@@ -10,6 +10,7 @@ import Foundation
 /// let pickle = try zip.storedBytes(of: "archive/data.pkl")
 /// ```
 public struct ZipArchive: @unchecked Sendable {
+    /// One file of the archive, as its central directory describes it.
     public struct Entry: Sendable {
         public var name: String
         /// 0 = stored, 8 = deflate.
@@ -31,6 +32,8 @@ public struct ZipArchive: @unchecked Sendable {
     /// Entries by name (the first of duplicates), so lookups cost the same with 40,000 entries as with 4.
     private let index: [String: Int]
 
+    /// Reads the central directory (ZIP64 included) of an archive in memory.
+    /// - Throws: `TensorFileError` for a truncated or inconsistent directory.
     public init(bytes: UnsafeRawBufferPointer, path: String = "") throws {
         self.path = path
         self.bytes = bytes
@@ -218,6 +221,7 @@ public struct ZipArchive: @unchecked Sendable {
         return UInt32(crc)
     }
 
+    /// A stored entry's bytes in place (an error for a compressed one: use `contents(of:)`).
     public func storedBytes(of entry: Entry) throws -> UnsafeRawBufferPointer {
         guard entry.method == 0 else {
             throw TensorFileError(path: path, "entry '\(entry.name)' is compressed (method \(entry.method)) and cannot be read in place; use contents(of:)")

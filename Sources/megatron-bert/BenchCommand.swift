@@ -59,7 +59,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.requireAvailable()
-            let points = batch.map { [($0, seq!)] } ?? [(1, 8), (1, 128), (8, 128), (1, 512)]
+            var points = [(1, 8), (1, 128), (8, 128), (1, 512)]
+            if let batch, let seq { points = [(batch, seq)] }
             if randomWeights {
                 // Checked before the 345M model is built, so an absurd point fails at once.
                 let config = BertConfig.megatronBERT345M

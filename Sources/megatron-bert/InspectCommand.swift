@@ -54,8 +54,7 @@ struct InspectCommand: ParsableCommand {
                 }
             }
             var parameters = 0
-            for name in tensors.keys.sorted() {
-                let t = tensors[name]!
+            for (name, t) in tensors.sorted(by: { $0.key < $1.key }) {
                 parameters += t.count
                 Console.line("\(name)  \(t.dtype.rawValue)  \(t.shape)")
             }

@@ -39,7 +39,7 @@ final class JSONLinesReader {
         var count = 0, last: UInt8 = UInt8(ascii: "\n")
         while let block = try? file.read(upToCount: 1 << 20), !block.isEmpty {
             for byte in block where byte == UInt8(ascii: "\n") { count += 1 }
-            last = block.last!
+            last = block.last ?? last
         }
         return count + (last == UInt8(ascii: "\n") ? 0 : 1)
     }

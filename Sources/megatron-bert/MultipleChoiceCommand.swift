@@ -31,20 +31,20 @@ struct MultipleChoiceCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let pipeline = try options.loadPipeline()
-            let runner = TaskRunner<(prompt: String, choices: [String]), [ChoiceScore]>(
+            let runner = TaskRunner<ChoiceInput, [ChoiceScore]>(
                 options: options,
                 parse: { object, reader in
                     guard let choices = object["choices"]?.array?.compactMap(\.string), !choices.isEmpty,
                           choices.count == object["choices"]?.array?.count else {
                         throw CommandError("\(reader.name):\(reader.lineNumber): needs \"choices\": a non-empty array of strings")
                     }
-                    return (try object.text("prompt", reader), choices)
+                    return ChoiceInput(prompt: try object.text("prompt", reader), choices: choices)
                 },
                 run: { items in try pipeline.multipleChoice(items) },  // batched: batch-size examples per forward pass
                 describe: { item, scores in
                     ([item.prompt] + scores.map { "  \(formatScore($0.score))  \($0.choice)" }).joined(separator: "\n")
                 })
-            try runner(prompt.map { [($0, choices)] } ?? [])
+            try runner(prompt.map { [ChoiceInput(prompt: $0, choices: choices)] } ?? [])
         }
     }
 }

@@ -62,7 +62,7 @@ struct QACommand: ParsableCommand {
                     ([item.question] + answers.map { "  \(formatScore($0.score))  \($0.start)..<\($0.end)  \($0.answer.isEmpty ? "(no answer)" : $0.answer)" })
                         .joined(separator: "\n")
                 })
-            try runner(question.map { [($0, context!)] } ?? [])
+            if let question, let context { try runner([(question, context)]) } else { try runner([]) }
         }
     }
 }

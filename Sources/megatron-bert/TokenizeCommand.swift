@@ -66,9 +66,17 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let tokenizer = try model.map { try BERTTokenizer(directory: $0) }
-                ?? BERTTokenizer(vocabulary: Vocabulary(path: vocab!), doLowerCase: lowercase)
-            let strategy = TruncationStrategy(rawValue: truncation)!
+            let tokenizer: BERTTokenizer
+            if let model {
+                tokenizer = try BERTTokenizer(directory: model)
+            } else if let vocab {
+                tokenizer = try BERTTokenizer(vocabulary: Vocabulary(path: vocab), doLowerCase: lowercase)
+            } else {
+                throw CommandError("give --model DIR or --vocab FILE")
+            }
+            guard let strategy = TruncationStrategy(rawValue: truncation) else {
+                throw CommandError("--truncation must be one of " + TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))
+            }
             let limit = maxLength ?? tokenizer.modelMaxLength
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -82,7 +90,8 @@ struct TokenizeCommand: ParsableCommand {
                 try emit(text, pair)
                 return
             }
-            let reader = try JSONLinesReader(path: input!)
+            guard let input else { throw CommandError("give a TEXT argument or --input FILE") }
+            let reader = try JSONLinesReader(path: input)
             var items: [(text: String, pair: String?)] = []
             while let object = try reader.next() {
                 let item = (text: try object.text("text", reader), pair: try object.optionalText("text_pair", reader))

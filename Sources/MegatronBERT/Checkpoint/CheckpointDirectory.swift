@@ -17,6 +17,8 @@ public struct CheckpointDirectory: @unchecked Sendable {
     /// The weight files read.
     public let weightFiles: [String]
 
+    /// Reads config.json and every weight file of a model directory, or one weight file beside its config.json.
+    /// - Throws: `ModelError` naming what is missing or inconsistent (no weights, a tensor in two shards, …).
     public init(path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

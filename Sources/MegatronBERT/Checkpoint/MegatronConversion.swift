@@ -11,6 +11,8 @@ import TensorFiles
 /// let model = try MegatronBERTModel(config: converted.config, tensors: converted.tensors)
 /// ```
 public enum MegatronConversion {
+    /// A converted checkpoint: the Hugging Face config and tensors, what the conversion assumed, and what the
+    /// checkpoint says of its tokenizer; `write(to:)` makes it a directory transformers loads.
     public struct Result: @unchecked Sendable {
         public var config: BertConfig
         /// Tensors under Hugging Face's `MegatronBertFor…` names.
@@ -193,6 +195,9 @@ public enum MegatronConversion {
         return StoredTensor(dtype: parts[0].dtype, shape: shape, bytes: owned.bytes, owner: owned)
     }
 
+    /// Converts an already-read Megatron-LM checkpoint (`load(path:)` reads files, zips and directories first).
+    /// - Parameter heads: attention heads, when the checkpoint has no `args` to say.
+    /// - Throws: `ModelError` naming a missing or unknown tensor, or a shape that does not fit.
     public static func convert(_ checkpoint: TorchCheckpoint, heads: Int? = nil) throws -> Result {
         try convert(root: checkpoint.root, tensors: checkpoint.tensors, path: checkpoint.path, heads: heads)
     }
@@ -316,8 +321,8 @@ public enum MegatronConversion {
         }
         let ffn = try out["bert.encoder.layer.0.intermediate.dense.weight"].map { $0.shape[0] }
             ?? { throw ModelError("no feed-forward weights") }()
-        let positions = out["bert.embeddings.position_embeddings.weight"]!.shape[0]
-        let types = out["bert.embeddings.token_type_embeddings.weight"]!.shape[0]
+        let positions = out["bert.embeddings.position_embeddings.weight"]?.shape.first ?? 0
+        let types = out["bert.embeddings.token_type_embeddings.weight"]?.shape.first ?? 2
         if head == .base {  // a bare encoder: HF's MegatronBertModel names have no "bert." prefix
             out = Dictionary(uniqueKeysWithValues: out.map { (String($0.key.dropFirst("bert.".count)), $0.value) })
         }

@@ -14,6 +14,7 @@ import FoundationNetworking
 /// let model = try MegatronBERTModel(path: directory)
 /// ```
 public struct ModelDownload: Sendable {
+    /// Which of NVIDIA's two public 345M checkpoints: cased (vocabulary of 28996 tokens) or uncased (30522).
     public enum Variant: String, Sendable, CaseIterable {
         case cased, uncased
         /// The NGC version name.
@@ -37,6 +38,8 @@ public struct ModelDownload: Sendable {
     /// Attention heads, for a checkpoint without args; nil: hidden size / 64 (16 for NGC's 345M models).
     public var heads: Int?
 
+    /// A download of `variant` from `baseURL` into `cacheDirectory` (default: $MEGATRON_BERT_CACHE, else
+    /// ~/.cache/megatron-bert).
     public init(variant: Variant, baseURL: String = ModelDownload.defaultBaseURL, cacheDirectory: String? = nil) {
         self.variant = variant
         self.baseURL = baseURL
@@ -44,6 +47,7 @@ public struct ModelDownload: Sendable {
             ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/megatron-bert")
     }
 
+    /// Where the zip is fetched from.
     public var url: String { baseURL + "/" + variant.version + "/zip" }
     /// Where the zip lands in the cache.
     public var zipPath: String { (cacheDirectory as NSString).appendingPathComponent("megatron_bert_345m_\(variant.version).zip") }

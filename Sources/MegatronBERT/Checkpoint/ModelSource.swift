@@ -15,6 +15,7 @@ import Glibc
 /// print(source.format, source.config.numHiddenLayers)
 /// ```
 public struct ModelSource: @unchecked Sendable {
+    /// What kind of files the model came in.
     public enum Format: String, Sendable {
         /// A Hugging Face directory or weight file.
         case huggingFace = "hugging-face"

@@ -23,6 +23,7 @@ public struct TokenizerCasing: Sendable, Equatable {
     /// Why, in words (for the user).
     public var reason: String
 
+    /// A choice, what it rests on and why (in words).
     public init(lowercase: Bool, evidence: Evidence, reason: String) {
         self.lowercase = lowercase
         self.evidence = evidence

@@ -16,6 +16,7 @@ public struct Batch: Sendable, Equatable {
     /// Choices per example when the batch came as (B, C, S); nil for an ordinary (B, S) batch.
     public var numChoices: Int?
 
+    /// A batch of (B, S) ids (or (B·C, S) with `numChoices` = C); mask and types default to ones and zeros.
     public init(inputIDs: [[Int]], attentionMask: [[Int]]? = nil, tokenTypeIDs: [[Int]]? = nil, numChoices: Int? = nil) {
         self.inputIDs = inputIDs
         self.attentionMask = attentionMask

@@ -40,6 +40,7 @@ public struct BertConfig: Sendable, Equatable {
         intermediateSize: 4096, hiddenAct: "gelu", maxPositionEmbeddings: 512, typeVocabSize: 2, layerNormEps: 1e-5,
         tieWordEmbeddings: true, architectures: ["MegatronBertForPreTraining"], id2label: [:], numLabels: 2, problemType: nil)
 
+    /// A config from its fields (for converted checkpoints and benchmarks); `init(path:)` reads config.json.
     public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, numHiddenLayers: Int,
                 numAttentionHeads: Int, intermediateSize: Int, hiddenAct: String, maxPositionEmbeddings: Int,
                 typeVocabSize: Int, layerNormEps: Double, tieWordEmbeddings: Bool = true,

@@ -11,7 +11,9 @@ import TensorFiles
 /// print(outputs["prediction_logits"]!.shape)  // [1, 4, 29056]
 /// ```
 public final class MegatronBERTModel: @unchecked Sendable {
+    /// The model's shape and settings (config.json).
     public let config: BertConfig
+    /// Which head it has (from `architectures`, or the tensor names).
     public let head: ModelHead
     /// The precision the weights are kept in.
     public let dtype: DType

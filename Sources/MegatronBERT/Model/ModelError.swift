@@ -7,6 +7,7 @@
 /// }
 /// ```
 public struct ModelError: Error, CustomStringConvertible, Equatable {
+    /// What went wrong, for a server to choose a status code.
     public enum Kind: String, Sendable {
         /// The input is wrong: a request, a text, a batch, a file or a flag (HTTP 400 / 422).
         case badInput
@@ -26,6 +27,7 @@ public struct ModelError: Error, CustomStringConvertible, Equatable {
         self.init(.badInput, message)
     }
 
+    /// An error of `kind`; `message` says what was wrong and what to do.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message

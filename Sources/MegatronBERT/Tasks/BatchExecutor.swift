@@ -25,6 +25,7 @@ public struct SortedBatchExecutor: BatchExecutor {
     /// Rows per forward pass (examples, for multiple choice).
     public let batchSize: Int
 
+    /// An executor of `model`, padding with `tokenizer`, `batchSize` rows per forward pass.
     public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, batchSize: Int) {
         self.model = model
         self.tokenizer = tokenizer
@@ -55,6 +56,7 @@ public struct SortedBatchExecutor: BatchExecutor {
                      tokenTypeIDs: encodings.map(\.typeIDs), numChoices: model.head == .multipleChoice ? choices : nil)
     }
 
+    /// Runs the rows in length-sorted batches; outputs in the rows' order.
     public func run(_ rows: [ModelRow], work: RowWork) throws -> [RowOutput] {
         var outputs = [RowOutput](repeating: RowOutput(), count: rows.count)
         for indices in batches(rows) {

@@ -48,10 +48,12 @@ public struct ClassificationTask: ModelTask {
         self.function = function ?? ScoreFunction(problemType: config.problemType, numLabels: config.numLabels)
     }
 
-    public func prepare(_ inputs: [(text: String, pair: String?)]) throws -> (rows: [ModelRow], plan: Int) {
-        (try inputs.map { ModelRow(try pipeline.encodeTruncating($0.text, pair: $0.pair)) }, inputs.count)
+    /// One row per text or pair, truncated to the model's limit.
+    public func prepare(_ inputs: [TextInput]) throws -> (rows: [ModelRow], plan: Int) {
+        (try inputs.map { ModelRow(try pipeline.encodeTruncating($0.text, pair: $0.textPair)) }, inputs.count)
     }
 
+    /// Per input, the labels best first.
     public func finish(_ outputs: [RowOutput], plan: Int) throws -> [[LabelScore]] {
         try outputs.map { output in
             guard case .sequenceClassification(let logits)? = output.head else { throw missingOutput("class logits", task: "classification") }
@@ -77,6 +79,7 @@ extension Pipeline {
     /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
     public func classify(_ inputs: [(text: String, pair: String?)], topK: Int? = 1,
                          function: ScoreFunction? = nil) throws -> [[LabelScore]] {
-        try run(try ClassificationTask(pipeline: self, topK: topK, function: function), inputs)
+        try run(try ClassificationTask(pipeline: self, topK: topK, function: function),
+                inputs.map { TextInput(text: $0.text, textPair: $0.pair) })
     }
 }

@@ -7,6 +7,7 @@ public struct ModelRow: Sendable, Equatable {
     /// Token positions whose masked-LM logits the task wants (fill-mask); empty for the other tasks.
     public var maskedPositions: [Int]
 
+    /// A row of one sequence (with the positions fill-mask wants logits at).
     public init(_ encoding: Encoding, maskedPositions: [Int] = []) {
         encodings = [encoding]
         self.maskedPositions = maskedPositions
@@ -57,6 +58,7 @@ public struct RowOutput: Sendable {
     /// The head's output (`RowWork.head`, `.maskedPositions`).
     public var head: RowHead?
 
+    /// An output; executors fill what the work asked for.
     public init(hidden: [Float]? = nil, pooled: [Float]? = nil, head: RowHead? = nil) {
         self.hidden = hidden
         self.pooled = pooled

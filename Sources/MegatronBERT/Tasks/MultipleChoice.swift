@@ -17,13 +17,15 @@ public struct MultipleChoiceTask: ModelTask {
     public let pipeline: Pipeline
     public var work: RowWork { .head }
 
+    /// - Throws: for a model without a multiple-choice head.
     public init(pipeline: Pipeline) throws {
         try pipeline.requireHead([.multipleChoice], for: "multiple choice",
                                  hint: "fine-tune a MegatronBertForMultipleChoice head (e.g. on SWAG) and pass that checkpoint")
         self.pipeline = pipeline
     }
 
-    public func prepare(_ examples: [(prompt: String, choices: [String])]) throws -> (rows: [ModelRow], plan: [[String]]) {
+    /// One row of C sequences per example.
+    public func prepare(_ examples: [ChoiceInput]) throws -> (rows: [ModelRow], plan: [[String]]) {
         let rows = try examples.map { example -> ModelRow in
             guard !example.choices.isEmpty else { throw ModelError("multiple choice needs at least one choice") }
             return ModelRow(choices: try example.choices.map { try pipeline.encodeTruncating(example.prompt, pair: $0) })
@@ -31,6 +33,7 @@ public struct MultipleChoiceTask: ModelTask {
         return (rows, examples.map(\.choices))
     }
 
+    /// Per example, the choices best first.
     public func finish(_ outputs: [RowOutput], plan choices: [[String]]) throws -> [[ChoiceScore]] {
         try zip(outputs, choices).map { output, choices in
             guard case .multipleChoice(let logits)? = output.head else { throw missingOutput("choice logits", task: "multiple choice") }
@@ -50,11 +53,11 @@ extension Pipeline {
     /// print(ranked[0].choice)
     /// ```
     public func multipleChoice(prompt: String, choices: [String]) throws -> [ChoiceScore] {
-        try run(try MultipleChoiceTask(pipeline: self), [(prompt: prompt, choices: choices)])[0]
+        try run(try MultipleChoiceTask(pipeline: self), [ChoiceInput(prompt: prompt, choices: choices)])[0]
     }
 
     /// Many examples at once, batched (`batchSize` examples with the same number of choices per forward pass).
-    public func multipleChoice(_ examples: [(prompt: String, choices: [String])]) throws -> [[ChoiceScore]] {
+    public func multipleChoice(_ examples: [ChoiceInput]) throws -> [[ChoiceScore]] {
         try run(try MultipleChoiceTask(pipeline: self), examples)
     }
 }

@@ -22,10 +22,18 @@ public struct NextSentenceTask: ModelTask {
         self.pipeline = pipeline
     }
 
-    public func prepare(_ pairs: [(String, String)]) throws -> (rows: [ModelRow], plan: Int) {
-        (try pairs.map { ModelRow(try pipeline.encodeTruncating($0.0, pair: $0.1)) }, pairs.count)
+    /// One row per pair (`textPair` is required).
+    public func prepare(_ pairs: [TextInput]) throws -> (rows: [ModelRow], plan: Int) {
+        let rows = try pairs.map { input -> ModelRow in
+            guard let pair = input.textPair else {
+                throw ModelError("next-sentence prediction needs two texts: give \"text_pair\" too")
+            }
+            return ModelRow(try pipeline.encodeTruncating(input.text, pair: pair))
+        }
+        return (rows, pairs.count)
     }
 
+    /// p(B follows A) per pair.
     public func finish(_ outputs: [RowOutput], plan: Int) throws -> [NextSentencePrediction] {
         try outputs.map { output in
             guard case .nextSentence(let logits)? = output.head else { throw missingOutput("next-sentence logits", task: "next-sentence prediction") }
@@ -42,6 +50,6 @@ extension Pipeline {
     /// ```
     /// - Throws: for a model without the next-sentence head (`cls.seq_relationship`).
     public func nextSentence(_ pairs: [(String, String)]) throws -> [NextSentencePrediction] {
-        try run(try NextSentenceTask(pipeline: self), pairs)
+        try run(try NextSentenceTask(pipeline: self), pairs.map { TextInput(text: $0.0, textPair: $0.1) })
     }
 }

@@ -25,6 +25,7 @@ public struct AnswerOptions: Sendable {
     /// Also offer "no answer" (score p([CLS] start) · p([CLS] end), the lowest over the windows).
     public var allowNoAnswer = false
 
+    /// The settings, with transformers v4's defaults.
     public init(topK: Int = 1, maxAnswerLength: Int = 15, docStride: Int? = nil, maxSequenceLength: Int? = nil,
                 allowNoAnswer: Bool = false) {
         self.topK = topK
@@ -56,8 +57,9 @@ public struct QuestionAnsweringTask: ModelTask {
         stride = options.docStride ?? min(length / 2, 128)
     }
 
-    public func prepare(_ inputs: [(question: String, context: String)]) throws
-        -> (rows: [ModelRow], plan: RowOwners<(question: String, context: String)>) {
+    /// `[CLS] question [SEP] context [SEP]` windows over each context.
+    public func prepare(_ inputs: [QuestionInput]) throws
+        -> (rows: [ModelRow], plan: RowOwners<QuestionInput>) {
         try pipeline.rows(inputs) { input in
             guard !input.question.isEmpty, !input.context.isEmpty else {
                 throw ModelError("question answering needs a non-empty question and context")
@@ -71,7 +73,8 @@ public struct QuestionAnsweringTask: ModelTask {
         }
     }
 
-    public func finish(_ outputs: [RowOutput], plan: RowOwners<(question: String, context: String)>) throws -> [[Answer]] {
+    /// Per question, the `topK` answers over all its windows, best first.
+    public func finish(_ outputs: [RowOutput], plan: RowOwners<QuestionInput>) throws -> [[Answer]] {
         var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: plan.inputs.count)
         var noAnswer = [Double](repeating: 1e6, count: plan.inputs.count)
         let contexts = plan.inputs.map { Array($0.context.unicodeScalars) }
@@ -108,7 +111,7 @@ extension Pipeline {
     /// print(answers[0][0].answer)  // "Paris"
     /// ```
     public func answer(_ inputs: [(question: String, context: String)], options: AnswerOptions = AnswerOptions()) throws -> [[Answer]] {
-        try run(try QuestionAnsweringTask(pipeline: self, options: options), inputs)
+        try run(try QuestionAnsweringTask(pipeline: self, options: options), inputs.map { QuestionInput(question: $0.question, context: $0.context) })
     }
 
     /// The window's `topK` spans over context tokens, and its "no answer" score.

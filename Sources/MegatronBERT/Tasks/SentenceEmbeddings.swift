@@ -36,10 +36,12 @@ public struct EmbeddingTask: ModelTask {
         self.stride = stride ?? pipeline.maxLength / 8
     }
 
+    /// Windows over each text.
     public func prepare(_ texts: [String]) throws -> (rows: [ModelRow], plan: RowOwners<String>) {
         try pipeline.rows(texts) { try pipeline.tokenizer.encodeWindows($0, maxLength: pipeline.maxLength, stride: stride) }
     }
 
+    /// One vector per text, its windows combined.
     public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Float]] {
         let h = pipeline.model.config.hiddenSize
         var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: plan.inputs.count)

@@ -60,6 +60,7 @@ public struct TokenClassificationTask: ModelTask {
         self.ignoreLabels = ignoreLabels ?? ["O"]
     }
 
+    /// One row per text (or windows over a long one).
     public func prepare(_ texts: [String]) throws -> (rows: [ModelRow], plan: RowOwners<String>) {
         try pipeline.rows(texts) { text in
             aggregation == .none ? [try pipeline.encodeTruncating(text)]
@@ -67,6 +68,7 @@ public struct TokenClassificationTask: ModelTask {
         }
     }
 
+    /// Per text, its entities (windows merged).
     public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Entity]] {
         var found = [[Entity]](repeating: [], count: plan.inputs.count)
         var windowCount = [Int](repeating: 0, count: plan.inputs.count)
@@ -148,7 +150,8 @@ extension Pipeline {
                 let scores: [Double]
                 switch aggregation {
                 case .first: scores = group[0].scores
-                case .max: scores = group.max { $0.scores.max()! < $1.scores.max()! }!.scores  // the first of equals
+                case .max:  // the most confident token's scores (the first of equals)
+                    scores = group.max { ($0.scores.max() ?? 0) < ($1.scores.max() ?? 0) }?.scores ?? group[0].scores
                 default: scores = group[0].scores.indices.map { j in group.map { $0.scores[j] }.reduce(0, +) / Double(group.count) }
                 }
                 let i = best(scores)
@@ -168,8 +171,8 @@ extension Pipeline {
         }
         var groups: [[Entity]] = []
         for entity in entities {
-            let current = tag(entity.entity!)
-            if let last = groups.last?.last, tag(last.entity!).tag == current.tag, !current.isBegin {
+            let current = tag(entity.entity ?? "")
+            if let last = groups.last?.last, tag(last.entity ?? "").tag == current.tag, !current.isBegin {
                 groups[groups.count - 1].append(entity)
             } else {
                 groups.append([entity])

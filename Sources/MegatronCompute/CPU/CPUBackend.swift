@@ -15,6 +15,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
     static let widenBlockElements = 1 << 20
 
+    /// The CPU backend; `queryBlock` sets the attention's query rows per block (the tests vary it).
     public init(queryBlock: Int = 128) {
         _ = Runtime.configured
         self.queryBlock = max(1, queryBlock)
@@ -46,15 +47,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// Kept in place when the file stores `dtype` already (a memory-mapped safetensors file is then used as it
     /// is), else converted once (`StoredTensor.converted`).
     public func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix {
-        let t = tensor.converted(to: dtype.storage)
-        let base = t.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
-        let aligned = Int(bitPattern: base) % dtype.size == 0
-        let source = aligned ? t : StoredTensor(dtype: t.dtype, shape: t.shape, bytes: t.bytes, owner: t.owner).copied()
-        let pointer = source.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
+        var t = tensor.converted(to: dtype.storage)
+        // Kept in place only when aligned for its element type (and not empty); else in an aligned copy.
+        if t.bytes.baseAddress.map({ Int(bitPattern: $0) % dtype.size != 0 }) ?? true { t = t.copied() }
+        let owner = t.owner
+        guard let pointer = t.bytes.baseAddress else {
+            throw TensorFileError(path: "", "internal error: a weight of shape \(t.shape) has no storage")
+        }
         switch dtype {
-        case .fp32: return CPUMatrix(shape: t.shape, storage: .fp32(pointer.assumingMemoryBound(to: Float.self)), owner: source.owner)
-        case .fp16: return CPUMatrix(shape: t.shape, storage: .fp16(pointer.assumingMemoryBound(to: UInt16.self)), owner: source.owner)
-        case .bf16: return CPUMatrix(shape: t.shape, storage: .bf16(pointer.assumingMemoryBound(to: UInt16.self)), owner: source.owner)
+        case .fp32: return CPUMatrix(shape: t.shape, storage: .fp32(pointer.assumingMemoryBound(to: Float.self)), owner: owner)
+        case .fp16: return CPUMatrix(shape: t.shape, storage: .fp16(pointer.assumingMemoryBound(to: UInt16.self)), owner: owner)
+        case .bf16: return CPUMatrix(shape: t.shape, storage: .bf16(pointer.assumingMemoryBound(to: UInt16.self)), owner: owner)
         }
     }
 
@@ -198,10 +201,10 @@ extension Optional where Wrapped == [Float] {
 }
 
 extension StoredTensor {
-    /// The same tensor in a new, 64-byte aligned buffer.
+    /// The same tensor in a new, 64-byte aligned buffer (at least one byte, so it always has an address).
     func copied() -> StoredTensor {
         let owned = OwnedBytes(count: bytes.count)
-        if let base = bytes.baseAddress, !bytes.isEmpty { owned.pointer.baseAddress!.copyMemory(from: base, byteCount: bytes.count) }
+        if !bytes.isEmpty { owned.pointer.copyMemory(from: bytes) }
         return StoredTensor(dtype: dtype, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<bytes.count]),
                             owner: owned)
     }

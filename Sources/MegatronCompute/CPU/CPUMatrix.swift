@@ -5,6 +5,7 @@ import TensorFiles
 /// (int8 rows with per-row scales) is another case here. The pointer is into a memory-mapped checkpoint or into
 /// a buffer `owner` keeps alive.
 public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
+    /// The element format and where the elements are.
     public enum Storage {
         case fp32(UnsafePointer<Float>)
         case fp16(UnsafePointer<UInt16>)

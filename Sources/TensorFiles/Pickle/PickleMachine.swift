@@ -55,12 +55,13 @@ public struct PickleMachine {
         memo = [:]
         var result: PickleValue?
         do {
-            result = try run()
-            try PickleGraph.check(roots: [result!] + stack.map(\.value) + memo.values.map(\.value),
+            let value = try run()
+            result = value
+            try PickleGraph.check(roots: [value] + stack.map(\.value) + memo.values.map(\.value),
                                   maxDepth: Self.maxNestingDepth, path: path)
             stack = []
             memo = [:]
-            return result!
+            return value
         } catch {
             PickleGraph.dismantle((result.map { [$0] } ?? []) + stack.map(\.value) + memo.values.map(\.value))
             result = nil

@@ -75,8 +75,9 @@ import BERTTokenizer
         #expect(zip(alone.joined(), together.joined()).allSatisfy { abs($0.score - $1.score) < 1e-6 })
 
         let choice = try TaskFixtures.pipeline("multiple-choice", batchSize: 2)
-        let examples = [(prompt: "John lives in", choices: ["Paris .", "a"]), (prompt: "Paris", choices: ["is big", "John", "a"]),
-                        (prompt: "a", choices: ["b", "Paris is big ."])]
+        let examples = [ChoiceInput(prompt: "John lives in", choices: ["Paris .", "a"]),
+                        ChoiceInput(prompt: "Paris", choices: ["is big", "John", "a"]),
+                        ChoiceInput(prompt: "a", choices: ["b", "Paris is big ."])]
         let batched = try choice.multipleChoice(examples)
         for (example, result) in zip(examples, batched) {
             let single = try choice.multipleChoice(prompt: example.prompt, choices: example.choices)
