@@ -39,6 +39,8 @@ public protocol PreparedVector: AnyObject, Sendable {
 public protocol Backend: AnyObject, Sendable {
     /// "cpu", "cuda:0", … (for messages).
     var name: String { get }
+    /// What its products multiply in, whatever the weights are stored in.
+    var computePrecision: ComputePrecision { get }
 
     /// A stored matrix (any floating-point format) made ready for `linear` and the embedding gathers, kept in
     /// `dtype`: the result must equal FP32 math on the values rounded to `dtype`.

@@ -7,6 +7,7 @@ import TensorFiles
 /// the same outputs on both is written against the protocol alone — the reference the CUDA backend is held to.
 final class NaiveBackend: Backend, @unchecked Sendable {
     let name = "naive"
+    let computePrecision = ComputePrecision.fp32
 
     final class Values: DeviceTensor {
         var shape: [Int]

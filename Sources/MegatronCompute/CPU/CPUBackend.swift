@@ -10,6 +10,8 @@ import TensorFiles
 /// ```
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let name = "cpu"
+    /// FP32: half-precision weights are widened before each product.
+    public let computePrecision = ComputePrecision.fp32
     /// Query rows per attention block: (128, 512) scores are 256 KB, inside a core's L2.
     public let queryBlock: Int
     /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
