@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
             let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
             if !json {
-                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores")
+                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name) (OpenBLAS kernels: \(Runtime.openBLASCore))")
                 Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
             }
             for (b, s) in points {
@@ -98,7 +98,7 @@ struct BenchCommand: ParsableCommand {
                 let best = Double(b * s) / times[0]
                 let rss = System.peakResidentBytes
                 if json {
-                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss)}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": \"openblas \(Runtime.openBLASCore)\"}")
                 } else {
                     Console.line(String(format: "%5d %4d %5d %11.1f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
                                  Double(rss) / 1_048_576))

@@ -27,6 +27,7 @@ struct MegatronBERTCommand: ParsableCommand {
     /// Runs the command with checked output: writes that fail end the command with a message (see `Console`),
     /// and a closed pipe is a quiet end rather than SIGPIPE.
     static func main() {
+        reexecWithBetterOpenBLASKernels()
         signal(SIGPIPE, SIG_IGN)
         if let path = ProcessInfo.processInfo.environment["MEGATRON_BERT_PEAK_MEMORY_FILE"], !path.isEmpty {
             peakMemoryFile = path
@@ -106,6 +107,16 @@ func describe(_ error: Error) -> String {
         return String(cString: strerror(code.rawValue))
     }
     return ns.localizedDescription
+}
+
+/// Starts this program again with `OPENBLAS_CORETYPE` set when OpenBLAS did not recognise the CPU and chose slow
+/// kernels (see `Runtime.betterOpenBLASCore`); once at most, and never when the user set `OPENBLAS_CORETYPE`.
+func reexecWithBetterOpenBLASKernels() {
+    guard getenv("OPENBLAS_CORETYPE") == nil, let core = Runtime.betterOpenBLASCore() else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", arguments)
+    // execv returned: it failed; run on with the kernels OpenBLAS chose.
 }
 
 /// Where to append this process's peak resident memory at exit (`MEGATRON_BERT_PEAK_MEMORY_FILE`, a diagnostic the
