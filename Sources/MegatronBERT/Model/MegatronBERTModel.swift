@@ -8,7 +8,7 @@ import TensorFiles
 /// ```swift
 /// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", dtype: .fp32)
 /// let outputs = try model.forward(Batch(inputIDs: [[101, 1109, 103, 102]]))
-/// print(outputs["prediction_logits"]!.shape)  // [1, 4, 29056]
+/// print(outputs.head?.maskedLMLogits?.shape ?? [])  // [1, 4, 29056]
 /// ```
 public final class MegatronBERTModel: @unchecked Sendable {
     /// The model's shape and settings (config.json).
