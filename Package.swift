@@ -30,8 +30,11 @@ let package = Package(
         .target(name: "TensorFiles", dependencies: ["CZlib"]),
         // WordPiece tokenization with Hugging Face's semantics. No dependencies.
         .target(name: "BERTTokenizer"),
+        // oneDNN (the library PyTorch uses on CPU): matrix products on weights packed once, with run-time dispatch
+        // to AVX2 / AVX-512 / VNNI / BF16 / AMX; Debian/Ubuntu: `apt-get install libdnnl-dev`.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
-        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "TensorFiles"]),
+        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "TensorFiles"]),
         // The model (written once against Backend), its heads, checkpoints and tasks.
         .target(
             name: "MegatronBERT",

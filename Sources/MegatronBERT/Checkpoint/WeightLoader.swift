@@ -57,10 +57,10 @@ final class WeightLoader {
         return t
     }
 
-    /// A matrix (or embedding table), prepared by the backend in `dtype`.
-    func matrix(_ name: String, _ shape: [Int]) throws -> any PreparedMatrix {
+    /// A matrix (or embedding table), prepared by the backend in `dtype` for `use`.
+    func matrix(_ name: String, _ shape: [Int], use: MatrixUse = .product) throws -> any PreparedMatrix {
         let stored = random != nil ? random!.matrix(shape, format: dtype.storage) : try take(name, shape)
-        return try backend.prepareMatrix(stored, dtype: dtype)
+        return try backend.prepareMatrix(stored, dtype: dtype, use: use)
     }
 
     /// A vector, its values rounded to `dtype` (biases and LayerNorm parameters are small).

@@ -8,11 +8,13 @@ struct Embeddings: Sendable {
     let tokenType: any PreparedMatrix  // (T, H)
     let layerNorm: LayerNorm?
 
-    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig) throws {
+    /// - Parameter wordIsDecoder: the masked-LM decoder is tied to the word embeddings (so they are multiplied by too).
+    init(_ loader: WeightLoader, _ prefix: String, config: BertConfig, wordIsDecoder: Bool) throws {
         let h = config.hiddenSize
-        word = try loader.matrix(prefix + ".word_embeddings.weight", [config.vocabSize, h])
-        position = try loader.matrix(prefix + ".position_embeddings.weight", [config.maxPositionEmbeddings, h])
-        tokenType = try loader.matrix(prefix + ".token_type_embeddings.weight", [config.typeVocabSize, h])
+        word = try loader.matrix(prefix + ".word_embeddings.weight", [config.vocabSize, h],
+                                 use: wordIsDecoder ? .productAndGather : .gather)
+        position = try loader.matrix(prefix + ".position_embeddings.weight", [config.maxPositionEmbeddings, h], use: .gather)
+        tokenType = try loader.matrix(prefix + ".token_type_embeddings.weight", [config.typeVocabSize, h], use: .gather)
         layerNorm = config.architecture == .bert
             ? try LayerNorm(loader, prefix + ".LayerNorm", width: h, epsilon: config.layerNormEps) : nil
         loader.ignore(prefix + ".position_ids")  // a buffer older checkpoints saved

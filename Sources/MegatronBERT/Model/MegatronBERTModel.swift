@@ -91,7 +91,8 @@ public final class MegatronBERTModel: @unchecked Sendable {
                 throw ModelError("config.json says num_hidden_layers \(config.numHiddenLayers) but the checkpoint holds \(present.count) layers; does the config belong to these weights?")
             }
         }
-        embeddings = try Embeddings(loader, p + "embeddings", config: config)
+        embeddings = try Embeddings(loader, p + "embeddings", config: config,
+                                    wordIsDecoder: config.tieWordEmbeddings && (head == .preTraining || head == .maskedLM))
         var layers: [EncoderLayer] = []
         for i in 0..<config.numHiddenLayers { layers.append(try EncoderLayer(loader, p + "encoder.layer.\(i)", config: config)) }
         self.layers = layers

@@ -1,26 +1,56 @@
+import CDNNL
 import COpenBLAS
+import Foundation
 import TensorFiles
 
-/// The reference backend: FP32 on the CPU, OpenBLAS for the matrix products (single-threaded per call and split
-/// across cores here), our own vectorised kernels for the rest. Weights kept in FP16/BF16 are widened block by
-/// block right before each product, so every precision computes exactly FP32 math on its rounded weights.
+/// The reference backend, on the CPU: matrix products through oneDNN on weights packed once at load (or through
+/// OpenBLAS, single-threaded per call and split across cores here), our own vectorised kernels for the rest.
+/// FP32 and FP16 weights multiply in FP32 (FP16 widened when packed); BF16 weights multiply in BF16 where the CPU
+/// has BF16 dot products (AVX512_BF16 or AMX), accumulating in FP32, and in FP32 elsewhere.
 ///
 /// ```swift
 /// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", backend: CPUBackend())
 /// ```
 public final class CPUBackend: Backend, @unchecked Sendable {
     public let name = "cpu"
-    /// FP32: half-precision weights are widened before each product.
-    public let computePrecision = ComputePrecision.fp32
     /// Query rows per attention block: (128, 512) scores are 256 KB, inside a core's L2.
     public let queryBlock: Int
+    /// Where the matrix products run.
+    public let products: Products
     /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
     static let widenBlockElements = 1 << 20
 
-    /// The CPU backend; `queryBlock` sets the attention's query rows per block (the tests vary it).
-    public init(queryBlock: Int = 128) {
+    /// The library behind the matrix products.
+    public enum Products: String, Sendable, CaseIterable {
+        /// oneDNN on weights packed once (the default where it starts).
+        case oneDNN = "onednn"
+        /// OpenBLAS SGEMM, half-precision weights widened per block.
+        case openBLAS = "openblas"
+
+        /// `MEGATRON_BERT_PRODUCTS` (onednn or openblas) when set, else oneDNN where it starts, else OpenBLAS.
+        public static var preferred: Products {
+            if let name = ProcessInfo.processInfo.environment["MEGATRON_BERT_PRODUCTS"], let chosen = Products(rawValue: name) {
+                return chosen == .oneDNN && OneDNN.shared == nil ? .openBLAS : chosen
+            }
+            return OneDNN.shared == nil ? .openBLAS : .oneDNN
+        }
+    }
+
+    /// The CPU backend; `queryBlock` sets the attention's query rows per block (the tests vary it), `products` the
+    /// library behind the matrix products.
+    public init(queryBlock: Int = 128, products: Products = .preferred) {
         _ = Runtime.configured
         self.queryBlock = max(1, queryBlock)
+        self.products = products == .oneDNN && OneDNN.shared == nil ? .openBLAS : products
+    }
+
+    /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX): then BF16 weights multiply in BF16.
+    public static var hasBFloat16Products: Bool {
+        Runtime.cpuFlags.contains("avx512_bf16") || Runtime.cpuFlags.contains("amx_bf16")
+    }
+
+    public func computePrecision(for dtype: DType) -> ComputePrecision {
+        dtype == .bf16 && products == .oneDNN && Self.hasBFloat16Products ? .bf16 : .fp32
     }
 
     private func host(_ x: any DeviceTensor) -> Tensor {
@@ -46,21 +76,42 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: - Weights
 
-    /// Kept in place when the file stores `dtype` already (a memory-mapped safetensors file is then used as it
-    /// is), else converted once (`StoredTensor.converted`).
-    public func prepareMatrix(_ tensor: StoredTensor, dtype: DType) throws -> any PreparedMatrix {
+    /// Plain rows are kept in place when the file stores `dtype` already (a memory-mapped safetensors file is then
+    /// used as it is), else converted once (`StoredTensor.converted`). With oneDNN, a matrix multiplied by is packed
+    /// once into oneDNN's layout (FP32, or BF16 when `computePrecision(for: .bf16)` is BF16), and its plain rows are
+    /// kept only when they are gathered too.
+    public func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix {
         var t = tensor.converted(to: dtype.storage)
         // Kept in place only when aligned for its element type (and not empty); else in an aligned copy.
         if t.bytes.baseAddress.map({ Int(bitPattern: $0) % dtype.size != 0 }) ?? true { t = t.copied() }
-        let owner = t.owner
         guard let pointer = t.bytes.baseAddress else {
             throw TensorFileError(path: "", "internal error: a weight of shape \(t.shape) has no storage")
         }
+        let storage: CPUMatrix.Storage
         switch dtype {
-        case .fp32: return CPUMatrix(shape: t.shape, storage: .fp32(pointer.assumingMemoryBound(to: Float.self)), owner: owner)
-        case .fp16: return CPUMatrix(shape: t.shape, storage: .fp16(pointer.assumingMemoryBound(to: UInt16.self)), owner: owner)
-        case .bf16: return CPUMatrix(shape: t.shape, storage: .bf16(pointer.assumingMemoryBound(to: UInt16.self)), owner: owner)
+        case .fp32: storage = .fp32(pointer.assumingMemoryBound(to: Float.self))
+        case .fp16: storage = .fp16(pointer.assumingMemoryBound(to: UInt16.self))
+        case .bf16: storage = .bf16(pointer.assumingMemoryBound(to: UInt16.self))
         }
+        var packed: OneDNNMatrix?
+        if use != .gather, products == .oneDNN, let onednn = OneDNN.shared, t.shape.count == 2 {
+            let (n, k) = (t.shape[0], t.shape[1])
+            if computePrecision(for: dtype) == .bf16 {
+                packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, type: dnnl_bf16)
+            } else if dtype == .fp32 {
+                packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32)
+            } else {  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
+                let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(n * k, 1))
+                defer { widened.deallocate() }
+                let plain = CPUMatrix(shape: t.shape, dtype: dtype, storage: storage, owner: t.owner, packed: nil)
+                plain.widen(from: 0, count: n * k, into: widened)
+                packed = onednn.pack(widened, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32)
+            }
+        }
+        let keepPlain = packed == nil || use == .productAndGather
+        if !keepPlain { t.releasePages() }
+        return CPUMatrix(shape: t.shape, dtype: dtype, storage: keepPlain ? storage : nil, owner: keepPlain ? t.owner : nil,
+                         packed: packed)
     }
 
     public func prepareVector(_ values: [Float]) -> any PreparedVector { CPUVector(values) }
@@ -94,6 +145,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let y = accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
         let b = bias.map(vector)
         b.withUnsafeBufferPointerOrNil { bias in
+            if let packed = w.packed, rows > 0,
+               OneDNN.shared?.multiply(x.data, rows: rows, matrix: packed, bias: bias, accumulate: accumulateInto != nil, into: y.data) == true {
+                return
+            }
             product(x.data, rows: rows, weight: w, bias: bias, accumulate: accumulateInto != nil, into: y.data)
         }
         return y
@@ -104,7 +159,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                          accumulate: Bool, into y: UnsafeMutablePointer<Float>) {
         let n = weight.shape[0], k = weight.shape[1]
         guard rows > 0 else { return }
-        if case .fp32(let w) = weight.storage {
+        guard weight.storage != nil else {
+            // oneDNN refused this product shape for a weight it keeps only packed: unpack it for this product.
+            let plain = UnsafeMutablePointer<Float>.allocate(capacity: n * k)
+            defer { plain.deallocate() }
+            guard let packed = weight.packed, OneDNN.shared?.unpack(packed, into: plain) == true else {
+                preconditionFailure("internal error: a packed weight (\(n) x \(k)) could not be unpacked")
+            }
+            Matmul.multiplyTransposed(m: rows, n: n, k: k, x, lda: k, plain, ldb: k, bias: bias, accumulate: accumulate, y, ldc: n)
+            return
+        }
+        if case .fp32(let w)? = weight.storage {
             Matmul.multiplyTransposed(m: rows, n: n, k: k, x, lda: k, w, ldb: k, bias: bias, accumulate: accumulate, y, ldc: n)
             return
         }
@@ -203,6 +268,16 @@ extension Optional where Wrapped == [Float] {
 }
 
 extension StoredTensor {
+    /// Tells the kernel the tensor's whole pages will not be read again (after packing): pages of a memory-mapped
+    /// file leave the process's resident memory (they are read back from the file if ever needed).
+    func releasePages() {
+        guard owner is MappedFile, let base = bytes.baseAddress else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + page - 1) / page * page, end = (Int(bitPattern: base) + bytes.count) / page * page
+        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(pointer, end - start, MADV_DONTNEED)
+    }
+
     /// The same tensor in a new, 64-byte aligned buffer (at least one byte, so it always has an address).
     func copied() -> StoredTensor {
         let owned = OwnedBytes(count: bytes.count)

@@ -1,9 +1,9 @@
 import TensorFiles
 
-/// A weight matrix as the CPU backend keeps it: FP32, or FP16/BF16 bits widened to FP32 block by block right
-/// before each product (so half the memory, and exactly FP32 math on the rounded values). Another storage
-/// (int8 rows with per-row scales) is another case here. The pointer is into a memory-mapped checkpoint or into
-/// a buffer `owner` keeps alive.
+/// A weight matrix as the CPU backend keeps it: packed once by oneDNN for products (FP32, or BF16 where the CPU
+/// multiplies BF16), and/or plain for row gathers and the OpenBLAS path — FP32, or FP16/BF16 bits widened to FP32
+/// block by block right before each product. Another storage (int8 rows with per-row scales) is another form here.
+/// A plain pointer is into a memory-mapped checkpoint or into a buffer `owner` keeps alive.
 public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
     /// The element format and where the elements are.
     public enum Storage {
@@ -13,32 +13,34 @@ public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
     }
 
     public let shape: [Int]
-    let storage: Storage
-    let owner: AnyObject
+    public let dtype: DType
+    /// The plain rows (gathers, OpenBLAS), when kept.
+    let storage: Storage?
+    let owner: AnyObject?
+    /// The packed form for oneDNN products, when made.
+    let packed: OneDNNMatrix?
 
-    init(shape: [Int], storage: Storage, owner: AnyObject) {
+    init(shape: [Int], dtype: DType, storage: Storage?, owner: AnyObject?, packed: OneDNNMatrix?) {
         self.shape = shape
+        self.dtype = dtype
         self.storage = storage
         self.owner = owner
+        self.packed = packed
     }
 
     public var count: Int { shape.reduce(1, *) }
 
-    public var dtype: DType {
-        switch storage {
-        case .fp32: .fp32
-        case .fp16: .fp16
-        case .bf16: .bf16
-        }
-    }
+    /// Bytes it holds: the plain rows it keeps (those in a memory-mapped file included) and the packed form.
+    public var heldBytes: Int { (storage == nil ? 0 : count * dtype.size) + (packed?.byteCount ?? 0) }
 
-    /// Widens `count` elements starting at element `start` into `destination` as FP32.
+    /// Widens `count` elements starting at element `start` into `destination` as FP32 (plain storage only).
     @inline(__always)
     func widen(from start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch storage {
-        case .fp32(let p): destination.update(from: p + start, count: count)
-        case .fp16(let p): NumberFormats.widenHalf(p + start, into: destination, count: count)
-        case .bf16(let p): NumberFormats.widenBFloat16(p + start, into: destination, count: count)
+        case .fp32(let p)?: destination.update(from: p + start, count: count)
+        case .fp16(let p)?: NumberFormats.widenHalf(p + start, into: destination, count: count)
+        case .bf16(let p)?: NumberFormats.widenBFloat16(p + start, into: destination, count: count)
+        case nil: preconditionFailure("internal error: a packed-only weight was read row by row (prepare it with use .gather)")
         }
     }
 }

@@ -1,0 +1,87 @@
+import CDNNL
+import Foundation
+import Testing
+@testable import MegatronCompute
+
+/// oneDNN's packed products against a float64 product written out here, for the shapes the model uses and the
+/// awkward ones (one row, rows and columns that fill no kernel tile), with and without bias and accumulation.
+@Suite(.enabled(if: OneDNN.shared != nil, "oneDNN did not start"))
+struct OneDNNTests {
+    static func random(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
+        }
+    }
+
+    /// y (rows, n) = x · Wᵀ + bias + y0, in float64.
+    static func reference(_ x: [Float], _ w: [Float], rows: Int, n: Int, k: Int, bias: [Float]?, y0: [Float]?) -> [Double] {
+        var y = [Double](repeating: 0, count: rows * n)
+        for r in 0..<rows {
+            for c in 0..<n {
+                var sum = Double(bias?[c] ?? 0) + Double(y0?[r * n + c] ?? 0)
+                for i in 0..<k { sum += Double(x[r * k + i]) * Double(w[c * k + i]) }
+                y[r * n + c] = sum
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: [(1, 64, 32), (8, 1024, 1024), (13, 200, 96), (128, 130, 64), (3, 7, 5)])
+    func fp32ProductsMatchFloat64(rows: Int, n: Int, k: Int) throws {
+        let onednn = try #require(OneDNN.shared)
+        let w = Self.random(n * k, seed: 1), x = Self.random(rows * k, seed: 2), bias = Self.random(n, seed: 3)
+        let y0 = Self.random(rows * n, seed: 4)
+        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32) })
+        for (useBias, accumulate) in [(false, false), (true, false), (false, true), (true, true)] {
+            var y = accumulate ? y0 : [Float](repeating: .nan, count: rows * n)
+            let ok = bias.withUnsafeBufferPointer { b in
+                onednn.multiply(x, rows: rows, matrix: packed, bias: useBias ? b.baseAddress : nil, accumulate: accumulate, into: &y)
+            }
+            #expect(ok)
+            let expected = Self.reference(x, w, rows: rows, n: n, k: k, bias: useBias ? bias : nil, y0: accumulate ? y0 : nil)
+            // FP32 accumulation over K ≤ 1024 terms of magnitude ≤ 1: well inside 1e-3.
+            let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
+            #expect(worst < 1e-3, "rows \(rows), n \(n), k \(k), bias \(useBias), accumulate \(accumulate): worst \(worst)")
+        }
+    }
+
+    @Test func unpackingGivesBackTheWeights() throws {
+        let onednn = try #require(OneDNN.shared)
+        let (n, k) = (300, 96)
+        let w = Self.random(n * k, seed: 5)
+        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32) })
+        var out = [Float](repeating: .nan, count: n * k)
+        #expect(onednn.unpack(packed, into: &out))
+        #expect(out == w)
+    }
+
+    @Test func bf16ProductsRoundTheInputsOnly() throws {
+        let onednn = try #require(OneDNN.shared)
+        let (rows, n, k) = (16, 256, 512)
+        let w = Self.random(n * k, seed: 6), x = Self.random(rows * k, seed: 7)
+        var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
+        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
+        OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
+        let widen = { (bits: [UInt16]) in bits.map { Float(bitPattern: UInt32($0) << 16) } }
+        guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, type: dnnl_bf16) }) else {
+            return  // no BF16 kernel on this CPU: the backend multiplies BF16 weights in FP32 (PrecisionTests covers it)
+        }
+        var y = [Float](repeating: .nan, count: rows * n)
+        #expect(onednn.multiply(x, rows: rows, matrix: packed, bias: nil, accumulate: false, into: &y))
+        // The product of the BF16-rounded operands, accumulated in FP32: only accumulation error remains.
+        let expected = Self.reference(widen(xBits), widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
+        let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
+        #expect(worst < 1e-3, "worst \(worst)")
+    }
+
+    @Test func roundingToBFloat16IsToNearestEven() {
+        let values: [Float] = [1, Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), Float(bitPattern: 0x3f80_8001),
+                               -2.5, .infinity, .nan]
+        var bits = [UInt16](repeating: 0, count: values.count)
+        OneDNN.roundToBFloat16(values, into: &bits, count: values.count)
+        #expect(Array(bits.prefix(6)) == [0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xc020, 0x7f80])
+        #expect(Float(bitPattern: UInt32(bits[6]) << 16).isNaN)
+    }
+}
