@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """The PyTorch side of the benchmark: the same grid and model shape as `megatron-bert bench --random-weights`
 (MegatronBertForPreTraining at the 345M size, random weights, MLM logits at every position, NSP head),
-fp32, eval mode, no grad, a fixed number of threads.
+eval mode, no grad, a fixed number of threads. Precisions, each PyTorch's own CPU path for it:
+  fp32  the model as it is;
+  bf16  torch.autocast("cpu", dtype=torch.bfloat16) (products in BF16 through oneDNN, the rest FP32);
+  int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (qint8 weights, activations quantized at run
+        time, fbgemm or onednn, whichever torch.backends.quantized.engine is).
 
-    /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S] [--dtype fp32] [--json]
+    /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S] [--dtype fp32|bf16|int8] [--json]
 
 Prints one line (or one JSON object) per point, in the same format as the Swift bench.
 """
@@ -12,6 +16,8 @@ import json
 import resource
 import statistics
 import time
+
+import contextlib
 
 import torch
 from transformers import MegatronBertConfig, MegatronBertForPreTraining
@@ -22,7 +28,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--seq", type=int)
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--min-runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
@@ -33,15 +39,19 @@ def main():
     config = MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                 intermediate_size=4096, max_position_embeddings=512, layer_norm_eps=1e-5)
     model = MegatronBertForPreTraining(config).eval()
+    autocast = contextlib.nullcontext
     if args.dtype == "bf16":
-        model = model.to(torch.bfloat16)
+        autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    elif args.dtype == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     points = [(args.batch, args.seq)] if args.batch else [(1, 8), (1, 128), (8, 128), (1, 512)]
     if not args.json:
-        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}, {args.threads} threads")
+        engine = f", quantized engine {torch.backends.quantized.engine}" if args.dtype == "int8" else ""
+        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}, {args.threads} threads")
         print("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
     for b, s in points:
         ids = torch.randint(1000, config.vocab_size, (b, s))
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model(input_ids=ids)  # warm-up
             times = []
             started = time.perf_counter()

@@ -81,3 +81,10 @@ public protocol Backend: AnyObject, Sendable {
     /// A host copy (or, on the CPU, the tensor itself) in FP32.
     func download(_ x: any DeviceTensor) -> Tensor
 }
+
+/// A backend cannot do what was asked (a precision it has no kernels for, on this machine); the message says what
+/// to choose instead.
+public struct BackendError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

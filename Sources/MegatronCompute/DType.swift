@@ -1,20 +1,30 @@
 import TensorFiles
 
 /// The precision model weights are kept in (storage). How a backend computes with them is its own
-/// `computePrecision`: the CPU backend widens half-precision weights to FP32 right before each matrix product, so
-/// they take half the memory and change results only by their rounding.
+/// `computePrecision(for:)`: the CPU backend multiplies FP16 weights in FP32, for instance.
+///
+/// `int8` is dynamic quantization, as PyTorch's `quantize_dynamic` does it: the matrices multiplied by are int8,
+/// symmetric per output channel with an FP32 scale each; each product quantizes its input per token at run time
+/// and accumulates in int32; embedding tables, biases, LayerNorm, attention and activations stay FP32.
 public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
-    case fp32, fp16, bf16
+    case fp32, fp16, bf16, int8
 
     public var description: String { rawValue }
 
-    /// Bytes per stored weight element.
-    public var size: Int { self == .fp32 ? 4 : 2 }
+    /// Bytes per stored element of a matrix multiplied by.
+    public var size: Int {
+        switch self {
+        case .fp32: 4
+        case .fp16, .bf16: 2
+        case .int8: 1
+        }
+    }
 
-    /// The file format of this precision.
+    /// The floating-point format of everything not quantized: embedding tables and vectors (and, but for `int8`,
+    /// every matrix).
     public var storage: StorageDType {
         switch self {
-        case .fp32: .float32
+        case .fp32, .int8: .float32
         case .fp16: .float16
         case .bf16: .bfloat16
         }
@@ -26,6 +36,8 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
 /// tensor cores.
 public enum ComputePrecision: String, Sendable, CaseIterable, CustomStringConvertible {
     case fp32, fp16, bf16
+    /// int8 × int8 products accumulated in int32 (`DType.int8`).
+    case int8
 
     public var description: String { rawValue }
 }

@@ -31,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sequence length (with --batch).")
     var seq: Int?
 
-    @Option(help: "Weight precision in memory: fp32, fp16 or bf16.")
+    @Option(help: DType.help)
     var dtype: DType = .fp32
 
     @Option(help: "cpu (cuda when the CUDA backend lands).")
@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
             let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
             if !json {
-                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name) (OpenBLAS kernels: \(Runtime.openBLASCore))")
+                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name), products: \((loaded.backend as? CPUBackend)?.kernels ?? "-")")
                 Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
             }
             for (b, s) in points {
@@ -98,14 +98,20 @@ struct BenchCommand: ParsableCommand {
                 let best = Double(b * s) / times[0]
                 let rss = System.peakResidentBytes
                 if json {
-                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": \"openblas \(Runtime.openBLASCore)\"}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]}")
                 } else {
                     Console.line(String(format: "%5d %4d %5d %11.1f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
                                  Double(rss) / 1_048_576))
                 }
                 Console.flush()
             }
+            if !json { Console.line("kernels that ran the products: " + kernelsUsed(loaded).joined(separator: ", ")) }
         }
+    }
+
+    /// The kernels behind the products so far (oneDNN implementation names, "openblas:<core>").
+    private func kernelsUsed(_ model: MegatronBERTModel) -> [String] {
+        (model.backend as? CPUBackend)?.kernelsUsed ?? [model.backend.name]
     }
 
     /// Deterministic ids, above the special tokens' range when the vocabulary is large enough.

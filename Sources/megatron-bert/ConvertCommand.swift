@@ -47,6 +47,9 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         if lowercase && cased { throw ValidationError("give --lowercase or --cased, not both") }
         if let heads, heads < 1 { throw ValidationError("--heads must be at least 1 (it is \(heads))") }
+        if dtype == .int8 {
+            throw ValidationError("--dtype int8 is a way to run a model (weights quantized at load), not a file format: convert to fp32, fp16 or bf16 and run with --dtype int8")
+        }
     }
 
     func run() throws {

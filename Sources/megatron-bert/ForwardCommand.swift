@@ -28,7 +28,7 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Where to write the outputs (.safetensors).")
     var output: String
 
-    @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
+    @Option(help: DType.help)
     var dtype: DType = .fp32
 
     @Option(help: "cpu (cuda when the CUDA backend lands).")

@@ -45,7 +45,14 @@ struct MegatronBERTCommand: ParsableCommand {
     }
 }
 
-extension DType: ExpressibleByArgument {}
+extension DType: ExpressibleByArgument {
+    /// The help of every `--dtype` that runs a model.
+    static let help: ArgumentHelp = """
+        Weight precision: fp32; fp16 (half the memory, multiplied in FP32); bf16 (multiplied in BF16 where the CPU \
+        has AVX512_BF16 or AMX, else in FP32); int8 (dynamic quantization as PyTorch's quantize_dynamic: int8 \
+        weights per output channel, inputs quantized per token, int32 sums; a quarter of the memory).
+        """
+}
 
 /// A failure to report as "Error: <message>" with exit code 1 (no usage text: the command line was fine).
 struct CommandError: Error, CustomStringConvertible {

@@ -23,7 +23,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "cpu (cuda when the CUDA backend lands).")
     var device: Device = .cpu
 
-    @Option(help: "Weight precision in memory: fp32, fp16 or bf16 (compute is FP32).")
+    @Option(help: DType.help)
     var dtype: DType = .fp32
 
     @Option(parsing: .unconditional, help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")

@@ -4,12 +4,13 @@ import TensorFiles
 /// from a file or a flag (a config with 10⁹ layers, `--batch-size 2⁶³−1`, a 100k-row batch) are refused with
 /// the numbers instead of aborting on an allocation. Every product is overflow-checked: nil means "absurd".
 extension BertConfig {
-    /// Bytes of the weights kept in `dtype` (matrices in `dtype`, vectors in FP32).
+    /// Bytes of the weights kept in `dtype` (matrices in `dtype`, but embedding tables in `dtype.storage`, vectors
+    /// in FP32).
     public func weightBytes(dtype: DType) -> Int? {
         let h = hiddenSize, f = intermediateSize
         guard let perLayer = sum([product([4, h, h]), product([2, h, f])]),
               let layersBytes = product([numHiddenLayers, perLayer, dtype.size]),
-              let tables = product([sum([vocabSize, maxPositionEmbeddings, typeVocabSize]) ?? -1, h, dtype.size]),
+              let tables = product([sum([vocabSize, maxPositionEmbeddings, typeVocabSize]) ?? -1, h, dtype.storage.size]),
               let vectors = product([numHiddenLayers, sum([product([9, h]), f]) ?? -1, 4]),
               let heads = product([sum([product([h, h]), vocabSize, product([h, max(numLabels, 2)])]) ?? -1, dtype.size])
         else { return nil }

@@ -44,14 +44,31 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         self.products = products == .oneDNN && OneDNN.shared == nil ? .openBLAS : products
     }
 
-    /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX): then BF16 weights multiply in BF16.
-    public static var hasBFloat16Products: Bool {
-        Runtime.cpuFlags.contains("avx512_bf16") || Runtime.cpuFlags.contains("amx_bf16")
-    }
+    /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX, as oneDNN dispatches): then BF16
+    /// weights multiply in BF16.
+    public static var hasBFloat16Products: Bool { OneDNN.shared?.hasBFloat16 ?? false }
 
     public func computePrecision(for dtype: DType) -> ComputePrecision {
-        dtype == .bf16 && products == .oneDNN && Self.hasBFloat16Products ? .bf16 : .fp32
+        switch dtype {
+        case .int8: .int8
+        case .bf16 where products == .oneDNN && Self.hasBFloat16Products: .bf16
+        default: .fp32
+        }
     }
+
+    /// The libraries behind the products, for `info`: e.g. "oneDNN 2.6.3 (avx512_core_amx)" or "OpenBLAS (SkylakeX)".
+    public var kernels: String {
+        guard products == .oneDNN, let onednn = OneDNN.shared else { return "OpenBLAS (\(Runtime.openBLASCore))" }
+        return "oneDNN \(onednn.version) (\(onednn.isaName))"
+    }
+
+    /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
+    /// "brg:avx512_core_amx_int8"), and "openblas:<core>" when OpenBLAS ran any.
+    public var kernelsUsed: [String] {
+        (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
+    }
+
+    private let ranOpenBLAS = ManagedAtomicFlag()
 
     private func host(_ x: any DeviceTensor) -> Tensor {
         guard let tensor = x as? Tensor else {
@@ -78,34 +95,42 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     /// Plain rows are kept in place when the file stores `dtype` already (a memory-mapped safetensors file is then
     /// used as it is), else converted once (`StoredTensor.converted`). With oneDNN, a matrix multiplied by is packed
-    /// once into oneDNN's layout (FP32, or BF16 when `computePrecision(for: .bf16)` is BF16), and its plain rows are
-    /// kept only when they are gathered too.
+    /// once into oneDNN's layout (FP32; BF16 when `computePrecision(for: .bf16)` is BF16; int8 for `.int8`), and its
+    /// plain rows are kept only when they are gathered too (in FP32 for `.int8`).
     public func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix {
+        if dtype == .int8 && use != .gather && products != .oneDNN {
+            throw BackendError("int8 products need oneDNN, and this backend multiplies with \(products.rawValue) (MEGATRON_BERT_PRODUCTS=\(products.rawValue)?): unset it or choose --dtype fp32, fp16 or bf16")
+        }
         var t = tensor.converted(to: dtype.storage)
         // Kept in place only when aligned for its element type (and not empty); else in an aligned copy.
-        if t.bytes.baseAddress.map({ Int(bitPattern: $0) % dtype.size != 0 }) ?? true { t = t.copied() }
+        let elementSize = dtype.storage.size
+        if t.bytes.baseAddress.map({ Int(bitPattern: $0) % elementSize != 0 }) ?? true { t = t.copied() }
         guard let pointer = t.bytes.baseAddress else {
             throw TensorFileError(path: "", "internal error: a weight of shape \(t.shape) has no storage")
         }
         let storage: CPUMatrix.Storage
-        switch dtype {
-        case .fp32: storage = .fp32(pointer.assumingMemoryBound(to: Float.self))
-        case .fp16: storage = .fp16(pointer.assumingMemoryBound(to: UInt16.self))
-        case .bf16: storage = .bf16(pointer.assumingMemoryBound(to: UInt16.self))
+        switch dtype.storage {
+        case .float16: storage = .fp16(pointer.assumingMemoryBound(to: UInt16.self))
+        case .bfloat16: storage = .bf16(pointer.assumingMemoryBound(to: UInt16.self))
+        default: storage = .fp32(pointer.assumingMemoryBound(to: Float.self))
         }
         var packed: OneDNNMatrix?
         if use != .gather, products == .oneDNN, let onednn = OneDNN.shared, t.shape.count == 2 {
             let (n, k) = (t.shape[0], t.shape[1])
-            if computePrecision(for: dtype) == .bf16 {
-                packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, type: dnnl_bf16)
-            } else if dtype == .fp32 {
-                packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32)
-            } else {  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
+            switch (dtype, computePrecision(for: dtype)) {
+            case (.int8, _):
+                packed = onednn.quantize(pointer.assumingMemoryBound(to: Float.self), n: n, k: k)
+                guard packed != nil else {
+                    throw BackendError("oneDNN has no int8 kernel for a (\(n), \(k)) weight on this CPU (\(onednn.isaName)); choose --dtype fp32, fp16 or bf16")
+                }
+            case (_, .bf16): packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16)
+            case (.fp32, _): packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, precision: .fp32)
+            default:  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
                 let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(n * k, 1))
                 defer { widened.deallocate() }
                 let plain = CPUMatrix(shape: t.shape, dtype: dtype, storage: storage, owner: t.owner, packed: nil)
                 plain.widen(from: 0, count: n * k, into: widened)
-                packed = onednn.pack(widened, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32)
+                packed = onednn.pack(widened, sourceType: dnnl_f32, n: n, k: k, precision: .fp32)
             }
         }
         let keepPlain = packed == nil || use == .productAndGather
@@ -159,6 +184,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                          accumulate: Bool, into y: UnsafeMutablePointer<Float>) {
         let n = weight.shape[0], k = weight.shape[1]
         guard rows > 0 else { return }
+        if !ranOpenBLAS.isSet { ranOpenBLAS.set() }
         guard weight.storage != nil else {
             // oneDNN refused this product shape for a weight it keeps only packed: unpack it for this product.
             let plain = UnsafeMutablePointer<Float>.allocate(capacity: n * k)
@@ -193,13 +219,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let x = host(x), g = vector(gamma), b = vector(beta)
         if let residual { Kernels.add(host(residual).data, into: x.data, count: x.count) }
         let out = inPlace ? x : Tensor(uninitializedShape: x.shape)
-        Kernels.layerNorm(x.data, rows: x.count / max(g.count, 1), width: g.count, gamma: g, beta: b, epsilon: epsilon,
-                          into: out.data)
+        let rows = x.count / max(g.count, 1)
+        if products == .oneDNN, rows > 0, let onednn = OneDNN.shared,
+           g.withUnsafeBufferPointer({ g in b.withUnsafeBufferPointer { b in
+               onednn.layerNorm(x.data, rows: rows, width: g.count, gamma: g.baseAddress!, beta: b.baseAddress!, epsilon: epsilon, into: out.data)
+           } }) {
+            return out
+        }
+        Kernels.layerNorm(x.data, rows: rows, width: g.count, gamma: g, beta: b, epsilon: epsilon, into: out.data)
         return out
     }
 
     public func activate(_ x: any DeviceTensor, _ activation: Activation) {
         let x = host(x)
+        if products == .oneDNN, x.count > 0, OneDNN.shared?.activate(x.data, count: x.count, activation) == true { return }
         Kernels.activate(x.data, count: x.count, activation)
     }
 

@@ -9,17 +9,60 @@ import Foundation
 /// single-threaded (our workers, as for OpenBLAS). Letting oneDNN thread each product itself (OpenMP) measured ~10%
 /// slower on the whole model: OpenMP's workers spin between products and fight the workers of the other kernels.
 ///
-/// Measured on a 2-core Intel Xeon (5th generation), (M, K) × (K, N) products of the 345M model's shapes: FP32
-/// 1.1–1.45× OpenBLAS 0.3.21's best kernels (SkylakeX), 3.9× at M = 8; BF16 on AMX 2.2–2.8× FP32.
+/// Three precisions (`OneDNNMatrix.Precision`): FP32; BF16 (inputs rounded to BF16, FP32 accumulation); int8
+/// (weights symmetric per output channel, inputs quantized per row at run time to u8 with a zero point, int32
+/// accumulation, then our epilogue scales back to FP32).
 final class OneDNN: @unchecked Sendable {
     /// The shared engine, or nil where oneDNN cannot start (then the backend uses OpenBLAS).
     static let shared: OneDNN? = try? OneDNN()
+
+    /// The instruction set oneDNN dispatches to here (the CPU's best, or less under `DNNL_MAX_CPU_ISA`).
+    let isa: dnnl_cpu_isa_t
+    /// Whether products multiply BF16 pairs in hardware (AVX512_BF16 or AMX).
+    var hasBFloat16: Bool { [dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa) }
+    /// Whether int8 products use VNNI (or AMX) dot products: they sum u8 × s8 pairs in 32 bits. Without it they sum
+    /// pairs in 16 bits, saturating beyond 32,767, so inputs are quantized to 7 bits (0…127), as PyTorch's
+    /// `reduce_range` does.
+    var hasVNNI: Bool {
+        [dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx, dnnl_cpu_isa_avx2_vnni].contains(isa)
+    }
+    /// The largest quantized input value: 255, or 127 without VNNI.
+    var inputLevels: Int32 { hasVNNI ? 255 : 127 }
+
+    /// The library's version, e.g. "2.6.3".
+    var version: String {
+        guard let v = dnnl_version()?.pointee else { return "?" }
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+
+    /// The instruction set by oneDNN's name for it, e.g. "avx512_core_amx".
+    var isaName: String {
+        switch isa {
+        case dnnl_cpu_isa_sse41: "sse41"
+        case dnnl_cpu_isa_avx: "avx"
+        case dnnl_cpu_isa_avx2: "avx2"
+        case dnnl_cpu_isa_avx2_vnni: "avx2_vnni"
+        case dnnl_cpu_isa_avx512_core: "avx512_core"
+        case dnnl_cpu_isa_avx512_core_vnni: "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core_bf16: "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_amx: "avx512_core_amx"
+        default: "isa 0x" + String(isa.rawValue, radix: 16)
+        }
+    }
 
     let engine: dnnl_engine_t
     private let lock = NSLock()
     private var primitives: [Key: Primitive] = [:]
     /// Shapes oneDNN refused, or offered only its slow reference kernel for: another library serves them.
     private var refused = Set<Key>()
+    private var used = Set<String>()
+
+    /// The kernels of every product primitive made so far, e.g. ["brg:avx512_core_amx_int8"].
+    var kernelsUsed: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return used.sorted()
+    }
 
     /// One cached primitive and the scratch memory an execution of it needs.
     final class Primitive: @unchecked Sendable {
@@ -34,15 +77,18 @@ final class OneDNN: @unchecked Sendable {
         deinit { dnnl_primitive_destroy(primitive) }
     }
 
-    struct Key: Hashable {
-        var rows: Int, columns: Int, k: Int
-        var type: UInt32
+    /// What a cached primitive computes.
+    enum Key: Hashable {
+        case matmul(rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision)
+        case eltwise(algorithm: UInt32, count: Int)
+        case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
 
     private init() throws {
         var engine: dnnl_engine_t?
         guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { throw OneDNNError("no CPU engine") }
         self.engine = engine
+        isa = dnnl_get_effective_cpu_isa()
     }
 
     /// The memory descriptor of a row-major 2-D array (rows `stride` elements apart).
@@ -63,7 +109,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// Runs `body` with a stream of its own on this thread, oneDNN kept to one thread.
-    private func withStream<T>(_ body: (dnnl_stream_t) -> T?) -> T? {
+    func withStream<T>(_ body: (dnnl_stream_t) -> T?) -> T? {
         omp_set_num_threads(1)
         var stream: dnnl_stream_t?
         guard dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let stream else { return nil }
@@ -71,10 +117,73 @@ final class OneDNN: @unchecked Sendable {
         return body(stream)
     }
 
-    /// Packs W (N, K) row-major (FP32 or BF16 elements at `weights`) for products that multiply in `type`
-    /// (`dnnl_f32` or `dnnl_bf16`), one block of output columns per core. nil when oneDNN offers no kernel better
-    /// than its reference one for it.
-    func pack(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, n: Int, k: Int, type: dnnl_data_type_t) -> OneDNNMatrix? {
+    /// Packs W (N, K) row-major (FP32 or BF16 elements at `weights`, as `sourceType` says) for FP32 or BF16
+    /// products, one block of output columns per core. nil when oneDNN offers no kernel better than its reference
+    /// one for it.
+    func pack(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, n: Int, k: Int,
+              precision: OneDNNMatrix.Precision) -> OneDNNMatrix? {
+        precondition(precision != .int8, "int8 matrices are packed by quantize(_:n:k:)")
+        return pack(weights, sourceType: sourceType, n: n, k: k, precision: precision, scales: [], sums: [])
+    }
+
+    /// Quantizes W (N, K) row-major FP32 to int8, symmetric per output channel (scale = max |w| / 127 per row,
+    /// as PyTorch's per-channel qint8), and packs it for int8 products.
+    func quantize(_ weights: UnsafePointer<Float>, n: Int, k: Int) -> OneDNNMatrix? {
+        let quantized = UnsafeMutablePointer<Int8>.allocate(capacity: max(n * k, 1))
+        defer { quantized.deallocate() }
+        var scales = [Float](repeating: 1, count: n), sums = [Int32](repeating: 0, count: n)
+        scales.withUnsafeMutableBufferPointer { scales in
+            sums.withUnsafeMutableBufferPointer { sums in
+                Parallel.forEach(n, minimumPerThread: 64) { rows in
+                    for row in rows { (scales[row], sums[row]) = Self.quantize(weights + row * k, count: k, into: quantized + row * k) }
+                }
+            }
+        }
+        return pack(quantized, sourceType: dnnl_s8, n: n, k: k, precision: .int8, scales: scales, sums: sums)
+    }
+
+    /// One weight row to int8: its scale (max |w| / 127; 1 for a zero row; NaN when a weight is not finite, so the
+    /// products are NaN as in FP32) and the sum of its levels.
+    static func quantize(_ w: UnsafePointer<Float>, count k: Int, into q: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
+        typealias V = QuantizedRows.V
+        var largest = V(repeating: 0), poison = V(repeating: 0)
+        var i = 0
+        while i + 8 <= k {
+            let v = UnsafeRawPointer(w + i).loadUnaligned(as: V.self)
+            largest = QuantizedRows.larger(largest, QuantizedRows.larger(v, -v))
+            poison += v - v
+            i += 8
+        }
+        var top = largest.max(), finite = poison.sum() == 0
+        for j in i..<k {
+            top = max(top, abs(w[j]))
+            finite = finite && w[j].isFinite
+        }
+        guard finite else {
+            q.initialize(repeating: 0, count: k)
+            return (.nan, 0)
+        }
+        let scale: Float = top > 0 ? top / 127 : 1, inverse = 1 / scale
+        var sums = SIMD8<Int32>(repeating: 0)
+        i = 0
+        while i + 8 <= k {
+            let v = UnsafeRawPointer(w + i).loadUnaligned(as: V.self) * inverse
+            let levels = QuantizedRows.integers(QuantizedRows.smaller(V(repeating: 127), QuantizedRows.larger(V(repeating: -127), v)))
+            sums &+= levels
+            UnsafeMutableRawPointer(q + i).storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: levels), as: SIMD8<Int8>.self)
+            i += 8
+        }
+        var sum = sums.wrappedSum()
+        for j in i..<k {
+            let level = Int8(min(127, max(-127, (w[j] * inverse).rounded(.toNearestOrEven))))
+            q[j] = level
+            sum += Int32(level)
+        }
+        return (scale, sum)
+    }
+
+    private func pack(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, n: Int, k: Int,
+                      precision: OneDNNMatrix.Precision, scales: [Float], sums: [Int32]) -> OneDNNMatrix? {
         let parts = max(1, min(Parallel.cores, n / 64))
         // Block widths in multiples of 64 columns, so every block keeps whole kernel tiles.
         let width = ((n + parts - 1) / parts + 63) / 64 * 64
@@ -82,23 +191,31 @@ final class OneDNN: @unchecked Sendable {
         var start = 0
         while start < n {
             let columns = start..<min(start + width, n)
-            let elementSize = sourceType == dnnl_f32 ? 4 : 2
+            let elementSize = Self.size(sourceType)
             guard let block = packBlock(weights + columns.lowerBound * k * elementSize, sourceType: sourceType,
-                                        columns: columns, k: k, type: type) else { return nil }
+                                        columns: columns, k: k, precision: precision) else { return nil }
             blocks.append(block)
             start = columns.upperBound
         }
-        return OneDNNMatrix(n: n, k: k, type: type, blocks: blocks)
+        return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, scales: scales, sums: sums)
+    }
+
+    static func size(_ type: dnnl_data_type_t) -> Int {
+        switch type {
+        case dnnl_f32, dnnl_s32: 4
+        case dnnl_bf16, dnnl_f16: 2
+        default: 1
+        }
     }
 
     private func packBlock(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, columns: Range<Int>, k: Int,
-                           type: dnnl_data_type_t) -> OneDNNMatrix.Block? {
+                           precision: OneDNNMatrix.Precision) -> OneDNNMatrix.Block? {
         let n = columns.count
         // The layout oneDNN wants for these weights; it depends on K, N and the kernels, not on M.
-        var src = Self.plain(128, k, type), dst = Self.plain(128, n, dnnl_f32)
+        var src = Self.plain(128, k, precision.inputType), dst = Self.plain(128, n, precision.outputType)
         var any = dnnl_memory_desc_t()
         var dims: [dnnl_dim_t] = [dnnl_dim_t(k), dnnl_dim_t(n)]
-        guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, type, dnnl_format_tag_any) == dnnl_success else { return nil }
+        guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, precision.weightType, dnnl_format_tag_any) == dnnl_success else { return nil }
         var desc = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&desc, &src, &any, nil, &dst) == dnnl_success else { return nil }
         var pd: dnnl_primitive_desc_t?
@@ -106,93 +223,132 @@ final class OneDNN: @unchecked Sendable {
         defer { dnnl_primitive_desc_destroy(pd) }
         guard Self.isFast(pd), var packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else { return nil }
         var source = Self.transposed(k, n, sourceType)
-        var from: dnnl_memory_t?, to: dnnl_memory_t?
-        guard dnnl_memory_create(&from, &source, engine, UnsafeMutableRawPointer(mutating: weights)) == dnnl_success, let from else { return nil }
-        defer { dnnl_memory_destroy(from) }
-        // DNNL_MEMORY_ALLOCATE, ((void *)(size_t)-1): oneDNN allocates the packed buffer itself.
-        guard dnnl_memory_create(&to, &packed, engine, UnsafeMutableRawPointer(bitPattern: UInt.max)) == dnnl_success, let to else { return nil }
-        var reorderPD: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
-        guard dnnl_reorder_primitive_desc_create(&reorderPD, &source, engine, &packed, engine, nil) == dnnl_success, let reorderPD,
+        guard let to = reorder(from: &source, UnsafeMutableRawPointer(mutating: weights), to: &packed, nil) else { return nil }
+        return OneDNNMatrix.Block(columns: columns, desc: packed, memory: to)
+    }
+
+    /// Reorders the array at `from` (described by `fromDesc`) into the layout `toDesc`: into `to`, or into a buffer
+    /// oneDNN allocates when `to` is nil. The destination memory (the caller destroys it), or nil on failure.
+    private func reorder(from fromDesc: inout dnnl_memory_desc_t, _ from: UnsafeMutableRawPointer, to toDesc: inout dnnl_memory_desc_t,
+                         _ to: UnsafeMutableRawPointer?) -> dnnl_memory_t? {
+        var source: dnnl_memory_t?, target: dnnl_memory_t?, reorderPD: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
+        defer {
+            if let reorder { dnnl_primitive_destroy(reorder) }
+            if let reorderPD { dnnl_primitive_desc_destroy(reorderPD) }
+            if let source { dnnl_memory_destroy(source) }
+        }
+        // DNNL_MEMORY_ALLOCATE, ((void *)(size_t)-1): oneDNN allocates the buffer itself.
+        guard dnnl_memory_create(&source, &fromDesc, engine, from) == dnnl_success,
+              dnnl_memory_create(&target, &toDesc, engine, to ?? UnsafeMutableRawPointer(bitPattern: UInt.max)) == dnnl_success,
+              let target else { return nil }
+        guard dnnl_reorder_primitive_desc_create(&reorderPD, &fromDesc, engine, &toDesc, engine, nil) == dnnl_success, let reorderPD,
               dnnl_primitive_create(&reorder, reorderPD) == dnnl_success, let reorder else {
-            dnnl_memory_destroy(to)
+            dnnl_memory_destroy(target)
             return nil
         }
-        defer { dnnl_primitive_destroy(reorder); dnnl_primitive_desc_destroy(reorderPD) }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
         let status = withStream { stream -> dnnl_status_t in
             let status = dnnl_primitive_execute(reorder, stream, 2, &args)
             dnnl_stream_wait(stream)
             return status
         }
         guard status == dnnl_success else {
-            dnnl_memory_destroy(to)
+            dnnl_memory_destroy(target)
             return nil
         }
-        return OneDNNMatrix.Block(columns: columns, desc: packed, memory: to)
+        return target
     }
 
-    /// Writes a packed matrix back out as plain FP32 W (N, K) row-major (N·K floats at `out`): the way back when
-    /// oneDNN refuses a product shape that the packing did not foresee. False when oneDNN cannot reorder it.
+    /// Writes a packed matrix back out as plain FP32 W (N, K) row-major (N·K floats at `out`; int8 weights times
+    /// their scales): the way back when oneDNN refuses a product shape that the packing did not foresee. False when
+    /// oneDNN cannot reorder it.
     func unpack(_ matrix: OneDNNMatrix, into out: UnsafeMutablePointer<Float>) -> Bool {
-        matrix.blocks.allSatisfy { block in
-            var from = block.desc, to = Self.transposed(matrix.k, block.columns.count, dnnl_f32)
-            var target: dnnl_memory_t?, reorderPD: dnnl_primitive_desc_t?, reorder: dnnl_primitive_t?
-            defer {
-                if let reorder { dnnl_primitive_destroy(reorder) }
-                if let reorderPD { dnnl_primitive_desc_destroy(reorderPD) }
-                if let target { dnnl_memory_destroy(target) }
+        let k = matrix.k
+        return matrix.blocks.allSatisfy { block in
+            let n = block.columns.count, first = out + block.columns.lowerBound * k
+            var from = block.desc
+            if matrix.precision != .int8 {
+                var to = Self.transposed(k, n, dnnl_f32)
+                guard let target = reorder(from: &from, Self.handle(block.memory), to: &to, UnsafeMutableRawPointer(first)) else { return false }
+                dnnl_memory_destroy(target)
+                return true
             }
-            guard dnnl_memory_create(&target, &to, engine, UnsafeMutableRawPointer(out + block.columns.lowerBound * matrix.k)) == dnnl_success,
-                  dnnl_reorder_primitive_desc_create(&reorderPD, &from, engine, &to, engine, nil) == dnnl_success,
-                  dnnl_primitive_create(&reorder, reorderPD) == dnnl_success else { return false }
-            var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: block.memory), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
-            return withStream { stream -> Bool in
-                let status = dnnl_primitive_execute(reorder, stream, 2, &args)
-                dnnl_stream_wait(stream)
-                return status == dnnl_success
-            } ?? false
+            var to = Self.transposed(k, n, dnnl_s8)
+            let plain = UnsafeMutablePointer<Int8>.allocate(capacity: max(n * k, 1))
+            defer { plain.deallocate() }
+            guard let target = reorder(from: &from, Self.handle(block.memory), to: &to, UnsafeMutableRawPointer(plain)) else { return false }
+            dnnl_memory_destroy(target)
+            for row in 0..<n {
+                let scale = matrix.scales[block.columns.lowerBound + row]
+                for i in 0..<k { first[row * k + i] = Float(plain[row * k + i]) * scale }
+            }
+            return true
         }
+    }
+
+    /// The buffer behind a memory object.
+    static func handle(_ memory: dnnl_memory_t) -> UnsafeMutableRawPointer {
+        var pointer: UnsafeMutableRawPointer?
+        dnnl_memory_get_data_handle(memory, &pointer)
+        return pointer!
     }
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns;
     /// false when oneDNN has no fast kernel for the shape (the caller then multiplies another way). For BF16
-    /// matrices x is rounded to BF16 first.
+    /// matrices x is rounded to BF16 first; for int8 ones it is quantized per row (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         let primitives = matrix.blocks.map { block in
-            self.primitive(Key(rows: rows, columns: block.columns.count, k: matrix.k, type: matrix.type.rawValue), block: block)
+            self.primitive(.matmul(rows: rows, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
         }
         guard primitives.allSatisfy({ $0 != nil }) else { return false }
-        var converted: UnsafeMutablePointer<UInt16>?
-        defer { converted?.deallocate() }
+        let count = rows * matrix.k
+        // Buffers from the pool: the same sizes come back every layer and every pass (no fresh pages to fault in).
+        let convertedBytes = max(count * Self.size(matrix.precision.inputType), 64)
+        let converted = BufferPool.shared.take(convertedBytes)
+        defer { BufferPool.shared.give(converted, convertedBytes) }
         var input = UnsafeMutableRawPointer(mutating: x)
-        if matrix.type == dnnl_bf16 {
-            let count = rows * matrix.k
-            let buffer = UnsafeMutablePointer<UInt16>.allocate(capacity: max(count, 1))
-            Self.roundToBFloat16(x, into: buffer, count: count)
-            converted = buffer
-            input = UnsafeMutableRawPointer(buffer)
+        var quantized: QuantizedRows?
+        switch matrix.precision {
+        case .fp32: break
+        case .bf16:
+            Self.roundToBFloat16(x, into: converted.assumingMemoryBound(to: UInt16.self), count: count)
+            input = converted
+        case .int8:
+            quantized = QuantizedRows(x, rows: rows, k: matrix.k, levels: inputLevels, into: converted.assumingMemoryBound(to: UInt8.self))
+            input = converted
         }
         let failures = ManagedAtomicFlag()
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
                 guard let primitive = primitives[index] else { continue }
-                // oneDNN 2.6's fast kernels write only dense outputs: each block lands in its own (rows, width) buffer,
-                // and the epilogue moves it into y's columns, adding the bias and y's old values on the way.
+                // oneDNN 2.6's fast kernels write only dense outputs: each block lands in its own (rows, width) buffer
+                // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
                 let width = block.columns.count
-                let part = UnsafeMutablePointer<Float>.allocate(capacity: rows * width)
-                defer { part.deallocate() }
-                let ok = withStream { stream in
-                    self.execute(primitive, block: block, stream: stream, input: input, rows: rows, k: matrix.k,
-                                 type: matrix.type, output: part)
-                } ?? false
+                let partBytes = max(rows * width * 4, 64)
+                let part = BufferPool.shared.take(partBytes)
+                defer { BufferPool.shared.give(part, partBytes) }
+                let ok = self.execute(primitive, [(DNNL_ARG_SRC, Self.plain(rows, matrix.k, matrix.precision.inputType), input),
+                                                  (DNNL_ARG_WEIGHTS, block.desc, Self.handle(block.memory)),
+                                                  (DNNL_ARG_DST, Self.plain(rows, width, matrix.precision.outputType), part)])
                 guard ok else {
                     failures.set()
                     continue
                 }
-                Self.epilogue(part, rows: rows, width: width, bias: bias.map { $0 + block.columns.lowerBound },
-                              accumulate: accumulate, into: y + block.columns.lowerBound, stride: matrix.n)
+                let columns = block.columns, target = y + columns.lowerBound, blockBias = bias.map { $0 + columns.lowerBound }
+                if let quantized {
+                    matrix.scales.withUnsafeBufferPointer { scales in
+                        matrix.sums.withUnsafeBufferPointer { sums in
+                            quantized.epilogue(part.assumingMemoryBound(to: Int32.self), width: width,
+                                               scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
+                                               bias: blockBias, accumulate: accumulate, into: target, stride: matrix.n)
+                        }
+                    }
+                } else {
+                    Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: rows, width: width, bias: blockBias,
+                                  accumulate: accumulate, into: target, stride: matrix.n)
+                }
             }
         }
         return !failures.isSet
@@ -213,45 +369,60 @@ final class OneDNN: @unchecked Sendable {
         }
     }
 
-    private func execute(_ primitive: Primitive, block: OneDNNMatrix.Block, stream: dnnl_stream_t, input: UnsafeMutableRawPointer,
-                         rows: Int, k: Int, type: dnnl_data_type_t, output: UnsafeMutablePointer<Float>) -> Bool {
-        var sourceDesc = Self.plain(rows, k, type), outputDesc = Self.plain(rows, block.columns.count, dnnl_f32)
-        var scratchDesc = primitive.scratchpad
-        var src: dnnl_memory_t?, dst: dnnl_memory_t?, scratch: dnnl_memory_t?
-        let scratchBuffer = UnsafeMutableRawPointer.allocate(byteCount: max(primitive.scratchpadBytes, 64), alignment: 64)
+    /// Runs `primitive` on this thread, one thread, on the arrays given (each with its memory descriptor), with a
+    /// scratchpad from the pool. False when oneDNN fails.
+    func execute(_ primitive: Primitive, _ arguments: [(arg: Int32, desc: dnnl_memory_desc_t, data: UnsafeMutableRawPointer)]) -> Bool {
+        let scratchBytes = max(primitive.scratchpadBytes, 64)
+        let scratchBuffer = BufferPool.shared.take(scratchBytes)
+        var memories: [dnnl_memory_t] = []
         defer {
-            scratchBuffer.deallocate()
-            for memory in [src, dst, scratch] { if let memory { dnnl_memory_destroy(memory) } }
+            BufferPool.shared.give(scratchBuffer, scratchBytes)
+            for memory in memories { dnnl_memory_destroy(memory) }
         }
-        guard dnnl_memory_create(&src, &sourceDesc, engine, input) == dnnl_success,
-              dnnl_memory_create(&dst, &outputDesc, engine, UnsafeMutableRawPointer(output)) == dnnl_success,
-              dnnl_memory_create(&scratch, &scratchDesc, engine, scratchBuffer) == dnnl_success else { return false }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: block.memory),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst), dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratch)]
-        let status = dnnl_primitive_execute(primitive.primitive, stream, Int32(args.count), &args)
-        dnnl_stream_wait(stream)
-        return status == dnnl_success
+        var args: [dnnl_exec_arg_t] = []
+        for (arg, desc, data) in arguments + [(DNNL_ARG_SCRATCHPAD, primitive.scratchpad, scratchBuffer)] {
+            var desc = desc
+            var memory: dnnl_memory_t?
+            guard dnnl_memory_create(&memory, &desc, engine, data) == dnnl_success, let memory else { return false }
+            memories.append(memory)
+            args.append(dnnl_exec_arg_t(arg: arg, memory: memory))
+        }
+        return withStream { stream -> Bool in
+            let status = dnnl_primitive_execute(primitive.primitive, stream, Int32(args.count), &args)
+            dnnl_stream_wait(stream)
+            return status == dnnl_success
+        } ?? false
     }
 
     /// The cached primitive for a shape, made on first use; nil when oneDNN refuses it or offers only its reference
     /// kernel. Executions bring their own scratchpad, so one primitive may run on several threads at once.
     private func primitive(_ key: Key, block: OneDNNMatrix.Block) -> Primitive? {
+        guard case .matmul(let rows, let columns, let k, let precision) = key else { return nil }
+        return primitive(key) { attr in
+            var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, columns, precision.outputType)
+            var weights = block.desc
+            var desc = dnnl_matmul_desc_t()
+            var pd: dnnl_primitive_desc_t?
+            guard dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
+                  dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil) == dnnl_success else { return nil }
+            return pd
+        }
+    }
+
+    /// The cached primitive for `key`, made on first use from the descriptor `describe` returns for the given
+    /// attributes (user scratchpad); nil when oneDNN refuses it or offers only its reference kernel.
+    func primitive(_ key: Key, describe: (dnnl_primitive_attr_t) -> dnnl_primitive_desc_t?) -> Primitive? {
         lock.lock()
         defer { lock.unlock() }
         if let cached = primitives[key] { return cached }
         if refused.contains(key) { return nil }
         if primitives.count >= 512 { primitives.removeAll() }  // many distinct batch shapes: start the cache over
-        var source = Self.plain(key.rows, key.k, dnnl_data_type_t(key.type))
-        var output = Self.plain(key.rows, key.columns, dnnl_f32)
-        var weights = block.desc
-        var desc = dnnl_matmul_desc_t()
         var attr: dnnl_primitive_attr_t?
         defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
-        var pd: dnnl_primitive_desc_t?, primitive: dnnl_primitive_t?
+        var primitive: dnnl_primitive_t?
         guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr,
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success,
-              dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
-              dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil) == dnnl_success, let pd else {
+              let pd = describe(attr) else {
             refused.insert(key)
             return nil
         }
@@ -263,6 +434,7 @@ final class OneDNN: @unchecked Sendable {
         }
         let made = Primitive(primitive: primitive, scratchpad: scratchpad, scratchpadBytes: dnnl_memory_desc_get_size(&scratchpad))
         primitives[key] = made
+        if case .matmul = key, let name = Self.implementation(pd) { used.insert(name) }
         return made
     }
 
@@ -281,7 +453,8 @@ final class OneDNN: @unchecked Sendable {
     /// The kernel oneDNN uses for products of `rows` rows by this matrix, e.g. "brg:avx512_core_amx_bf16".
     func kernelName(rows: Int, matrix: OneDNNMatrix) -> String? {
         guard let block = matrix.blocks.first else { return nil }
-        var source = Self.plain(rows, matrix.k, matrix.type), output = Self.plain(rows, block.columns.count, dnnl_f32)
+        var source = Self.plain(rows, matrix.k, matrix.precision.inputType)
+        var output = Self.plain(rows, block.columns.count, matrix.precision.outputType)
         var weights = block.desc
         var desc = dnnl_matmul_desc_t()
         var pd: dnnl_primitive_desc_t?
@@ -291,18 +464,40 @@ final class OneDNN: @unchecked Sendable {
         return Self.implementation(pd)
     }
 
-    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does), vectorisable.
+    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does), on every core, eight at a time.
     static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int) {
-        for i in 0..<count {
-            let bits = x[i].bitPattern
-            let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
-            out[i] = x[i].isNaN ? UInt16(bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
+        let chunk = 1 << 14
+        Parallel.forEach((count + chunk - 1) / chunk, minimumPerThread: 4) { chunks in
+            let start = chunks.lowerBound * chunk, end = min(count, chunks.upperBound * chunk)
+            var i = start
+            while i + 8 <= end {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+                var rounded = (bits &+ 0x7fff &+ ((bits &>> 16) & 1)) &>> 16
+                rounded.replace(with: (bits &>> 16) | 0x40, where: v .!= v)  // NaN stays NaN (quiet)
+                UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
+                i += 8
+            }
+            for j in i..<end {
+                let bits = x[j].bitPattern
+                let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
+                out[j] = x[j].isNaN ? UInt16(bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
+            }
         }
     }
 }
 
-/// A weight packed by oneDNN, one block of output columns per core, and the element type its products multiply in.
+/// A weight packed by oneDNN, one block of output columns per core, and the precision its products multiply in.
 final class OneDNNMatrix: @unchecked Sendable {
+    /// What the products multiply in.
+    enum Precision: Hashable, Sendable {
+        case fp32, bf16, int8
+
+        var inputType: dnnl_data_type_t { self == .fp32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_u8 }
+        var weightType: dnnl_data_type_t { self == .fp32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_s8 }
+        var outputType: dnnl_data_type_t { self == .int8 ? dnnl_s32 : dnnl_f32 }
+    }
+
     struct Block {
         let columns: Range<Int>
         let desc: dnnl_memory_desc_t
@@ -310,19 +505,24 @@ final class OneDNNMatrix: @unchecked Sendable {
     }
 
     let n: Int, k: Int
-    let type: dnnl_data_type_t
+    let precision: Precision
     let blocks: [Block]
+    /// int8 only: each output channel's scale, and the sum of its quantized weights (for the inputs' zero points).
+    let scales: [Float]
+    let sums: [Int32]
 
-    init(n: Int, k: Int, type: dnnl_data_type_t, blocks: [Block]) {
+    init(n: Int, k: Int, precision: Precision, blocks: [Block], scales: [Float], sums: [Int32]) {
         self.n = n
         self.k = k
-        self.type = type
+        self.precision = precision
         self.blocks = blocks
+        self.scales = scales
+        self.sums = sums
     }
 
-    /// Bytes of the packed weights.
+    /// Bytes of the packed weights (and int8 scales and sums).
     var byteCount: Int {
-        blocks.reduce(0) { total, block in
+        blocks.reduce(scales.count * 4 + sums.count * 4) { total, block in
             var d = block.desc
             return total + dnnl_memory_desc_get_size(&d)
         }

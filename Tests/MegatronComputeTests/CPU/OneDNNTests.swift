@@ -33,7 +33,7 @@ struct OneDNNTests {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 1), x = Self.random(rows * k, seed: 2), bias = Self.random(n, seed: 3)
         let y0 = Self.random(rows * n, seed: 4)
-        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32) })
+        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, precision: .fp32) })
         for (useBias, accumulate) in [(false, false), (true, false), (false, true), (true, true)] {
             var y = accumulate ? y0 : [Float](repeating: .nan, count: rows * n)
             let ok = bias.withUnsafeBufferPointer { b in
@@ -51,7 +51,7 @@ struct OneDNNTests {
         let onednn = try #require(OneDNN.shared)
         let (n, k) = (300, 96)
         let w = Self.random(n * k, seed: 5)
-        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, type: dnnl_f32) })
+        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, precision: .fp32) })
         var out = [Float](repeating: .nan, count: n * k)
         #expect(onednn.unpack(packed, into: &out))
         #expect(out == w)
@@ -65,7 +65,7 @@ struct OneDNNTests {
         OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
         OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
         let widen = { (bits: [UInt16]) in bits.map { Float(bitPattern: UInt32($0) << 16) } }
-        guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, type: dnnl_bf16) }) else {
+        guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) }) else {
             return  // no BF16 kernel on this CPU: the backend multiplies BF16 weights in FP32 (PrecisionTests covers it)
         }
         var y = [Float](repeating: .nan, count: rows * n)
