@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "MegatronBERT", targets: ["MegatronBERT"]),
         .library(name: "MegatronCompute", targets: ["MegatronCompute"]),
+        .library(name: "MegatronCUDA", targets: ["MegatronCUDA"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "BERTTokenizer", targets: ["BERTTokenizer"]),
         .executable(name: "megatron-bert", targets: ["megatron-bert"]),
@@ -35,15 +36,19 @@ let package = Package(
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
         .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "TensorFiles"]),
+        // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary
+        // for machines with and without a GPU), kernels compiled by NVRTC for the GPU at hand.
+        .target(name: "MegatronCUDA", dependencies: ["MegatronCompute", "TensorFiles"]),
         // The model (written once against Backend), its heads, checkpoints and tasks.
         .target(
             name: "MegatronBERT",
-            dependencies: ["MegatronCompute", "TensorFiles", "BERTTokenizer"]
+            dependencies: ["MegatronCompute", "MegatronCUDA", "TensorFiles", "BERTTokenizer"]
         ),
         .executableTarget(
             name: "megatron-bert",
             dependencies: [
                 "MegatronBERT",
+                "MegatronCUDA",
                 "BERTTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -52,6 +57,7 @@ let package = Package(
         .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "FuzzSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "TensorFiles"]),
+        .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",

@@ -7,7 +7,11 @@ eval mode, no grad, a fixed number of threads. Precisions, each PyTorch's own CP
   int8  torch.ao.quantization.quantize_dynamic on every nn.Linear (qint8 weights, activations quantized at run
         time, fbgemm or onednn, whichever torch.backends.quantized.engine is).
 
-    /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S] [--dtype fp32|bf16|int8] [--json]
+On a GPU (--device cuda): fp32 (true FP32: TF32 off), fp16 and bf16 are the model converted with .half() /
+.to(bfloat16), as transformers users run it in eager mode; timings wait for the GPU (torch.cuda.synchronize), the
+logits stay on the GPU, and peak_device_bytes is torch.cuda.max_memory_allocated for the point.
+    /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S | --points 1x8,1x128]
+        [--device cpu|cuda] [--dtype fp32|bf16|int8|fp16] [--json]
 
 Prints one line (or one JSON object) per point, in the same format as the Swift bench.
 """
@@ -28,7 +32,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--seq", type=int)
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8"])
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "int8", "fp16"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--points", help="comma-separated BxS points, e.g. 1x8,1x128")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--min-runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
@@ -40,30 +46,46 @@ def main():
                                 intermediate_size=4096, max_position_embeddings=512, layer_norm_eps=1e-5)
     model = MegatronBertForPreTraining(config).eval()
     autocast = contextlib.nullcontext
-    if args.dtype == "bf16":
+    cuda = args.device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        model = model.to({"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]).cuda()
+    elif args.dtype == "fp16":
+        parser.error("--dtype fp16 is for --device cuda")
+    elif args.dtype == "bf16":
         autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     elif args.dtype == "int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     points = [(args.batch, args.seq)] if args.batch else [(1, 8), (1, 128), (8, 128), (1, 512)]
+    if args.points:
+        points = [tuple(int(n) for n in p.split("x")) for p in args.points.split(",")]
     if not args.json:
         engine = f", quantized engine {torch.backends.quantized.engine}" if args.dtype == "int8" else ""
-        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}, {args.threads} threads")
+        where = f"{torch.cuda.get_device_name(0)}" if cuda else f"{args.threads} threads"
+        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}, {where}")
         print("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
     for b, s in points:
         ids = torch.randint(1000, config.vocab_size, (b, s))
+        if cuda:
+            ids = ids.cuda()
+            torch.cuda.reset_peak_memory_stats()
         with torch.inference_mode(), autocast():
             model(input_ids=ids)  # warm-up
+            sync()
             times = []
             started = time.perf_counter()
             while len(times) < args.min_runs or time.perf_counter() - started < args.min_seconds:
                 t0 = time.perf_counter()
                 model(input_ids=ids)
+                sync()
                 times.append(time.perf_counter() - t0)
         median = statistics.median(times)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if args.json:
             print(json.dumps({"batch": b, "seq": s, "dtype": args.dtype, "runs": len(times), "median_seconds": median,
-                              "tokens_per_second": b * s / median, "best_tokens_per_second": b * s / min(times), "peak_rss_bytes": rss, "engine": "pytorch"}))
+                              "tokens_per_second": b * s / median, "best_tokens_per_second": b * s / min(times), "peak_rss_bytes": rss, "engine": "pytorch", "device": args.device,
+                              **({"peak_device_bytes": torch.cuda.max_memory_allocated(), "gpu": torch.cuda.get_device_name(0)} if cuda else {})}))
         else:
             print(f"{b:5d} {s:4d} {len(times):5d} {median * 1000:11.1f} {b * s / median:10.1f} {b * s / min(times):12.1f} "
                   f"{rss / 1048576:13.0f}")

@@ -60,26 +60,32 @@ public protocol Backend: AnyObject, Sendable {
 
     /// word[ids] + position[0..<S] + tokenType[types]: ids, types (B, S) → (B·S, H). Ids are already validated.
     func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
-               tokenType: any PreparedMatrix) -> any DeviceTensor
+               tokenType: any PreparedMatrix) throws -> any DeviceTensor
     /// y = x Wᵀ + b: x (N, K), weight (M, K) → (N, M); with `accumulateInto` y (N, M), y += x Wᵀ + b in place
     /// (the residual connection fused into the product) and y is returned.
     func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
-                accumulateInto: (any DeviceTensor)?) -> any DeviceTensor
+                accumulateInto: (any DeviceTensor)?) throws -> any DeviceTensor
     /// LayerNorm over the last dimension of x (+ residual, when given): (N, D) → (N, D); gamma, beta (D).
     /// In place (into x) when `inPlace`, else into a new tensor.
     func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
-                   beta: any PreparedVector, epsilon: Float, inPlace: Bool) -> any DeviceTensor
+                   beta: any PreparedVector, epsilon: Float, inPlace: Bool) throws -> any DeviceTensor
     /// x = act(x) in place.
-    func activate(_ x: any DeviceTensor, _ activation: Activation)
+    func activate(_ x: any DeviceTensor, _ activation: Activation) throws
     /// softmax(Q Kᵀ / √d + mask) V per sequence and head: query, key, value (B·S, H) with `heads` heads of
     /// H / heads columns each → context (B·S, H). `keep[b]` (S) is 1 for the keys of row b that are tokens,
     /// 0 for padding (queries are not masked; a row with no key kept attends uniformly, as HF's additive mask gives).
     func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch: Int, sequence: Int,
-                   heads: Int, keep: [[Float]]) -> any DeviceTensor
+                   heads: Int, keep: [[Float]]) throws -> any DeviceTensor
     /// The rows `rows` of x (N, D) → (rows.count, D), in that order.
-    func gatherRows(_ x: any DeviceTensor, rows: [Int]) -> any DeviceTensor
+    func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor
     /// A host copy (or, on the CPU, the tensor itself) in FP32.
-    func download(_ x: any DeviceTensor) -> Tensor
+    func download(_ x: any DeviceTensor) throws -> Tensor
+    /// Waits until the work asked of the device so far is done (the CPU's work is done when a call returns).
+    func synchronize() throws
+}
+
+extension Backend {
+    public func synchronize() throws {}
 }
 
 /// A backend cannot do what was asked (a precision it has no kernels for, on this machine); the message says what

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
+import MegatronCUDA
 import TensorFiles
 
 struct BenchCommand: ParsableCommand {
@@ -31,11 +32,17 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sequence length (with --batch).")
     var seq: Int?
 
+    @Option(help: "Comma-separated BxS points instead of the grid, e.g. 1x8,1x128,128x128.")
+    var points: String?
+
     @Option(help: DType.help)
     var dtype: DType = .fp32
 
-    @Option(help: "cpu (cuda when the CUDA backend lands).")
-    var device: Device = .cpu
+    @Option(help: Device.help)
+    var device: Device = .auto
+
+    @Flag(help: Device.tf32Help)
+    var tf32 = false
 
     @Option(help: "Minimum measured seconds per point.")
     var minSeconds: Double = 3
@@ -51,6 +58,8 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("give exactly one of --model DIR or --random-weights")
         }
         guard (batch == nil) == (seq == nil) else { throw ValidationError("give --batch and --seq together") }
+        guard points == nil || batch == nil else { throw ValidationError("give --points or --batch/--seq, not both") }
+        _ = try parsedPoints()
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let seq, seq < 1 { throw ValidationError("--seq must be at least 1") }
         guard minRuns >= 1 else { throw ValidationError("--min-runs must be at least 1") }
@@ -58,9 +67,9 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try device.requireAvailable()
             var points = [(1, 8), (1, 128), (8, 128), (1, 512)]
             if let batch, let seq { points = [(batch, seq)] }
+            if let parsed = try parsedPoints() { points = parsed }
             if randomWeights {
                 // Checked before the 345M model is built, so an absurd point fails at once.
                 let config = BertConfig.megatronBERT345M
@@ -72,11 +81,15 @@ struct BenchCommand: ParsableCommand {
                     }
                 }
             }
-            let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype) }
-                ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype)
+            let backend = try device.backend(dtype: dtype, tf32: tf32, quiet: json)
+            let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype, backend: backend) }
+                ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype, backend: backend)
+            let gpu = backend as? CUDABackend
             if !json {
-                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name), products: \((loaded.backend as? CPUBackend)?.kernels ?? "-")")
-                Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
+                let products = gpu.map { "cuBLASLt \($0.device.cublasLtVersion), kernels \($0.device.kernelTarget)\($0.tf32 ? ", TF32" : "")" }
+                    ?? (backend as? CPUBackend)?.kernels ?? "-"
+                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name), products: \(products)")
+                Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (gpu == nil ? "" : "   peak GPU MB"))
             }
             for (b, s) in points {
                 guard s <= loaded.config.maxPositionEmbeddings else {
@@ -84,12 +97,16 @@ struct BenchCommand: ParsableCommand {
                 }
                 try loaded.checkMemory(rows: b * (loaded.head == .multipleChoice ? 2 : 1), sequence: s)
                 let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
-                _ = try loaded.forward(input)  // warm-up
+                // On a GPU the outputs stay there (PyTorch's benchmark keeps its logits on the GPU too); on the CPU
+                // `forward` is the same work.
+                let run = { gpu == nil ? _ = try loaded.forward(input) : try loaded.forwardOnDevice(input) }
+                gpu?.resetPeakMemory()
+                try run()  // warm-up
                 var times: [Double] = []
                 let started = Date()
                 while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    _ = try loaded.forward(input)
+                    try run()
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 }
                 times.sort()
@@ -98,15 +115,35 @@ struct BenchCommand: ParsableCommand {
                 let best = Double(b * s) / times[0]
                 let rss = System.peakResidentBytes
                 if json {
-                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]\(gpu.map(Self.deviceFields) ?? "")}")
                 } else {
-                    Console.line(String(format: "%5d %4d %5d %11.1f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
-                                 Double(rss) / 1_048_576))
+                    Console.line(String(format: "%5d %4d %5d %11.3f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
+                                 Double(rss) / 1_048_576) + (gpu.map { String(format: " %13.0f", Double($0.peakMemory) / 1_048_576) } ?? ""))
                 }
                 Console.flush()
             }
             if !json { Console.line("kernels that ran the products: " + kernelsUsed(loaded).joined(separator: ", ")) }
         }
+    }
+
+    /// --points as (batch, seq) pairs.
+    private func parsedPoints() throws -> [(Int, Int)]? {
+        try points.map { text in
+            try text.split(separator: ",").map { point in
+                let parts = point.split(separator: "x")
+                guard parts.count == 2, let b = Int(parts[0]), let s = Int(parts[1]), b >= 1, s >= 1 else {
+                    throw ValidationError("--points: '\(point)' is not BxS with both at least 1 (e.g. 8x128)")
+                }
+                return (b, s)
+            }
+        }
+    }
+
+    /// The GPU's facts for `--json`: its name, compute capability, driver and library versions, and the point's peak
+    /// device memory (weights included).
+    static func deviceFields(_ gpu: CUDABackend) -> String {
+        let d = gpu.device
+        return ", \"device\": \"\(d.name)\", \"compute_capability\": \"\(d.computeCapability.major).\(d.computeCapability.minor)\", \"driver_cuda\": \"\(d.driverVersion)\", \"cublaslt\": \(d.cublasLtVersion), \"nvrtc\": \"\(d.nvrtcVersion)\", \"tf32\": \(gpu.tf32), \"peak_device_bytes\": \(gpu.peakMemory)"
     }
 
     /// The kernels behind the products so far (oneDNN implementation names, "openblas:<core>").

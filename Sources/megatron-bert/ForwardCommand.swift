@@ -31,15 +31,21 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: DType.help)
     var dtype: DType = .fp32
 
-    @Option(help: "cpu (cuda when the CUDA backend lands).")
-    var device: Device = .cpu
+    @Option(help: Device.help)
+    var device: Device = .auto
+
+    @Flag(help: Device.tf32Help)
+    var tf32 = false
+
+    @Flag(help: "Say nothing on standard error but errors.")
+    var quiet = false
 
     func run() throws {
         try reportingErrors {
-            try device.requireAvailable()
             // Parsed JSON takes several times its text: the file may use a sixteenth of the memory left.
             let batch = try Batch(json: try readInput(input, what: "the batch file", limit: MemoryBudget.available() / 16))
-            let model = try MegatronBERTModel(path: self.model, dtype: dtype)
+            let backend = try device.backend(dtype: dtype, tf32: tf32, quiet: quiet)
+            let model = try MegatronBERTModel(path: self.model, dtype: dtype, backend: backend)
             let outputs = try model.forward(batch)
             let bytes = try SafeTensorsFile.serialize(outputs.all.map {
                 (name: $0.name, dtype: .float32, shape: $0.tensor.shape, data: $0.tensor.bytes)
@@ -48,7 +54,7 @@ struct ForwardCommand: ParsableCommand {
                 throw CommandError("cannot write \(output)")
             }
             let summary = outputs.all.map { "\($0.name) \($0.tensor.shape)" }.joined(separator: ", ")
-            Console.error("wrote \(output): \(summary)\n")
+            if !quiet { Console.error("wrote \(output): \(summary)\n") }
         }
     }
 }

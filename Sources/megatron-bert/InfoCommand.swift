@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
+import MegatronCUDA
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,6 +33,16 @@ struct InfoCommand: ParsableCommand {
                 ("parameters", loaded.parameterCount), ("pooler", loaded.hasPooler),
                 ("stored_dtypes", source.storedDTypes), ("format", source.format.rawValue),
             ]
+            // What --device auto would run this model on.
+            if let gpu = try? CUDABackend(device: 0) {
+                let d = gpu.device
+                fields += [("device", "cuda:0"), ("gpu", d.name), ("compute_capability", "\(d.computeCapability.major).\(d.computeCapability.minor)"),
+                           ("gpu_memory_bytes", d.totalMemory), ("driver_cuda", d.driverVersion), ("cublaslt", d.cublasLtVersion),
+                           ("nvrtc", d.nvrtcVersion), ("cuda_libraries", d.libraryPaths)]
+            } else {
+                let reason = (try? Device.auto.open(dtype: .fp32).note) ?? "device: cpu"
+                fields += [("device", "cpu"), ("device_note", reason), ("cpu_products", CPUBackend().kernels)]
+            }
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))
             }

@@ -2,13 +2,18 @@ import ArgumentParser
 import Foundation
 import MegatronBERT
 
-/// Where a model command runs.
-enum Device: String, ExpressibleByArgument, CaseIterable {
-    case cpu, cuda
+extension Device: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 
-    /// Throws unless this device can run the model now.
-    func requireAvailable() throws {
-        if self == .cuda { throw CommandError("--device cuda: the CUDA backend is not built yet; run with --device cpu") }
+    /// The --device help, shared by every command that runs a model.
+    static let help = ArgumentHelp("auto (an NVIDIA GPU when a usable one and the CUDA libraries are found, else the CPU), cpu, cuda or cuda:N. CUDA libraries are looked for in $MEGATRON_BERT_CUDA_PATH, the nvidia-* Python wheels, then the loader's path.")
+    static let tf32Help = ArgumentHelp("On the GPU, let FP32 products use TF32 tensor cores (faster; ~1e-3 relative error instead of FP32's 1e-6).")
+
+    /// Opens the backend, saying on standard error which device runs the model unless `quiet`.
+    func backend(dtype: DType, tf32: Bool, quiet: Bool) throws -> any Backend {
+        let (backend, line) = try reportingErrors { try open(dtype: dtype, tf32: tf32) }
+        if !quiet { note(line) }
+        return backend
     }
 }
 
@@ -20,8 +25,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A vocab.txt to use instead of the model's own (needed for Megatron-LM files, which have none). Without it, $MEGATRON_BERT_VOCAB serves models that have no vocabulary of their own, and the default model's download.")
     var vocab: String?
 
-    @Option(help: "cpu (cuda when the CUDA backend lands).")
-    var device: Device = .cpu
+    @Option(help: Device.help)
+    var device: Device = .auto
+
+    @Flag(help: Device.tf32Help)
+    var tf32 = false
 
     @Option(help: DType.help)
     var dtype: DType = .fp32
@@ -44,7 +52,6 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model and tokenizer, downloading the default model first when no --model is given.
     func loadPipeline() throws -> Pipeline {
-        try device.requireAvailable()
         let environment = ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"].flatMap { $0.isEmpty ? nil : $0 }
         let vocabulary = vocab ?? environment
         let path: String
@@ -62,8 +69,9 @@ struct ModelOptions: ParsableArguments {
             path = download.modelDirectory
         }
         let quiet = self.quiet
+        let backend = try device.backend(dtype: dtype, tf32: tf32, quiet: quiet)
         return try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab,
-                            fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize,
+                            fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize, backend: backend,
                             warn: { if !quiet { note("warning: " + $0) } })
     }
 }

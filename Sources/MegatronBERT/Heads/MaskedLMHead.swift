@@ -33,10 +33,10 @@ struct MaskedLMHead: Sendable {
     }
 
     /// hidden (N, H) -> logits (N, V)
-    func callAsFunction(_ hidden: any DeviceTensor, on backend: any Backend) -> any DeviceTensor {
-        let x = dense(hidden, on: backend)
-        backend.activate(x, activation)
-        layerNorm.apply(x, on: backend)
-        return decoder(x, on: backend)
+    func callAsFunction(_ hidden: any DeviceTensor, on backend: any Backend) throws -> any DeviceTensor {
+        let x = try dense(hidden, on: backend)
+        try backend.activate(x, activation)
+        try layerNorm.apply(x, on: backend)
+        return try decoder(x, on: backend)
     }
 }

@@ -9,10 +9,10 @@ struct Pooler: Sendable {
     }
 
     /// hidden (B·S, H) -> pooled (B, H), from each row's first token.
-    func callAsFunction(_ hidden: any DeviceTensor, batch b: Int, sequence s: Int, on backend: any Backend) -> any DeviceTensor {
-        let first = backend.gatherRows(hidden, rows: (0..<b).map { $0 * s })  // (B, H)
-        let pooled = dense(first, on: backend)
-        backend.activate(pooled, .tanh)
+    func callAsFunction(_ hidden: any DeviceTensor, batch b: Int, sequence s: Int, on backend: any Backend) throws -> any DeviceTensor {
+        let first = try backend.gatherRows(hidden, rows: (0..<b).map { $0 * s })  // (B, H)
+        let pooled = try dense(first, on: backend)
+        try backend.activate(pooled, .tanh)
         return pooled
     }
 }

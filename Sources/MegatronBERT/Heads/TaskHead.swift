@@ -37,42 +37,60 @@ enum TaskHead: Sendable {
         }
     }
 
-    /// The head's outputs, on the host. hidden (B·S, H); pooled (B, H) when the model has a pooler (always, for
-    /// the heads that read it); `choices` for a multiple-choice batch.
-    func outputs(hidden: any DeviceTensor, pooled: (any DeviceTensor)?, batch b: Int, sequence s: Int, choices: Int?,
-                 on backend: any Backend) throws -> HeadOutput? {
+    /// The head's output tensors on the backend's device, each with the shape it has on the host, in the order
+    /// `outputs` reads them. hidden (B·S, H); pooled (B, H) when the model has a pooler (always, for the heads that
+    /// read it); `choices` for a multiple-choice batch.
+    func deviceOutputs(hidden: any DeviceTensor, pooled: (any DeviceTensor)?, batch b: Int, sequence s: Int, choices: Int?,
+                       on backend: any Backend) throws -> [(tensor: any DeviceTensor, shape: [Int])] {
         func requirePooled() throws -> any DeviceTensor {
             guard let pooled else { throw ModelError(.internal, "internal error: this head needs the pooler, which was not loaded") }
             return pooled
         }
-        func host(_ x: any DeviceTensor, _ shape: [Int]) -> Tensor { backend.download(x).reshape(shape) }
         switch self {
         case .none:
-            return nil
+            return []
         case .preTraining(let mlm, let nextSentence):
-            return .preTraining(predictionLogits: host(mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures]),
-                                seqRelationshipLogits: host(nextSentence(try requirePooled(), on: backend), [b, 2]))
+            return [(try mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures]),
+                    (try nextSentence(try requirePooled(), on: backend), [b, 2])]
         case .maskedLM(let mlm):
-            return .maskedLM(logits: host(mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures]))
+            return [(try mlm(hidden, on: backend), [b, s, mlm.decoder.outFeatures])]
         case .nextSentence(let linear):
-            return .nextSentence(logits: host(linear(try requirePooled(), on: backend), [b, 2]))
+            return [(try linear(try requirePooled(), on: backend), [b, 2])]
         case .sequenceLogits(let linear):
-            return .sequenceClassification(logits: host(linear(try requirePooled(), on: backend), [b, linear.outFeatures]))
+            return [(try linear(try requirePooled(), on: backend), [b, linear.outFeatures])]
         case .tokenLogits(let linear):
-            return .tokenClassification(logits: host(linear(hidden, on: backend), [b, s, linear.outFeatures]))
+            return [(try linear(hidden, on: backend), [b, s, linear.outFeatures])]
         case .span(let linear):
-            let both = backend.download(linear(hidden, on: backend))  // (B·S, 2)
+            return [(try linear(hidden, on: backend), [b, s, 2])]  // (B·S, 2): start, end
+        case .choiceScores(let linear):
+            guard let c = choices else {
+                throw ModelError("a multiple-choice model takes input_ids shaped (batch, choices, sequence)")
+            }
+            return [(try linear(try requirePooled(), on: backend), [b / c, c])]
+        }
+    }
+
+    /// The head's outputs, on the host (arguments as for `deviceOutputs`).
+    func outputs(hidden: any DeviceTensor, pooled: (any DeviceTensor)?, batch b: Int, sequence s: Int, choices: Int?,
+                 on backend: any Backend) throws -> HeadOutput? {
+        let tensors = try deviceOutputs(hidden: hidden, pooled: pooled, batch: b, sequence: s, choices: choices, on: backend)
+        func host(_ i: Int) throws -> Tensor { try backend.download(tensors[i].tensor).reshape(tensors[i].shape) }
+        switch self {
+        case .none: return nil
+        case .preTraining: return .preTraining(predictionLogits: try host(0), seqRelationshipLogits: try host(1))
+        case .maskedLM: return .maskedLM(logits: try host(0))
+        case .nextSentence: return .nextSentence(logits: try host(0))
+        case .sequenceLogits: return .sequenceClassification(logits: try host(0))
+        case .tokenLogits: return .tokenClassification(logits: try host(0))
+        case .choiceScores: return .multipleChoice(logits: try host(0))
+        case .span:
+            let both = try backend.download(tensors[0].tensor)  // (B·S, 2)
             let start = Tensor(uninitializedShape: [b, s]), end = Tensor(uninitializedShape: [b, s])
             for i in 0..<(b * s) {
                 start[i] = both[2 * i]
                 end[i] = both[2 * i + 1]
             }
             return .questionAnswering(startLogits: start, endLogits: end)
-        case .choiceScores(let linear):
-            guard let c = choices else {
-                throw ModelError("a multiple-choice model takes input_ids shaped (batch, choices, sequence)")
-            }
-            return .multipleChoice(logits: host(linear(try requirePooled(), on: backend), [b / c, c]))
         }
     }
 

@@ -25,9 +25,9 @@ struct Embeddings: Sendable {
     }
 
     /// ids, types (B, S) -> (B·S, H), positions 0..<S in every row. Inputs are already validated.
-    func callAsFunction(ids: [[Int]], types: [[Int]], on backend: any Backend) -> any DeviceTensor {
-        let x = backend.embed(ids: ids, types: types, word: word, position: position, tokenType: tokenType)
-        layerNorm?.apply(x, on: backend)
+    func callAsFunction(ids: [[Int]], types: [[Int]], on backend: any Backend) throws -> any DeviceTensor {
+        let x = try backend.embed(ids: ids, types: types, word: word, position: position, tokenType: tokenType)
+        try layerNorm?.apply(x, on: backend)
         return x
     }
 }

@@ -33,23 +33,23 @@ struct EncoderLayer: Sendable {
     }
 
     /// x (B·S, H) updated in place.
-    func callAsFunction(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) {
+    func callAsFunction(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) throws {
         if preLayerNorm {
-            let normed = attentionNorm(x, on: backend)  // (B·S, H)
-            let context = attention.context(normed, batch: b, sequence: s, keep: keep, on: backend)
-            attention.output.accumulate(context, into: x, on: backend)  // x += Wo·ctx + bo
-            let normed2 = mlpNorm(x, on: backend)
-            let inner = intermediate(normed2, on: backend)  // (B·S, F)
-            backend.activate(inner, activation)
-            output.accumulate(inner, into: x, on: backend)  // x += W2·act + b2
+            let normed = try attentionNorm(x, on: backend)  // (B·S, H)
+            let context = try attention.context(normed, batch: b, sequence: s, keep: keep, on: backend)
+            try attention.output.accumulate(context, into: x, on: backend)  // x += Wo·ctx + bo
+            let normed2 = try mlpNorm(x, on: backend)
+            let inner = try intermediate(normed2, on: backend)  // (B·S, F)
+            try backend.activate(inner, activation)
+            try output.accumulate(inner, into: x, on: backend)  // x += W2·act + b2
         } else {
-            let context = attention.context(x, batch: b, sequence: s, keep: keep, on: backend)
-            attention.output.accumulate(context, into: x, on: backend)
-            attentionNorm.apply(x, on: backend)
-            let inner = intermediate(x, on: backend)
-            backend.activate(inner, activation)
-            output.accumulate(inner, into: x, on: backend)
-            mlpNorm.apply(x, on: backend)
+            let context = try attention.context(x, batch: b, sequence: s, keep: keep, on: backend)
+            try attention.output.accumulate(context, into: x, on: backend)
+            try attentionNorm.apply(x, on: backend)
+            let inner = try intermediate(x, on: backend)
+            try backend.activate(inner, activation)
+            try output.accumulate(inner, into: x, on: backend)
+            try mlpNorm.apply(x, on: backend)
         }
     }
 }

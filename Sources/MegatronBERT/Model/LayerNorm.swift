@@ -15,12 +15,12 @@ struct LayerNorm: Sendable {
     var parameterCount: Int { gamma.count + beta.count }
 
     /// x (N, D) -> a new (N, D).
-    func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) -> any DeviceTensor {
-        backend.layerNorm(x, residual: nil, gamma: gamma, beta: beta, epsilon: epsilon, inPlace: false)
+    func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) throws -> any DeviceTensor {
+        try backend.layerNorm(x, residual: nil, gamma: gamma, beta: beta, epsilon: epsilon, inPlace: false)
     }
 
     /// x (N, D) normalised in place.
-    func apply(_ x: any DeviceTensor, on backend: any Backend) {
-        _ = backend.layerNorm(x, residual: nil, gamma: gamma, beta: beta, epsilon: epsilon, inPlace: true)
+    func apply(_ x: any DeviceTensor, on backend: any Backend) throws {
+        _ = try backend.layerNorm(x, residual: nil, gamma: gamma, beta: beta, epsilon: epsilon, inPlace: true)
     }
 }

@@ -20,12 +20,12 @@ struct Linear: Sendable {
     }
 
     /// x (N, in) -> (N, out)
-    func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) -> any DeviceTensor {
-        backend.linear(x, weight: weight, bias: bias, accumulateInto: nil)
+    func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) throws -> any DeviceTensor {
+        try backend.linear(x, weight: weight, bias: bias, accumulateInto: nil)
     }
 
     /// y += x Wᵀ + b: x (N, in), y (N, out) — the residual connection fused into the product.
-    func accumulate(_ x: any DeviceTensor, into y: any DeviceTensor, on backend: any Backend) {
-        _ = backend.linear(x, weight: weight, bias: bias, accumulateInto: y)
+    func accumulate(_ x: any DeviceTensor, into y: any DeviceTensor, on backend: any Backend) throws {
+        _ = try backend.linear(x, weight: weight, bias: bias, accumulateInto: y)
     }
 }

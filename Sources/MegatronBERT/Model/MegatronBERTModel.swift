@@ -114,11 +114,21 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// With `runHead: false` only the encoder (and pooler) run: `head` is nil.
     public func forward(_ batch: Batch, runHead: Bool = true) throws -> ModelOutputs {
         let (x, b, s) = try encode(batch)  // (B·S, H) on the backend
-        let pooled = pooler?(x, batch: b, sequence: s, on: backend)  // (B, H)
+        let pooled = try pooler?(x, batch: b, sequence: s, on: backend)  // (B, H)
         let head = !runHead ? nil : try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s,
                                                          choices: batch.numChoices, on: backend)
-        return ModelOutputs(lastHiddenState: backend.download(x).reshape([b, s, config.hiddenSize]),
-                            poolerOutput: pooled.map { backend.download($0) }, head: head)
+        return ModelOutputs(lastHiddenState: try backend.download(x).reshape([b, s, config.hiddenSize]),
+                            poolerOutput: try pooled.map { try backend.download($0) }, head: head)
+    }
+
+    /// Runs the encoder and the head and waits for the device, leaving every output where it was computed: the
+    /// forward pass without the copy to the host (what `bench` times on a GPU, as PyTorch's benchmark keeps its
+    /// logits on the GPU). The same work as `forward` on the CPU.
+    public func forwardOnDevice(_ batch: Batch) throws {
+        let (x, b, s) = try encode(batch)
+        let pooled = try pooler?(x, batch: b, sequence: s, on: backend)
+        _ = try taskHead.deviceOutputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices, on: backend)
+        try backend.synchronize()
     }
 
     /// The encoder on a batch: embeddings, every layer, the final LayerNorm. → (B·S, H), B, S.
@@ -129,9 +139,9 @@ public final class MegatronBERTModel: @unchecked Sendable {
         let types = batch.tokenTypeIDs ?? Array(repeating: Array(repeating: 0, count: s), count: b)
         let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
 
-        let x = embeddings(ids: batch.inputIDs, types: types, on: backend)  // (B·S, H)
-        for layer in layers { layer(x, batch: b, sequence: s, keep: keep, on: backend) }
-        finalNorm?.apply(x, on: backend)
+        let x = try embeddings(ids: batch.inputIDs, types: types, on: backend)  // (B·S, H)
+        for layer in layers { try layer(x, batch: b, sequence: s, keep: keep, on: backend) }
+        try finalNorm?.apply(x, on: backend)
         return (x, b, s)
     }
 
@@ -154,8 +164,8 @@ public final class MegatronBERTModel: @unchecked Sendable {
             throw ModelError("position (\(p.row), \(p.position)) is outside the batch (\(b) x \(s))")
         }
         let (hidden, _, _) = try encode(batch)  // (B·S, H)
-        let picked = backend.gatherRows(hidden, rows: positions.map { $0.row * s + $0.position })  // (N, H)
-        return backend.download(mlm(picked, on: backend))  // (N, V)
+        let picked = try backend.gatherRows(hidden, rows: positions.map { $0.row * s + $0.position })  // (N, H)
+        return try backend.download(mlm(picked, on: backend))  // (N, V)
     }
 
     /// Whether the checkpoint has the pooler (`pooler_output`).

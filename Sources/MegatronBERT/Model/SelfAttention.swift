@@ -20,8 +20,8 @@ struct SelfAttention: Sendable {
 
     /// x (B·S, H) -> context (B·S, H), before the output projection.
     /// `keep[b]` (S) is 1 for the keys of row b that are real tokens (attention_mask == 1), else 0.
-    func context(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) -> any DeviceTensor {
-        let q = query(x, on: backend), k = key(x, on: backend), v = value(x, on: backend)  // (B·S, H) each
-        return backend.attention(query: q, key: k, value: v, batch: b, sequence: s, heads: heads, keep: keep)
+    func context(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) throws -> any DeviceTensor {
+        let q = try query(x, on: backend), k = try key(x, on: backend), v = try value(x, on: backend)  // (B·S, H) each
+        return try backend.attention(query: q, key: k, value: v, batch: b, sequence: s, heads: heads, keep: keep)
     }
 }

@@ -56,9 +56,10 @@ public final class Pipeline: Sendable {
     /// tokenizer_config.json), else from a vocab.txt beside a Megatron-LM file.
     /// `fallbackVocabulary` serves only a model that has no tokenizer of its own (a Megatron-LM file).
     public convenience init(path: String, dtype: DType = .fp32, vocabulary: String? = nil, fallbackVocabulary: String? = nil,
-                            batchSize: Int = 8, warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                            batchSize: Int = 8, backend: any Backend = CPUBackend(),
+                            warn: @escaping @Sendable (String) -> Void = { _ in }) throws {
         let source = try ModelSource.open(path)
-        let model = try MegatronBERTModel(source: source, dtype: dtype)
+        let model = try MegatronBERTModel(source: source, dtype: dtype, backend: backend)
         let tokenizer: BERTTokenizer
         do {
             tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: vocabulary)

@@ -1,0 +1,245 @@
+import Foundation
+import MegatronCompute
+import TensorFiles
+
+/// The model on an NVIDIA GPU: weights uploaded once in their storage dtype (FP32, FP16 or BF16), products through
+/// cuBLASLt accumulating in FP32, the rest in our NVRTC-compiled kernels computing in FP32.
+///
+/// Activations: the residual stream (embeddings, every layer's output, what heads read) stays FP32; products and
+/// out-of-place LayerNorms write the compute precision (a product's output takes its input's type), so FP16 and
+/// BF16 models pass FP16/BF16 between the products of a layer, as PyTorch's half-precision models do.
+/// `--dtype fp32` is true FP32 (TF32 only with `tf32: true`). int8 is CPU-only.
+///
+/// ```swift
+/// let backend = try CUDABackend(device: 0)
+/// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", dtype: .fp16, backend: backend)
+/// ```
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let device: CUDADevice
+    public let name: String
+    /// Whether FP32 products may use TF32 tensor cores.
+    public let tf32: Bool
+    private let products: CUDAProducts
+    /// Sequences' scores per attention chunk are kept under this many bytes (bounds memory at long sequences).
+    static let scoresBudget = 128 << 20
+
+    /// Opens GPU `device` (throws `CUDAUnavailable` or `CUDAError` with the reason when it cannot).
+    public init(device ordinal: Int = 0, tf32: Bool = false) throws {
+        device = try CUDADevice(ordinal: ordinal)
+        name = "cuda:\(ordinal)"
+        self.tf32 = tf32
+        products = CUDAProducts(device: device)
+    }
+
+    /// Bytes of device memory this backend's tensors and weights hold now, and the most they have held.
+    public var memoryInUse: Int { device.pool.inUse }
+    public var peakMemory: Int { device.pool.peak }
+    /// Starts a new peak (bench measures each point's own).
+    public func resetPeakMemory() { device.pool.resetPeak() }
+
+    public func computePrecision(for dtype: DType) -> ComputePrecision {
+        switch dtype {
+        case .fp16: .fp16
+        case .bf16: .bf16
+        case .fp32, .int8: .fp32
+        }
+    }
+
+    public func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix {
+        if dtype == .int8 && use != .gather {
+            throw BackendError("--dtype int8 runs on the CPU only (oneDNN's int8 products); on the GPU use --dtype fp16 or bf16, or run with --device cpu")
+        }
+        if dtype == .bf16 && device.computeCapability.major < 8 {
+            throw BackendError("\(device.name) (sm_\(device.computeCapability.major)\(device.computeCapability.minor)) has no BF16 tensor cores: use --dtype fp16 or fp32 on it")
+        }
+        let stored = tensor.converted(to: dtype.storage)
+        if use != .gather { modelElement = Element(dtype) }
+        return try device.withContext {
+            let buffer = try device.upload(stored.bytes)
+            return CUDAMatrix(shape: stored.shape, dtype: dtype, element: Element(dtype), buffer: buffer)
+        }
+    }
+
+    /// Uploaded on first use (so a failure surfaces as the operation's error).
+    public func prepareVector(_ values: [Float]) -> any PreparedVector { CUDAVector(values: values) }
+
+    // MARK: - Operations
+
+    public func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
+                      tokenType: any PreparedMatrix) throws -> any DeviceTensor {
+        let (w, p, t) = (try matrix(word), try matrix(position), try matrix(tokenType))
+        let b = ids.count, s = ids.first?.count ?? 0, h = w.shape[1]
+        return try device.withContext {
+            let idBuffer = try ids.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }  // (B·S)
+            let typeBuffer = try types.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }
+            let out = try tensor([b * s, h], .f32)  // (B·S, H)
+            try device.launch("embed_\(w.element.rawValue)", blocks: b * s, threads: Self.rowThreads(h),
+                              [.pointer(idBuffer.address), .pointer(typeBuffer.address), .pointer(w.buffer.address),
+                               .pointer(p.buffer.address), .pointer(t.buffer.address), .pointer(out.address), .int(s), .int(h)])
+            return out
+        }
+    }
+
+    public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                       accumulateInto: (any DeviceTensor)?) throws -> any DeviceTensor {
+        let x = try cuda(x), w = try matrix(weight)
+        let n = x.shape[0], k = x.shape[1], m = w.shape[0]
+        guard k == w.shape[1] else { throw CUDAError("internal error: a (\(n), \(k)) input for a (\(m), \(w.shape[1])) weight") }
+        let accumulate = try accumulateInto.map(cuda)
+        let vector = try bias.map(vectorOf)
+        return try device.withContext {
+            guard n > 0 else { return try accumulate ?? tensor([0, m], x.element) }
+            let input = x.element == w.element ? x : try converted(x, to: w.element)  // (N, K)
+            let out = try accumulate ?? tensor([n, m], x.element)  // (N, M)
+            let shape = GemmShape(transA: true, transB: false, m: m, n: n, k: k, lda: k, ldb: k, ldd: m,
+                                  inputs: w.element, output: out.element, tf32: tf32, bias: vector != nil)
+            let biasAddresses = try vector.map { (try $0.address(in: out.element, on: device), try $0.address(in: .f32, on: device)) }
+            try products.run(shape, a: w.buffer.address, b: input.address, d: out.address, beta: accumulate == nil ? 0 : 1,
+                             bias: biasAddresses)
+            return out
+        }
+    }
+
+    public func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
+                          beta: any PreparedVector, epsilon: Float, inPlace: Bool) throws -> any DeviceTensor {
+        let x = try cuda(x), r = try residual.map(cuda), g = try vectorOf(gamma), bt = try vectorOf(beta)
+        let rows = x.shape[0], d = x.shape[1]
+        return try device.withContext {
+            // The residual is read in FP32; another type is widened first.
+            let residual = try r.map { $0.element == .f32 ? $0 : try converted($0, to: .f32) }
+            let out = inPlace ? x : try tensor(x.shape, computeElement(for: x))
+            try device.launch("layer_norm_\(x.element.rawValue)_\(out.element.rawValue)", blocks: rows, threads: Self.rowThreads(d),
+                              [.pointer(x.address), .pointer(residual?.address ?? 0), .pointer(try g.address(in: .f32, on: device)),
+                               .pointer(try bt.address(in: .f32, on: device)), .pointer(out.address), .int(d), .float(epsilon)])
+            return out
+        }
+    }
+
+    public func activate(_ x: any DeviceTensor, _ activation: Activation) throws {
+        let x = try cuda(x)
+        let code: Int
+        switch activation {
+        case .gelu: code = 0
+        case .geluTanh: code = 1
+        case .relu: code = 2
+        case .tanh: code = 3
+        }
+        try device.withContext {
+            try device.launch("activate_\(x.element.rawValue)", blocks: CUDADevice.blocks(for: x.count), threads: 256,
+                              [.pointer(x.address), .long(x.count), .int(code)])
+        }
+    }
+
+    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
+                          sequence s: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor {
+        let q = try cuda(query), k = try cuda(key), v = try cuda(value)
+        let h = q.shape[1], dh = h / heads
+        guard k.element == q.element, v.element == q.element else {
+            throw CUDAError("internal error: query, key and value in different types")
+        }
+        let e = q.element
+        return try device.withContext {
+            let keepBuffer = try keep.flatMap { $0 }.withUnsafeBytes { try device.upload($0) }  // (B, S)
+            // (B, heads, S, dh) each
+            let qh = try tensor([b * heads * s, dh], e), kh = try tensor([b * heads * s, dh], e), vh = try tensor([b * heads * s, dh], e)
+            try device.launch("split_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: q.count), threads: 256,
+                              [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
+                               .pointer(kh.address), .pointer(vh.address), .int(b), .int(s), .int(h), .int(heads)])
+            let context = try tensor([b * heads * s, dh], e)  // (B, heads, S, dh)
+            let chunk = max(1, min(b, Self.scoresBudget / max(1, heads * s * s * 4)))
+            let scores = try tensor([chunk * heads * s, s], .f32)  // (chunk, heads, S, S)
+            let probabilities = try tensor([chunk * heads * s, s], e)
+            for first in stride(from: 0, to: b, by: chunk) {
+                let c = min(chunk, b - first)
+                let offset = first * heads * s * dh * e.size
+                // scores[i, j] = q_i · k_j / √dh: D (S keys, S queries) = Kᵀ-op · Q per (sequence, head)
+                try products.run(GemmShape(transA: true, transB: false, m: s, n: s, k: dh, lda: dh, ldb: dh, ldd: s,
+                                           batch: c * heads, strideA: s * dh, strideB: s * dh, strideD: s * s,
+                                           inputs: e, output: .f32, tf32: tf32),
+                                 a: kh.address + UInt64(offset), b: qh.address + UInt64(offset), d: scores.address,
+                                 alpha: 1 / Float(dh).squareRoot())
+                try device.launch("softmax_\(e.rawValue)", blocks: c * heads * s, threads: Self.rowThreads(s),
+                                  [.pointer(scores.address), .pointer(keepBuffer.address), .pointer(probabilities.address),
+                                   .int(s), .int(heads), .int(first)])
+                // context (S queries, dh) = P V: D (dh, S queries) = V-op · P per (sequence, head)
+                try products.run(GemmShape(transA: false, transB: false, m: dh, n: s, k: s, lda: dh, ldb: s, ldd: dh,
+                                           batch: c * heads, strideA: s * dh, strideB: s * s, strideD: s * dh,
+                                           inputs: e, output: e, tf32: tf32),
+                                 a: vh.address + UInt64(offset), b: probabilities.address, d: context.address + UInt64(offset))
+            }
+            let out = try tensor([b * s, h], e)  // (B·S, H)
+            try device.launch("merge_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: out.count), threads: 256,
+                              [.pointer(context.address), .pointer(out.address), .int(b), .int(s), .int(h), .int(heads)])
+            return out
+        }
+    }
+
+    public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
+        let x = try cuda(x)
+        let d = x.shape[1]
+        return try device.withContext {
+            let out = try tensor([rows.count, d], x.element)
+            guard !rows.isEmpty else { return out }
+            let indices = try rows.map { Int32($0) }.withUnsafeBytes { try device.upload($0) }
+            try device.launch("gather_rows_\(x.element.rawValue)", blocks: rows.count, threads: Self.rowThreads(d),
+                              [.pointer(x.address), .pointer(indices.address), .pointer(out.address), .int(d)])
+            return out
+        }
+    }
+
+    public func download(_ x: any DeviceTensor) throws -> Tensor {
+        let x = try cuda(x)
+        return try device.withContext {
+            let source = x.element == .f32 ? x : try converted(x, to: .f32)
+            let host = Tensor(uninitializedShape: x.shape)
+            try device.download(source.address, into: host.data, count: x.count * 4)
+            return host
+        }
+    }
+
+    public func synchronize() throws {
+        try device.withContext { try device.driver.check(device.driver.cuCtxSynchronize(), "waiting for \(name)") }
+    }
+
+    // MARK: - Helpers (called with the device's lock held where they touch the GPU)
+
+    /// Threads for a one-block-per-row kernel over `width` columns.
+    static func rowThreads(_ width: Int) -> Int { min(256, max(32, (width + 31) / 32 * 32)) }
+
+    private func tensor(_ shape: [Int], _ element: Element) throws -> CUDATensor {
+        try CUDATensor(shape: shape, element: element, pool: device.pool)
+    }
+
+    /// The element the model's products compute in: its weights' (FP32 for an FP32 model).
+    private var modelElement: Element?
+
+    private func computeElement(for x: CUDATensor) -> Element { modelElement ?? x.element }
+
+    private func converted(_ x: CUDATensor, to element: Element) throws -> CUDATensor {
+        let out = try tensor(x.shape, element)
+        try device.launch("convert_\(x.element.rawValue)_\(element.rawValue)", blocks: CUDADevice.blocks(for: x.count),
+                          threads: 256, [.pointer(x.address), .pointer(out.address), .long(x.count)])
+        return out
+    }
+
+    private func cuda(_ x: any DeviceTensor) throws -> CUDATensor {
+        guard let tensor = x as? CUDATensor else {
+            throw CUDAError("internal error: the CUDA backend was given a tensor of another backend (\(type(of: x)))")
+        }
+        return tensor
+    }
+
+    private func matrix(_ w: any PreparedMatrix) throws -> CUDAMatrix {
+        guard let matrix = w as? CUDAMatrix else {
+            throw CUDAError("internal error: the CUDA backend was given a weight prepared by another backend (\(type(of: w)))")
+        }
+        return matrix
+    }
+
+    private func vectorOf(_ v: any PreparedVector) throws -> CUDAVector {
+        guard let vector = v as? CUDAVector else {
+            throw CUDAError("internal error: the CUDA backend was given a vector prepared by another backend")
+        }
+        return vector
+    }
+}

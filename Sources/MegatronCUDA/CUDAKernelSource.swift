@@ -1,0 +1,212 @@
+/// The backend's kernels in CUDA C, compiled by NVRTC at first use (no CUDA headers: FP16 and BF16 are converted
+/// with PTX `cvt` and bit arithmetic, so the source compiles for every architecture from sm_70 on).
+///
+/// Every kernel computes in FP32 and reads and writes its tensors in their element type: `float`, `f16` or `bf16`
+/// (the suffixes `_f32`, `_f16`, `_bf16` of the exported names; two suffixes are input then output).
+/// Shapes: rows of activations are (N, D) row-major; heads are split to (B, heads, S, dh).
+enum CUDAKernelSource {
+    /// The element types a kernel is instantiated for, by name suffix.
+    static let elements = ["f32", "f16", "bf16"]
+
+    /// Every exported kernel name (what `CUDAKernels` loads; the NVRTC test compiles and checks them all).
+    static var kernelNames: [String] {
+        var names: [String] = []
+        for t in elements {
+            names += ["embed_\(t)", "activate_\(t)", "split_heads_\(t)", "merge_heads_\(t)", "gather_rows_\(t)", "softmax_\(t)",
+                      "add_bias_\(t)"]
+            for u in elements {
+                names += ["layer_norm_\(t)_\(u)", "convert_\(t)_\(u)"]
+            }
+        }
+        return names
+    }
+
+    static let source = #"""
+typedef unsigned short u16;
+struct f16 { u16 bits; };
+struct bf16 { u16 bits; };
+typedef float f32;
+
+__device__ __forceinline__ float load(const float* p, long i) { return p[i]; }
+__device__ __forceinline__ float load(const f16* p, long i) {
+    float v; asm("cvt.f32.f16 %0, %1;" : "=f"(v) : "h"(p[i].bits)); return v;
+}
+__device__ __forceinline__ float load(const bf16* p, long i) { return __uint_as_float(((unsigned)p[i].bits) << 16); }
+__device__ __forceinline__ void store(float* p, long i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(f16* p, long i, float v) {
+    u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
+}
+/* Round to nearest even, NaN kept quiet: what torch and the CPU backend do. */
+__device__ __forceinline__ void store(bf16* p, long i, float v) {
+    unsigned u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { p[i].bits = (u16)((u >> 16) | 0x40u); return; }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    p[i].bits = (u16)(u >> 16);
+}
+
+/* Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. */
+__device__ float block_sum(float v) {
+    __shared__ float partial[32];
+    __shared__ float total;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float w = lane < (blockDim.x >> 5) ? partial[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);
+        if (lane == 0) total = w;
+    }
+    __syncthreads();
+    return total;
+}
+
+__device__ float block_max(float v) {
+    __shared__ float partial[32];
+    __shared__ float total;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float w = lane < (blockDim.x >> 5) ? partial[lane] : -3.402823466e38f;
+        for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
+        if (lane == 0) total = w;
+    }
+    __syncthreads();
+    return total;
+}
+
+/* out (N, H) FP32 = word[ids] + position[row % S] + token_type[types]; one block per row. */
+template <typename T>
+__device__ void embed(const int* ids, const int* types, const T* word, const T* position, const T* tokenType,
+                      float* out, int S, int H) {
+    long row = blockIdx.x;
+    long w = (long)ids[row] * H, p = (row % S) * (long)H, t = (long)types[row] * H;
+    for (int j = threadIdx.x; j < H; j += blockDim.x)
+        out[row * H + j] = load(word, w + j) + load(position, p + j) + load(tokenType, t + j);
+}
+
+/* out = LayerNorm(x + residual) over rows of D; residual may be null; out may be x. One block per row;
+   mean, then the mean square of the deviations (two passes, as the CPU backend). */
+template <typename TI, typename TO>
+__device__ void layer_norm(const TI* x, const float* residual, const float* gamma, const float* beta, TO* out,
+                           int D, float eps) {
+    long base = (long)blockIdx.x * D;
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) s += load(x, base + j) + (residual ? residual[base + j] : 0.0f);
+    float mean = block_sum(s) / D;
+    float q = 0.0f;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float d = load(x, base + j) + (residual ? residual[base + j] : 0.0f) - mean;
+        q += d * d;
+    }
+    float inv = rsqrtf(block_sum(q) / D + eps);
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float v = load(x, base + j) + (residual ? residual[base + j] : 0.0f);
+        store(out, base + j, (v - mean) * inv * gamma[j] + beta[j]);
+    }
+}
+
+/* x = act(x) in place: 0 exact erf GELU, 1 tanh GELU, 2 relu, 3 tanh. */
+template <typename T>
+__device__ void activate(T* x, long n, int act) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = load(x, i), r;
+        if (act == 0) r = 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
+        else if (act == 1) r = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        else if (act == 2) r = v > 0.0f ? v : 0.0f;
+        else r = tanhf(v);
+        store(x, i, r);
+    }
+}
+
+/* y (N, M) += bias (M), for products whose cuBLASLt epilogue was not available. */
+template <typename T>
+__device__ void add_bias(T* y, const float* bias, long n, int M) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        store(y, i, load(y, i) + bias[i % M]);
+}
+
+template <typename TI, typename TO>
+__device__ void convert(const TI* x, TO* y, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        store(y, i, load(x, i));
+}
+
+/* q, k, v (B*S, H) -> qh, kh, vh (B, heads, S, dh). */
+template <typename T>
+__device__ void split_heads(const T* q, const T* k, const T* v, T* qh, T* kh, T* vh, int B, int S, int H, int heads) {
+    long n = (long)B * S * H;
+    int dh = H / heads;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        long row = i / H; int c = (int)(i % H);
+        long b = row / S, s = row % S; int h = c / dh, d = c % dh;
+        long o = ((b * heads + h) * S + s) * dh + d;
+        qh[o] = q[i]; kh[o] = k[i]; vh[o] = v[i];
+    }
+}
+
+/* ctx (B, heads, S, dh) -> out (B*S, H). */
+template <typename T>
+__device__ void merge_heads(const T* ctx, T* out, int B, int S, int H, int heads) {
+    long n = (long)B * S * H;
+    int dh = H / heads;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        long row = i / H; int c = (int)(i % H);
+        long b = row / S, s = row % S; int h = c / dh, d = c % dh;
+        out[i] = ctx[((b * heads + h) * S + s) * dh + d];
+    }
+}
+
+/* out (n, D) = x[rows] (rows index x's (N, D) rows); one block per output row. */
+template <typename T>
+__device__ void gather_rows(const T* x, const int* rows, T* out, int D) {
+    long src = (long)rows[blockIdx.x] * D, dst = (long)blockIdx.x * D;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) out[dst + j] = x[src + j];
+}
+
+/* probs = softmax over keys of scores (already scaled), for rows (b, h, i) of S keys; keep (B, S) is 1 for real
+   keys. Masked keys get 0; a row with no key kept attends uniformly (as an additive finfo.min mask gives).
+   One block per row; b counts from `firstSequence` (the chunk's offset in the batch). */
+template <typename T>
+__device__ void softmax(const float* scores, const float* keep, T* probs, int S, int heads, int firstSequence) {
+    long row = blockIdx.x;
+    long b = firstSequence + row / ((long)heads * S);
+    const float* k = keep + b * S;
+    const float* x = scores + row * S;
+    float m = -3.402823466e38f; int kept = 0;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) if (k[j] != 0.0f) { m = fmaxf(m, x[j]); kept = 1; }
+    m = block_max(m);
+    float anyKept = block_sum((float)kept);
+    if (anyKept == 0.0f) {
+        for (int j = threadIdx.x; j < S; j += blockDim.x) store(probs, row * S + j, 1.0f / S);
+        return;
+    }
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < S; j += blockDim.x) if (k[j] != 0.0f) s += expf(x[j] - m);
+    float inv = 1.0f / block_sum(s);
+    for (int j = threadIdx.x; j < S; j += blockDim.x)
+        store(probs, row * S + j, k[j] != 0.0f ? expf(x[j] - m) * inv : 0.0f);
+}
+
+#define ONE(T) \
+extern "C" __global__ void embed_##T(const int* ids, const int* types, const T* w, const T* p, const T* t, float* out, int S, int H) { embed(ids, types, w, p, t, out, S, H); } \
+extern "C" __global__ void activate_##T(T* x, long n, int act) { activate(x, n, act); } \
+extern "C" __global__ void add_bias_##T(T* y, const float* bias, long n, int M) { add_bias(y, bias, n, M); } \
+extern "C" __global__ void split_heads_##T(const T* q, const T* k, const T* v, T* qh, T* kh, T* vh, int B, int S, int H, int heads) { split_heads(q, k, v, qh, kh, vh, B, S, H, heads); } \
+extern "C" __global__ void merge_heads_##T(const T* c, T* out, int B, int S, int H, int heads) { merge_heads(c, out, B, S, H, heads); } \
+extern "C" __global__ void gather_rows_##T(const T* x, const int* rows, T* out, int D) { gather_rows(x, rows, out, D); } \
+extern "C" __global__ void softmax_##T(const float* scores, const float* keep, T* probs, int S, int heads, int first) { softmax(scores, keep, probs, S, heads, first); }
+#define TWO(TI, TO) \
+extern "C" __global__ void layer_norm_##TI##_##TO(const TI* x, const float* r, const float* g, const float* b, TO* out, int D, float eps) { layer_norm(x, r, g, b, out, D, eps); } \
+extern "C" __global__ void convert_##TI##_##TO(const TI* x, TO* y, long n) { convert(x, y, n); }
+
+ONE(f32) ONE(f16) ONE(bf16)
+TWO(f32, f32) TWO(f32, f16) TWO(f32, bf16)
+TWO(f16, f32) TWO(f16, f16) TWO(f16, bf16)
+TWO(bf16, f32) TWO(bf16, f16) TWO(bf16, bf16)
+"""#
+}

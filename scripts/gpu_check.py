@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The GPU checks, run on a machine with an NVIDIA GPU by scripts/gpu-check.sh (needs torch, transformers,
+safetensors there; the megatron-bert binary built elsewhere). Writes a Markdown report to --report and exits
+non-zero when a check fails.
+
+1. Every fixture model and head: `forward --device cuda` against `--device cpu` (the reference) in FP32, FP16 and
+   BF16 (max |delta| per output: FP32 <= 1e-4; FP16 <= 2e-2; BF16 <= 8e-2), and FP32 against transformers' float64.
+2. The full 345M pre-training shape (random weights, seed 0) against transformers in float64 on the GPU:
+   FP32 <= 2e-4; FP16 prediction logits <= 2e-2... as measured, and MLM top-1 equal to FP32's on >= 99.9%.
+3. Every task through the CLI, --device cuda against --device cpu: the same tokens, labels, spans and words.
+4. Error paths: no visible GPU with --device cuda (clear error, non-zero) and auto (one line, the CPU); cuda:7.
+5. bench --device cuda beside PyTorch FP16 eager on the same GPU.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "Tests/MegatronBERTTests/Fixtures")
+report = []
+failures = []
+
+
+def say(line=""):
+    print(line, flush=True)
+    report.append(line)
+
+
+def check(ok, what):
+    say(("PASS " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(binary, args, env=None, timeout=600):
+    started = time.time()
+    p = subprocess.run([binary] + args, capture_output=True, text=True, env=env, timeout=timeout)
+    return p, time.time() - started
+
+
+def forward(binary, model, batch, device, dtype, out):
+    p, _ = run(binary, ["forward", "--model", model, "--input", batch, "--output", out, "--device", device,
+                        "--dtype", dtype, "--quiet"])
+    if p.returncode != 0:
+        return None, p.stderr.strip()
+    return load_file(out), None
+
+
+def max_delta(a, b):
+    return (a.double() - b.double()).abs().max().item()
+
+
+def fixtures(binary, work):
+    say("## 1. Fixture models: CUDA against the CPU backend, and FP32 against transformers (float64)")
+    say("")
+    say("| model | dtype | output | max abs delta vs CPU | bound | vs transformers |")
+    say("|---|---|---|---|---|---|")
+    bounds = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 8e-2}
+    models = sorted(d for d in os.listdir(os.path.join(FIX, "models")) if not d.endswith(("-f16", "-bf16", "-bin", "-sharded")))
+    for name in models:
+        model = os.path.join(FIX, "models", name)
+        batch = os.path.join(FIX, "inputs", "batch_mc.json" if "MultipleChoice" in name else "batch.json")
+        expected_path = os.path.join(FIX, "expected", name + ".safetensors")
+        expected = load_file(expected_path) if os.path.exists(expected_path) else {}
+        for dtype in ["fp32", "fp16", "bf16"]:
+            cpu, err = forward(binary, model, batch, "cpu", dtype, os.path.join(work, "cpu.safetensors"))
+            if cpu is None:
+                check(False, f"{name} {dtype}: CPU forward failed: {err}")
+                continue
+            gpu, err = forward(binary, model, batch, "cuda", dtype, os.path.join(work, "gpu.safetensors"))
+            if gpu is None:
+                check(False, f"{name} {dtype}: CUDA forward failed: {err}")
+                continue
+            for key in sorted(cpu):
+                if key not in gpu:
+                    check(False, f"{name} {dtype}: CUDA output lacks {key}")
+                    continue
+                d = max_delta(gpu[key], cpu[key])
+                ref = f"{max_delta(gpu[key], expected[key]):.2e}" if dtype == "fp32" and key in expected else "-"
+                ok = d <= bounds[dtype] and (ref == "-" or float(ref) <= 1e-4)
+                say(f"| {name} | {dtype} | {key} | {d:.2e} | {bounds[dtype]:g} | {ref} |")
+                if not ok:
+                    failures.append(f"{name} {dtype} {key}: {d:.2e} (vs transformers {ref})")
+    say("")
+
+
+def model_345m(binary, work):
+    say("## 2. The 345M pre-training shape against transformers in float64 (on the GPU)")
+    say("")
+    from transformers import MegatronBertConfig, MegatronBertForPreTraining
+    torch.manual_seed(0)
+    config = MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                intermediate_size=4096, max_position_embeddings=512, layer_norm_eps=1e-5)
+    config.architectures = ["MegatronBertForPreTraining"]
+    model = MegatronBertForPreTraining(config).eval()
+    directory = os.path.join(work, "m345")
+    model.save_pretrained(directory, safe_serialization=True)
+    g = torch.Generator().manual_seed(1)
+    b, s = 4, 128
+    ids = torch.randint(1000, 29056, (b, s), generator=g)
+    mask = torch.ones(b, s, dtype=torch.long)
+    mask[1, 100:] = 0
+    mask[3, 17:] = 0
+    types = torch.zeros(b, s, dtype=torch.long)
+    types[:, 64:] = 1
+    batch = os.path.join(work, "batch345.json")
+    with open(batch, "w") as f:
+        json.dump({"input_ids": ids.tolist(), "attention_mask": mask.tolist(), "token_type_ids": types.tolist()}, f)
+    model = model.double().cuda()
+    with torch.inference_mode():
+        ref = model(input_ids=ids.cuda(), attention_mask=mask.cuda(), token_type_ids=types.cuda())
+    expected = {"prediction_logits": ref.prediction_logits.cpu(), "seq_relationship_logits": ref.seq_relationship_logits.cpu()}
+    del model, ref
+    torch.cuda.empty_cache()
+    outputs = {}
+    for dtype in ["fp32", "fp16", "bf16"]:
+        started = time.time()
+        out, err = forward(binary, directory, batch, "cuda", dtype, os.path.join(work, f"o345-{dtype}.safetensors"))
+        if out is None:
+            check(False, f"345M {dtype}: CUDA forward failed: {err}")
+            continue
+        outputs[dtype] = out
+        for key, want in expected.items():
+            d = max_delta(out[key], want)
+            say(f"345M {dtype} {key}: max abs delta vs float64 {d:.3e} (forward command {time.time() - started:.1f} s)")
+        if dtype == "fp32":
+            check(max_delta(out["prediction_logits"], expected["prediction_logits"]) <= 2e-4, "345M FP32 prediction logits within 2e-4")
+            check(max_delta(out["seq_relationship_logits"], expected["seq_relationship_logits"]) <= 2e-4, "345M FP32 NSP logits within 2e-4")
+    if "fp32" in outputs:
+        top32 = outputs["fp32"]["prediction_logits"].argmax(-1)
+        for dtype in ["fp16", "bf16"]:
+            if dtype in outputs:
+                agree = (outputs[dtype]["prediction_logits"].argmax(-1) == top32).double().mean().item()
+                say(f"345M {dtype}: MLM top-1 equal to FP32's at {agree * 100:.2f}% of {top32.numel()} positions")
+                if dtype == "fp16":
+                    check(agree >= 0.999, "345M FP16 MLM top-1 equal to FP32's on >= 99.9% of positions")
+                    check(max_delta(outputs[dtype]["prediction_logits"], expected["prediction_logits"]) <= 2e-2,
+                          "345M FP16 prediction logits within 2e-2 of float64")
+    say("")
+
+
+def tasks(binary):
+    say("## 3. Every task through the CLI: --device cuda against --device cpu (FP32)")
+    say("")
+    t = os.path.join(FIX, "tasks")
+    cases = [
+        ("fill-mask", ["fill-mask", "--model", f"{t}/pretraining", "--top-k", "5", "The capital of France is [MASK].", "John [MASK] in Paris ."]),
+        ("nsp", ["nsp", "--model", f"{t}/pretraining", "John lives in Paris .", "It is the capital of France ."]),
+        ("classify", ["classify", "--model", f"{t}/classification", "--top-k", "0", "Paris is a very big city .", "The river is long"]),
+        ("ner", ["ner", "--model", f"{t}/ner", "John Smith lives in New York and works at Google ."]),
+        ("qa", ["qa", "--model", f"{t}/qa", "--question", "Where does John live ?", "--context",
+                "John Smith lives in New York and works at Google . Paris is the capital of France ."]),
+        ("multiple-choice", ["multiple-choice", "--model", f"{t}/multiple-choice", "--prompt", "John lives in", "Paris .", "New York .", "the river ."]),
+        ("embed", ["embed", "--model", f"{t}/embedding", "Paris is the capital of France .", "John works at Google ."]),
+    ]
+
+    def same(a, b, path="$"):
+        """Equal structure and strings; numbers within 1e-3 (FP32 on two devices)."""
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k], path + "." + k) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y, path) for x, y in zip(a, b))
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return abs(a - b) <= 1e-3
+        return a == b
+
+    for name, args in cases:
+        cpu, _ = run(binary, args + ["--json", "--quiet", "--device", "cpu"])
+        gpu, _ = run(binary, args + ["--json", "--quiet", "--device", "cuda"])
+        if cpu.returncode != 0 or gpu.returncode != 0:
+            check(False, f"task {name}: cpu rc {cpu.returncode} {cpu.stderr.strip()[:300]} / cuda rc {gpu.returncode} {gpu.stderr.strip()[:300]}")
+            continue
+        ok = same(json.loads(cpu.stdout), json.loads(gpu.stdout))
+        check(ok, f"task {name}: the same answers on the GPU as on the CPU")
+        if not ok:
+            say("    cpu:  " + cpu.stdout.strip()[:600])
+            say("    cuda: " + gpu.stdout.strip()[:600])
+    say("")
+
+
+def errors(binary):
+    say("## 4. Error paths on this machine")
+    say("")
+    model = os.path.join(FIX, "tasks", "pretraining")
+    hidden = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    p, _ = run(binary, ["fill-mask", "--model", model, "--device", "cuda", "--json", "Paris is [MASK] ."], env=hidden)
+    check(p.returncode != 0 and "CUDA unavailable" in p.stderr and "Fatal" not in p.stderr,
+          f"--device cuda with no visible GPU: clear error, exit {p.returncode}: {p.stderr.strip()[:200]}")
+    p, _ = run(binary, ["fill-mask", "--model", model, "--device", "auto", "--json", "Paris is [MASK] ."], env=hidden)
+    check(p.returncode == 0 and "device: cpu (CUDA unavailable" in p.stderr,
+          f"--device auto with no visible GPU: the CPU, one line: {p.stderr.strip()[:200]}")
+    p, _ = run(binary, ["fill-mask", "--model", model, "--device", "cuda:7", "--json", "Paris is [MASK] ."])
+    check(p.returncode != 0 and "cuda:7" in p.stderr, f"--device cuda:7: {p.stderr.strip()[:200]}")
+    p, _ = run(binary, ["fill-mask", "--model", model, "--device", "cuda", "--dtype", "int8", "--json", "Paris is [MASK] ."])
+    check(p.returncode != 0 and "int8" in p.stderr, f"--device cuda --dtype int8: {p.stderr.strip()[:200]}")
+    p, _ = run(binary, ["info", "--model", model, "--json"])
+    say("info: " + p.stdout.strip()[:800])
+    say("")
+
+
+def bench(binary, points):
+    say("## 5. bench --device cuda beside PyTorch FP16 eager (same GPU, same run)")
+    say("")
+    say("```")
+    for dtype, chosen in [("fp16", points), ("bf16", points[:4]), ("fp32", points[:3])]:
+        p, _ = run(binary, ["bench", "--random-weights", "--device", "cuda", "--dtype", dtype, "--points",
+                            ",".join(f"{b}x{s}" for b, s in chosen), "--min-seconds", "1", "--min-runs", "5", "--json"])
+        say(p.stdout.strip() if p.returncode == 0 else f"bench {dtype} failed: {p.stderr.strip()[:400]}")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/bench_pytorch.py"), "--device", "cuda", "--dtype", "fp16",
+                        "--points", ",".join(f"{b}x{s}" for b, s in points), "--min-seconds", "1", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    say(p.stdout.strip() if p.returncode == 0 else "PyTorch bench failed: " + p.stderr.strip()[-600:])
+    say("```")
+    say("")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--skip", default="", help="comma-separated: fixtures,345m,tasks,errors,bench")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible to torch"
+    say(f"# GPU check: {gpu}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    say("")
+    started = time.time()
+    with tempfile.TemporaryDirectory() as work:
+        for name, step in [("errors", lambda: errors(args.binary)), ("fixtures", lambda: fixtures(args.binary, work)),
+                           ("tasks", lambda: tasks(args.binary)), ("345m", lambda: model_345m(args.binary, work)),
+                           ("bench", lambda: bench(args.binary, [(1, 8), (1, 128), (8, 128), (128, 128), (32, 512)]))]:
+            if name in skip:
+                continue
+            t0 = time.time()
+            try:
+                step()
+            except Exception as error:  # a step that crashes is a failure, and the others still run
+                check(False, f"step {name} raised {type(error).__name__}: {error}")
+            say(f"({name}: {time.time() - t0:.1f} s)")
+            with open(args.report, "w") as f:
+                f.write("\n".join(report) + "\n")
+    say(f"total {time.time() - started:.1f} s; {len(failures)} failure(s)")
+    for f in failures:
+        say("  - " + f)
+    with open(args.report, "w") as f:
+        f.write("\n".join(report) + "\n")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
