@@ -73,9 +73,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             let idBuffer = try ids.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }  // (B·S)
             let typeBuffer = try types.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }
             let out = try tensor([b * s, h], .f32)  // (B·S, H)
-            try device.launch("embed_\(w.element.rawValue)", blocks: b * s, threads: Self.rowThreads(h),
-                              [.pointer(idBuffer.address), .pointer(typeBuffer.address), .pointer(w.buffer.address),
-                               .pointer(p.buffer.address), .pointer(t.buffer.address), .pointer(out.address), .int(s), .int(h)])
+            try timed("embed") {
+                try device.launch("embed_\(w.element.rawValue)", blocks: b * s, threads: Self.rowThreads(h),
+                                  [.pointer(idBuffer.address), .pointer(typeBuffer.address), .pointer(w.buffer.address),
+                                   .pointer(p.buffer.address), .pointer(t.buffer.address), .pointer(out.address), .int(s), .int(h)])
+            }
             return out
         }
     }
@@ -90,12 +92,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return try device.withContext {
             guard n > 0 else { return try accumulate ?? tensor([0, m], x.element) }
             let input = x.element == w.element ? x : try converted(x, to: w.element)  // (N, K)
-            let out = try accumulate ?? tensor([n, m], x.element)  // (N, M)
+            // A product's output takes its input's type, except that an FP16 model's products all write FP16 (as
+            // PyTorch's FP16 models do: half the memory for the logits). BF16 keeps FP32 outputs from FP32 inputs:
+            // its 8-bit mantissa would move logits of 10 by up to 0.03.
+            let out = try accumulate ?? tensor([n, m], w.element == .f16 ? .f16 : x.element)  // (N, M)
             let shape = GemmShape(transA: true, transB: false, m: m, n: n, k: k, lda: k, ldb: k, ldd: m,
                                   inputs: w.element, output: out.element, tf32: tf32, bias: vector != nil)
             let biasAddresses = try vector.map { (try $0.address(in: out.element, on: device), try $0.address(in: .f32, on: device)) }
-            try products.run(shape, a: w.buffer.address, b: input.address, d: out.address, beta: accumulate == nil ? 0 : 1,
-                             bias: biasAddresses)
+            try timed("linear \(input.element.rawValue) (\(n), \(k)) x (\(m), \(k))\(accumulate == nil ? "" : " +=")") {
+                try products.run(shape, a: w.buffer.address, b: input.address, d: out.address, beta: accumulate == nil ? 0 : 1,
+                                 bias: biasAddresses)
+            }
             return out
         }
     }
@@ -108,9 +115,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             // The residual is read in FP32; another type is widened first.
             let residual = try r.map { $0.element == .f32 ? $0 : try converted($0, to: .f32) }
             let out = inPlace ? x : try tensor(x.shape, computeElement(for: x))
-            try device.launch("layer_norm_\(x.element.rawValue)_\(out.element.rawValue)", blocks: rows, threads: Self.rowThreads(d),
-                              [.pointer(x.address), .pointer(residual?.address ?? 0), .pointer(try g.address(in: .f32, on: device)),
-                               .pointer(try bt.address(in: .f32, on: device)), .pointer(out.address), .int(d), .float(epsilon)])
+            let (gammaAddress, betaAddress) = (try g.address(in: .f32, on: device), try bt.address(in: .f32, on: device))
+            try timed("layer norm (\(rows), \(d))") {
+                try device.launch("layer_norm_\(x.element.rawValue)_\(out.element.rawValue)", blocks: Self.warpBlocks(rows),
+                                  threads: 256, [.pointer(x.address), .pointer(residual?.address ?? 0), .pointer(gammaAddress),
+                                                 .pointer(betaAddress), .pointer(out.address), .int(d), .float(epsilon), .long(rows)])
+            }
             return out
         }
     }
@@ -125,8 +135,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case .tanh: code = 3
         }
         try device.withContext {
-            try device.launch("activate_\(x.element.rawValue)", blocks: CUDADevice.blocks(for: x.count), threads: 256,
-                              [.pointer(x.address), .long(x.count), .int(code)])
+            try timed("activate (\(x.count))") {
+                // 16 bytes per step where the count allows (the buffer itself is 256-byte aligned).
+                let perUnit = 16 / x.element.size
+                if x.count % perUnit == 0 {
+                    try device.launch("activate16_\(x.element.rawValue)", blocks: CUDADevice.blocks(for: x.count / perUnit),
+                                      threads: 256, [.pointer(x.address), .long(x.count / perUnit), .int(code)])
+                } else {
+                    try device.launch("activate_\(x.element.rawValue)", blocks: CUDADevice.blocks(for: x.count), threads: 256,
+                                      [.pointer(x.address), .long(x.count), .int(code)])
+                }
+            }
         }
     }
 
@@ -139,12 +158,22 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         let e = q.element
         return try device.withContext {
-            let keepBuffer = try keep.flatMap { $0 }.withUnsafeBytes { try device.upload($0) }  // (B, S)
+            let keepBuffer = try keepMask(keep)  // (B, S)
             // (B, heads, S, dh) each
             let qh = try tensor([b * heads * s, dh], e), kh = try tensor([b * heads * s, dh], e), vh = try tensor([b * heads * s, dh], e)
-            try device.launch("split_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: q.count), threads: 256,
-                              [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
-                               .pointer(kh.address), .pointer(vh.address), .int(b), .int(s), .int(h), .int(heads)])
+            // A head's part of a row moves in 16-byte units where it is a whole number of them.
+            let units = dh * e.size % 16 == 0 ? dh * e.size / 16 : nil
+            try timed("attention: split heads") {
+                if let units {
+                    try device.launch("split_heads_16B", blocks: b * s, threads: Self.rowThreads(heads * units), gridY: 3,
+                                      [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
+                                       .pointer(kh.address), .pointer(vh.address), .int(s), .int(heads), .int(units)])
+                } else {
+                    try device.launch("split_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: q.count), threads: 256,
+                                      [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
+                                       .pointer(kh.address), .pointer(vh.address), .int(b), .int(s), .int(h), .int(heads)])
+                }
+            }
             let context = try tensor([b * heads * s, dh], e)  // (B, heads, S, dh)
             let chunk = max(1, min(b, Self.scoresBudget / max(1, heads * s * s * 4)))
             let scores = try tensor([chunk * heads * s, s], .f32)  // (chunk, heads, S, S)
@@ -153,23 +182,36 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                 let c = min(chunk, b - first)
                 let offset = first * heads * s * dh * e.size
                 // scores[i, j] = q_i · k_j / √dh: D (S keys, S queries) = Kᵀ-op · Q per (sequence, head)
-                try products.run(GemmShape(transA: true, transB: false, m: s, n: s, k: dh, lda: dh, ldb: dh, ldd: s,
-                                           batch: c * heads, strideA: s * dh, strideB: s * dh, strideD: s * s,
-                                           inputs: e, output: .f32, tf32: tf32),
-                                 a: kh.address + UInt64(offset), b: qh.address + UInt64(offset), d: scores.address,
-                                 alpha: 1 / Float(dh).squareRoot())
-                try device.launch("softmax_\(e.rawValue)", blocks: c * heads * s, threads: Self.rowThreads(s),
-                                  [.pointer(scores.address), .pointer(keepBuffer.address), .pointer(probabilities.address),
-                                   .int(s), .int(heads), .int(first)])
+                try timed("attention: scores (\(c * heads) x \(s)x\(s))") {
+                    try products.run(GemmShape(transA: true, transB: false, m: s, n: s, k: dh, lda: dh, ldb: dh, ldd: s,
+                                               batch: c * heads, strideA: s * dh, strideB: s * dh, strideD: s * s,
+                                               inputs: e, output: .f32, tf32: tf32),
+                                     a: kh.address + UInt64(offset), b: qh.address + UInt64(offset), d: scores.address,
+                                     alpha: 1 / Float(dh).squareRoot())
+                }
+                try timed("attention: softmax") {
+                    try device.launch("softmax_\(e.rawValue)", blocks: Self.warpBlocks(c * heads * s), threads: 256,
+                                      [.pointer(scores.address), .pointer(keepBuffer.address), .pointer(probabilities.address),
+                                       .int(s), .int(heads), .int(first), .long(c * heads * s)])
+                }
                 // context (S queries, dh) = P V: D (dh, S queries) = V-op · P per (sequence, head)
-                try products.run(GemmShape(transA: false, transB: false, m: dh, n: s, k: s, lda: dh, ldb: s, ldd: dh,
-                                           batch: c * heads, strideA: s * dh, strideB: s * s, strideD: s * dh,
-                                           inputs: e, output: e, tf32: tf32),
-                                 a: vh.address + UInt64(offset), b: probabilities.address, d: context.address + UInt64(offset))
+                try timed("attention: context") {
+                    try products.run(GemmShape(transA: false, transB: false, m: dh, n: s, k: s, lda: dh, ldb: s, ldd: dh,
+                                               batch: c * heads, strideA: s * dh, strideB: s * s, strideD: s * dh,
+                                               inputs: e, output: e, tf32: tf32),
+                                     a: vh.address + UInt64(offset), b: probabilities.address, d: context.address + UInt64(offset))
+                }
             }
             let out = try tensor([b * s, h], e)  // (B·S, H)
-            try device.launch("merge_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: out.count), threads: 256,
-                              [.pointer(context.address), .pointer(out.address), .int(b), .int(s), .int(h), .int(heads)])
+            try timed("attention: merge heads") {
+                if let units {
+                    try device.launch("merge_heads_16B", blocks: b * s, threads: Self.rowThreads(heads * units),
+                                      [.pointer(context.address), .pointer(out.address), .int(s), .int(heads), .int(units)])
+                } else {
+                    try device.launch("merge_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: out.count), threads: 256,
+                                      [.pointer(context.address), .pointer(out.address), .int(b), .int(s), .int(h), .int(heads)])
+                }
+            }
             return out
         }
     }
@@ -201,10 +243,53 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try device.withContext { try device.driver.check(device.driver.cuCtxSynchronize(), "waiting for \(name)") }
     }
 
+    // MARK: - Profile
+
+    /// With MEGATRON_BERT_CUDA_PROFILE=1 every operation waits for the GPU and its time is added up by kind and
+    /// shape (`profileReport`): where a forward pass spends its time (the waits cost some speed).
+    public let profiling = ProcessInfo.processInfo.environment["MEGATRON_BERT_CUDA_PROFILE"] == "1"
+    private var profile: [String: (count: Int, seconds: Double)] = [:]
+
+    /// The operations' total times so far, largest first (empty unless profiling).
+    public func profileReport() -> String {
+        let total = profile.values.map(\.seconds).reduce(0, +)
+        return profile.sorted { $0.value.seconds > $1.value.seconds }.map {
+            String(format: "%9.3f ms %5.1f%% %7d  ", $0.value.seconds * 1000, 100 * $0.value.seconds / max(total, 1e-12), $0.value.count) + $0.key
+        }.joined(separator: "\n")
+    }
+
+    public func resetProfile() { profile = [:] }
+
+    /// Runs `body` (inside `withContext`), timing it to the GPU's completion when profiling.
+    private func timed(_ name: @autoclosure () -> String, _ body: () throws -> Void) throws {
+        guard profiling else { return try body() }
+        try device.driver.check(device.driver.cuCtxSynchronize(), "profiling")
+        let started = DispatchTime.now().uptimeNanoseconds
+        try body()
+        try device.driver.check(device.driver.cuCtxSynchronize(), "profiling")
+        let key = name()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        profile[key, default: (0, 0)] = (profile[key, default: (0, 0)].count + 1, profile[key, default: (0, 0)].seconds + seconds)
+    }
+
     // MARK: - Helpers (called with the device's lock held where they touch the GPU)
+
+    /// Blocks of 256 threads for a one-warp-per-row kernel over `rows` rows.
+    static func warpBlocks(_ rows: Int) -> Int { max(1, (rows + 7) / 8) }
 
     /// Threads for a one-block-per-row kernel over `width` columns.
     static func rowThreads(_ width: Int) -> Int { min(256, max(32, (width + 31) / 32 * 32)) }
+
+    /// The last attention mask uploaded: every layer of a forward pass gets the same one, and an upload from
+    /// pageable memory waits for the GPU, so it is uploaded once per batch.
+    private var lastKeep: (values: [[Float]], buffer: DeviceBuffer)?
+
+    private func keepMask(_ keep: [[Float]]) throws -> DeviceBuffer {
+        if let last = lastKeep, last.values == keep { return last.buffer }
+        let buffer = try keep.flatMap { $0 }.withUnsafeBytes { try device.upload($0) }
+        lastKeep = (keep, buffer)
+        return buffer
+    }
 
     private func tensor(_ shape: [Int], _ element: Element) throws -> CUDATensor {
         try CUDATensor(shape: shape, element: element, pool: device.pool)

@@ -127,15 +127,15 @@ public final class CUDADevice: @unchecked Sendable {
         return try body()
     }
 
-    /// Launches kernel `name` on a 1-D grid; `arguments` are the kernel's parameters in order.
-    func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument]) throws {
+    /// Launches kernel `name` on a (blocks, gridY) grid; `arguments` are the kernel's parameters in order.
+    func launch(_ name: String, blocks: Int, threads: Int, gridY: Int = 1, _ arguments: [KernelArgument]) throws {
         guard let function = functions[name] else { throw CUDAError("internal error: no kernel \(name)") }
         guard blocks > 0 else { return }
         let storage = arguments.map { $0.boxed() }
         defer { storage.forEach { $0.deallocate() } }
         var pointers: [UnsafeMutableRawPointer?] = storage.map { $0 }
         let status = pointers.withUnsafeMutableBufferPointer {
-            driver.cuLaunchKernel(function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
+            driver.cuLaunchKernel(function, UInt32(blocks), UInt32(gridY), 1, UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
         }
         try driver.check(status, "launching \(name)")
     }

@@ -12,13 +12,13 @@ enum CUDAKernelSource {
     static var kernelNames: [String] {
         var names: [String] = []
         for t in elements {
-            names += ["embed_\(t)", "activate_\(t)", "split_heads_\(t)", "merge_heads_\(t)", "gather_rows_\(t)", "softmax_\(t)",
+            names += ["embed_\(t)", "activate_\(t)", "activate16_\(t)", "split_heads_\(t)", "merge_heads_\(t)", "gather_rows_\(t)", "softmax_\(t)",
                       "add_bias_\(t)"]
             for u in elements {
                 names += ["layer_norm_\(t)_\(u)", "convert_\(t)_\(u)"]
             }
         }
-        return names
+        return names + ["split_heads_16B", "merge_heads_16B"]
     }
 
     static let source = #"""
@@ -44,39 +44,13 @@ __device__ __forceinline__ void store(bf16* p, long i, float v) {
     p[i].bits = (u16)(u >> 16);
 }
 
-/* Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread gets the total. */
-__device__ float block_sum(float v) {
-    __shared__ float partial[32];
-    __shared__ float total;
+__device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < (blockDim.x >> 5) ? partial[lane] : 0.0f;
-        for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);
-        if (lane == 0) total = w;
-    }
-    __syncthreads();
-    return total;
+    return v;
 }
-
-__device__ float block_max(float v) {
-    __shared__ float partial[32];
-    __shared__ float total;
+__device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < (blockDim.x >> 5) ? partial[lane] : -3.402823466e38f;
-        for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
-        if (lane == 0) total = w;
-    }
-    __syncthreads();
-    return total;
+    return v;
 }
 
 /* out (N, H) FP32 = word[ids] + position[row % S] + token_type[types]; one block per row. */
@@ -89,37 +63,80 @@ __device__ void embed(const int* ids, const int* types, const T* word, const T* 
         out[row * H + j] = load(word, w + j) + load(position, p + j) + load(tokenType, t + j);
 }
 
-/* out = LayerNorm(x + residual) over rows of D; residual may be null; out may be x. One block per row;
-   mean, then the mean square of the deviations (two passes, as the CPU backend). */
+/* out = LayerNorm(x + residual) over rows of D; residual may be null; out may be x. One warp per row (the row
+   stays in L1 between the passes); the mean, then the mean square of the deviations (two passes, as the CPU). */
 template <typename TI, typename TO>
 __device__ void layer_norm(const TI* x, const float* residual, const float* gamma, const float* beta, TO* out,
-                           int D, float eps) {
-    long base = (long)blockIdx.x * D;
+                           int D, float eps, long rows) {
+    long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    long base = row * D;
+    if (D <= 1024) {  /* the row read once, into registers (32 values per lane) */
+        float v[32];
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            int j = lane + i * 32;
+            v[i] = j < D ? load(x, base + j) + (residual ? residual[base + j] : 0.0f) : 0.0f;
+            s += v[i];
+        }
+        float mean = warp_sum(s) / D;
+        float q = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            float d = lane + i * 32 < D ? v[i] - mean : 0.0f;
+            q += d * d;
+        }
+        float inv = rsqrtf(warp_sum(q) / D + eps);
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            int j = lane + i * 32;
+            if (j < D) store(out, base + j, (v[i] - mean) * inv * gamma[j] + beta[j]);
+        }
+        return;
+    }
     float s = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) s += load(x, base + j) + (residual ? residual[base + j] : 0.0f);
-    float mean = block_sum(s) / D;
+    for (int j = lane; j < D; j += 32) s += load(x, base + j) + (residual ? residual[base + j] : 0.0f);
+    float mean = warp_sum(s) / D;
     float q = 0.0f;
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+    for (int j = lane; j < D; j += 32) {
         float d = load(x, base + j) + (residual ? residual[base + j] : 0.0f) - mean;
         q += d * d;
     }
-    float inv = rsqrtf(block_sum(q) / D + eps);
-    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+    float inv = rsqrtf(warp_sum(q) / D + eps);
+    for (int j = lane; j < D; j += 32) {
         float v = load(x, base + j) + (residual ? residual[base + j] : 0.0f);
         store(out, base + j, (v - mean) * inv * gamma[j] + beta[j]);
     }
 }
 
-/* x = act(x) in place: 0 exact erf GELU, 1 tanh GELU, 2 relu, 3 tanh. */
+/* act: 0 exact erf GELU, 1 tanh GELU, 2 relu, 3 tanh. */
+__device__ __forceinline__ float activation(float v, int act) {
+    if (act == 0) return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
+    if (act == 1) return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    if (act == 2) return v > 0.0f ? v : 0.0f;
+    return tanhf(v);
+}
+
+/* x = act(x) in place, one element per step. */
 template <typename T>
 __device__ void activate(T* x, long n, int act) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = load(x, i), r;
-        if (act == 0) r = 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
-        else if (act == 1) r = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-        else if (act == 2) r = v > 0.0f ? v : 0.0f;
-        else r = tanhf(v);
-        store(x, i, r);
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        store(x, i, activation(load(x, i), act));
+}
+
+/* x = act(x) in place, 16 bytes (8 halves or 4 floats) per step: `units` 16-byte units, x 16-byte aligned. */
+template <typename T>
+__device__ void activate16(T* x, long units, int act) {
+    uint4* p = (uint4*)x;
+    const int per = 16 / sizeof(T);
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < units; i += (long)gridDim.x * blockDim.x) {
+        uint4 u = p[i];
+        T* e = (T*)&u;
+#pragma unroll
+        for (int j = 0; j < per; j++) store(e, j, activation(load(e, j), act));
+        p[i] = u;
     }
 }
 
@@ -161,6 +178,30 @@ __device__ void merge_heads(const T* ctx, T* out, int B, int S, int H, int heads
     }
 }
 
+/* q, k, v (B*S, H) -> (B, heads, S, dh), moved in 16-byte units (a head's part of a row is `units` of them);
+   one block per token row, blockIdx.y picks q, k or v. */
+extern "C" __global__ void split_heads_16B(const uint4* q, const uint4* k, const uint4* v, uint4* qh, uint4* kh, uint4* vh,
+                                          int S, int heads, int units) {
+    const uint4* src = blockIdx.y == 0 ? q : (blockIdx.y == 1 ? k : v);
+    uint4* dst = blockIdx.y == 0 ? qh : (blockIdx.y == 1 ? kh : vh);
+    long row = blockIdx.x, b = row / S;
+    int s = (int)(row % S), perRow = heads * units;
+    for (int u = threadIdx.x; u < perRow; u += blockDim.x) {
+        int h = u / units, w = u % units;
+        dst[((b * heads + h) * S + s) * units + w] = src[row * perRow + u];
+    }
+}
+
+/* ctx (B, heads, S, dh) -> out (B*S, H) in 16-byte units; one block per token row. */
+extern "C" __global__ void merge_heads_16B(const uint4* ctx, uint4* out, int S, int heads, int units) {
+    long row = blockIdx.x, b = row / S;
+    int s = (int)(row % S), perRow = heads * units;
+    for (int u = threadIdx.x; u < perRow; u += blockDim.x) {
+        int h = u / units, w = u % units;
+        out[row * perRow + u] = ctx[((b * heads + h) * S + s) * units + w];
+    }
+}
+
 /* out (n, D) = x[rows] (rows index x's (N, D) rows); one block per output row. */
 template <typename T>
 __device__ void gather_rows(const T* x, const int* rows, T* out, int D) {
@@ -168,40 +209,45 @@ __device__ void gather_rows(const T* x, const int* rows, T* out, int D) {
     for (int j = threadIdx.x; j < D; j += blockDim.x) out[dst + j] = x[src + j];
 }
 
-/* probs = softmax over keys of scores (already scaled), for rows (b, h, i) of S keys; keep (B, S) is 1 for real
-   keys. Masked keys get 0; a row with no key kept attends uniformly (as an additive finfo.min mask gives).
-   One block per row; b counts from `firstSequence` (the chunk's offset in the batch). */
+/* probs = softmax over keys of scores (already scaled), for `rows` rows (b, h, i) of S keys; keep (B, S) is 1 for
+   real keys. Masked keys get 0; a row with no key kept attends uniformly (as an additive finfo.min mask gives).
+   One warp per row; b counts from `firstSequence` (the chunk's offset in the batch). */
 template <typename T>
-__device__ void softmax(const float* scores, const float* keep, T* probs, int S, int heads, int firstSequence) {
-    long row = blockIdx.x;
+__device__ void softmax(const float* scores, const float* keep, T* probs, int S, int heads, int firstSequence, long rows) {
+    long row = (long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
     long b = firstSequence + row / ((long)heads * S);
     const float* k = keep + b * S;
     const float* x = scores + row * S;
-    float m = -3.402823466e38f; int kept = 0;
-    for (int j = threadIdx.x; j < S; j += blockDim.x) if (k[j] != 0.0f) { m = fmaxf(m, x[j]); kept = 1; }
-    m = block_max(m);
-    float anyKept = block_sum((float)kept);
-    if (anyKept == 0.0f) {
-        for (int j = threadIdx.x; j < S; j += blockDim.x) store(probs, row * S + j, 1.0f / S);
+    // Measured on an H100: keeping the row in registers (32 values per lane) made this kernel 2.5x slower at
+    // S = 128 and 1.8x at S = 512 than reading it again from L1.
+    const float lowest = -3.402823466e38f;
+    float m = lowest; int kept = 0;
+    for (int j = lane; j < S; j += 32) if (k[j] != 0.0f) { m = fmaxf(m, x[j]); kept = 1; }
+    m = warp_max(m);
+    if (!__any_sync(0xffffffffu, kept)) {
+        for (int j = lane; j < S; j += 32) store(probs, row * S + j, 1.0f / S);
         return;
     }
     float s = 0.0f;
-    for (int j = threadIdx.x; j < S; j += blockDim.x) if (k[j] != 0.0f) s += expf(x[j] - m);
-    float inv = 1.0f / block_sum(s);
-    for (int j = threadIdx.x; j < S; j += blockDim.x)
+    for (int j = lane; j < S; j += 32) if (k[j] != 0.0f) s += expf(x[j] - m);
+    float inv = 1.0f / warp_sum(s);
+    for (int j = lane; j < S; j += 32)
         store(probs, row * S + j, k[j] != 0.0f ? expf(x[j] - m) * inv : 0.0f);
 }
 
 #define ONE(T) \
 extern "C" __global__ void embed_##T(const int* ids, const int* types, const T* w, const T* p, const T* t, float* out, int S, int H) { embed(ids, types, w, p, t, out, S, H); } \
 extern "C" __global__ void activate_##T(T* x, long n, int act) { activate(x, n, act); } \
+extern "C" __global__ void activate16_##T(T* x, long units, int act) { activate16(x, units, act); } \
 extern "C" __global__ void add_bias_##T(T* y, const float* bias, long n, int M) { add_bias(y, bias, n, M); } \
 extern "C" __global__ void split_heads_##T(const T* q, const T* k, const T* v, T* qh, T* kh, T* vh, int B, int S, int H, int heads) { split_heads(q, k, v, qh, kh, vh, B, S, H, heads); } \
 extern "C" __global__ void merge_heads_##T(const T* c, T* out, int B, int S, int H, int heads) { merge_heads(c, out, B, S, H, heads); } \
 extern "C" __global__ void gather_rows_##T(const T* x, const int* rows, T* out, int D) { gather_rows(x, rows, out, D); } \
-extern "C" __global__ void softmax_##T(const float* scores, const float* keep, T* probs, int S, int heads, int first) { softmax(scores, keep, probs, S, heads, first); }
+extern "C" __global__ void softmax_##T(const float* scores, const float* keep, T* probs, int S, int heads, int first, long rows) { softmax(scores, keep, probs, S, heads, first, rows); }
 #define TWO(TI, TO) \
-extern "C" __global__ void layer_norm_##TI##_##TO(const TI* x, const float* r, const float* g, const float* b, TO* out, int D, float eps) { layer_norm(x, r, g, b, out, D, eps); } \
+extern "C" __global__ void layer_norm_##TI##_##TO(const TI* x, const float* r, const float* g, const float* b, TO* out, int D, float eps, long rows) { layer_norm(x, r, g, b, out, D, eps, rows); } \
 extern "C" __global__ void convert_##TI##_##TO(const TI* x, TO* y, long n) { convert(x, y, n); }
 
 ONE(f32) ONE(f16) ONE(bf16)

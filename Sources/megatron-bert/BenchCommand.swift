@@ -102,6 +102,7 @@ struct BenchCommand: ParsableCommand {
                 let run = { gpu == nil ? _ = try loaded.forward(input) : try loaded.forwardOnDevice(input) }
                 gpu?.resetPeakMemory()
                 try run()  // warm-up
+                gpu?.resetProfile()
                 var times: [Double] = []
                 let started = Date()
                 while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
@@ -119,6 +120,9 @@ struct BenchCommand: ParsableCommand {
                 } else {
                     Console.line(String(format: "%5d %4d %5d %11.3f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
                                  Double(rss) / 1_048_576) + (gpu.map { String(format: " %13.0f", Double($0.peakMemory) / 1_048_576) } ?? ""))
+                }
+                if let gpu, gpu.profiling {
+                    Console.error("profile of \(b)x\(s), \(times.count) runs (MEGATRON_BERT_CUDA_PROFILE):\n\(gpu.profileReport())\n")
                 }
                 Console.flush()
             }
