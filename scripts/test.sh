@@ -3,6 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
+# NVRTC compiles the GPU kernels in the tests on every machine, GPU or not: PyPI's nvidia-cuda-nvrtc wheel, unpacked
+# (not installed) into .build/nvrtc once, and named in $MEGATRON_BERT_CUDA_PATH.
+if ! ls .build/nvrtc/nvidia/*/lib/libnvrtc.so.* >/dev/null 2>&1; then
+  rm -rf .build/nvrtc .build/nvrtc-wheel
+  python3 -m pip download --quiet --no-deps --only-binary=:all: 'nvidia-cuda-nvrtc>=13,<14' -d .build/nvrtc-wheel >&2
+  python3 -m zipfile -e .build/nvrtc-wheel/nvidia_cuda_nvrtc-*.whl .build/nvrtc
+  rm -rf .build/nvrtc-wheel
+fi
+MEGATRON_BERT_CUDA_PATH="$(cd .build/nvrtc/nvidia/*/lib && pwd)"
+export MEGATRON_BERT_CUDA_PATH
 swift build --build-tests
 # The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
 swift build -c release
