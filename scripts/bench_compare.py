@@ -6,7 +6,10 @@ per engine, the best run over all rounds (the steadier figure: a shared machine'
 and the median of the rounds' medians, and the ratio of the best figures.
 
     swift build -c release
-    /tmp/ref/bin/python scripts/bench_compare.py [--rounds 3] [--dtype fp32] [--threads 2] [--baseline OLD_BINARY]
+    /tmp/ref/bin/python scripts/bench_compare.py [--rounds 3] [--dtypes fp32,bf16,int8] [--threads 2] [--baseline OLD_BINARY]
+
+Each dtype gets its own table against PyTorch in the same precision (bench_pytorch.py's fp32, autocast bf16,
+quantize_dynamic int8); --dtype fp16 compares our fp16 with PyTorch fp32 (PyTorch has no fp16 CPU path).
 
 With --baseline, a second megatron-bert binary (an earlier build) runs in the same alternating rounds and the
 table adds its best figure and the ratio new / baseline: before-and-after on the same machine, in one run.
@@ -31,25 +34,34 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=os.path.join(HERE, "..", ".build", "release", "megatron-bert"))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--dtypes", "--dtype", default="fp32", help="comma-separated: fp32, fp16, bf16, int8")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-seconds", default="3")
-    parser.add_argument("--points", default="1x8,1x128,8x128,1x512")
+    parser.add_argument("--points", default="1x8,1x128,8x128,32x32")
     parser.add_argument("--baseline", help="an earlier megatron-bert binary to run beside --binary")
     args = parser.parse_args()
     points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",")]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    print(f"{cpu}, {os.cpu_count()} cores; Swift --dtype {args.dtype} vs PyTorch fp32 with {args.threads} threads; "
+    flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"]
+    print(f"{cpu}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags)}; "
           f"{args.rounds} alternating rounds, each point a fresh process (>= {args.min_seconds} s of runs); "
-          f"best run and median of round medians")
+          f"best run and median of round medians; PyTorch with {args.threads} threads")
+    for dtype in args.dtypes.split(","):
+        table(args, points, dtype)
+
+
+def table(args, points, dtype):
+    reference = "fp32" if dtype == "fp16" else dtype
+    print(f"\nSwift --dtype {dtype} vs PyTorch {reference}")
     extra = " Baseline best tok/s | Swift / baseline |" if args.baseline else ""
     print("| batch x seq | Swift best tok/s | PyTorch best tok/s | Swift / PyTorch | Swift median | PyTorch median "
-          "| Swift peak RSS MB | PyTorch peak RSS MB |" + extra)
-    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
+          "| Swift peak RSS MB | PyTorch peak RSS MB | kernels |" + extra)
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
 
     def swift_run(binary, b, s):
-        return run([binary, "bench", "--random-weights", "--batch", str(b), "--seq", str(s), "--dtype",
-                    args.dtype, "--json", "--min-seconds", args.min_seconds])
+        return run([binary, "bench", "--random-weights", "--device", "cpu", "--batch", str(b), "--seq", str(s), "--dtype",
+                    dtype, "--json", "--min-seconds", args.min_seconds])
 
     for b, s in points:
         swift, torch, baseline = [], [], []
@@ -58,13 +70,14 @@ def main():
             if args.baseline:
                 baseline.append(swift_run(args.baseline, b, s))
             torch.append(run([sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--batch", str(b), "--seq", str(s),
-                              "--threads", str(args.threads), "--json", "--min-seconds", args.min_seconds]))
+                              "--dtype", reference, "--threads", str(args.threads), "--json", "--min-seconds", args.min_seconds]))
         sb = max(r["best_tokens_per_second"] for r in swift)
         pb = max(r["best_tokens_per_second"] for r in torch)
         sm = statistics.median(r["tokens_per_second"] for r in swift)
         pm = statistics.median(r["tokens_per_second"] for r in torch)
+        kernels = ", ".join(sorted({k for r in swift for k in r.get("kernels", [])}))
         row = (f"| {b} x {s} | {sb:.1f} | {pb:.1f} | {sb / pb:.2f} | {sm:.1f} | {pm:.1f} | "
-               f"{max(r['peak_rss_bytes'] for r in swift) / 2**20:.0f} | {max(r['peak_rss_bytes'] for r in torch) / 2**20:.0f} |")
+               f"{max(r['peak_rss_bytes'] for r in swift) / 2**20:.0f} | {max(r['peak_rss_bytes'] for r in torch) / 2**20:.0f} | {kernels} |")
         if args.baseline:
             ob = max(r["best_tokens_per_second"] for r in baseline)
             row += f" {ob:.1f} | {sb / ob:.2f} |"

@@ -134,7 +134,7 @@ import Testing
         (["fill-mask", "--model", "classification", "[MASK]"], "fill-mask needs a model with a MegatronBertForPreTraining or MegatronBertForMaskedLM head"),
         (["ner", "--model", "pretraining", "John"], "NER needs a model with a MegatronBertForTokenClassification head"),
         (["embed", "--model", "ner", "--pooling", "pooler", "x"], "has no pooler"),
-        (["fill-mask", "--model", "pretraining", "--device", "cuda", "[MASK]"], "the CUDA backend is not built yet"),
+        (["fill-mask", "--model", "pretraining", "--device", "cuda:99", "[MASK]"], "--device cuda:99: CUDA unavailable: "),
         (["fill-mask", "--model", "missing", "[MASK]"], "does not exist"),
         (["nsp", "--model", "pretraining", "only one"], "give two texts"),
         (["qa", "--model", "qa", "--question", "Who?"], "give --question and --context together"),
