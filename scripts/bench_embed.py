@@ -3,7 +3,9 @@
 transformers (same model directory, same tokenizer files, same batch size, the same length-sorted batches,
 mean pooling, JSON Lines written out), each in its own process, on the same machine in the same run.
 
-    /tmp/ref/bin/python scripts/bench_embed.py [--sentences 10000] [--model DIR] [--batch-size 32]
+    /tmp/ref/bin/python scripts/bench_embed.py [--sentences 10000] [--model DIR] [--batch-size 32] [--dtype fp32|int8]
+
+--dtype int8: ours with `--dtype int8`, PyTorch with torch.ao.quantization.quantize_dynamic on every nn.Linear.
 
 Without --model it writes the 345M Megatron-BERT shape with random weights (transformers' initialisation) and
 the cased vocabulary to /tmp/megatron-bert-345m-random (1.3 GB, once). Prints sentences/s, tokens/s and peak
@@ -54,7 +56,7 @@ def ensure_random_model(path):
     return path
 
 
-def torch_job(model_dir, input_path, output_path, batch_size, threads):
+def torch_job(model_dir, input_path, output_path, batch_size, threads, dtype="fp32"):
     """The same job in transformers: read JSONL, sort by length, batch, mean-pool, write JSONL in input order."""
     import torch
     from transformers import AutoModel, BertTokenizerFast
@@ -65,6 +67,8 @@ def torch_job(model_dir, input_path, output_path, batch_size, threads):
                                   do_lower_case=False, model_max_length=512) \
         if not os.path.exists(os.path.join(model_dir, "tokenizer.json")) else BertTokenizerFast.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
+    if dtype == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     loaded = time.perf_counter()
     with open(input_path) as f:
         texts = [json.loads(line)["text"] for line in f if line.strip()]
@@ -107,10 +111,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "megatron-bert"))
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return torch_job(args.worker[0], args.worker[1], args.worker[2], args.batch_size, args.threads)
+        return torch_job(args.worker[0], args.worker[1], args.worker[2], args.batch_size, args.threads, args.dtype)
 
     model = args.model or ensure_random_model("/tmp/megatron-bert-345m-random")
     work = "/tmp/bench-embed"
@@ -124,17 +129,17 @@ def main():
     ours_path, theirs_path = os.path.join(work, "swift.jsonl"), os.path.join(work, "torch.jsonl")
     results = {
         "pytorch": measured([sys.executable, __file__, "--batch-size", str(args.batch_size), "--threads",
-                             str(args.threads), "--worker", model, input_path, theirs_path],
+                             str(args.threads), "--dtype", args.dtype, "--worker", model, input_path, theirs_path],
                             os.path.join(work, "torch.stdout")),
         "swift": measured([args.binary, "embed", "--model", model, "--input", input_path, "--json", "--quiet",
-                           "--batch-size", str(args.batch_size)], ours_path),
+                           "--device", "cpu", "--dtype", args.dtype, "--batch-size", str(args.batch_size)], ours_path),
     }
     tokens = json.loads(open(os.path.join(work, "torch.stdout")).read())["tokens"]
     import numpy as np
     ours = np.array([json.loads(l)["embedding"] for l in open(ours_path)])
     theirs = np.array([json.loads(l)["embedding"] for l in open(theirs_path)])
     cosine = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
-    print(f"model {model}; {len(texts)} sentences, {tokens} tokens; batch size {args.batch_size}; "
+    print(f"model {model}; dtype {args.dtype}; {len(texts)} sentences, {tokens} tokens; batch size {args.batch_size}; "
           f"{args.threads} threads; whole process (load + job + JSON Lines out)")
     print(f"{'engine':8} {'seconds':>8} {'sentences/s':>12} {'tokens/s':>9} {'peak RSS':>9}")
     for name, (seconds, peak) in results.items():
