@@ -5,9 +5,10 @@ import TensorFiles
 /// The model on an NVIDIA GPU: weights uploaded once in their storage dtype (FP32, FP16 or BF16), products through
 /// cuBLASLt accumulating in FP32, the rest in our NVRTC-compiled kernels computing in FP32.
 ///
-/// Activations: the residual stream (embeddings, every layer's output, what heads read) stays FP32; products and
-/// out-of-place LayerNorms write the compute precision (a product's output takes its input's type), so FP16 and
-/// BF16 models pass FP16/BF16 between the products of a layer, as PyTorch's half-precision models do.
+/// Activations: the residual stream (embeddings, every layer's output, what heads read) stays FP32; out-of-place
+/// LayerNorms write the compute precision and a product's output takes its input's type — except that an FP16
+/// model's products all write FP16 (its logits too, as PyTorch's FP16 models) — so FP16 and BF16 models pass
+/// FP16/BF16 between the products of a layer, as PyTorch's half-precision models do.
 /// `--dtype fp32` is true FP32 (TF32 only with `tf32: true`). int8 is CPU-only.
 ///
 /// ```swift
