@@ -43,8 +43,8 @@ public protocol PreparedVector: AnyObject, Sendable {
 /// ```swift
 /// let backend = CPUBackend()
 /// let w = try backend.prepareMatrix(storedWeight, dtype: .fp16)      // (M, K)
-/// let y = backend.linear(x, weight: w, bias: nil, accumulateInto: nil) // (N, M)
-/// print(backend.download(y).shape)
+/// let y = try backend.linear(x, weight: w, bias: nil, accumulateInto: nil) // (N, M)
+/// print(try backend.download(y).shape)
 /// ```
 public protocol Backend: AnyObject, Sendable {
     /// "cpu", "cuda:0", … (for messages).

@@ -34,14 +34,14 @@ struct InfoCommand: ParsableCommand {
                 ("stored_dtypes", source.storedDTypes), ("format", source.format.rawValue),
             ]
             // What --device auto would run this model on.
-            if let gpu = try? CUDABackend(device: 0) {
+            let (backend, note) = try Device.auto.open(dtype: .fp32)
+            if let gpu = backend as? CUDABackend {
                 let d = gpu.device
                 fields += [("device", "cuda:0"), ("gpu", d.name), ("compute_capability", "\(d.computeCapability.major).\(d.computeCapability.minor)"),
                            ("gpu_memory_bytes", d.totalMemory), ("driver_cuda", d.driverVersion), ("cublaslt", d.cublasLtVersion),
                            ("nvrtc", d.nvrtcVersion), ("cuda_libraries", d.libraryPaths)]
             } else {
-                let reason = (try? Device.auto.open(dtype: .fp32).note) ?? "device: cpu"
-                fields += [("device", "cpu"), ("device_note", reason), ("cpu_products", CPUBackend().kernels)]
+                fields += [("device", "cpu"), ("device_note", note), ("cpu_products", (backend as? CPUBackend)?.kernels ?? "-")]
             }
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))

@@ -70,23 +70,24 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     private let ranOpenBLAS = ManagedAtomicFlag()
 
-    private func host(_ x: any DeviceTensor) -> Tensor {
+    // A model's tensors and weights come from its own backend; a library user mixing two backends gets an error.
+    private func host(_ x: any DeviceTensor) throws -> Tensor {
         guard let tensor = x as? Tensor else {
-            preconditionFailure("internal error: the CPU backend was given a tensor of another backend (\(type(of: x)))")
+            throw BackendError("the CPU backend was given a tensor of another backend (\(type(of: x)))")
         }
         return tensor
     }
 
-    private func matrix(_ w: any PreparedMatrix) -> CPUMatrix {
+    private func matrix(_ w: any PreparedMatrix) throws -> CPUMatrix {
         guard let matrix = w as? CPUMatrix else {
-            preconditionFailure("internal error: the CPU backend was given a weight prepared by another backend (\(type(of: w)))")
+            throw BackendError("the CPU backend was given a weight prepared by another backend (\(type(of: w)))")
         }
         return matrix
     }
 
-    private func vector(_ v: any PreparedVector) -> [Float] {
+    private func vector(_ v: any PreparedVector) throws -> [Float] {
         guard let vector = v as? CPUVector else {
-            preconditionFailure("internal error: the CPU backend was given parameters prepared by another backend (\(type(of: v)))")
+            throw BackendError("the CPU backend was given parameters prepared by another backend (\(type(of: v)))")
         }
         return vector.values
     }
@@ -144,8 +145,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: - Operations
 
     public func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
-                      tokenType: any PreparedMatrix) -> any DeviceTensor {
-        let word = matrix(word), position = matrix(position), tokenType = matrix(tokenType)
+                      tokenType: any PreparedMatrix) throws -> any DeviceTensor {
+        let word = try matrix(word), position = try matrix(position), tokenType = try matrix(tokenType)
         let b = ids.count, s = ids.first?.count ?? 0, h = word.shape[1]
         let out = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
         let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
@@ -164,11 +165,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
-                       accumulateInto: (any DeviceTensor)?) -> any DeviceTensor {
-        let x = host(x), w = matrix(weight)
+                       accumulateInto: (any DeviceTensor)?) throws -> any DeviceTensor {
+        let x = try host(x), w = try matrix(weight)
         let n = w.shape[0], k = w.shape[1], rows = x.count / max(k, 1)
-        let y = accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
-        let b = bias.map(vector)
+        let y = try accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
+        let b = try bias.map(vector)
         b.withUnsafeBufferPointerOrNil { bias in
             if let packed = w.packed, rows > 0,
                OneDNN.shared?.multiply(x.data, rows: rows, matrix: packed, bias: bias, accumulate: accumulateInto != nil, into: y.data) == true {
@@ -215,9 +216,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
-                          beta: any PreparedVector, epsilon: Float, inPlace: Bool) -> any DeviceTensor {
-        let x = host(x), g = vector(gamma), b = vector(beta)
-        if let residual { Kernels.add(host(residual).data, into: x.data, count: x.count) }
+                          beta: any PreparedVector, epsilon: Float, inPlace: Bool) throws -> any DeviceTensor {
+        let x = try host(x), g = try vector(gamma), b = try vector(beta)
+        if let residual { Kernels.add(try host(residual).data, into: x.data, count: x.count) }
         let out = inPlace ? x : Tensor(uninitializedShape: x.shape)
         let rows = x.count / max(g.count, 1)
         if products == .oneDNN, rows > 0, let onednn = OneDNN.shared,
@@ -230,15 +231,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func activate(_ x: any DeviceTensor, _ activation: Activation) {
-        let x = host(x)
+    public func activate(_ x: any DeviceTensor, _ activation: Activation) throws {
+        let x = try host(x)
         if products == .oneDNN, x.count > 0, OneDNN.shared?.activate(x.data, count: x.count, activation) == true { return }
         Kernels.activate(x.data, count: x.count, activation)
     }
 
     public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
-                          sequence s: Int, heads: Int, keep: [[Float]]) -> any DeviceTensor {
-        let q = host(query), k = host(key), v = host(value)
+                          sequence s: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor {
+        let q = try host(query), k = try host(key), v = try host(value)
         let h = q.count / max(b * s, 1), d = h / heads
         let context = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
         let scale = 1 / Float(d).squareRoot()
@@ -277,8 +278,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return context
     }
 
-    public func gatherRows(_ x: any DeviceTensor, rows: [Int]) -> any DeviceTensor {
-        let x = host(x)
+    public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
+        let x = try host(x)
         let width = x.shape.last ?? 0
         let out = Tensor(uninitializedShape: [rows.count, width])  // (rows.count, D)
         for (i, r) in rows.enumerated() {
@@ -287,7 +288,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return out
     }
 
-    public func download(_ x: any DeviceTensor) -> Tensor { host(x) }
+    public func download(_ x: any DeviceTensor) throws -> Tensor { try host(x) }
 }
 
 extension Optional where Wrapped == [Float] {
