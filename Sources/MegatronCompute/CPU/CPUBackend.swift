@@ -246,6 +246,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         // Query rows go in blocks so a block's scores (block, S) stay in the core's cache through
         // the softmax and the product with V.
         let block = max(1, min(s, queryBlock))
+        // Keys per sequence: a right-padded sequence (its mask ones, then zeros) attends over its n real keys only,
+        // so its numbers are the same bits as when it runs alone, whatever else shares the batch (batch
+        // invariance: a job split across workers gives the output of one process); other masks keep all S keys.
+        let keys = keep.map { Self.paddedLength($0) ?? s }
         Parallel.forEach(b * heads) { pairs in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * s)  // (block, S)
             let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: block)  // (block)
@@ -253,19 +257,22 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             for pair in pairs {
                 let i = pair / heads, head = pair % heads
                 let offset = i * s * h + head * d  // row i·S, columns head·d ..< head·d + d
+                let n = keys[i]
+                // The real rows in blocks from 0, then the padding rows in blocks from n: a real row's products are
+                // the same calls (same shapes) as when its sequence runs alone.
                 var first = 0
                 while first < s {
-                    let rows = min(block, s - first)
+                    let rows = min(block, (first < n ? n : s) - first)
                     let queries = offset + first * h
-                    // scores = scale · Q_ih[first..<first+rows] K_ihᵀ   (rows, d) x (d, S)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(s), Int32(d),
-                                scale, q.data + queries, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(s))
+                    // scores = scale · Q_ih[first..<first+rows] K_ih[..<n]ᵀ   (rows, d) x (d, n)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(d),
+                                scale, q.data + queries, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(n))
                     keep[i].withUnsafeBufferPointer {
-                        Kernels.softmaxNumerators(scores, rows: rows, width: s, keep: $0.baseAddress!, inverseSums: inverseSums)
+                        Kernels.softmaxNumerators(scores, rows: rows, width: n, keep: $0.baseAddress!, inverseSums: inverseSums)
                     }
-                    // context rows = E V_ih   (rows, S) x (S, d), then each row divided by its softmax sum
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(s),
-                                1, scores, Int32(s), v.data + offset, Int32(h), 0, context.data + queries, Int32(h))
+                    // context rows = E V_ih[..<n]   (rows, n) x (n, d), then each row divided by its softmax sum
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(n),
+                                1, scores, Int32(n), v.data + offset, Int32(h), 0, context.data + queries, Int32(h))
                     for row in 0..<rows {
                         let out = context.data + queries + row * h
                         let factor = inverseSums[row]
@@ -276,6 +283,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             }
         }
         return context
+    }
+
+    /// The number of leading ones of a mask that is ones then zeros (at least one one), else nil.
+    static func paddedLength(_ keep: [Float]) -> Int? {
+        guard let n = keep.firstIndex(where: { $0 == 0 }) else { return keep.isEmpty ? nil : keep.count }
+        return n > 0 && keep[n...].allSatisfy({ $0 == 0 }) && keep[..<n].allSatisfy({ $0 == 1 }) ? n : nil
     }
 
     public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
