@@ -1,7 +1,7 @@
 import Foundation
 
 /// A parsed JSON document, for headers and configs whose keys are not known in advance.
-public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
+public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -18,6 +18,19 @@ public enum JSONValue: Decodable, Equatable, Sendable, CustomStringConvertible {
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
         else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    /// Encodes the value as it was parsed (a whole number as an integer, so an id like 42 stays 42, not 42.0).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .number(let d): if let i = int { try c.encode(i) } else { try c.encode(d) }
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
     }
 
     /// Parses JSON bytes (RFC 8259, as Python's `json` reads them: a repeated key keeps its last value).

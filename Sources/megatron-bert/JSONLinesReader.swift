@@ -6,11 +6,17 @@ import Glibc
 
 /// Reads a JSON Lines file (or standard input) one object — or one plain text line — at a time, in bounded
 /// memory: it holds one 1 MiB block and the current line. Blank lines are skipped; a line that is not a JSON
-/// object (or not UTF-8, for text lines), or longer than `maxLineBytes`, is an error naming the file and line.
+/// object (or not UTF-8, for text lines), or longer than `maxLineBytes`, is an error naming the file and line,
+/// after which reading goes on at the next line (`--on-error record` carries on past it). Reads return what a pipe
+/// holds (never waiting to fill a block), and `hasPendingInput` says whether a line can be had without waiting, so
+/// a long-lived worker answers each batch its caller writes instead of waiting for more.
 final class JSONLinesReader {
     let name: String
     private let handle: FileHandle
     private var buffer: [UInt8] = []
+    private var block = [UInt8](repeating: 0, count: 1 << 20)
+    /// The last line was over `maxLineBytes`: its rest is skipped before the next line.
+    private var skippingLine = false
     private var position = 0
     private var atEnd = false
     private(set) var lineNumber = 0
@@ -44,6 +50,14 @@ final class JSONLinesReader {
         return count + (last == UInt8(ascii: "\n") ? 0 : 1)
     }
 
+    /// Whether the next line (or the end of the input) can be read without waiting for the writer: bytes are
+    /// buffered, or the file descriptor is ready (always, for regular files).
+    var hasPendingInput: Bool {
+        if position < buffer.count || atEnd { return true }
+        var descriptor = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) != 0
+    }
+
     /// The next object, or nil at the end of the input.
     func next() throws -> [String: JSONValue]? {
         guard let line = try nextNonBlankLine() else { return nil }
@@ -75,36 +89,62 @@ final class JSONLinesReader {
     }
 
     private func nextLine() throws -> ArraySlice<UInt8>? {
+        if skippingLine { try skipRestOfLine() }
         var line: [UInt8] = []
         while true {
             if position == buffer.count {
                 if atEnd { break }
-                let block: Data?
-                do { block = try handle.read(upToCount: 1 << 20) } catch {
-                    throw CommandError("reading \(name) failed: \(describe(error))")
-                }
-                guard let block, !block.isEmpty else {
+                if try fill() == 0 {
                     atEnd = true
                     break
                 }
-                buffer = Array(block)
-                position = 0
             }
-            if let newline = buffer[position...].firstIndex(of: UInt8(ascii: "\n")) {
-                line += buffer[position..<newline]
-                position = newline + 1
+            let newline = buffer[position...].firstIndex(of: UInt8(ascii: "\n"))
+            line += buffer[position..<(newline ?? buffer.count)]
+            position = newline.map { $0 + 1 } ?? buffer.count
+            if line.count > Self.maxLineBytes {
+                // An error at once (a stream without newlines, like /dev/zero, must not keep the command reading);
+                // the next read skips the rest of this line.
+                lineNumber += 1
+                skippingLine = newline == nil
+                throw CommandError("\(name):\(lineNumber): a line longer than \(Self.maxLineBytes >> 20) MiB; split the input")
+            }
+            if newline != nil {
                 lineNumber += 1
                 return line[...]
-            }
-            line += buffer[position...]
-            position = buffer.count
-            guard line.count <= Self.maxLineBytes else {
-                throw CommandError("\(name):\(lineNumber + 1): a line longer than \(Self.maxLineBytes >> 20) MiB; split the input")
             }
         }
         if line.isEmpty { return nil }
         lineNumber += 1
         return line[...]
+    }
+
+    /// Reads past the next newline (the rest of an over-long line).
+    private func skipRestOfLine() throws {
+        while true {
+            if let newline = buffer[position...].firstIndex(of: UInt8(ascii: "\n")) {
+                position = newline + 1
+                break
+            }
+            position = buffer.count
+            if try atEnd || fill() == 0 {
+                atEnd = true
+                break
+            }
+        }
+        skippingLine = false
+    }
+
+    /// Reads what the descriptor has (up to a block) into the buffer; 0 at the end of the input.
+    private func fill() throws -> Int {
+        while true {
+            let count = block.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw CommandError("reading \(name) failed: \(String(cString: strerror(errno)))") }
+            buffer = Array(block[0..<count])
+            position = 0
+            return count
+        }
     }
 }
 

@@ -17,6 +17,11 @@ extension Device: ExpressibleByArgument {
     }
 }
 
+/// What a stream does with a bad input line.
+enum OnError: String, ExpressibleByArgument, CaseIterable {
+    case stop, record
+}
+
 /// The options every task command shares: which model, how to run it, where the inputs come from.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Model directory, Megatron-LM .pt / NGC .zip, or Megatron-LM checkpoint directory (default: NVIDIA's cased 345M model, downloaded and converted once into ~/.cache/megatron-bert).")
@@ -45,6 +50,9 @@ struct ModelOptions: ParsableArguments {
 
     @Flag(help: "No progress bar and no warnings on standard error.")
     var quiet = false
+
+    @Option(name: .customLong("on-error"), help: "For --input and lines on standard input: stop (at the first bad line, naming it) or record (a bad line's output line is {\"id\": …, \"error\": \"why\"} and the run goes on).")
+    var onError: OnError = .stop
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
