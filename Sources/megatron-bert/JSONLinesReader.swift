@@ -51,11 +51,13 @@ final class JSONLinesReader {
     }
 
     /// Whether the next line (or the end of the input) can be read without waiting for the writer: bytes are
-    /// buffered, or the file descriptor is ready (always, for regular files).
+    /// buffered, or the file descriptor is ready (always, for regular files) now or within 2 ms, so that a writer
+    /// that sends a batch in pieces (line by line, or a buffer at a time) still has it read as one chunk, which is
+    /// sorted by length and batched with less padding.
     var hasPendingInput: Bool {
         if position < buffer.count || atEnd { return true }
         var descriptor = pollfd(fd: handle.fileDescriptor, events: Int16(POLLIN), revents: 0)
-        return poll(&descriptor, 1, 0) != 0
+        return poll(&descriptor, 1, 2) != 0
     }
 
     /// The next object, or nil at the end of the input.

@@ -47,7 +47,7 @@ def main():
         fn_constructor_kwargs=dict(task=options.task, model=options.model, binary=options.binary, device=options.device,
                                    dtype=options.dtype, args=options.args, on_error=options.on_error,
                                    input_columns={"text": options.column} if options.column else None),
-        batch_size=options.rows_per_batch, concurrency=options.actors, num_cpus=options.cpus_per_actor,
+        batch_size=options.rows_per_batch, compute=ray.data.ActorPoolStrategy(size=options.actors), num_cpus=options.cpus_per_actor,
         num_gpus=options.gpus_per_actor or None)
     results.write_parquet(options.output)
     print(f"{results.count()} rows -> {options.output} in {time.time() - started:.1f} s")

@@ -11,7 +11,7 @@ every batch it is given through it. A child that dies mid-batch raises ``WorkerD
     retry_worker_deaths()
     ds = ray.data.read_json("sentences.jsonl")                  # columns: id, text
     vectors = ds.map_batches(MegatronBERT, fn_constructor_kwargs={"task": "embed", "model": "/models/minilm"},
-                             batch_size=256, concurrency=4, num_cpus=4)
+                             batch_size=256, compute=ray.data.ActorPoolStrategy(size=4), num_cpus=4)
     vectors.write_parquet("vectors/")                          # columns: id, embedding
 
 On GPU workers pass ``device="cuda"`` and ``num_gpus=1`` to ``map_batches``: Ray gives each actor its own GPU

@@ -125,7 +125,7 @@ class CLIWorker:
             return
         self._stderr.clear()
         self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, env=self.env, bufsize=0)
+                                         stderr=subprocess.PIPE, env=self.env)
         self.starts += 1
         stream = self._process.stderr
         self._stderr_thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)

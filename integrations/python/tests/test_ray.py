@@ -28,7 +28,7 @@ def embed(binary, minilm, **child):
     # Read first: the two actors take both of the cluster's CPUs, leaving none for read tasks.
     dataset = ray.data.read_json(str(SENTENCES)).materialize()
     vectors = dataset.map_batches(MegatronBERT, fn_constructor_kwargs={"task": "embed", "model": minilm, "binary": binary, **child},
-                                  batch_size=50, concurrency=2, num_cpus=1)
+                                  batch_size=50, compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1)
     return vectors.take_all()
 
 
