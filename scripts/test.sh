@@ -17,3 +17,6 @@ swift build --build-tests
 # The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
 swift build -c release
 swift test
+# megatron-bert as a worker of Ray Data on a real local Ray cluster (ray[data] from PyPI, into .build/workers-venv).
+# The Spark tests (pyspark is ~450 MB) run with scripts/test-workers.sh --spark.
+scripts/test-workers.sh
