@@ -42,7 +42,7 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")
     var batchSize: Int = 8
 
-    @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order.")
+    @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order. A line's \"id\" (any JSON value) is copied onto its output line ({\"id\": …, \"result\": […]} for list results), and each batch written to a pipe is answered without waiting for more, so a long-lived process serves a worker.")
     var input: String?
 
     @Flag(help: "JSON output: an array with one element per TEXT argument; JSON Lines (one result per line) for --input or lines on standard input.")
