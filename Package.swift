@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // OpenBLAS through its C header; Debian/Ubuntu: `apt-get install libopenblas-dev`.
@@ -44,10 +46,20 @@ let package = Package(
             name: "MegatronBERT",
             dependencies: ["MegatronCompute", "MegatronCUDA", "TensorFiles", "BERTTokenizer"]
         ),
+        // `megatron-bert serve`: text-embeddings-inference's HTTP API on Hummingbird 2, one batch queue for every route.
+        .target(
+            name: "MegatronServer",
+            dependencies: [
+                "MegatronBERT", "BERTTokenizer", "TensorFiles",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "megatron-bert",
             dependencies: [
                 "MegatronBERT",
+                "MegatronServer",
                 "MegatronCUDA",
                 "BERTTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

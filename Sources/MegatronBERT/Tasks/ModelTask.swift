@@ -26,6 +26,13 @@ public struct RowOwners<Input> {
     public var rows: [ModelRow]
     /// `owner[r]`: the input row r came from (several rows per input when a long text is read in windows).
     public var owner: [Int]
+
+    /// A plan whose rows were made elsewhere (a server that encodes inputs its own way).
+    public init(inputs: [Input], rows: [ModelRow], owner: [Int]) {
+        self.inputs = inputs
+        self.rows = rows
+        self.owner = owner
+    }
 }
 
 extension Pipeline {

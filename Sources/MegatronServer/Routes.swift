@@ -1,0 +1,264 @@
+import BERTTokenizer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MegatronBERT
+import NIOCore
+import TensorFiles
+
+/// What a request cost, sent back in TEI's timing headers.
+struct Timings {
+    var tokenization: Duration = .zero
+    var queue: Duration = .zero
+    var inference: Duration = .zero
+    var tokens = 0
+    var characters = 0
+}
+
+extension Server {
+    /// TEI's routes and ours.
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in Response(status: .ok) }
+        router.get("/info") { _, _ in self.json(self.info, status: .ok) }
+        modelRoute(router, "/embed") { body, timings in try await self.embed(body, &timings) }
+        modelRoute(router, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
+        modelRoute(router, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
+        modelRoute(router, "/tokenize") { body, _ in try self.tokenize(body) }
+        modelRoute(router, "/decode") { body, _ in try self.decode(body) }
+        modelRoute(router, "/fill-mask") { body, timings in try await self.fillMask(body, &timings) }
+        modelRoute(router, "/") { body, timings in
+            self.defaultRoute == "fill-mask" ? try await self.fillMask(body, &timings) : try await self.embed(body, &timings)
+        }
+    }
+
+    var info: Info {
+        Info(modelID: options.modelID, modelSHA: nil, modelDType: options.dtype,
+             modelType: pipeline.model.head == .sequenceClassification
+                ? .classifier(id2label: Dictionary(uniqueKeysWithValues: pipeline.model.config.id2label.map { (String($0.key), $0.value) }))
+                : .embedding(pooling: pooling.rawValue),
+             maxConcurrentRequests: options.maxConcurrentRequests, maxInputLength: pipeline.maxLength,
+             maxBatchTokens: options.maxBatchTokens, maxBatchRequests: options.maxBatchRequests,
+             maxClientBatchSize: options.maxClientBatchSize, autoTruncate: options.autoTruncate, tokenizationWorkers: 1,
+             version: "0.1.0", sha: nil, dockerLabel: nil)
+    }
+
+    /// A model route: the API key, the concurrency limit, the body within the payload limit, every failure as TEI's
+    /// JSON error, the timing headers on the answer.
+    func modelRoute(_ router: Router<BasicRequestContext>, _ path: RouterPath,
+                    _ handler: @escaping @Sendable (Body, inout Timings) async throws -> any Encodable) {
+        router.post(path) { request, _ in await self.respond(to: request, handler) }
+    }
+
+    func respond(to request: Request, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
+        let started = ContinuousClock.now
+        if let key = options.apiKey, request.headers[.authorization] != "Bearer \(key)" {
+            return json(APIError(.unauthorized, .unauthorized, "this server needs the header `Authorization: Bearer <api key>`"))
+        }
+        guard limiter.enter() else {
+            return json(APIError(.tooManyRequests, .overloaded, "Model is overloaded: more than \(options.maxConcurrentRequests) requests in flight (--max-concurrent-requests)"))
+        }
+        defer { limiter.leave() }
+        do {
+            let buffer: ByteBuffer
+            do { buffer = try await request.body.collect(upTo: options.payloadLimit) } catch is NIOTooManyBytesError {
+                throw APIError(.contentTooLarge, .validation, "the request body is over the payload limit of \(options.payloadLimit) bytes (--payload-limit)")
+            }
+            var timings = Timings()
+            let result = try await handler(try Body(Array(buffer.readableBytesView)), &timings)
+            var response = json(result, status: .ok)
+            func milliseconds(_ d: Duration) -> String { String(Int((Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15).rounded())) }
+            let total = ContinuousClock.now - started
+            response.headers[HTTPField.Name("x-compute-time")!] = milliseconds(total)
+            response.headers[HTTPField.Name("x-compute-characters")!] = String(timings.characters)
+            response.headers[HTTPField.Name("x-compute-tokens")!] = String(timings.tokens)
+            response.headers[HTTPField.Name("x-total-time")!] = milliseconds(total)
+            response.headers[HTTPField.Name("x-tokenization-time")!] = milliseconds(timings.tokenization)
+            response.headers[HTTPField.Name("x-queue-time")!] = milliseconds(timings.queue)
+            response.headers[HTTPField.Name("x-inference-time")!] = milliseconds(timings.inference)
+            return response
+        } catch {
+            let failure = APIError.from(error)
+            if failure.status.code >= 500 { logger.error("\(request.method) \(request.uri.path): \(failure.error)") }
+            return json(failure)
+        }
+    }
+
+    func json(_ error: APIError) -> Response { json(error, status: error.status) }
+
+    func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded","error_type":"Backend"}"#.utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    // MARK: - Inputs
+
+    /// The texts of `inputs`, checked against the client batch limit.
+    func inputTexts(_ body: Body, key: String = "inputs") throws -> (texts: [String], batch: Bool) {
+        let (texts, batch) = try body.texts(key)
+        if texts.count > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(texts.count) > maximum allowed batch size \(options.maxClientBatchSize) (--max-client-batch-size; --auto-split serves larger batches)")
+        }
+        return (texts, batch)
+    }
+
+    /// One row per text, within the model's limit: cut (`truncate`, or `--auto-truncate`) or refused.
+    func rows(_ texts: [String], truncate: Bool, _ timings: inout Timings) throws -> RowOwners<String> {
+        let started = ContinuousClock.now
+        var rows: [ModelRow] = []
+        for text in texts {
+            let (encoding, cut) = try pipeline.tokenizer.encodeTruncating(text, maxLength: pipeline.maxLength)
+            if cut && !truncate {
+                throw APIError.validation("Input validation error: `inputs` must have less than \(pipeline.maxLength) tokens; \"\(text.prefix(40))…\" has more (send \"truncate\": true, or start the server with --auto-truncate)")
+            }
+            rows.append(ModelRow(encoding))
+            timings.tokens += encoding.count
+            timings.characters += text.count
+        }
+        timings.tokenization += ContinuousClock.now - started
+        return RowOwners(inputs: texts, rows: rows, owner: Array(rows.indices))
+    }
+
+    /// Runs rows through the queue, noting the waits.
+    func outputs(_ rows: [ModelRow], work: RowWork, _ timings: inout Timings) async throws -> [RowOutput] {
+        let (outputs, timing) = try await queue.submit(rows, work: work)
+        timings.queue += timing.queue
+        timings.inference += timing.inference
+        return outputs
+    }
+
+    func truncationDirection(_ body: Body) throws {
+        if let direction = try body.string("truncation_direction"), direction.lowercased() != "right" {
+            throw APIError.validation("truncation_direction \"\(direction)\" is not supported: only Right (cut the end of a long input)")
+        }
+    }
+
+    // MARK: - Embeddings
+
+    /// Sentence vectors: pooled, cut to `dimensions`, then scaled to unit length when `normalize`.
+    func vectors(_ texts: [String], body: Body, normalizeByDefault: Bool, _ timings: inout Timings) async throws -> [[Float]] {
+        try truncationDirection(body)
+        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+        let normalize = try body.bool("normalize", default: normalizeByDefault)
+        let hidden = pipeline.model.config.hiddenSize
+        let dimensions = try body.int("dimensions")
+        if let dimensions, !(1...hidden).contains(dimensions) {
+            throw APIError.validation("`dimensions` must be between 1 and the model's \(hidden), not \(dimensions)")
+        }
+        let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling, normalize: false)
+        let plan = try rows(texts, truncate: truncate, &timings)
+        var vectors = try task.finish(try await outputs(plan.rows, work: task.work, &timings), plan: plan)
+        for i in vectors.indices {
+            if let dimensions { vectors[i] = Array(vectors[i].prefix(dimensions)) }
+            if normalize {
+                let norm = vectors[i].reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+                if norm > 0 { vectors[i] = vectors[i].map { Float(Double($0) / norm) } }
+            }
+        }
+        return vectors
+    }
+
+    /// TEI `POST /embed`: always a list of vectors.
+    func embed(_ body: Body, _ timings: inout Timings) async throws -> [[Float]] {
+        try await vectors(try inputTexts(body).texts, body: body, normalizeByDefault: true, &timings)
+    }
+
+    /// TEI `POST /embed_all`: every token's vector, per input.
+    func embedAll(_ body: Body, _ timings: inout Timings) async throws -> [[[Float]]] {
+        try truncationDirection(body)
+        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+        let plan = try rows(try inputTexts(body).texts, truncate: truncate, &timings)
+        let h = pipeline.model.config.hiddenSize
+        return try await outputs(plan.rows, work: .encoder, &timings).map { output in
+            guard let hidden = output.hidden else { throw APIError(.internalServerError, .backend, "no hidden states") }
+            return stride(from: 0, to: hidden.count, by: h).map { Array(hidden[$0..<$0 + h]) }
+        }
+    }
+
+    /// OpenAI's `POST /v1/embeddings`.
+    func openAIEmbeddings(_ body: Body, _ timings: inout Timings) async throws -> OpenAIEmbeddings {
+        let texts = try inputTexts(body, key: "input").texts
+        let format = try body.string("encoding_format") ?? "float"
+        guard format == "float" || format == "base64" else {
+            throw APIError.validation("encoding_format must be \"float\" or \"base64\", not \"\(format)\"")
+        }
+        let vectors = try await self.vectors(texts, body: body, normalizeByDefault: true, &timings)
+        let data = vectors.enumerated().map { index, vector in
+            OpenAIEmbeddings.Item(embedding: format == "float" ? .floats(vector) : .base64(vector.withUnsafeBytes { Data($0) }.base64EncodedString()),
+                                  index: index)
+        }
+        return OpenAIEmbeddings(data: data, model: options.modelID,
+                                usage: .init(promptTokens: timings.tokens, totalTokens: timings.tokens))
+    }
+
+    // MARK: - Tokens
+
+    /// TEI `POST /tokenize`: the tokens of each input, with their byte offsets.
+    func tokenize(_ body: Body) throws -> [[SimpleToken]] {
+        let texts = try inputTexts(body).texts
+        let special = try body.bool("add_special_tokens", default: true)
+        return try texts.map { text in
+            let encoding = try pipeline.tokenizer.encode(text)
+            let utf8 = Array(text.utf8)
+            return encoding.ids.indices.compactMap { i -> SimpleToken? in
+                if encoding.specialTokensMask[i] == 1 {
+                    return special ? SimpleToken(id: encoding.ids[i], text: encoding.tokens[i], special: true, start: nil, stop: nil) : nil
+                }
+                let range = encoding.byteOffsets[i]
+                return SimpleToken(id: encoding.ids[i], text: String(decoding: utf8[range], as: UTF8.self), special: false,
+                                   start: range.lowerBound, stop: range.upperBound)
+            }
+        }
+    }
+
+    /// TEI `POST /decode`: token ids (a list, or a list of lists) back to text.
+    func decode(_ body: Body) throws -> [String] {
+        guard let ids = body.json["ids"], let list = ids.array, !list.isEmpty else {
+            throw APIError.badRequest("`ids` must be a non-empty list of token ids, or a list of such lists")
+        }
+        let skip = try body.bool("skip_special_tokens", default: true)
+        let sequences: [[JSONValue]] = list.allSatisfy { $0.array != nil } ? list.map { $0.array! } : [list]
+        if sequences.count > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(sequences.count) > maximum allowed batch size \(options.maxClientBatchSize)")
+        }
+        let vocabulary = pipeline.tokenizer.vocabulary.count
+        return try sequences.map { sequence in
+            let tokens = try sequence.map { value -> Int in
+                guard let id = value.int, (0..<vocabulary).contains(id) else {
+                    throw APIError.validation("`ids` must hold token ids between 0 and \(vocabulary - 1), not \(value)")
+                }
+                return id
+            }
+            return try pipeline.tokenizer.decode(tokens, skipSpecialTokens: skip)
+        }
+    }
+
+    // MARK: - Tasks (Hugging Face Inference API bodies)
+
+    /// `POST /fill-mask`: {"inputs": text or texts, "parameters": {"top_k", "targets"}}; a text's answer is a list of
+    /// predictions (a list of lists with several masks); a batch answers a list of those.
+    func fillMask(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        let (texts, batch) = try inputTexts(body)
+        let parameters = try body.parameters()
+        let topK = try parameters.int("top_k") ?? 5
+        guard topK >= 1 else { throw APIError.validation("`top_k` must be at least 1, not \(topK)") }
+        var targets: [String]?
+        if let value = parameters.json["targets"], value != .null {
+            if let one = value.string { targets = [one] } else if let list = value.array, list.allSatisfy({ $0.string != nil }), !list.isEmpty {
+                targets = list.compactMap(\.string)
+            } else {
+                throw APIError.badRequest("`targets` must be a string or a non-empty list of strings, not \(value)")
+            }
+        }
+        let task = try FillMaskTask(pipeline: pipeline, topK: topK, targets: targets)
+        let started = ContinuousClock.now
+        let (rows, plan) = try task.prepare(texts)
+        timings.tokenization += ContinuousClock.now - started
+        timings.tokens += rows.reduce(0) { $0 + $1.length }
+        timings.characters += texts.reduce(0) { $0 + $1.count }
+        let answers = try task.finish(try await outputs(rows, work: task.work, &timings), plan: plan).map(MaskAnswer.init)
+        return batch ? answers as any Encodable : answers[0]
+    }
+}

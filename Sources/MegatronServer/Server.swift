@@ -1,0 +1,113 @@
+import BERTTokenizer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MegatronBERT
+import NIOCore
+
+/// `megatron-bert serve`: text-embeddings-inference's HTTP API (and Hugging Face Inference API task routes) over one
+/// pipeline, every model route's inputs batched across requests by one `BatchQueue`.
+///
+/// ```swift
+/// let server = try Server(pipeline: try Pipeline(path: "/models/minilm"), options: ServerOptions())
+/// try await server.run { address in print("listening on \(address)") }   // until SIGTERM / SIGINT
+/// ```
+public final class Server: Sendable {
+    public let pipeline: Pipeline
+    public let options: ServerOptions
+    public let queue: BatchQueue
+    /// The pooling of `/embed` and `/v1/embeddings`.
+    public let pooling: Pooling
+    /// What `POST /` serves.
+    public let defaultRoute: String
+    let limiter: ConcurrencyLimit
+    let logger: Logger
+
+    /// - Parameter defaultTask: the route `POST /` serves ("embed", "fill-mask"); nil: what the model's head is for.
+    public init(pipeline: Pipeline, options: ServerOptions, defaultTask: String? = nil, pooling: Pooling? = nil,
+                logger: Logger = Logger(label: "megatron-bert")) throws {
+        self.pipeline = pipeline
+        self.options = options
+        self.logger = logger
+        self.pooling = pooling ?? options.pooling ?? Self.sentenceTransformersPooling(pipeline.source) ?? .mean
+        if self.pooling == .pooler && !pipeline.model.hasPooler {
+            throw ModelError(.unsupported, "\(pipeline.source) has no pooler, so --pooling pooler cannot work: use mean, cls or max")
+        }
+        let routes = ["embed", "fill-mask"]
+        if let defaultTask, !routes.contains(defaultTask) {
+            throw ModelError("--task \(defaultTask) is not a route POST / can serve: one of \(routes.joined(separator: ", "))")
+        }
+        defaultRoute = defaultTask ?? ([.preTraining, .maskedLM].contains(pipeline.model.head) ? "fill-mask" : "embed")
+        limiter = ConcurrencyLimit(options.maxConcurrentRequests)
+        queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: options.maxBatchTokens,
+                           maxBatchRequests: options.maxBatchRequests)
+    }
+
+    /// sentence-transformers' pooling (`1_Pooling/config.json` beside the model), if the model has one.
+    static func sentenceTransformersPooling(_ path: String) -> Pooling? {
+        guard let data = FileManager.default.contents(atPath: path + "/1_Pooling/config.json"),
+              let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        if config["pooling_mode_cls_token"] as? Bool == true { return .cls }
+        if config["pooling_mode_mean_tokens"] as? Bool == true { return .mean }
+        if config["pooling_mode_max_tokens"] as? Bool == true { return .max }
+        return nil
+    }
+
+    /// The routes this model's head can serve (printed at start).
+    public var liveRoutes: [String] {
+        var routes = ["GET /health", "GET /info", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /tokenize",
+                      "POST /decode", "POST / (\(defaultRoute))"]
+        if [.preTraining, .maskedLM].contains(pipeline.model.head) { routes.append("POST /fill-mask") }
+        return routes
+    }
+
+    /// Runs one request through the model before the server listens, so that the first client does not pay for
+    /// the kernels' first use.
+    public func warmUp() async throws {
+        let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling == .pooler ? .pooler : .mean)
+        let (rows, plan) = try task.prepare(["Warm up."])
+        _ = try task.finish(try await queue.submit(rows, work: task.work).outputs, plan: plan)
+    }
+
+    /// Listens until SIGTERM or SIGINT, then stops accepting connections, lets the requests in flight finish and
+    /// returns. `onListening` gets the bound address ("127.0.0.1:3000").
+    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+        let router = Router()
+        addRoutes(to: router)
+        let options = self.options
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(options.hostname, port: options.port), serverName: "megatron-bert"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                onListening("\(address?.ipAddress ?? options.hostname):\(address?.port ?? options.port)")
+            },
+            logger: logger)
+        try await app.runService()
+        queue.stop()
+    }
+}
+
+/// Requests in flight, refused beyond the limit (TEI's `--max-concurrent-requests`: a 429 at once, never a queue).
+final class ConcurrencyLimit: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    let limit: Int
+
+    init(_ limit: Int) { self.limit = max(1, limit) }
+
+    func enter() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard count < limit else { return false }
+        count += 1
+        return true
+    }
+
+    func leave() {
+        lock.lock()
+        count -= 1
+        lock.unlock()
+    }
+}
