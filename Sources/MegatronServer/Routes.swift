@@ -26,9 +26,14 @@ extension Server {
         modelRoute(router, "/tokenize") { body, _ in try self.tokenize(body) }
         modelRoute(router, "/decode") { body, _ in try self.decode(body) }
         modelRoute(router, "/fill-mask") { body, timings in try await self.fillMask(body, &timings) }
-        modelRoute(router, "/") { body, timings in
-            self.defaultRoute == "fill-mask" ? try await self.fillMask(body, &timings) : try await self.embed(body, &timings)
-        }
+        modelRoute(router, "/ner") { body, timings in try await self.ner(body, &timings) }
+        modelRoute(router, "/qa") { body, timings in try await self.questionAnswering(body, &timings) }
+        modelRoute(router, "/nsp") { body, timings in try await self.nextSentence(body, &timings) }
+        modelRoute(router, "/multiple-choice") { body, timings in try await self.multipleChoice(body, &timings) }
+        modelRoute(router, "/predict") { body, timings in try await self.predict(body, &timings) }
+        modelRoute(router, "/rerank") { body, timings in try await self.rerank(body, &timings) }
+        modelRoute(router, "/similarity") { body, timings in try await self.similarity(body, &timings) }
+        modelRoute(router, "/") { body, timings in try await self.route(self.defaultRoute, body, &timings) }
     }
 
     var info: Info {
@@ -91,6 +96,19 @@ extension Server {
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded","error_type":"Backend"}"#.utf8)
         return Response(status: status, headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A task route by name (what `POST /` serves).
+    func route(_ name: String, _ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        switch name {
+        case "fill-mask": try await fillMask(body, &timings)
+        case "ner": try await ner(body, &timings)
+        case "qa": try await questionAnswering(body, &timings)
+        case "nsp": try await nextSentence(body, &timings)
+        case "multiple-choice": try await multipleChoice(body, &timings)
+        case "predict": try await predict(body, &timings)
+        default: try await embed(body, &timings)
+        }
     }
 
     // MARK: - Inputs
@@ -253,12 +271,7 @@ extension Server {
             }
         }
         let task = try FillMaskTask(pipeline: pipeline, topK: topK, targets: targets)
-        let started = ContinuousClock.now
-        let (rows, plan) = try task.prepare(texts)
-        timings.tokenization += ContinuousClock.now - started
-        timings.tokens += rows.reduce(0) { $0 + $1.length }
-        timings.characters += texts.reduce(0) { $0 + $1.count }
-        let answers = try task.finish(try await outputs(rows, work: task.work, &timings), plan: plan).map(MaskAnswer.init)
-        return batch ? answers as any Encodable : answers[0]
+        let answers = try await run(task, texts, characters: texts.reduce(0) { $0 + $1.count }, &timings).map(MaskAnswer.init)
+        return shaped(answers, batch: batch)
     }
 }

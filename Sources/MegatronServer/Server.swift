@@ -34,11 +34,10 @@ public final class Server: Sendable {
         if self.pooling == .pooler && !pipeline.model.hasPooler {
             throw ModelError(.unsupported, "\(pipeline.source) has no pooler, so --pooling pooler cannot work: use mean, cls or max")
         }
-        let routes = ["embed", "fill-mask"]
-        if let defaultTask, !routes.contains(defaultTask) {
-            throw ModelError("--task \(defaultTask) is not a route POST / can serve: one of \(routes.joined(separator: ", "))")
+        if let defaultTask, !Self.tasks.contains(defaultTask) {
+            throw ModelError("--task \(defaultTask) is not a route POST / can serve: one of \(Self.tasks.joined(separator: ", "))")
         }
-        defaultRoute = defaultTask ?? ([.preTraining, .maskedLM].contains(pipeline.model.head) ? "fill-mask" : "embed")
+        defaultRoute = defaultTask ?? Self.route(for: pipeline.model.head)
         limiter = ConcurrencyLimit(options.maxConcurrentRequests)
         queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: options.maxBatchTokens,
                            maxBatchRequests: options.maxBatchRequests)
@@ -54,12 +53,38 @@ public final class Server: Sendable {
         return nil
     }
 
-    /// The routes this model's head can serve (printed at start).
+    /// The model routes `POST /` (and `--task`) can name.
+    public static let tasks = ["embed", "fill-mask", "ner", "qa", "nsp", "multiple-choice", "predict"]
+
+    /// What a head is for: the route `POST /` serves by default.
+    static func route(for head: ModelHead) -> String {
+        switch head {
+        case .preTraining, .maskedLM: "fill-mask"
+        case .nextSentencePrediction: "nsp"
+        case .sequenceClassification: "predict"
+        case .tokenClassification: "ner"
+        case .questionAnswering: "qa"
+        case .multipleChoice: "multiple-choice"
+        case .base: "embed"
+        }
+    }
+
+    /// The routes this model's head can serve (printed at start); the others answer 424.
     public var liveRoutes: [String] {
-        var routes = ["GET /health", "GET /info", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /tokenize",
-                      "POST /decode", "POST / (\(defaultRoute))"]
-        if [.preTraining, .maskedLM].contains(pipeline.model.head) { routes.append("POST /fill-mask") }
-        return routes
+        let head = pipeline.model.head
+        var routes = ["GET /health", "GET /info", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
+                      "POST /tokenize", "POST /decode"]
+        switch head {
+        case .preTraining: routes += ["POST /fill-mask", "POST /nsp"]
+        case .maskedLM: routes += ["POST /fill-mask"]
+        case .nextSentencePrediction: routes += ["POST /nsp"]
+        case .sequenceClassification: routes += ["POST /predict"] + (pipeline.model.config.numLabels == 1 ? ["POST /rerank"] : [])
+        case .tokenClassification: routes += ["POST /ner"]
+        case .questionAnswering: routes += ["POST /qa"]
+        case .multipleChoice: routes += ["POST /multiple-choice"]
+        case .base: break
+        }
+        return routes + ["POST / (\(defaultRoute))"]
     }
 
     /// Runs one request through the model before the server listens, so that the first client does not pay for

@@ -149,6 +149,47 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// Each head's route answers what the command line prints for the same input (HF pipeline fields), and
+    /// `POST /` serves the head's own task.
+    @Test func taskRoutesAnswerAsTheCommandLineDoes() async throws {
+        func cli(_ arguments: [String]) throws -> Any {
+            let result = try CLI.run(arguments + ["--json", "--quiet"])
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [Any])[0]
+        }
+        func same(_ a: Any?, _ b: Any) -> Bool {
+            // Same JSON up to 1e-6 on numbers.
+            switch (a, b) {
+            case let (x as [String: Any], y as [String: Any]): return Set(x.keys) == Set(y.keys) && x.keys.allSatisfy { same(x[$0], y[$0]!) }
+            case let (x as [Any], y as [Any]): return x.count == y.count && zip(x, y).allSatisfy { same($0, $1) }
+            case let (x as NSNumber, y as NSNumber): return abs(x.doubleValue - y.doubleValue) <= 1e-6
+            case let (x as String, y as String): return x == y
+            default: return false
+            }
+        }
+        let cases: [(model: String, path: String, body: String, cli: [String])] = [
+            ("ner", "/ner", #"{"inputs": "John Smith lives in New York.", "parameters": {"aggregation_strategy": "first"}}"#,
+             ["ner", "--aggregation", "first", "John Smith lives in New York."]),
+            ("qa", "/qa", #"{"inputs": {"question": "Where does John live?", "context": "John lives in Paris."}, "parameters": {"top_k": 2}}"#,
+             ["qa", "--question", "Where does John live?", "--context", "John lives in Paris.", "--top-k", "2"]),
+            ("pretraining", "/nsp", #"{"inputs": {"text": "John lives in Paris.", "text_pair": "Paris is in France."}}"#,
+             ["nsp", "John lives in Paris.", "Paris is in France."]),
+            ("multiple-choice", "/multiple-choice", #"{"inputs": {"prompt": "John lives in", "choices": ["Paris.", "York."]}}"#,
+             ["multiple-choice", "--prompt", "John lives in", "Paris.", "York."]),
+            ("classification", "/predict", #"{"inputs": ["John lives in Paris.", "It is nice."]}"#,
+             ["classify", "--top-k", "3", "--pair", "It is nice.", "John lives in Paris."]),
+        ]
+        for item in cases {
+            let server = try Running(["--model", Self.models + "/" + item.model, "--quiet"])
+            let expected = try cli(item.cli + ["--model", Self.models + "/" + item.model])
+            // POST / serves the head's task: fill-mask, not nsp, for a pre-training model.
+            for path in [item.path] + (item.model == "pretraining" ? [] : ["/"]) {
+                let answer = try await server.request(path, body: item.body)
+                #expect(answer.status == 200 && same(answer.json, expected), "\(item.model) \(path): \(String(describing: answer.json)) vs \(expected)")
+            }
+            #expect(server.stop() == 0)
+        }
+    }
+
     /// 24 concurrent requests: batches form (the queue waits show it) and every answer is its own request's.
     @Test func concurrentRequestsShareBatchesAndGetTheirOwnAnswers() async throws {
         let server = try Running(["--model", Self.models + "/embedding", "--quiet"])

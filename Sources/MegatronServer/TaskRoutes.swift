@@ -1,0 +1,167 @@
+import Foundation
+import MegatronBERT
+import TensorFiles
+
+/// The task routes: Hugging Face Inference API bodies (`{"inputs": …, "parameters": {…}}`) for ours, TEI's bodies for
+/// `/predict`, `/rerank` and `/similarity`. Each runs a `ModelTask` with its rows through the shared queue.
+extension Server {
+    /// prepare → the queue → finish, noting tokenization time and sizes.
+    func run<Task: ModelTask>(_ task: Task, _ inputs: [Task.Input], characters: Int, _ timings: inout Timings) async throws -> [Task.Output] {
+        let started = ContinuousClock.now
+        let (rows, plan) = try task.prepare(inputs)
+        timings.tokenization += ContinuousClock.now - started
+        timings.tokens += rows.reduce(0) { $0 + $1.encodings.reduce(0) { $0 + $1.count } }
+        timings.characters += characters
+        return try task.finish(try await outputs(rows, work: task.work, &timings), plan: plan)
+    }
+
+    /// `inputs` as objects with string members (`{"question", "context"}`), one or a list.
+    func inputObjects(_ body: Body, fields: [String]) throws -> (objects: [[String: JSONValue]], batch: Bool) {
+        guard let value = body.json["inputs"], value != .null else { throw APIError.badRequest("missing field `inputs`") }
+        let shape = "{" + fields.map { "\"\($0)\": …" }.joined(separator: ", ") + "}"
+        let (items, batch): ([JSONValue], Bool) = value.array.map { ($0, true) } ?? ([value], false)
+        guard !items.isEmpty else { throw APIError(.badRequest, .empty, "`inputs` cannot be empty") }
+        if items.count > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(items.count) > maximum allowed batch size \(options.maxClientBatchSize)")
+        }
+        let objects = try items.map { item -> [String: JSONValue] in
+            guard let object = item.object else { throw APIError.badRequest("`inputs` must be \(shape) or a list of them, not \(item)") }
+            return object
+        }
+        return (objects, batch)
+    }
+
+    func field(_ object: [String: JSONValue], _ key: String) throws -> String {
+        guard let text = object[key]?.string else { throw APIError.badRequest("each input needs a string `\(key)`") }
+        return text
+    }
+
+    /// One answer for a single input, the list for a batch.
+    func shaped<T: Encodable>(_ answers: [T], batch: Bool) -> any Encodable { batch ? answers : answers[0] }
+
+    /// `POST /ner`: {"inputs": text(s), "parameters": {"aggregation_strategy"}} → entities per text.
+    func ner(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        let (texts, batch) = try inputTexts(body)
+        let name = try body.parameters().string("aggregation_strategy") ?? "simple"
+        guard let aggregation = Aggregation(rawValue: name) else {
+            throw APIError.validation("aggregation_strategy must be one of \(Aggregation.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(name)\"")
+        }
+        let task = try TokenClassificationTask(pipeline: pipeline, aggregation: aggregation)
+        return shaped(try await run(task, texts, characters: texts.reduce(0) { $0 + $1.count }, &timings), batch: batch)
+    }
+
+    /// `POST /qa`: {"inputs": {"question", "context"} (or a list), "parameters": {"top_k", "max_answer_len",
+    /// "doc_stride", "max_seq_len", "handle_impossible_answer"}} → an answer ({answer, score, start, end}), a list
+    /// of them when top_k > 1, per input.
+    func questionAnswering(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        let (objects, batch) = try inputObjects(body, fields: ["question", "context"])
+        let inputs = try objects.map { QuestionInput(question: try field($0, "question"), context: try field($0, "context")) }
+        let parameters = try body.parameters()
+        let settings = AnswerOptions(topK: try parameters.int("top_k") ?? 1, maxAnswerLength: try parameters.int("max_answer_len") ?? 15,
+                                     docStride: try parameters.int("doc_stride"), maxSequenceLength: try parameters.int("max_seq_len"),
+                                     allowNoAnswer: try parameters.bool("handle_impossible_answer", default: false))
+        guard settings.topK >= 1, settings.maxAnswerLength >= 1 else { throw APIError.validation("top_k and max_answer_len must be at least 1") }
+        let task = try QuestionAnsweringTask(pipeline: pipeline, options: settings)
+        let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.question.count + $1.context.count }, &timings)
+        let each: [any Encodable] = answers.map { settings.topK == 1 && $0.count == 1 ? $0[0] as any Encodable : $0 as any Encodable }
+        return batch ? each.map(AnyEncodable.init) as any Encodable : each[0]
+    }
+
+    /// `POST /nsp`: {"inputs": {"text", "text_pair"} (or a list)} → {"is_next_probability", "is_next"} per pair.
+    func nextSentence(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        let (objects, batch) = try inputObjects(body, fields: ["text", "text_pair"])
+        let inputs = try objects.map { TextInput(text: try field($0, "text"), textPair: try field($0, "text_pair")) }
+        let answers = try await run(try NextSentenceTask(pipeline: pipeline), inputs,
+                                    characters: inputs.reduce(0) { $0 + $1.text.count + ($1.textPair?.count ?? 0) }, &timings)
+        return shaped(answers.map { NextSentenceAnswer(isNextProbability: $0.isNextProbability, isNext: $0.isNext) }, batch: batch)
+    }
+
+    /// `POST /multiple-choice`: {"inputs": {"prompt", "choices"} (or a list)} → the choices scored, best first.
+    func multipleChoice(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        let (objects, batch) = try inputObjects(body, fields: ["prompt", "choices"])
+        let inputs = try objects.map { object -> ChoiceInput in
+            guard let list = object["choices"]?.array, !list.isEmpty, list.allSatisfy({ $0.string != nil }) else {
+                throw APIError.badRequest("each input needs `choices`: a non-empty list of strings")
+            }
+            return ChoiceInput(prompt: try field(object, "prompt"), choices: list.compactMap(\.string))
+        }
+        let answers = try await run(try MultipleChoiceTask(pipeline: pipeline), inputs,
+                                    characters: inputs.reduce(0) { $0 + $1.prompt.count + $1.choices.reduce(0) { $0 + $1.count } }, &timings)
+        return shaped(answers, batch: batch)
+    }
+
+    /// TEI `POST /predict`: `inputs` a text, a pair [a, b], or a batch [[a], [a, b], …]; every label scored, best
+    /// first (`raw_scores`: the logits).
+    func predict(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        guard let value = body.json["inputs"], value != .null else { throw APIError.badRequest("missing field `inputs`") }
+        func sequence(_ v: JSONValue) throws -> TextInput {
+            if let text = v.string { return TextInput(text: text) }
+            guard let parts = v.array, (1...2).contains(parts.count), parts.allSatisfy({ $0.string != nil }) else {
+                throw APIError.badRequest("`inputs` must be a string, a pair of strings [a, b], or a batch of [a] and [a, b]; not \(v)")
+            }
+            return TextInput(text: parts[0].string!, textPair: parts.count == 2 ? parts[1].string : nil)
+        }
+        let batch = value.array?.first?.array != nil
+        let inputs = batch ? try value.array!.map(sequence) : [try sequence(value)]
+        if inputs.count > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(inputs.count) > maximum allowed batch size \(options.maxClientBatchSize)")
+        }
+        let raw = try body.bool("raw_scores", default: false)
+        let task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : nil)
+        let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.text.count + ($1.textPair?.count ?? 0) }, &timings)
+        return shaped(answers, batch: batch)
+    }
+
+    /// TEI `POST /rerank` (a cross-encoder: a classification model with one label): {"query", "texts", "raw_scores",
+    /// "return_text"} → [{"index", "score", "text"?}], best first.
+    func rerank(_ body: Body, _ timings: inout Timings) async throws -> [Rank] {
+        guard let query = try body.string("query") else { throw APIError.badRequest("missing field `query`") }
+        let texts = try inputTexts(body, key: "texts").texts
+        let raw = try body.bool("raw_scores", default: false), returnText = try body.bool("return_text", default: false)
+        guard pipeline.model.head == .sequenceClassification, pipeline.model.config.numLabels == 1 else {
+            throw APIError(.init(code: 424, reasonPhrase: "Failed Dependency"), .unsupported,
+                           "rerank needs a cross-encoder (MegatronBertForSequenceClassification with one label); this model is MegatronBert\(pipeline.model.head.rawValue) with \(pipeline.model.config.numLabels) labels")
+        }
+        let task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : .sigmoid)
+        let answers = try await run(task, texts.map { TextInput(text: query, textPair: $0) },
+                                    characters: texts.reduce(0) { $0 + query.count + $1.count }, &timings)
+        return answers.enumerated().map { Rank(index: $0.offset, score: $0.element[0].score, text: returnText ? texts[$0.offset] : nil) }
+            .sorted { $0.score > $1.score || ($0.score == $1.score && $0.index < $1.index) }
+    }
+
+    /// TEI `POST /similarity`: {"inputs": {"source_sentence", "sentences"}} → the cosine of each sentence's vector
+    /// with the source's.
+    func similarity(_ body: Body, _ timings: inout Timings) async throws -> [Double] {
+        guard let inputs = body.json["inputs"]?.object, let source = inputs["source_sentence"]?.string,
+              let list = inputs["sentences"]?.array, !list.isEmpty, list.allSatisfy({ $0.string != nil }) else {
+            throw APIError.badRequest("`inputs` must be {\"source_sentence\": \"…\", \"sentences\": [\"…\", …]}")
+        }
+        let sentences = list.compactMap(\.string)
+        if sentences.count + 1 > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(sentences.count + 1) > maximum allowed batch size \(options.maxClientBatchSize)")
+        }
+        let vectors = try await self.vectors([source] + sentences, body: body, normalizeByDefault: true, &timings)
+        return vectors.dropFirst().map { Pipeline.cosine(vectors[0], $0) }
+    }
+}
+
+/// One reranked text.
+struct Rank: Encodable {
+    var index: Int
+    var score: Double
+    var text: String?
+}
+
+/// `/nsp`'s answer, the command line's fields.
+struct NextSentenceAnswer: Encodable {
+    var isNextProbability: Double
+    var isNext: Bool
+    enum CodingKeys: String, CodingKey { case isNextProbability = "is_next_probability", isNext = "is_next" }
+}
+
+/// Any encodable value (for lists whose elements differ in shape).
+struct AnyEncodable: Encodable {
+    let value: any Encodable
+    init(_ value: any Encodable) { self.value = value }
+    func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
+}
