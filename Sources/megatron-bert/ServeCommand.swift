@@ -6,11 +6,15 @@ import MegatronServer
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "An HTTP server with text-embeddings-inference's API (embed, tokenize, …) and fill-mask, batching concurrent requests.",
+        abstract: "An HTTP server with text-embeddings-inference's API and every task, batching concurrent requests.",
         discussion: """
-        Routes: GET /health, GET /info; POST /embed, /embed_all, /v1/embeddings (OpenAI), /tokenize, /decode (TEI's \
-        request and response shapes); POST /fill-mask (Hugging Face Inference API body: {"inputs", "parameters": \
-        {"top_k", "targets"}}); POST / serves --task (default: fill-mask for masked-LM models, else embed). Errors \
+        Routes: GET /health, GET /info; TEI's request and response shapes on POST /embed, /embed_all, \
+        /v1/embeddings (OpenAI), /similarity, /tokenize, /decode, /predict and /rerank (classification heads); \
+        Hugging Face Inference API bodies ({"inputs": …, "parameters": {…}}) and pipeline fields on POST /fill-mask \
+        (top_k, targets), /ner (aggregation_strategy), /qa (inputs {question, context}; top_k, max_answer_len, \
+        doc_stride, max_seq_len, handle_impossible_answer), /nsp (inputs {text, text_pair}), /multiple-choice \
+        (inputs {prompt, choices}); "inputs" may be a list. POST / serves --task (default: what the model's head is \
+        for: fill-mask, nsp, predict, ner, qa, multiple-choice, or embed for an encoder). Errors \
         are {"error": …, "error_type": …} with TEI's status codes (400 malformed body, 413 over --payload-limit, \
         422 invalid input, 424 a task the model's head cannot do, 429 over --max-concurrent-requests, 401 without \
         the --api-key). Every model route answers with TEI's timing headers (x-compute-time, x-queue-time, …).
@@ -23,6 +27,7 @@ struct ServeCommand: ParsableCommand {
           megatron-bert serve --model ./all-MiniLM-L6-v2 --port 3000
           curl 127.0.0.1:3000/embed -H 'Content-Type: application/json' -d '{"inputs": "What is Deep Learning?"}'
           curl 127.0.0.1:3000/fill-mask -d '{"inputs": "Paris is the [MASK] of France.", "parameters": {"top_k": 3}}'
+          curl 127.0.0.1:3000/v1/embeddings -d '{"input": ["A sentence.", "Another."], "model": "m"}'
         """
     )
 
@@ -63,7 +68,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Pooling of /embed: cls, mean, max or pooler (default: the model's 1_Pooling/config.json, else mean).")
     var pooling: Pooling?
 
-    @Option(help: "What POST / serves: embed or fill-mask (default: fill-mask for masked-LM models, else embed).")
+    @Option(help: "What POST / serves: embed, fill-mask, ner, qa, nsp, multiple-choice or predict (default: what the model's head is for).")
     var task: String?
 
     @Option(help: "The model's name in /info and /v1/embeddings answers (default: the model directory's name).")
