@@ -45,11 +45,11 @@ public final class BatchQueue: @unchecked Sendable {
     private var nextID: UInt64 = 0
     private var stopping = false
     private var worker: Thread?
-    /// Called after every batch (for metrics): requests, tokens, the batch's timing.
-    private let onBatch: @Sendable (Timing) -> Void
+    /// Called after every batch (for metrics): the batch's size and time, and the requests still waiting.
+    private let onBatch: @Sendable (Timing, Int) -> Void
 
     public init(executor: any BatchExecutor, maxBatchTokens: Int, maxBatchRequests: Int? = nil,
-                onBatch: @escaping @Sendable (Timing) -> Void = { _ in }) {
+                onBatch: @escaping @Sendable (Timing, Int) -> Void = { _, _ in }) {
         self.executor = executor
         self.maxBatchTokens = max(1, maxBatchTokens)
         self.maxBatchRequests = maxBatchRequests.map { max(1, $0) }
@@ -158,6 +158,6 @@ public final class BatchQueue: @unchecked Sendable {
             }
             offset += request.rows.count
         }
-        onBatch(Timing(queue: .zero, inference: inference, batchRequests: batch.count, batchTokens: tokens))
+        onBatch(Timing(queue: .zero, inference: inference, batchRequests: batch.count, batchTokens: tokens), waiting)
     }
 }

@@ -20,6 +20,10 @@ extension Server {
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/info") { _, _ in self.json(self.info, status: .ok) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))
+        }
         modelRoute(router, "/embed") { body, timings in try await self.embed(body, &timings) }
         modelRoute(router, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
         modelRoute(router, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
@@ -51,10 +55,22 @@ extension Server {
     /// JSON error, the timing headers on the answer.
     func modelRoute(_ router: Router<BasicRequestContext>, _ path: RouterPath,
                     _ handler: @escaping @Sendable (Body, inout Timings) async throws -> any Encodable) {
-        router.post(path) { request, _ in await self.respond(to: request, handler) }
+        let route = path.description
+        router.post(path) { request, _ in await self.respond(to: request, route: route, handler) }
     }
 
-    func respond(to request: Request, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
+    func respond(to request: Request, route: String, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
+        let started = ContinuousClock.now
+        metrics.received(route)
+        var timings = Timings()
+        let response = await answer(request, &timings, handler)
+        let failed = response.status.code >= 400
+        metrics.answered(route, error: failed ? (response.headers[HTTPField.Name("x-error-type")!] ?? "unknown") : nil,
+                         timings: timings, total: ContinuousClock.now - started)
+        return response
+    }
+
+    func answer(_ request: Request, _ timings: inout Timings, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
         let started = ContinuousClock.now
         if let key = options.apiKey, request.headers[.authorization] != "Bearer \(key)" {
             return json(APIError(.unauthorized, .unauthorized, "this server needs the header `Authorization: Bearer <api key>`"))
@@ -68,7 +84,6 @@ extension Server {
             do { buffer = try await request.body.collect(upTo: options.payloadLimit) } catch is NIOTooManyBytesError {
                 throw APIError(.contentTooLarge, .validation, "the request body is over the payload limit of \(options.payloadLimit) bytes (--payload-limit)")
             }
-            var timings = Timings()
             let result = try await handler(try Body(Array(buffer.readableBytesView)), &timings)
             var response = json(result, status: .ok)
             func milliseconds(_ d: Duration) -> String { String(Int((Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15).rounded())) }
@@ -88,7 +103,11 @@ extension Server {
         }
     }
 
-    func json(_ error: APIError) -> Response { json(error, status: error.status) }
+    func json(_ error: APIError) -> Response {
+        var response = json(error, status: error.status)
+        response.headers[HTTPField.Name("x-error-type")!] = error.errorType.rawValue
+        return response
+    }
 
     func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
         let encoder = JSONEncoder()

@@ -23,6 +23,7 @@ public final class Server: Sendable {
     public let defaultRoute: String
     let limiter: ConcurrencyLimit
     let logger: Logger
+    let metrics = ServerMetrics()
 
     /// - Parameter defaultTask: the route `POST /` serves ("embed", "fill-mask"); nil: what the model's head is for.
     public init(pipeline: Pipeline, options: ServerOptions, defaultTask: String? = nil, pooling: Pooling? = nil,
@@ -39,8 +40,9 @@ public final class Server: Sendable {
         }
         defaultRoute = defaultTask ?? Self.route(for: pipeline.model.head)
         limiter = ConcurrencyLimit(options.maxConcurrentRequests)
+        let metrics = self.metrics
         queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: options.maxBatchTokens,
-                           maxBatchRequests: options.maxBatchRequests)
+                           maxBatchRequests: options.maxBatchRequests, onBatch: { metrics.batch($0, waiting: $1) })
     }
 
     /// sentence-transformers' pooling (`1_Pooling/config.json` beside the model), if the model has one.
@@ -72,7 +74,7 @@ public final class Server: Sendable {
     /// The routes this model's head can serve (printed at start); the others answer 424.
     public var liveRoutes: [String] {
         let head = pipeline.model.head
-        var routes = ["GET /health", "GET /info", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
+        var routes = ["GET /health", "GET /info", "GET /metrics", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
                       "POST /tokenize", "POST /decode"]
         switch head {
         case .preTraining: routes += ["POST /fill-mask", "POST /nsp"]
