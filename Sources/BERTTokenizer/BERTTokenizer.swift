@@ -130,6 +130,27 @@ public struct BERTTokenizer: Sendable {
         try encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: truncation).encoding
     }
 
+    /// The encoding of token ids given as they are (a client that tokenized itself): one sequence, type 0, every
+    /// token attended; special tokens marked by id, no text offsets.
+    ///
+    /// ```swift
+    /// let encoding = try tokenizer.encoding(ids: [101, 7592, 102])
+    /// ```
+    /// - Throws: for an empty list or an id outside the vocabulary.
+    public func encoding(ids: [Int]) throws -> Encoding {
+        guard !ids.isEmpty else { throw TokenizerError("an input of token ids needs at least one id") }
+        var encoding = Encoding()
+        encoding.reserve(ids.count)
+        for id in ids {
+            guard let token = vocabulary.token(of: id) else {
+                throw TokenizerError("token id \(id) is not in the vocabulary (0..<\(vocabulary.count))")
+            }
+            encoding.append(id: id, token: token, type: 0, special: specialIDs.contains(id), offsets: 0..<0, bytes: 0..<0,
+                            word: nil, sequence: specialIDs.contains(id) ? nil : 0)
+        }
+        return encoding
+    }
+
     /// `encode`, and whether it had to cut. Tokenizing stops once a text is past `maxLength`: a text that is cut
     /// costs time and memory for `maxLength` tokens, however long it is. (One case reads further: with
     /// `longest_first`, two texts both past the limit and an odd number of tokens to share, where the longer of

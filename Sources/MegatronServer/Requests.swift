@@ -33,6 +33,30 @@ struct Body {
         return (texts, true)
     }
 
+    /// The inputs of the embedding routes: texts (as `texts`), or token ids — a list of ids (one input) or a list of
+    /// such lists (a batch), as TEI takes them.
+    func textsOrIDs(_ key: String) throws -> (texts: [String]?, ids: [[Int]]?, batch: Bool) {
+        if let list = json[key]?.array, let first = list.first, first.string == nil {
+            func ids(_ values: [JSONValue]) throws -> [Int] {
+                try values.map { value in
+                    guard let id = value.int else {
+                        throw APIError.badRequest("`\(key)` must be a string, a list of strings, a list of token ids or a list of such lists; found \(value)")
+                    }
+                    return id
+                }
+            }
+            if first.array != nil {
+                return (nil, try list.map { item in
+                    guard let inner = item.array, !inner.isEmpty else { throw APIError(.badRequest, .empty, "`\(key)` holds an empty list of token ids") }
+                    return try ids(inner)
+                }, true)
+            }
+            return (nil, [try ids(list)], false)
+        }
+        let (texts, batch) = try self.texts(key)
+        return (texts, nil, batch)
+    }
+
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let value = json[key], value != .null else { return fallback }
         guard let flag = value.bool else { throw APIError.badRequest("`\(key)` must be true or false, not \(value)") }

@@ -135,10 +135,36 @@ extension Server {
     /// The texts of `inputs`, checked against the client batch limit.
     func inputTexts(_ body: Body, key: String = "inputs") throws -> (texts: [String], batch: Bool) {
         let (texts, batch) = try body.texts(key)
-        if texts.count > options.maxClientBatchSize && !options.autoSplit {
-            throw APIError.validation("batch size \(texts.count) > maximum allowed batch size \(options.maxClientBatchSize) (--max-client-batch-size; --auto-split serves larger batches)")
-        }
+        try checkBatchSize(texts.count)
         return (texts, batch)
+    }
+
+    func checkBatchSize(_ count: Int) throws {
+        if count > options.maxClientBatchSize && !options.autoSplit {
+            throw APIError.validation("batch size \(count) > maximum allowed batch size \(options.maxClientBatchSize) (--max-client-batch-size; --auto-split serves larger batches)")
+        }
+    }
+
+    /// The embedding routes' inputs as rows: texts tokenized, or token ids taken as they are; within the model's
+    /// limit (cut when `truncate`, else refused).
+    func embeddingRows(_ body: Body, key: String, _ timings: inout Timings) throws -> RowOwners<String> {
+        try truncationDirection(body)
+        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+        let (texts, ids, _) = try body.textsOrIDs(key)
+        if let texts {
+            try checkBatchSize(texts.count)
+            return try rows(texts, truncate: truncate, &timings)
+        }
+        let sequences = ids ?? []
+        try checkBatchSize(sequences.count)
+        let rows = try sequences.map { sequence -> ModelRow in
+            if sequence.count > pipeline.maxLength && !truncate {
+                throw APIError.validation("Input validation error: `\(key)` must have less than \(pipeline.maxLength) tokens. Given: \(sequence.count)")
+            }
+            return ModelRow(try pipeline.tokenizer.encoding(ids: Array(sequence.prefix(pipeline.maxLength))))
+        }
+        timings.tokens += rows.reduce(0) { $0 + $1.length }
+        return RowOwners(inputs: sequences.map { _ in "" }, rows: rows, owner: Array(rows.indices))
     }
 
     /// One row per text, within the model's limit: cut (`truncate`, or `--auto-truncate`) or refused.
@@ -175,9 +201,7 @@ extension Server {
     // MARK: - Embeddings
 
     /// Sentence vectors: pooled, cut to `dimensions`, then scaled to unit length when `normalize`.
-    func vectors(_ texts: [String], body: Body, normalizeByDefault: Bool, _ timings: inout Timings) async throws -> [[Float]] {
-        try truncationDirection(body)
-        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+    func vectors(_ plan: RowOwners<String>, body: Body, normalizeByDefault: Bool, _ timings: inout Timings) async throws -> [[Float]] {
         let normalize = try body.bool("normalize", default: normalizeByDefault)
         let hidden = pipeline.model.config.hiddenSize
         let dimensions = try body.int("dimensions")
@@ -185,7 +209,6 @@ extension Server {
             throw APIError.validation("`dimensions` must be between 1 and the model's \(hidden), not \(dimensions)")
         }
         let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling, normalize: false)
-        let plan = try rows(texts, truncate: truncate, &timings)
         var vectors = try task.finish(try await outputs(plan.rows, work: task.work, &timings), plan: plan)
         for i in vectors.indices {
             if let dimensions { vectors[i] = Array(vectors[i].prefix(dimensions)) }
@@ -199,14 +222,12 @@ extension Server {
 
     /// TEI `POST /embed`: always a list of vectors.
     func embed(_ body: Body, _ timings: inout Timings) async throws -> [[Float]] {
-        try await vectors(try inputTexts(body).texts, body: body, normalizeByDefault: true, &timings)
+        try await vectors(try embeddingRows(body, key: "inputs", &timings), body: body, normalizeByDefault: true, &timings)
     }
 
     /// TEI `POST /embed_all`: every token's vector, per input.
     func embedAll(_ body: Body, _ timings: inout Timings) async throws -> [[[Float]]] {
-        try truncationDirection(body)
-        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
-        let plan = try rows(try inputTexts(body).texts, truncate: truncate, &timings)
+        let plan = try embeddingRows(body, key: "inputs", &timings)
         let h = pipeline.model.config.hiddenSize
         return try await outputs(plan.rows, work: .encoder, &timings).map { output in
             guard let hidden = output.hidden else { throw APIError(.internalServerError, .backend, "no hidden states") }
@@ -216,12 +237,11 @@ extension Server {
 
     /// OpenAI's `POST /v1/embeddings`.
     func openAIEmbeddings(_ body: Body, _ timings: inout Timings) async throws -> OpenAIEmbeddings {
-        let texts = try inputTexts(body, key: "input").texts
         let format = try body.string("encoding_format") ?? "float"
         guard format == "float" || format == "base64" else {
             throw APIError.validation("encoding_format must be \"float\" or \"base64\", not \"\(format)\"")
         }
-        let vectors = try await self.vectors(texts, body: body, normalizeByDefault: true, &timings)
+        let vectors = try await self.vectors(try embeddingRows(body, key: "input", &timings), body: body, normalizeByDefault: true, &timings)
         let data = vectors.enumerated().map { index, vector in
             OpenAIEmbeddings.Item(embedding: format == "float" ? .floats(vector) : .base64(vector.withUnsafeBytes { Data($0) }.base64EncodedString()),
                                   index: index)

@@ -140,7 +140,9 @@ extension Server {
         if sentences.count + 1 > options.maxClientBatchSize && !options.autoSplit {
             throw APIError.validation("batch size \(sentences.count + 1) > maximum allowed batch size \(options.maxClientBatchSize)")
         }
-        let vectors = try await self.vectors([source] + sentences, body: body, normalizeByDefault: true, &timings)
+        try truncationDirection(body)
+        let plan = try rows([source] + sentences, truncate: try body.bool("truncate", default: false) || options.autoTruncate, &timings)
+        let vectors = try await self.vectors(plan, body: body, normalizeByDefault: true, &timings)
         return vectors.dropFirst().map { Pipeline.cosine(vectors[0], $0) }
     }
 }

@@ -104,6 +104,12 @@ import Testing
         let ids = tokens[0].map { $0["id"] as! Int }
         let decoded = try #require(try await server.request("/decode", body: #"{"ids": \#(ids)}"#).json as? [String])
         #expect(decoded == ["John lives"])
+        // Token ids instead of text: the same vector.
+        let fromText = try #require(try await server.request("/embed", body: #"{"inputs": "John lives"}"#).json as? [[Double]])
+        let fromIDs = try #require(try await server.request("/embed", body: #"{"inputs": [\#(ids)]}"#).json as? [[Double]])
+        #expect(Self.close(fromIDs[0], fromText[0]))
+        let badID = try await server.request("/embed", body: #"{"inputs": [101, 99999]}"#)
+        #expect(badID.status == 422 && (badID.json as? [String: Any])?["error_type"] as? String == "Tokenizer")
         #expect(server.stop() == 0)
     }
 
