@@ -20,6 +20,10 @@ extension Server {
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/info") { _, _ in self.json(self.info, status: .ok) }
+        let openAPI = OpenAPI.json(version: "0.1.0")
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: openAPI)))
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))

@@ -74,7 +74,7 @@ public final class Server: Sendable {
     /// The routes this model's head can serve (printed at start); the others answer 424.
     public var liveRoutes: [String] {
         let head = pipeline.model.head
-        var routes = ["GET /health", "GET /info", "GET /metrics", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
+        var routes = ["GET /health", "GET /info", "GET /metrics", "GET /openapi.json", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
                       "POST /tokenize", "POST /decode"]
         switch head {
         case .preTraining: routes += ["POST /fill-mask", "POST /nsp"]

@@ -8,7 +8,7 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "An HTTP server with text-embeddings-inference's API and every task, batching concurrent requests.",
         discussion: """
-        Routes: GET /health, GET /info, GET /metrics (Prometheus, TEI's te_* names); TEI's request and response shapes on POST /embed, /embed_all, \
+        Routes: GET /health, GET /info, GET /metrics (Prometheus, TEI's te_* names), GET /openapi.json; TEI's request and response shapes on POST /embed, /embed_all, \
         /v1/embeddings (OpenAI), /similarity, /tokenize, /decode, /predict and /rerank (classification heads); \
         Hugging Face Inference API bodies ({"inputs": …, "parameters": {…}}) and pipeline fields on POST /fill-mask \
         (top_k, targets), /ner (aggregation_strategy), /qa (inputs {question, context}; top_k, max_answer_len, \

@@ -73,6 +73,10 @@ import Testing
         let server = try Running(["--model", Self.models + "/embedding", "--quiet"])
         let health = try await server.request("/health")
         #expect(health.status == 200)
+        let document = try #require(try await server.request("/openapi.json").json as? [String: Any])
+        let paths = Set((document["paths"] as? [String: Any] ?? [:]).keys)
+        #expect(paths.isSuperset(of: ["/embed", "/embed_all", "/v1/embeddings", "/similarity", "/tokenize", "/decode", "/predict", "/rerank",
+                                      "/fill-mask", "/ner", "/qa", "/nsp", "/multiple-choice", "/", "/health", "/info", "/metrics"]), "\(paths)")
         let info = try #require(try await server.request("/info").json as? [String: Any])
         #expect(info["max_input_length"] as? Int == 24 && info["max_client_batch_size"] as? Int == 32)
         #expect((info["model_type"] as? [String: Any])?["embedding"] != nil)

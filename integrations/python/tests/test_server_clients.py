@@ -74,3 +74,12 @@ def test_inference_client_tasks(serve, binary):
                                                                                    context="John lives in Paris.")
     assert (answer.answer, answer.start, answer.end) == (expected["answer"], expected["start"], expected["end"])
     assert abs(answer.score - expected["score"]) <= 1e-9
+
+
+def test_the_openapi_document_is_valid(serve, minilm):
+    validator = pytest.importorskip("openapi_spec_validator")
+    import urllib.request
+
+    document = json.loads(urllib.request.urlopen(serve(minilm) + "/openapi.json").read())
+    validator.validate(document)  # raises on an invalid OpenAPI 3 document
+    assert {"/embed", "/v1/embeddings", "/fill-mask", "/ner", "/qa", "/rerank"} <= set(document["paths"])
