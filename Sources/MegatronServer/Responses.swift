@@ -118,18 +118,3 @@ struct SimpleToken: Encodable {
 
     enum CodingKeys: String, CodingKey { case id, text, special, start, stop }
 }
-
-/// A fill-mask answer in Hugging Face's shape: a list of predictions for one mask, a list of lists for several.
-enum MaskAnswer: Encodable {
-    case one([MaskPrediction]), several([[MaskPrediction]])
-
-    init(_ masks: [[MaskPrediction]]) { self = masks.count == 1 ? .one(masks[0]) : .several(masks) }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .one(let p): try c.encode(p)
-        case .several(let m): try c.encode(m)
-        }
-    }
-}

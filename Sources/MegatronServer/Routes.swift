@@ -314,7 +314,7 @@ extension Server {
             }
         }
         let task = try FillMaskTask(pipeline: pipeline, topK: topK, targets: targets)
-        let answers = try await run(task, texts, characters: texts.reduce(0) { $0 + $1.count }, &timings).map(MaskAnswer.init)
+        let answers = try await run(task, texts, characters: texts.reduce(0) { $0 + $1.count }, &timings).map(FillMaskAnswer.init)
         return shaped(answers, batch: batch)
     }
 }

@@ -35,18 +35,7 @@ struct FillMaskCommand: ParsableCommand {
     var texts: [String] = []
 
     /// HF's shape: a list for one mask, a list of lists for several.
-    enum Output: Encodable {
-        case one([MaskPrediction]), several([[MaskPrediction]])
-        init(_ masks: [[MaskPrediction]]) { self = masks.count == 1 ? .one(masks[0]) : .several(masks) }
-        var masks: [[MaskPrediction]] { switch self { case .one(let p): [p]; case .several(let m): m } }
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.singleValueContainer()
-            switch self {
-            case .one(let p): try container.encode(p)
-            case .several(let m): try container.encode(m)
-            }
-        }
-    }
+    typealias Output = FillMaskAnswer
 
     func run() throws {
         try reportingErrors {

@@ -17,6 +17,36 @@ public struct MaskPrediction: Sendable, Equatable, Codable {
     }
 }
 
+/// One text's fill-mask answer in Hugging Face's JSON shape: a list of predictions for a text with one mask, a list
+/// of lists (one per mask) for several.
+///
+/// ```swift
+/// let answer = FillMaskAnswer(try pipeline.fillMask(["Paris is the [MASK] of France."])[0])
+/// let json = try JSONEncoder().encode(answer)   // [{"score": …, "token": …, "token_str": …, "sequence": …}, …]
+/// ```
+public enum FillMaskAnswer: Encodable, Sendable {
+    case one([MaskPrediction]), several([[MaskPrediction]])
+
+    /// The answer for a text's masks (`fillMask`'s per-text result).
+    public init(_ masks: [[MaskPrediction]]) { self = masks.count == 1 ? .one(masks[0]) : .several(masks) }
+
+    /// The predictions per mask.
+    public var masks: [[MaskPrediction]] {
+        switch self {
+        case .one(let p): [p]
+        case .several(let m): m
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .one(let p): try container.encode(p)
+        case .several(let m): try container.encode(m)
+        }
+    }
+}
+
 /// Fill-mask: one row per text, truncated to the model's limit; the masked-LM head runs only at the masks.
 /// Scores follow Hugging Face's fill-mask pipeline with two differences that matter for Megatron-BERT: the padded
 /// embedding rows past the tokenizer's vocabulary (28996..<29056) are not part of the softmax, and special tokens
