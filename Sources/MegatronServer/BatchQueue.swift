@@ -41,7 +41,6 @@ public final class BatchQueue: @unchecked Sendable {
     public let maxBatchRequests: Int?
     private let condition = NSCondition()
     private var pending: [Pending] = []
-    private var cancelled: Set<UInt64> = []
     private var nextID: UInt64 = 0
     private var stopping = false
     private var worker: Thread?
@@ -90,7 +89,9 @@ public final class BatchQueue: @unchecked Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 condition.lock()
                 defer { condition.unlock() }
-                if stopping || cancelled.remove(id) != nil {
+                // Cancelled before it is queued: the cancellation flag is set before `onCancel` runs, and `onCancel`
+                // takes the lock, so a request is either refused here or found in `pending` there.
+                if stopping || Task.isCancelled {
                     continuation.resume(throwing: CancellationError())
                     return
                 }
@@ -100,8 +101,7 @@ public final class BatchQueue: @unchecked Sendable {
         } onCancel: {
             condition.lock()
             let index = pending.firstIndex { $0.id == id }
-            let request = index.map { pending.remove(at: $0) }
-            if request == nil { cancelled.insert(id) }  // not queued yet (or already running: then it is never seen)
+            let request = index.map { pending.remove(at: $0) }  // nil: not queued yet, or already running
             condition.unlock()
             request?.continuation.resume(throwing: CancellationError())
         }
@@ -136,7 +136,6 @@ public final class BatchQueue: @unchecked Sendable {
                     index += 1
                 }
             }
-            cancelled.removeAll()  // ids cancelled before they were queued have been seen by now or never will be
             condition.unlock()
             run(batch, work: work, tokens: tokens)
         }

@@ -281,9 +281,7 @@ extension Server {
         }
         let skip = try body.bool("skip_special_tokens", default: true)
         let sequences: [[JSONValue]] = list.allSatisfy { $0.array != nil } ? list.map { $0.array! } : [list]
-        if sequences.count > options.maxClientBatchSize && !options.autoSplit {
-            throw APIError.validation("batch size \(sequences.count) > maximum allowed batch size \(options.maxClientBatchSize)")
-        }
+        try checkBatchSize(sequences.count)
         let vocabulary = pipeline.tokenizer.vocabulary.count
         return try sequences.map { sequence in
             let tokens = try sequence.map { value -> Int in

@@ -92,7 +92,7 @@ public final class Server: Sendable {
     /// Runs one request through the model before the server listens, so that the first client does not pay for
     /// the kernels' first use.
     public func warmUp() async throws {
-        let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling == .pooler ? .pooler : .mean)
+        let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling)
         let (rows, plan) = try task.prepare(["Warm up."])
         _ = try task.finish(try await queue.submit(rows, work: task.work).outputs, plan: plan)
     }

@@ -21,9 +21,7 @@ extension Server {
         let shape = "{" + fields.map { "\"\($0)\": …" }.joined(separator: ", ") + "}"
         let (items, batch): ([JSONValue], Bool) = value.array.map { ($0, true) } ?? ([value], false)
         guard !items.isEmpty else { throw APIError(.badRequest, .empty, "`inputs` cannot be empty") }
-        if items.count > options.maxClientBatchSize && !options.autoSplit {
-            throw APIError.validation("batch size \(items.count) > maximum allowed batch size \(options.maxClientBatchSize)")
-        }
+        try checkBatchSize(items.count)
         let objects = try items.map { item -> [String: JSONValue] in
             guard let object = item.object else { throw APIError.badRequest("`inputs` must be \(shape) or a list of them, not \(item)") }
             return object
@@ -103,9 +101,7 @@ extension Server {
         }
         let batch = value.array?.first?.array != nil
         let inputs = batch ? try value.array!.map(sequence) : [try sequence(value)]
-        if inputs.count > options.maxClientBatchSize && !options.autoSplit {
-            throw APIError.validation("batch size \(inputs.count) > maximum allowed batch size \(options.maxClientBatchSize)")
-        }
+        try checkBatchSize(inputs.count)
         let raw = try body.bool("raw_scores", default: false)
         let task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : nil)
         let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.text.count + ($1.textPair?.count ?? 0) }, &timings)
@@ -137,9 +133,7 @@ extension Server {
             throw APIError.badRequest("`inputs` must be {\"source_sentence\": \"…\", \"sentences\": [\"…\", …]}")
         }
         let sentences = list.compactMap(\.string)
-        if sentences.count + 1 > options.maxClientBatchSize && !options.autoSplit {
-            throw APIError.validation("batch size \(sentences.count + 1) > maximum allowed batch size \(options.maxClientBatchSize)")
-        }
+        try checkBatchSize(sentences.count + 1)
         try truncationDirection(body)
         let plan = try rows([source] + sentences, truncate: try body.bool("truncate", default: false) || options.autoTruncate, &timings)
         let vectors = try await self.vectors(plan, body: body, normalizeByDefault: true, &timings)
