@@ -42,6 +42,13 @@ final class BufferPool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
     }
 
+    /// How many buffers are held for reuse, per size class (for tests).
+    var held: [Int: Int] {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.mapValues { $0.count }
+    }
+
     /// Returns a buffer from `take(bytes)`.
     func give(_ buffer: UnsafeMutableRawPointer, _ bytes: Int) {
         guard bytes >= Self.minimumBytes else { return buffer.deallocate() }
