@@ -13,6 +13,7 @@ import Testing
     @Test func vocabTxtWithConfig() throws {
         let dir = try Self.directory(["vocab.txt": "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\nworld\n##s\n",
                                       "tokenizer_config.json": #"{"do_lower_case": true, "model_max_length": 512, "mask_token": {"content": "[MASK]"}}"#])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let tokenizer = try BERTTokenizer(directory: dir)
         #expect(tokenizer.modelMaxLength == 512)
         #expect(try tokenizer.encode("HELLO Worlds").tokens == ["[CLS]", "hello", "world", "##s", "[SEP]"])
@@ -21,6 +22,7 @@ import Testing
     @Test func casedByDefaultAndTheSentinelLengthIsIgnored() throws {
         let dir = try Self.directory(["vocab.txt": "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n",
                                       "tokenizer_config.json": #"{"model_max_length": 1000000000000000019884624838656}"#])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let tokenizer = try BERTTokenizer(directory: dir)
         #expect(tokenizer.modelMaxLength == nil)
         #expect(try tokenizer.encode("Hello hello").tokens == ["[CLS]", "[UNK]", "hello", "[SEP]"])
@@ -29,12 +31,15 @@ import Testing
     @Test func tokenizerJSONWins() throws {
         let json = ###"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hi": 4}}, "normalizer": {"type": "BertNormalizer", "lowercase": true, "strip_accents": null, "handle_chinese_chars": true, "clean_text": true}, "pre_tokenizer": {"type": "BertPreTokenizer"}}"###
         let dir = try Self.directory(["tokenizer.json": json, "vocab.txt": "[UNK]\n"])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try BERTTokenizer(directory: dir).encode("HÍ").tokens == ["[CLS]", "hi", "[SEP]"])
     }
 
     @Test func addedTokensFromTokenizerJSON() throws {
         let json = ###"{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "hi": 4}}, "added_tokens": [{"id": 0, "content": "[PAD]", "special": true, "normalized": false}, {"id": 5, "content": "<x>", "special": false, "normalized": false}]}"###
-        let tokenizer = try BERTTokenizer(directory: try Self.directory(["tokenizer.json": json]))
+        let dir = try Self.directory(["tokenizer.json": json])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tokenizer = try BERTTokenizer(directory: dir)
         #expect(try tokenizer.encode("hi<x>hi").ids == [2, 4, 5, 4, 3])
         #expect(try tokenizer.encode("<x>").tokens == ["[CLS]", "<x>", "[SEP]"])
     }
@@ -50,6 +55,7 @@ import Testing
     ])
     func badFiles(files: [String: String], message: String) throws {
         let dir = try Self.directory(files)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let error = #expect(throws: TokenizerError.self) { try BERTTokenizer(directory: dir) }
         #expect(error?.message.contains(message) == true, "\(String(describing: error))")
     }

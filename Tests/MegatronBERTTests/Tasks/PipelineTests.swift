@@ -15,6 +15,7 @@ import BERTTokenizer
     /// A fallback vocabulary ($MEGATRON_BERT_VOCAB) serves a model without one, and only such a model.
     @Test func aFallbackVocabularyServesOnlyModelsWithoutOne() throws {
         let small = FileManager.default.temporaryDirectory.appendingPathComponent("vocab-\(UUID().uuidString).txt").path
+        defer { try? FileManager.default.removeItem(atPath: small) }
         try (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (0..<45).map { "w\($0)" }).joined(separator: "\n")
             .write(toFile: small, atomically: true, encoding: .utf8)
         let megatron = try Pipeline(path: Fixtures.root + "/megatron/v2-new-names.pt", fallbackVocabulary: small)
