@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Differential truncation cases: random texts and pairs from a mixed-script word pool, every truncation strategy,
-odd and even max_lengths 5..80, with and without stride and overflowing windows, with and without padding, run
+odd and even max_lengths 5..80, with and without stride and overflowing windows, with and without padding, and
+cases cut on the left (`truncation_side="left"`), run
 through Hugging Face's BertTokenizerFast (Rust `tokenizers`) with the cased Megatron-BERT vocabulary. What it
 answers (input_ids, token_type_ids, attention_mask, offsets of every window, or the error) is written as one
 JSON document inside a deflated zip, which the Swift tests read with TensorFiles' own zip reader.
@@ -11,7 +12,7 @@ rebuilt from that form here and checked equal to what BertTokenizerFast returned
 offsets), so the form loses nothing.
 
     /tmp/ref/bin/python scripts/make_truncation_fixtures.py vocab/megatron-bert-cased-vocab.txt \
-        Tests/BERTTokenizerTests/Fixtures/truncation.zip [--cases 20000] [--seed 15]
+        Tests/BERTTokenizerTests/Fixtures/truncation.zip [--cases 20000] [--left-cases 3000] [--seed 15]
 """
 import argparse
 import json
@@ -106,6 +107,7 @@ def run(tok, case, first, second):
         kw["padding"] = case["padding"]
         if case.get("pad_to_multiple_of"):
             kw["pad_to_multiple_of"] = case["pad_to_multiple_of"]
+    tok.truncation_side = case.get("side", "right")
     try:
         enc = tok(case["text"], case.get("pair"), **kw)
     except BaseException as error:  # Rust panics (stride too large) arrive as pyo3's PanicException
@@ -124,6 +126,7 @@ def main():
     parser.add_argument("vocab")
     parser.add_argument("out")
     parser.add_argument("--cases", type=int, default=20000)
+    parser.add_argument("--left-cases", type=int, default=3000, help="cases cut on the left (one window, no overflow)")
     parser.add_argument("--texts", type=int, default=1200, help="size of the text pool the cases draw from")
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
@@ -153,7 +156,20 @@ def main():
         outcome = case.get("error", "windows>1" if len(case.get("windows", [])) > 1 else "ok")
         counts[outcome] = counts.get(outcome, 0) + 1
         cases.append(case)
-    document = {"generator": f"scripts/make_truncation_fixtures.py --cases {args.cases} --texts {args.texts} "
+    # Cut on the left (`truncation_side="left"`, TEI's `truncation_direction: Left`), one window each: from their own
+    # random stream, so that the cases above stay what they were.
+    left = random.Random(args.seed + 1)
+    for _ in range(args.left_cases):
+        case = {"text": left.randrange(len(texts)), "truncation": left.choice(STRATEGIES[:3]), "max_length": left.randint(5, 80),
+                "side": "left", "overflow": False, "stride": 0, "padding": left.choice([None, "longest"])}
+        if left.random() < 0.5:
+            case["pair"] = left.choice(nonempty)
+        query = dict(case, text=texts[case["text"]], pair=texts[case["pair"]] if "pair" in case else None)
+        case.update(run(tok, query, pool[case["text"]], pool[case["pair"]] if "pair" in case else None))
+        outcome = "left " + case.get("error", "ok")
+        counts[outcome] = counts.get(outcome, 0) + 1
+        cases.append(case)
+    document = {"generator": f"scripts/make_truncation_fixtures.py --cases {args.cases} --left-cases {args.left_cases} --texts {args.texts} "
                              f"--seed {args.seed}, transformers {transformers.__version__}, tokenizers {tokenizers.__version__}",
                 "special": {"cls": tok.cls_token_id, "sep": tok.sep_token_id, "pad": tok.pad_token_id},
                 "texts": pool, "cases": cases}

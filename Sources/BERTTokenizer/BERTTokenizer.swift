@@ -123,11 +123,12 @@ public struct BERTTokenizer: Sendable {
     /// - Parameters:
     ///   - maxLength: the most tokens, special tokens included; nil for no limit.
     ///   - truncation: how a text or pair over `maxLength` is cut (Hugging Face's rules, exactly).
+    ///   - side: which end of a text is cut (`.left` keeps a long text's end).
     /// - Throws: when `maxLength` cannot hold even the special tokens, or when the input is over
     ///   `maxLength` and `truncation` cannot make it fit.
     public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil,
-                       truncation: TruncationStrategy = .longestFirst) throws -> Encoding {
-        try encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: truncation).encoding
+                       truncation: TruncationStrategy = .longestFirst, side: TruncationSide = .right) throws -> Encoding {
+        try encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: truncation, side: side).encoding
     }
 
     /// The encoding of token ids given as they are (a client that tokenized itself): one sequence, type 0, every
@@ -154,11 +155,17 @@ public struct BERTTokenizer: Sendable {
     /// `encode`, and whether it had to cut. Tokenizing stops once a text is past `maxLength`: a text that is cut
     /// costs time and memory for `maxLength` tokens, however long it is. (One case reads further: with
     /// `longest_first`, two texts both past the limit and an odd number of tokens to share, where the longer of
-    /// the two gets the odd one; then both are counted to the end, still keeping only what they need.)
+    /// the two gets the odd one; then both are counted to the end, still keeping only what they need. Cutting the
+    /// `.left` side reads every text to its end.)
+    ///
+    /// ```swift
+    /// let (encoding, cut) = try tokenizer.encodeTruncating(longText, maxLength: 512, side: .left)  // its last 510 tokens
+    /// ```
     public func encodeTruncating(_ text: String, pair: String? = nil, maxLength: Int?,
-                                 truncation: TruncationStrategy = .longestFirst) throws -> (encoding: Encoding, truncated: Bool) {
-        // No text keeps more than maxLength tokens, and any count over it decides the same way.
-        let limit = truncation == .doNotTruncate ? Int.max : maxLength ?? Int.max
+                                 truncation: TruncationStrategy = .longestFirst,
+                                 side: TruncationSide = .right) throws -> (encoding: Encoding, truncated: Bool) {
+        // No text keeps more than maxLength tokens, and any count over it decides the same way (cut on the right).
+        let limit = truncation == .doNotTruncate || side == .left ? Int.max : maxLength ?? Int.max
         let stop = limit == .max ? limit : limit + 1
         var first = pieces(text, limit: limit, stopAfter: stop)
         var second = pair.map { pieces($0, limit: limit, stopAfter: stop) }
@@ -169,7 +176,12 @@ public struct BERTTokenizer: Sendable {
         }
         let plan = try Truncation(first: first.count, second: second?.count, maxLength: maxLength,
                                   strategy: truncation, stride: 0, overflow: false)
-        let (keep1, keep2) = plan.windows[0]
+        var (keep1, keep2) = plan.windows[0]
+        if side == .left {
+            // The same counts, taken from each text's end (HF's `Encoding::truncate` with direction Left).
+            keep1 = (first.count - keep1.count)..<first.count
+            keep2 = ((second?.count ?? 0) - keep2.count)..<(second?.count ?? 0)
+        }
         return (assemble(first, keep1, second, keep2), keep1.count < first.count || keep2.count < (second?.count ?? 0))
     }
 

@@ -67,3 +67,10 @@ public enum TruncationStrategy: String, Sendable, CaseIterable {
     /// Never truncate (an input over `maxLength` stays as it is).
     case doNotTruncate = "do_not_truncate"
 }
+
+/// Which end of a text truncation cuts (Hugging Face's `truncation_side`). The strategy decides how many tokens each
+/// text keeps; the side decides whether those are its first (`right`: the end is cut) or its last (`left`).
+public enum TruncationSide: String, Sendable, CaseIterable {
+    case right
+    case left
+}

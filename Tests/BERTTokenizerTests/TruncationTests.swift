@@ -5,7 +5,7 @@ import TensorFiles
 
 /// Fixtures/truncation.zip: 20,000 random cases (single texts and pairs from a mixed-script word pool, every
 /// truncation strategy, max_length 5…80, with and without stride and overflowing windows, with and without
-/// padding) and what BertTokenizerFast answered, written by scripts/make_truncation_fixtures.py (transformers
+/// padding), 3,000 more cut on the left (`truncation_side="left"`, one window each), and what BertTokenizerFast answered, written by scripts/make_truncation_fixtures.py (transformers
 /// 5.24.0, tokenizers 0.23.3). Each text's tokens are stored once; a window is the slices of the two texts it holds
 /// and its padded length (the generator checks that this rebuilds HF's window exactly).
 enum TruncationFixture {
@@ -18,6 +18,8 @@ enum TruncationFixture {
         var text: Int
         var pair: Int?
         var truncation: String
+        /// "left" for the cases cut on the left; nil: right.
+        var side: String?
         var max_length: Int
         var overflow: Bool
         var stride: Int
@@ -65,20 +67,22 @@ enum TruncationFixture {
 
 @Suite struct TruncationTests {
     /// Every case gives HF's windows (ids, type ids, attention mask, offsets), or an error where HF has one.
-    @Test func twentyThousandRandomCasesMatchHuggingFace() throws {
+    @Test func twentyThreeThousandRandomCasesMatchHuggingFace() throws {
         let fixture = TruncationFixture.file
-        #expect(fixture.cases.count >= 20_000)
+        #expect(fixture.cases.count >= 23_000)
+        #expect(fixture.cases.filter { $0.side == "left" && $0.windows != nil }.count > 2_000)
         let tokenizer = try BERTTokenizer(vocabulary: Golden.vocabulary)
         var failures: [String] = []
         for (n, c) in fixture.cases.enumerated() {
             let first = fixture.texts[c.text], second = c.pair.map { fixture.texts[$0] }
             let strategy = try #require(TruncationStrategy(rawValue: c.truncation))
-            let what = "case \(n): \(c.truncation) max \(c.max_length) stride \(c.stride) overflow \(c.overflow) pair \(second != nil)"
+            let side = try #require(TruncationSide(rawValue: c.side ?? "right"))
+            let what = "case \(n): \(c.truncation) \(side) max \(c.max_length) stride \(c.stride) overflow \(c.overflow) pair \(second != nil)"
             let result = Result {
                 c.overflow
                     ? try tokenizer.encodeWindows(first.text, pair: second?.text, maxLength: c.max_length, stride: c.stride,
                                                   truncation: strategy)
-                    : [try tokenizer.encode(first.text, pair: second?.text, maxLength: c.max_length, truncation: strategy)]
+                    : [try tokenizer.encode(first.text, pair: second?.text, maxLength: c.max_length, truncation: strategy, side: side)]
             }
             switch (result, c.windows) {
             case (.failure(let error), nil):
