@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // OpenBLAS through its C header; Debian/Ubuntu: `apt-get install libopenblas-dev`.
@@ -53,8 +56,12 @@ let package = Package(
             dependencies: [
                 "MegatronBERT", "BERTTokenizer", "TensorFiles",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
         .executableTarget(
@@ -78,6 +85,7 @@ let package = Package(
             dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer", "FuzzSupport"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "MegatronServerTests", dependencies: ["MegatronServer", "MegatronBERT", "BERTTokenizer"]),
         // Runs the built executable end to end.
         .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles", "BERTTokenizer"]),
     ],

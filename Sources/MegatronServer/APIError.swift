@@ -13,6 +13,8 @@ public struct APIError: Error, Sendable, Encodable {
         case validation = "Validation", tokenizer = "Tokenizer", backend = "Backend", overloaded = "Overloaded"
         case unhealthy = "Unhealthy", empty = "Empty", unauthorized = "Unauthorized", unsupported = "Unsupported"
         case notFound = "NotFound"
+        /// Ours: the client went away before its request ran (status 499, which nobody reads; for the metrics).
+        case cancelled = "Cancelled"
     }
 
     public var status: HTTPResponse.Status
@@ -46,6 +48,8 @@ public struct APIError: Error, Sendable, Encodable {
             case .resource: return APIError(.serviceUnavailable, .backend, error.message)
             case .internal: return APIError(.internalServerError, .backend, error.message)
             }
+        case is BatchQueue.ClientLeft:
+            return APIError(.init(code: 499, reasonPhrase: "Client Closed Request"), .cancelled, "the client closed the connection before its request ran")
         case is CancellationError: return APIError(.serviceUnavailable, .unhealthy, "the server is shutting down")
         default: return APIError(.internalServerError, .backend, "\(error)")
         }

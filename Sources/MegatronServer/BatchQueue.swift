@@ -5,8 +5,8 @@ import MegatronBERT
 /// the token budget (`maxBatchTokens`, and at most `maxBatchRequests` requests), runs them through the shared
 /// executor — the same `SortedBatchExecutor` path the command line uses: sorted by length, `batchSize` sequences per
 /// forward pass — and hands each request its own outputs, in order. Requests tokenize (prepare) on their own tasks, so
-/// the next batch is ready while one runs. A request whose task is cancelled (its client went away) leaves the queue
-/// if it has not started.
+/// the next batch is ready while one runs. A request whose task is cancelled, or whose client went away (`clientLeft`,
+/// asked when the worker would take it), leaves the queue if it has not started.
 ///
 /// ```swift
 /// let queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: 16384)
@@ -33,6 +33,7 @@ public final class BatchQueue: @unchecked Sendable {
         let work: RowWork
         let tokens: Int
         let submitted: ContinuousClock.Instant
+        let clientLeft: @Sendable () -> Bool
         let continuation: CheckedContinuation<(outputs: [RowOutput], timing: Timing), Error>
     }
 
@@ -80,8 +81,14 @@ public final class BatchQueue: @unchecked Sendable {
         for request in left { request.continuation.resume(throwing: CancellationError()) }
     }
 
+    /// A request's client went away before the request ran.
+    public struct ClientLeft: Error {}
+
     /// Runs `rows` in a batch with other requests' rows of the same work; their outputs in order.
-    public func submit(_ rows: [ModelRow], work: RowWork) async throws -> (outputs: [RowOutput], timing: Timing) {
+    ///
+    /// - Parameter clientLeft: asked when the worker would take the request: true drops it (`ClientLeft` is thrown).
+    public func submit(_ rows: [ModelRow], work: RowWork,
+                       clientLeft: @escaping @Sendable () -> Bool = { false }) async throws -> (outputs: [RowOutput], timing: Timing) {
         if rows.isEmpty { return ([], Timing(queue: .zero, inference: .zero, batchRequests: 0, batchTokens: 0)) }
         let id = allocateID()
         let tokens = rows.reduce(0) { $0 + $1.encodings.reduce(0) { $0 + $1.count } }
@@ -95,7 +102,8 @@ public final class BatchQueue: @unchecked Sendable {
                     continuation.resume(throwing: CancellationError())
                     return
                 }
-                pending.append(Pending(id: id, rows: rows, work: work, tokens: tokens, submitted: .now, continuation: continuation))
+                pending.append(Pending(id: id, rows: rows, work: work, tokens: tokens, submitted: .now, clientLeft: clientLeft,
+                                       continuation: continuation))
                 condition.signal()
             }
         } onCancel: {
@@ -124,9 +132,13 @@ public final class BatchQueue: @unchecked Sendable {
                 return
             }
             let work = pending[0].work
-            var batch: [Pending] = [], tokens = 0, index = 0
+            var batch: [Pending] = [], tokens = 0, index = 0, departed: [Pending] = []
             while index < pending.count {
                 let request = pending[index]
+                if request.work == work && request.clientLeft() {
+                    departed.append(pending.remove(at: index))
+                    continue
+                }
                 let fits = batch.isEmpty || (tokens + request.tokens <= maxBatchTokens && batch.count < (maxBatchRequests ?? .max))
                 if request.work == work && fits {
                     batch.append(pending.remove(at: index))
@@ -137,7 +149,8 @@ public final class BatchQueue: @unchecked Sendable {
                 }
             }
             condition.unlock()
-            run(batch, work: work, tokens: tokens)
+            for request in departed { request.continuation.resume(throwing: ClientLeft()) }
+            if !batch.isEmpty { run(batch, work: work, tokens: tokens) }
         }
     }
 

@@ -36,10 +36,11 @@ enum OpenAPI {
         let embedInputs = oneOf(string, array(string), array(integer), array(array(integer)))
         let hf = { (inputs: Object, parameters: Object) in object(["inputs": inputs, "parameters": object(parameters)], required: ["inputs"]) }
         let vector = array(number)
+        let direction: Object = ["type": "string", "enum": ["Left", "Right"]]
         let schemas: Object = [
             "ErrorResponse": object(["error": string, "error_type": ["type": "string", "enum": ["Validation", "Tokenizer", "Backend", "Overloaded", "Unhealthy", "Empty", "Unauthorized", "Unsupported"]]],
                                     required: ["error", "error_type"]),
-            "EmbedRequest": object(["inputs": embedInputs, "truncate": boolean, "truncation_direction": ["type": "string", "enum": ["Right"]],
+            "EmbedRequest": object(["inputs": embedInputs, "truncate": boolean, "truncation_direction": direction,
                                     "normalize": boolean, "dimensions": integer], required: ["inputs"]),
             "OpenAICompatRequest": object(["input": embedInputs, "model": string, "user": string, "dimensions": integer,
                                            "encoding_format": ["type": "string", "enum": ["float", "base64"]]], required: ["input"]),
@@ -50,14 +51,15 @@ enum OpenAPI {
             "SimpleToken": object(["id": integer, "text": string, "special": boolean, "start": ["type": "integer", "nullable": true],
                                    "stop": ["type": "integer", "nullable": true]]),
             "DecodeRequest": object(["ids": tokenIDs, "skip_special_tokens": boolean], required: ["ids"]),
-            "PredictRequest": object(["inputs": oneOf(string, array(string), array(array(string))), "truncate": boolean, "raw_scores": boolean],
+            "PredictRequest": object(["inputs": oneOf(string, array(string), array(array(string))), "truncate": boolean,
+                                              "truncation_direction": direction, "raw_scores": boolean],
                                      required: ["inputs"]),
             "Prediction": object(["label": string, "score": number]),
-            "RerankRequest": object(["query": string, "texts": array(string), "truncate": boolean, "raw_scores": boolean, "return_text": boolean],
+            "RerankRequest": object(["query": string, "texts": array(string), "truncate": boolean, "truncation_direction": direction, "raw_scores": boolean, "return_text": boolean],
                                     required: ["query", "texts"]),
             "Rank": object(["index": integer, "score": number, "text": string]),
             "SimilarityRequest": object(["inputs": object(["source_sentence": string, "sentences": array(string)], required: ["source_sentence", "sentences"]),
-                                         "truncate": boolean], required: ["inputs"]),
+                                         "truncate": boolean, "truncation_direction": direction], required: ["inputs"]),
             "FillMaskRequest": hf(texts, ["top_k": integer, "targets": texts]),
             "MaskPrediction": object(["score": number, "token": integer, "token_str": string, "sequence": string]),
             "NERRequest": hf(texts, ["aggregation_strategy": ["type": "string", "enum": ["none", "simple", "first", "average", "max"]]]),

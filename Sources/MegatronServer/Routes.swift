@@ -6,18 +6,20 @@ import MegatronBERT
 import NIOCore
 import TensorFiles
 
-/// What a request cost, sent back in TEI's timing headers.
+/// What a request cost, sent back in TEI's timing headers, and whether its client is still there.
 struct Timings {
     var tokenization: Duration = .zero
     var queue: Duration = .zero
     var inference: Duration = .zero
     var tokens = 0
     var characters = 0
+    /// Whether the client went away (its request then leaves the queue).
+    var clientLeft: @Sendable () -> Bool = { false }
 }
 
 extension Server {
     /// TEI's routes and ours.
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<ServerContext>) {
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/info") { _, _ in self.json(self.info, status: .ok) }
         let openAPI = OpenAPI.json(version: "0.1.0")
@@ -57,24 +59,28 @@ extension Server {
 
     /// A model route: the API key, the concurrency limit, the body within the payload limit, every failure as TEI's
     /// JSON error, the timing headers on the answer.
-    func modelRoute(_ router: Router<BasicRequestContext>, _ path: RouterPath,
+    func modelRoute(_ router: Router<ServerContext>, _ path: RouterPath,
                     _ handler: @escaping @Sendable (Body, inout Timings) async throws -> any Encodable) {
         let route = path.description
-        router.post(path) { request, _ in await self.respond(to: request, route: route, handler) }
+        router.post(path) { request, context in
+            let channel = context.channel, watch = self.clientWatch
+            return await self.respond(to: request, route: route, clientLeft: { watch.hasLeft(channel) }, handler)
+        }
     }
 
-    func respond(to request: Request, route: String, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
+    func respond(to request: Request, route: String, clientLeft: @escaping @Sendable () -> Bool,
+                 _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
         let started = ContinuousClock.now
         metrics.received(route)
-        var timings = Timings()
-        let response = await answer(request, &timings, handler)
-        let failed = response.status.code >= 400
-        metrics.answered(route, error: failed ? (response.headers[HTTPField.Name("x-error-type")!] ?? "unknown") : nil,
-                         timings: timings, total: ContinuousClock.now - started)
+        var timings = Timings(clientLeft: clientLeft)
+        let (response, failure) = await answer(request, &timings, handler)
+        metrics.answered(route, error: failure?.rawValue, timings: timings, total: ContinuousClock.now - started)
         return response
     }
 
-    func answer(_ request: Request, _ timings: inout Timings, _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
+    /// The response, and the kind of error it reports (nil: success).
+    func answer(_ request: Request, _ timings: inout Timings,
+                _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> (Response, APIError.Kind?) {
         let started = ContinuousClock.now
         if let key = options.apiKey, request.headers[.authorization] != "Bearer \(key)" {
             return json(APIError(.unauthorized, .unauthorized, "this server needs the header `Authorization: Bearer <api key>`"))
@@ -99,18 +105,17 @@ extension Server {
             response.headers[HTTPField.Name("x-tokenization-time")!] = milliseconds(timings.tokenization)
             response.headers[HTTPField.Name("x-queue-time")!] = milliseconds(timings.queue)
             response.headers[HTTPField.Name("x-inference-time")!] = milliseconds(timings.inference)
-            return response
+            return (response, nil)
         } catch {
             let failure = APIError.from(error)
-            if failure.status.code >= 500 { logger.error("\(request.method) \(request.uri.path): \(failure.error)") }
+            if failure.status.code >= 500 && failure.errorType != .unhealthy { logger.error("\(request.method) \(request.uri.path): \(failure.error)") }
+            if failure.errorType == .cancelled { logger.debug("\(request.method) \(request.uri.path): \(failure.error)") }
             return json(failure)
         }
     }
 
-    func json(_ error: APIError) -> Response {
-        var response = json(error, status: error.status)
-        response.headers[HTTPField.Name("x-error-type")!] = error.errorType.rawValue
-        return response
+    func json(_ error: APIError) -> (Response, APIError.Kind?) {
+        (json(error, status: error.status), error.errorType)
     }
 
     func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
@@ -152,12 +157,11 @@ extension Server {
     /// The embedding routes' inputs as rows: texts tokenized, or token ids taken as they are; within the model's
     /// limit (cut when `truncate`, else refused).
     func embeddingRows(_ body: Body, key: String, _ timings: inout Timings) throws -> RowOwners<String> {
-        try truncationDirection(body)
-        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+        let (truncate, side) = try truncation(body)
         let (texts, ids, _) = try body.textsOrIDs(key)
         if let texts {
             try checkBatchSize(texts.count)
-            return try rows(texts, truncate: truncate, &timings)
+            return try rows(texts, truncate: truncate, side: side, &timings)
         }
         let sequences = ids ?? []
         try checkBatchSize(sequences.count)
@@ -165,18 +169,19 @@ extension Server {
             if sequence.count > pipeline.maxLength && !truncate {
                 throw APIError.validation("Input validation error: `\(key)` must have less than \(pipeline.maxLength) tokens. Given: \(sequence.count)")
             }
-            return ModelRow(try pipeline.tokenizer.encoding(ids: Array(sequence.prefix(pipeline.maxLength))))
+            let kept = side == .left ? sequence.suffix(pipeline.maxLength) : sequence.prefix(pipeline.maxLength)
+            return ModelRow(try pipeline.tokenizer.encoding(ids: Array(kept)))
         }
         timings.tokens += rows.reduce(0) { $0 + $1.length }
         return RowOwners(inputs: sequences.map { _ in "" }, rows: rows, owner: Array(rows.indices))
     }
 
-    /// One row per text, within the model's limit: cut (`truncate`, or `--auto-truncate`) or refused.
-    func rows(_ texts: [String], truncate: Bool, _ timings: inout Timings) throws -> RowOwners<String> {
+    /// One row per text, within the model's limit: cut on `side` (`truncate`, or `--auto-truncate`) or refused.
+    func rows(_ texts: [String], truncate: Bool, side: TruncationSide, _ timings: inout Timings) throws -> RowOwners<String> {
         let started = ContinuousClock.now
         var rows: [ModelRow] = []
         for text in texts {
-            let (encoding, cut) = try pipeline.tokenizer.encodeTruncating(text, maxLength: pipeline.maxLength)
+            let (encoding, cut) = try pipeline.tokenizer.encodeTruncating(text, maxLength: pipeline.maxLength, side: side)
             if cut && !truncate {
                 throw APIError.validation("Input validation error: `inputs` must have less than \(pipeline.maxLength) tokens; \"\(text.prefix(40))…\" has more (send \"truncate\": true, or start the server with --auto-truncate)")
             }
@@ -190,15 +195,20 @@ extension Server {
 
     /// Runs rows through the queue, noting the waits.
     func outputs(_ rows: [ModelRow], work: RowWork, _ timings: inout Timings) async throws -> [RowOutput] {
-        let (outputs, timing) = try await queue.submit(rows, work: work)
+        let (outputs, timing) = try await queue.submit(rows, work: work, clientLeft: timings.clientLeft)
         timings.queue += timing.queue
         timings.inference += timing.inference
         return outputs
     }
 
-    func truncationDirection(_ body: Body) throws {
-        if let direction = try body.string("truncation_direction"), direction.lowercased() != "right" {
-            throw APIError.validation("truncation_direction \"\(direction)\" is not supported: only Right (cut the end of a long input)")
+    /// TEI's `truncate` (or `--auto-truncate`) and `truncation_direction` ("Right", the default, cuts a long input's
+    /// end; "Left" its start).
+    func truncation(_ body: Body) throws -> (truncate: Bool, side: TruncationSide) {
+        let truncate = try body.bool("truncate", default: false) || options.autoTruncate
+        switch try body.string("truncation_direction") {
+        case nil, "Right", "right": return (truncate, .right)
+        case "Left", "left": return (truncate, .left)
+        case let other?: throw APIError.validation("truncation_direction must be \"Right\" or \"Left\", not \"\(other)\"")
         }
     }
 

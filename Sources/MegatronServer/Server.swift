@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import MegatronBERT
 import NIOCore
+import ServiceLifecycle
 
 /// `megatron-bert serve`: text-embeddings-inference's HTTP API (and Hugging Face Inference API task routes) over one
 /// pipeline, every model route's inputs batched across requests by one `BatchQueue`.
@@ -22,6 +23,7 @@ public final class Server: Sendable {
     /// What `POST /` serves.
     public let defaultRoute: String
     let limiter: ConcurrencyLimit
+    let clientWatch = ClientWatch()
     let logger: Logger
     let metrics = ServerMetrics()
 
@@ -97,22 +99,55 @@ public final class Server: Sendable {
         _ = try task.finish(try await queue.submit(rows, work: task.work).outputs, plan: plan)
     }
 
-    /// Listens until SIGTERM or SIGINT, then stops accepting connections, lets the requests in flight finish and
-    /// returns. `onListening` gets the bound address ("127.0.0.1:3000").
+    /// Listens until SIGTERM or SIGINT, then stops accepting connections, lets the requests in flight finish (for
+    /// at most `options.gracefulShutdownTimeout`; then those still queued are answered 503) and returns.
+    /// `onListening` gets the bound address ("127.0.0.1:3000").
     public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
-        let router = Router()
+        let router = Router(context: ServerContext.self)
         addRoutes(to: router)
-        let options = self.options
+        let options = self.options, watch = clientWatch
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [watch.handler()])),
             configuration: .init(address: .hostname(options.hostname, port: options.port), serverName: "megatron-bert"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 onListening("\(address?.ipAddress ?? options.hostname):\(address?.port ?? options.port)")
             },
             logger: logger)
-        try await app.runService()
+        let service = DeadlineService(app: app, queue: queue, deadline: options.gracefulShutdownTimeout, logger: logger)
+        try await ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                    logger: logger)).run()
         queue.stop()
+    }
+}
+
+/// The application, with a deadline on its graceful shutdown: once SIGTERM or SIGINT starts one (the application stops
+/// accepting connections and lets its requests finish), the requests in flight have `deadline` to finish; then the queue
+/// answers those still waiting (503, "the server is shutting down") and the batch running finishes and is answered.
+struct DeadlineService<App: Service>: Service {
+    let app: App
+    let queue: BatchQueue
+    let deadline: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await app.run()
+                return true
+            }
+            group.addTask {
+                try await gracefulShutdown()
+                try await Task.sleep(for: deadline)
+                if queue.waiting > 0 { logger.warning("shutting down: \(queue.waiting) requests still queued after \(deadline) are answered 503") }
+                queue.stop()
+                return false
+            }
+            // Until the application has finished (then the deadline, if it is still waiting, is called off).
+            while let appFinished = try await group.next(), !appFinished {}
+            group.cancelAll()
+        }
     }
 }
 

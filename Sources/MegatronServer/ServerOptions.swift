@@ -28,6 +28,9 @@ public struct ServerOptions: Sendable {
     public var modelID = "megatron-bert"
     /// The weights' precision, for `/info`.
     public var dtype = "float32"
+    /// After SIGTERM / SIGINT, how long the requests in flight may take to finish; then those still queued are
+    /// answered 503 (the batch running finishes) and the server exits.
+    public var gracefulShutdownTimeout: Duration = .seconds(30)
 
     public init() {}
 }

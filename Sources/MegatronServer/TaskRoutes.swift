@@ -103,7 +103,8 @@ extension Server {
         let inputs = batch ? try value.array!.map(sequence) : [try sequence(value)]
         try checkBatchSize(inputs.count)
         let raw = try body.bool("raw_scores", default: false)
-        let task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : nil)
+        var task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : nil)
+        (task.truncate, task.side) = try truncation(body)
         let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.text.count + ($1.textPair?.count ?? 0) }, &timings)
         return shaped(answers, batch: batch)
     }
@@ -118,7 +119,8 @@ extension Server {
             throw APIError(.init(code: 424, reasonPhrase: "Failed Dependency"), .unsupported,
                            "rerank needs a cross-encoder (MegatronBertForSequenceClassification with one label); this model is MegatronBert\(pipeline.model.head.rawValue) with \(pipeline.model.config.numLabels) labels")
         }
-        let task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : .sigmoid)
+        var task = try ClassificationTask(pipeline: pipeline, topK: nil, function: raw ? ScoreFunction.none : .sigmoid)
+        (task.truncate, task.side) = try truncation(body)
         let answers = try await run(task, texts.map { TextInput(text: query, textPair: $0) },
                                     characters: texts.reduce(0) { $0 + query.count + $1.count }, &timings)
         return answers.enumerated().map { Rank(index: $0.offset, score: $0.element[0].score, text: returnText ? texts[$0.offset] : nil) }
@@ -134,8 +136,8 @@ extension Server {
         }
         let sentences = list.compactMap(\.string)
         try checkBatchSize(sentences.count + 1)
-        try truncationDirection(body)
-        let plan = try rows([source] + sentences, truncate: try body.bool("truncate", default: false) || options.autoTruncate, &timings)
+        let (truncate, side) = try truncation(body)
+        let plan = try rows([source] + sentences, truncate: truncate, side: side, &timings)
         let vectors = try await self.vectors(plan, body: body, normalizeByDefault: true, &timings)
         return vectors.dropFirst().map { Pipeline.cosine(vectors[0], $0) }
     }

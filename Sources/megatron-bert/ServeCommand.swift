@@ -19,9 +19,12 @@ struct ServeCommand: ParsableCommand {
         422 invalid input, 424 a task the model's head cannot do, 429 over --max-concurrent-requests, 401 without \
         the --api-key). Every model route answers with TEI's timing headers (x-compute-time, x-queue-time, …).
         Inputs of concurrent requests share batches of up to --max-batch-tokens tokens. SIGTERM or SIGINT stops \
-        accepting connections, finishes the requests in flight and exits 0.
+        accepting connections, finishes the requests in flight (for at most --graceful-shutdown-timeout seconds; \
+        then those still queued are answered 503) and exits 0. A request whose client closed the connection before it \
+        ran is dropped from the queue.
         Environment variables as TEI names them set the defaults: HOSTNAME, PORT, MAX_CONCURRENT_REQUESTS, \
-        MAX_BATCH_TOKENS, MAX_BATCH_REQUESTS, MAX_CLIENT_BATCH_SIZE, AUTO_TRUNCATE, PAYLOAD_LIMIT, API_KEY, POOLING.
+        MAX_BATCH_TOKENS, MAX_BATCH_REQUESTS, MAX_CLIENT_BATCH_SIZE, AUTO_TRUNCATE, PAYLOAD_LIMIT, API_KEY, POOLING \
+        (and GRACEFUL_SHUTDOWN_TIMEOUT, ours).
 
         Examples:
           megatron-bert serve --model ./all-MiniLM-L6-v2 --port 3000
@@ -74,6 +77,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The model's name in /info and /v1/embeddings answers (default: the model directory's name).")
     var modelID: String?
 
+    @Option(parsing: .unconditional,
+            help: "Seconds the requests in flight may take to finish after SIGTERM or SIGINT; then those still queued are answered 503 and the server exits.")
+    var gracefulShutdownTimeout: Double = Double(environment["GRACEFUL_SHUTDOWN_TIMEOUT"] ?? "") ?? 30
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535 (it is \(port))") }
         for (name, value) in [("--max-concurrent-requests", maxConcurrentRequests), ("--max-batch-tokens", maxBatchTokens),
@@ -81,6 +88,9 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be at least 1 (it is \(value))")
         }
         if let maxBatchRequests, maxBatchRequests < 1 { throw ValidationError("--max-batch-requests must be at least 1") }
+        guard gracefulShutdownTimeout >= 0, gracefulShutdownTimeout.isFinite else {
+            throw ValidationError("--graceful-shutdown-timeout must be a number of seconds, 0 or more (it is \(gracefulShutdownTimeout))")
+        }
         if options.input != nil { throw ValidationError("serve takes its inputs from HTTP requests, not --input") }
     }
 
@@ -99,6 +109,7 @@ struct ServeCommand: ParsableCommand {
             settings.payloadLimit = payloadLimit
             settings.apiKey = apiKey ?? Self.environment["API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
             settings.pooling = pooling ?? Self.environment["POOLING"].flatMap { Pooling(rawValue: $0) }
+            settings.gracefulShutdownTimeout = .milliseconds(Int64((gracefulShutdownTimeout * 1000).rounded()))
             settings.modelID = modelID ?? URL(fileURLWithPath: pipeline.source).lastPathComponent
             settings.dtype = ["fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"][options.dtype.rawValue] ?? options.dtype.rawValue
             let server = try Server(pipeline: pipeline, options: settings, defaultTask: task)

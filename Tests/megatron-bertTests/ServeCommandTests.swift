@@ -117,6 +117,33 @@ import Testing
         #expect(server.stop() == 0)
     }
 
+    /// `truncation_direction`: Right keeps a long text's first 22 tokens, Left its last 22 (with [CLS] and [SEP]
+    /// around them, 24 in all): the same vectors as those token ids sent as they are.
+    @Test func truncationDirectionKeepsEitherEnd() async throws {
+        let server = try Running(["--model", Self.models + "/embedding", "--quiet"])
+        let words = ["Paris", "John", "Google", "France", "York", "river", "lives", "in"]
+        let text = (0..<40).map { words[($0 * 5) % words.count] + ($0 % 7 == 0 ? "." : "") }.joined(separator: " ")
+        let tokens = try #require(try await server.request("/tokenize", body: #"{"inputs": "\#(text)"}"#).json as? [[[String: Any]]])[0]
+        let ids = tokens.map { $0["id"] as! Int }
+        #expect(ids.count > 30)
+        let (cls, sep, pieces) = (ids.first!, ids.last!, Array(ids.dropFirst().dropLast()))
+        for (direction, kept) in [("Right", pieces.prefix(22)), ("Left", pieces.suffix(22))] {
+            let cut = try await server.request("/embed", body: #"{"inputs": "\#(text)", "truncate": true, "truncation_direction": "\#(direction)"}"#)
+            let byIDs = try await server.request("/embed", body: #"{"inputs": [\#([cls] + kept + [sep])]}"#)
+            let a = try #require((cut.json as? [[Double]])?.first, "\(direction): \(String(describing: cut.json))")
+            let b = try #require((byIDs.json as? [[Double]])?.first)
+            #expect(Self.close(a, b), "\(direction)")
+            #expect(cut.headers["x-compute-tokens"] as? String == "24")
+        }
+        // Token ids cut on the left keep the last 24.
+        let idsLeft = try await server.request("/embed", body: #"{"inputs": [\#(ids)], "truncate": true, "truncation_direction": "Left"}"#)
+        let last = try await server.request("/embed", body: #"{"inputs": [\#(Array(ids.suffix(24)))]}"#)
+        #expect(Self.close((idsLeft.json as? [[Double]])?.first ?? [], (last.json as? [[Double]])?.first ?? [1]))
+        let bad = try await server.request("/embed", body: #"{"inputs": "x", "truncation_direction": "Middle"}"#)
+        #expect(bad.status == 422 && ((bad.json as? [String: Any])?["error"] as? String ?? "").contains("\"Right\" or \"Left\""))
+        #expect(server.stop() == 0)
+    }
+
     @Test func errorsAreTEIsJSON() async throws {
         let server = try Running(["--model", Self.models + "/embedding", "--quiet", "--max-client-batch-size", "2",
                                   "--payload-limit", "200", "--api-key", "secret"])

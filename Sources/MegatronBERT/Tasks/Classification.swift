@@ -35,6 +35,10 @@ public struct ClassificationTask: ModelTask {
     /// Labels per input, best first (nil: all).
     public let topK: Int?
     public let function: ScoreFunction
+    /// Which end of an input over the model's limit is cut (the longer text of a pair).
+    public var side: TruncationSide = .right
+    /// Whether such an input is cut (true) or refused with a `badInput` error.
+    public var truncate = true
     public var work: RowWork { .head }
 
     /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
@@ -48,9 +52,9 @@ public struct ClassificationTask: ModelTask {
         self.function = function ?? ScoreFunction(problemType: config.problemType, numLabels: config.numLabels)
     }
 
-    /// One row per text or pair, truncated to the model's limit.
+    /// One row per text or pair, within the model's limit (cut on `side`, or refused when `truncate` is false).
     public func prepare(_ inputs: [TextInput]) throws -> (rows: [ModelRow], plan: Int) {
-        (try inputs.map { ModelRow(try pipeline.encodeTruncating($0.text, pair: $0.textPair)) }, inputs.count)
+        (try inputs.map { ModelRow(try pipeline.encodeTruncating($0.text, pair: $0.textPair, side: side, truncate: truncate)) }, inputs.count)
     }
 
     /// Per input, the labels best first.

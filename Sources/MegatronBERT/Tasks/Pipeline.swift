@@ -71,10 +71,16 @@ public final class Pipeline: Sendable {
         try self.init(model: model, tokenizer: tokenizer, source: path, batchSize: batchSize, warn: warn)
     }
 
-    /// Encodes a text (or pair) within `maxLength`, cutting the longer text with a warning when it is over.
-    func encodeTruncating(_ text: String, pair: String? = nil) throws -> Encoding {
-        let (encoding, truncated) = try tokenizer.encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: .longestFirst)
-        if truncated { warn("an input over the model's \(maxLength) tokens was truncated to them: \"\(Self.preview(text))\"") }
+    /// Encodes a text (or pair) within `maxLength`: over it, the longer text is cut on `side` with a warning, or,
+    /// when `truncate` is false, the input is refused.
+    func encodeTruncating(_ text: String, pair: String? = nil, side: TruncationSide = .right, truncate: Bool = true) throws -> Encoding {
+        let (encoding, truncated) = try tokenizer.encodeTruncating(text, pair: pair, maxLength: maxLength, truncation: .longestFirst, side: side)
+        if truncated {
+            guard truncate else {
+                throw ModelError("an input has more than the model's \(maxLength) tokens: \"\(Self.preview(text))\" (ask for truncation to cut it)")
+            }
+            warn("an input over the model's \(maxLength) tokens was truncated to them: \"\(Self.preview(text))\"")
+        }
         return encoding
     }
 
