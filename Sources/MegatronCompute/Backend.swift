@@ -59,6 +59,8 @@ public protocol Backend: AnyObject, Sendable {
     func prepareVector(_ values: [Float]) -> any PreparedVector
 
     /// word[ids] + position[0..<S] + tokenType[types]: ids, types (B, S) → (B·S, H). Ids are already validated.
+    /// On a backend with `PackedAttention` rows may differ in length: each row's tokens (positions from 0) follow the
+    /// previous row's, (Σ lengths, H).
     func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
                tokenType: any PreparedMatrix) throws -> any DeviceTensor
     /// y = x Wᵀ + b: x (N, K), weight (M, K) → (N, M); with `accumulateInto` y (N, M), y += x Wᵀ + b in place
@@ -93,4 +95,13 @@ extension Backend {
 public struct BackendError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Attention over sequences packed end to end (no padding): a backend that has it runs a batch of sequences of
+/// different lengths as (Σ lengths, H) activations, so every product but attention costs only the real tokens.
+public protocol PackedAttention {
+    /// query, key, value (N, H) → context (N, H): the rows `segments[i]` are sequence i, which attends over its own
+    /// rows only, in `heads` heads of H / heads columns each. Segments are consecutive and cover 0..<N.
+    func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
+                   heads: Int) throws -> any DeviceTensor
 }

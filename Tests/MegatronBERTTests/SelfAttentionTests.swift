@@ -12,9 +12,9 @@ import Testing
         let x = try model.embeddings(ids: batch.inputIDs, types: try #require(batch.tokenTypeIDs), on: model.backend)
         let keep = try #require(batch.attentionMask).map { $0.map(Float.init) }
         let attention = model.layers[0].attention
-        let whole = try #require(try attention.context(x, batch: 3, sequence: 7, keep: keep, on: CPUBackend(queryBlock: 7)) as? Tensor)
+        let whole = try #require(try attention.context(x, layout: .padded(batch: 3, sequence: 7, keep: keep), on: CPUBackend(queryBlock: 7)) as? Tensor)
         for block in [1, 2, 3] {
-            let blocked = try #require(try attention.context(x, batch: 3, sequence: 7, keep: keep, on: CPUBackend(queryBlock: block)) as? Tensor)
+            let blocked = try #require(try attention.context(x, layout: .padded(batch: 3, sequence: 7, keep: keep), on: CPUBackend(queryBlock: block)) as? Tensor)
             var worst: Float = 0
             for i in 0..<whole.count { worst = max(worst, abs(whole[i] - blocked[i])) }
             #expect(worst <= 1e-6, "block \(block): \(worst)")

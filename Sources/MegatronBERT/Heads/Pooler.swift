@@ -8,9 +8,9 @@ struct Pooler: Sendable {
         dense = try Linear(loader, prefix + ".dense", in: hidden, out: hidden)
     }
 
-    /// hidden (B·S, H) -> pooled (B, H), from each row's first token.
-    func callAsFunction(_ hidden: any DeviceTensor, batch b: Int, sequence s: Int, on backend: any Backend) throws -> any DeviceTensor {
-        let first = try backend.gatherRows(hidden, rows: (0..<b).map { $0 * s })  // (B, H)
+    /// hidden (rows, H) -> pooled (B, H), from each sequence's first token (the rows `firstRows`).
+    func callAsFunction(_ hidden: any DeviceTensor, firstRows: [Int], on backend: any Backend) throws -> any DeviceTensor {
+        let first = try backend.gatherRows(hidden, rows: firstRows)  // (B, H)
         let pooled = try dense(first, on: backend)
         try backend.activate(pooled, .tanh)
         return pooled

@@ -32,18 +32,18 @@ struct EncoderLayer: Sendable {
             .reduce(0, +) + attentionNorm.parameterCount + mlpNorm.parameterCount
     }
 
-    /// x (B·S, H) updated in place.
-    func callAsFunction(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) throws {
+    /// x (rows, H) updated in place.
+    func callAsFunction(_ x: any DeviceTensor, layout: SequenceLayout, on backend: any Backend) throws {
         if preLayerNorm {
-            let normed = try attentionNorm(x, on: backend)  // (B·S, H)
-            let context = try attention.context(normed, batch: b, sequence: s, keep: keep, on: backend)
+            let normed = try attentionNorm(x, on: backend)  // (rows, H)
+            let context = try attention.context(normed, layout: layout, on: backend)
             try attention.output.accumulate(context, into: x, on: backend)  // x += Wo·ctx + bo
             let normed2 = try mlpNorm(x, on: backend)
-            let inner = try intermediate(normed2, on: backend)  // (B·S, F)
+            let inner = try intermediate(normed2, on: backend)  // (rows, F)
             try backend.activate(inner, activation)
             try output.accumulate(inner, into: x, on: backend)  // x += W2·act + b2
         } else {
-            let context = try attention.context(x, batch: b, sequence: s, keep: keep, on: backend)
+            let context = try attention.context(x, layout: layout, on: backend)
             try attention.output.accumulate(context, into: x, on: backend)
             try attentionNorm.apply(x, on: backend)
             let inner = try intermediate(x, on: backend)

@@ -114,7 +114,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// With `runHead: false` only the encoder (and pooler) run: `head` is nil.
     public func forward(_ batch: Batch, runHead: Bool = true) throws -> ModelOutputs {
         let (x, b, s) = try encode(batch)  // (B·S, H) on the backend
-        let pooled = try pooler?(x, batch: b, sequence: s, on: backend)  // (B, H)
+        let pooled = try pooler?(x, firstRows: (0..<b).map { $0 * s }, on: backend)  // (B, H)
         let head = !runHead ? nil : try taskHead.outputs(hidden: x, pooled: pooled, batch: b, sequence: s,
                                                          choices: batch.numChoices, on: backend)
         return ModelOutputs(lastHiddenState: try backend.download(x).reshape([b, s, config.hiddenSize]),
@@ -126,7 +126,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// logits on the GPU). The same work as `forward` on the CPU.
     public func forwardOnDevice(_ batch: Batch) throws {
         let (x, b, s) = try encode(batch)
-        let pooled = try pooler?(x, batch: b, sequence: s, on: backend)
+        let pooled = try pooler?(x, firstRows: (0..<b).map { $0 * s }, on: backend)
         _ = try taskHead.deviceOutputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices, on: backend)
         try backend.synchronize()
     }
@@ -140,9 +140,51 @@ public final class MegatronBERTModel: @unchecked Sendable {
         let keep = (batch.attentionMask ?? Array(repeating: Array(repeating: 1, count: s), count: b)).map { $0.map { Float($0) } }
 
         let x = try embeddings(ids: batch.inputIDs, types: types, on: backend)  // (B·S, H)
-        for layer in layers { try layer(x, batch: b, sequence: s, keep: keep, on: backend) }
+        for layer in layers { try layer(x, layout: .padded(batch: b, sequence: s, keep: keep), on: backend) }
         try finalNorm?.apply(x, on: backend)
         return (x, b, s)
+    }
+
+    /// Whether `forwardPacked` can run on this model's backend (the CPU's can).
+    public var runsPackedSequences: Bool { backend is PackedAttention }
+
+    /// The encoder (and pooler) on sequences of different lengths packed end to end, without padding: every product
+    /// but attention costs only the real tokens, and each sequence attends over its own tokens. The same numbers as
+    /// `forward(_:runHead: false)` on the padded batch (the same bits where the products do not depend on the number
+    /// of rows, as oneDNN's on AVX-512).
+    ///
+    /// ```swift
+    /// let packed = try model.forwardPacked(ids: [[101, 7592, 102], [101, 102]], types: [[0, 0, 0], [0, 0]])
+    /// // packed.lastHiddenState (5, H); sequence 1 is rows packed.segments[1] = 3..<5
+    /// ```
+    /// - Parameters:
+    ///   - ids: token ids per sequence, each at least one and at most `max_position_embeddings`.
+    ///   - types: token type ids, the same shape.
+    /// - Throws: for ids or types outside the model's vocabularies, a sequence that is empty or too long, a backend
+    ///   without packed attention (`runsPackedSequences`), or too little memory.
+    public func forwardPacked(ids: [[Int]], types: [[Int]]) throws -> PackedOutputs {
+        guard runsPackedSequences else {
+            throw ModelError(.unsupported, "the \(backend.name) backend runs padded batches only: use forward(_:)")
+        }
+        guard !ids.isEmpty else { throw ModelError("no sequences to run") }
+        guard types.count == ids.count, zip(ids, types).allSatisfy({ $0.count == $1.count }) else {
+            throw ModelError("token_type_ids must have the shape of input_ids (one type per token)")
+        }
+        for (i, sequence) in ids.enumerated() {
+            try Batch(inputIDs: [sequence], tokenTypeIDs: [types[i]]).validate(against: config)
+        }
+        try checkMemory(rows: ids.count, sequence: ids.map(\.count).max() ?? 0)  // an upper bound: as if padded
+        var segments: [Range<Int>] = [], next = 0
+        for sequence in ids {
+            segments.append(next..<next + sequence.count)
+            next += sequence.count
+        }
+        let x = try embeddings(ids: ids, types: types, on: backend)  // (N, H), N = Σ lengths
+        for layer in layers { try layer(x, layout: .packed(segments: segments), on: backend) }
+        try finalNorm?.apply(x, on: backend)
+        let pooled = try pooler?(x, firstRows: segments.map(\.lowerBound), on: backend)  // (B, H)
+        return PackedOutputs(lastHiddenState: try backend.download(x), segments: segments,
+                             poolerOutput: try pooled.map { try backend.download($0) })
     }
 
     /// Masked-LM logits at chosen positions only: the encoder on the whole batch, the MLM head (dense → act →

@@ -48,6 +48,16 @@ public enum HeadOutput: Sendable {
     }
 }
 
+/// The encoder's outputs of sequences packed end to end (`MegatronBERTModel.forwardPacked`).
+public struct PackedOutputs: Sendable {
+    /// (Σ lengths, H): sequence i's tokens are the rows `segments[i]`.
+    public var lastHiddenState: Tensor
+    /// Each sequence's rows.
+    public var segments: [Range<Int>]
+    /// (B, H), when the checkpoint has a pooler.
+    public var poolerOutput: Tensor?
+}
+
 /// What a forward pass produces: the encoder's output, the pooled output and the head's typed outputs.
 ///
 /// ```swift

@@ -18,10 +18,26 @@ struct SelfAttention: Sendable {
         heads = config.numAttentionHeads
     }
 
-    /// x (B·S, H) -> context (B·S, H), before the output projection.
-    /// `keep[b]` (S) is 1 for the keys of row b that are real tokens (attention_mask == 1), else 0.
-    func context(_ x: any DeviceTensor, batch b: Int, sequence s: Int, keep: [[Float]], on backend: any Backend) throws -> any DeviceTensor {
-        let q = try query(x, on: backend), k = try key(x, on: backend), v = try value(x, on: backend)  // (B·S, H) each
-        return try backend.attention(query: q, key: k, value: v, batch: b, sequence: s, heads: heads, keep: keep)
+    /// x (rows, H) -> context (rows, H), before the output projection; `layout` says which rows are which sequence.
+    func context(_ x: any DeviceTensor, layout: SequenceLayout, on backend: any Backend) throws -> any DeviceTensor {
+        let q = try query(x, on: backend), k = try key(x, on: backend), v = try value(x, on: backend)  // (rows, H) each
+        switch layout {
+        case .padded(let b, let s, let keep):
+            return try backend.attention(query: q, key: k, value: v, batch: b, sequence: s, heads: heads, keep: keep)
+        case .packed(let segments):
+            guard let packed = backend as? PackedAttention else {
+                throw ModelError(.internal, "the \(backend.name) backend cannot run sequences packed without padding")
+            }
+            return try packed.attention(query: q, key: k, value: v, segments: segments, heads: heads)
+        }
     }
+}
+
+/// How a forward pass lays its sequences out in its (rows, H) activations.
+enum SequenceLayout {
+    /// (B·S, H): B sequences padded to S tokens; `keep[b]` (S) is 1 for the keys of row b that are real tokens
+    /// (attention_mask == 1), else 0.
+    case padded(batch: Int, sequence: Int, keep: [[Float]])
+    /// (Σ lengths, H): the sequences end to end, sequence i in rows `segments[i]`, no padding.
+    case packed(segments: [Range<Int>])
 }

@@ -11,7 +11,7 @@ import TensorFiles
 /// ```swift
 /// let model = try MegatronBERTModel(path: "/models/megatron-bert-cased-345m", backend: CPUBackend())
 /// ```
-public final class CPUBackend: Backend, @unchecked Sendable {
+public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     public let name = "cpu"
     /// Query rows per attention block: (128, 512) scores are 256 KB, inside a core's L2.
     public let queryBlock: Int
@@ -147,13 +147,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
                       tokenType: any PreparedMatrix) throws -> any DeviceTensor {
         let word = try matrix(word), position = try matrix(position), tokenType = try matrix(tokenType)
-        let b = ids.count, s = ids.first?.count ?? 0, h = word.shape[1]
-        let out = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
+        let h = word.shape[1]
+        let out = Tensor(uninitializedShape: [ids.reduce(0) { $0 + $1.count }, h])  // (B·S, H), or (Σ lengths, H) packed
         let row = UnsafeMutablePointer<Float>.allocate(capacity: h)
         defer { row.deallocate() }
-        for i in 0..<b {
-            for j in 0..<s {
-                let o = out.data + (i * s + j) * h
+        var next = 0
+        for i in ids.indices {
+            for j in ids[i].indices {
+                let o = out.data + next * h
+                next += 1
                 word.widen(from: ids[i][j] * h, count: h, into: o)
                 position.widen(from: j * h, count: h, into: row)
                 Kernels.add(row, into: o, count: h)
@@ -239,27 +241,50 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
                           sequence s: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor {
-        let q = try host(query), k = try host(key), v = try host(value)
-        let h = q.count / max(b * s, 1), d = h / heads
-        let context = Tensor(uninitializedShape: [b * s, h])  // (B·S, H)
-        let scale = 1 / Float(d).squareRoot()
-        // Query rows go in blocks so a block's scores (block, S) stay in the core's cache through
-        // the softmax and the product with V.
-        let block = max(1, min(s, queryBlock))
         // Keys per sequence: a right-padded sequence (its mask ones, then zeros) attends over its n real keys only,
         // so its numbers are the same bits as when it runs alone, whatever else shares the batch (batch
         // invariance: a job split across workers gives the output of one process); other masks keep all S keys.
-        let keys = keep.map { Self.paddedLength($0) ?? s }
-        Parallel.forEach(b * heads) { pairs in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * s)  // (block, S)
+        try attend(query, key, value, heads: heads, rows: b * s, sequences: (0..<b).map {
+            AttendedSequence(start: $0 * s, rows: s, keys: Self.paddedLength(keep[$0]) ?? s, keep: keep[$0])
+        })
+    }
+
+    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
+                          heads: Int) throws -> any DeviceTensor {
+        let ones = [Float](repeating: 1, count: segments.map(\.count).max() ?? 0)
+        return try attend(query, key, value, heads: heads, rows: segments.last?.upperBound ?? 0, sequences: segments.map {
+            AttendedSequence(start: $0.lowerBound, rows: $0.count, keys: $0.count, keep: ones)
+        })
+    }
+
+    /// One sequence's rows in the (rows, H) activations: `rows` rows from `start`, of which the first `keys` are
+    /// the keys it attends over (the rest padding); `keep` (≥ keys) masks those keys.
+    struct AttendedSequence {
+        var start: Int, rows: Int, keys: Int
+        var keep: [Float]
+    }
+
+    /// Attention of each sequence over its own keys: query, key, value (rows, H) → context (rows, H).
+    private func attend(_ query: any DeviceTensor, _ key: any DeviceTensor, _ value: any DeviceTensor, heads: Int, rows total: Int,
+                        sequences: [AttendedSequence]) throws -> any DeviceTensor {
+        let q = try host(query), k = try host(key), v = try host(value)
+        let h = q.count / max(total, 1), d = h / heads
+        let context = Tensor(uninitializedShape: [total, h])  // (rows, H)
+        let scale = 1 / Float(d).squareRoot()
+        // Query rows go in blocks so a block's scores (block, keys) stay in the core's cache through
+        // the softmax and the product with V.
+        let longest = sequences.map(\.rows).max() ?? 0
+        let block = max(1, min(longest, queryBlock))
+        Parallel.forEach(sequences.count * heads) { pairs in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * longest)  // (block, keys)
             let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: block)  // (block)
             defer { scores.deallocate(); inverseSums.deallocate() }
             for pair in pairs {
-                let i = pair / heads, head = pair % heads
-                let offset = i * s * h + head * d  // row i·S, columns head·d ..< head·d + d
-                let n = keys[i]
+                let sequence = sequences[pair / heads], head = pair % heads
+                let offset = sequence.start * h + head * d  // its first row, columns head·d ..< head·d + d
+                let n = sequence.keys, s = sequence.rows
                 // The real rows in blocks from 0, then the padding rows in blocks from n: a real row's products are
-                // the same calls (same shapes) as when its sequence runs alone.
+                // the same calls (same shapes) as when its sequence runs alone, padded or packed.
                 var first = 0
                 while first < s {
                     let rows = min(block, (first < n ? n : s) - first)
@@ -267,7 +292,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                     // scores = scale · Q_ih[first..<first+rows] K_ih[..<n]ᵀ   (rows, d) x (d, n)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(d),
                                 scale, q.data + queries, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(n))
-                    keep[i].withUnsafeBufferPointer {
+                    sequence.keep.withUnsafeBufferPointer {
                         Kernels.softmaxNumerators(scores, rows: rows, width: n, keep: $0.baseAddress!, inverseSums: inverseSums)
                     }
                     // context rows = E V_ih[..<n]   (rows, n) x (n, d), then each row divided by its softmax sum

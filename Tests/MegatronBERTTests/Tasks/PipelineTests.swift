@@ -51,6 +51,33 @@ import BERTTokenizer
         #expect(lengths == [3, 7], "each batch padded to its own longest")
     }
 
+    /// The encoder's work runs packed (no padding) on the CPU: shortest rows first, up to `packedTokens` tokens a
+    /// pass; rows of several encodings or with padding of their own cannot be packed.
+    @Test func embeddingRowsRunPackedWithinTheTokenBudget() throws {
+        let pipeline = try TaskFixtures.pipeline("embedding", batchSize: 2)
+        let rows = try ["John lives in Paris .", "John", "Paris is big", "a"].map { ModelRow(try pipeline.tokenizer.encode($0)) }
+        #expect(pipeline.executor.packedPasses(rows) == [[1, 3, 2, 0]], "4 short rows: one pass, whatever the batch size")
+        let word = try pipeline.tokenizer.encode("Paris").ids[1]
+        let long = try (0..<5).map { _ in ModelRow(try pipeline.tokenizer.encoding(ids: Array(repeating: word, count: 20))) }
+        let many = Array(repeating: long, count: SortedBatchExecutor.packedTokens / 20 / 5 + 1).flatMap { $0 }
+        let passes = try #require(pipeline.executor.packedPasses(many))
+        #expect(passes.count == 2 && passes.allSatisfy { $0.count * 20 <= SortedBatchExecutor.packedTokens })
+        #expect(passes.joined().sorted() == Array(many.indices))
+        let padded = try pipeline.tokenizer.pad([try pipeline.tokenizer.encode("a"), try pipeline.tokenizer.encode("John lives")])
+        #expect(pipeline.executor.packedPasses([ModelRow(padded[0])]) == nil)
+        #expect(pipeline.executor.packedPasses([ModelRow(choices: padded)]) == nil)
+        // The packed outputs are the padded batch's at the real tokens (≤ 1e-5, as PackedForwardTests).
+        let packed = try pipeline.executor.run(rows, work: .encoder)
+        let batch = pipeline.executor.batch(rows)
+        let reference = try pipeline.model.forward(batch, runHead: false).lastHiddenState  // (B, S, H)
+        let h = pipeline.model.config.hiddenSize, s = batch.inputIDs[0].count
+        for (b, (row, output)) in zip(rows, packed).enumerated() {
+            let hidden = try #require(output.hidden)
+            #expect(hidden.count == row.length * h)
+            #expect(hidden.indices.allSatisfy { abs(hidden[$0] - reference[b * s * h + $0]) <= 1e-5 }, "row \(b)")
+        }
+    }
+
     /// Runs every row alone, last first: a stand-in for a server's executor, which batches rows its own way.
     struct OneAtATime: BatchExecutor {
         let inner: SortedBatchExecutor

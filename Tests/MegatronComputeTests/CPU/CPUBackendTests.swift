@@ -40,4 +40,30 @@ import Testing
         #expect(CPUBackend.paddedLength([0, 0]) == nil)
         #expect(CPUBackend.paddedLength([1, 1]) == 2)
     }
+
+    /// Sequences packed end to end (no padding) attend over their own rows only: each one's context is the same bits
+    /// as when it runs alone.
+    @Test(arguments: [4, 128]) func packedSequencesGetTheirOwnBits(queryBlock: Int) throws {
+        let backend = CPUBackend(queryBlock: queryBlock)
+        let heads = 2, d = 8, h = heads * d, lengths = [5, 1, 13, 7]
+        var generator = SystemRandomNumberGenerator()
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -2...2, using: &generator) } }
+        let total = lengths.reduce(0, +)
+        let q = values(total * h), k = values(total * h), v = values(total * h)
+        var segments: [Range<Int>] = [], next = 0
+        for n in lengths {
+            segments.append(next..<next + n)
+            next += n
+        }
+        let packed = try backend.download(backend.attention(
+            query: Tensor(shape: [total, h], values: q), key: Tensor(shape: [total, h], values: k),
+            value: Tensor(shape: [total, h], values: v), segments: segments, heads: heads))
+        for rows in segments {
+            func part(_ x: [Float]) -> Tensor { Tensor(shape: [rows.count, h], values: Array(x[rows.lowerBound * h..<rows.upperBound * h])) }
+            let alone = try backend.download(backend.attention(query: part(q), key: part(k), value: part(v), batch: 1, sequence: rows.count,
+                                                               heads: heads, keep: [[Float](repeating: 1, count: rows.count)]))
+            #expect(Array(UnsafeBufferPointer(start: packed.data + rows.lowerBound * h, count: rows.count * h))
+                    == Array(UnsafeBufferPointer(start: alone.data, count: rows.count * h)), "rows \(rows)")
+        }
+    }
 }
