@@ -39,7 +39,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: DType.help)
     var dtype: DType = .fp32
 
-    @Option(parsing: .unconditional, help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding).")
+    @Option(parsing: .unconditional, help: "Sequences per forward pass (inputs are sorted by length within each chunk to cut padding; embed on the CPU packs sequences without padding, up to 2048 tokens a pass, instead).")
     var batchSize: Int = 8
 
     @Option(help: "A JSON Lines file of inputs ('-' for standard input); results stream out in input order. A line's \"id\" (any JSON value) is copied onto its output line ({\"id\": …, \"result\": […]} for list results), and each batch written to a pipe is answered without waiting for more, so a long-lived process serves a worker.")
