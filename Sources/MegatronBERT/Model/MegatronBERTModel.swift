@@ -173,7 +173,10 @@ public final class MegatronBERTModel: @unchecked Sendable {
         for (i, sequence) in ids.enumerated() {
             try Batch(inputIDs: [sequence], tokenTypeIDs: [types[i]]).validate(against: config)
         }
-        try checkMemory(rows: ids.count, sequence: ids.map(\.count).max() ?? 0)  // an upper bound: as if padded
+        // Activations grow with the tokens, so the memory of Σ lengths tokens: as R sequences of the mean length,
+        // rounded up (not of the longest, which could refuse a pass of many short sequences and one long one).
+        let total = ids.reduce(0) { $0 + $1.count }
+        try checkMemory(rows: ids.count, sequence: (total + ids.count - 1) / ids.count)
         var segments: [Range<Int>] = [], next = 0
         for sequence in ids {
             segments.append(next..<next + sequence.count)
