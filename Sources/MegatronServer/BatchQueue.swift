@@ -3,8 +3,9 @@ import MegatronBERT
 
 /// Dynamic batching: the rows of concurrent requests wait in one queue, and one worker thread takes as many as fit
 /// the token budget (`maxBatchTokens`, and at most `maxBatchRequests` requests), runs them through the shared
-/// executor — the same `SortedBatchExecutor` path the command line uses: sorted by length, `batchSize` sequences per
-/// forward pass — and hands each request its own outputs, in order. Requests tokenize (prepare) on their own tasks, so
+/// executor — the same `SortedBatchExecutor` path the command line uses: sorted by length, in padded batches of
+/// `batchSize` sequences, or for embeddings on the CPU packed without padding — and hands each request its own
+/// outputs, in order. Requests tokenize (prepare) on their own tasks, so
 /// the next batch is ready while one runs. A request whose task is cancelled, or whose client went away (`clientLeft`,
 /// asked when the worker would take it), leaves the queue if it has not started.
 ///
