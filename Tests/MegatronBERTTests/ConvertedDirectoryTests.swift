@@ -14,9 +14,10 @@ import Testing
         FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)").path
     }
 
-    /// A cased vocabulary of `count` tokens with BERT's special tokens.
+    /// A cased vocabulary of `count` tokens with BERT's special tokens (one file per kind, rewritten by each run,
+    /// so runs leave no more than these few files behind).
     static func vocabulary(_ count: Int, lowercase: Bool = false) throws -> String {
-        let path = temporary("vocab") + ".txt"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-bert-test-vocab-\(count)\(lowercase ? "-lower" : "").txt").path
         let words = (5..<count).map { lowercase ? "word\($0)" : "Word\($0)" }
         try (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words).joined(separator: "\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
