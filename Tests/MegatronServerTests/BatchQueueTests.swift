@@ -61,18 +61,26 @@ import Testing
         while queue.waiting < count { try await Task.sleep(for: .milliseconds(2)) }
     }
 
-    @Test func whatWaitsFormsTheNextBatchAndEachGetsItsOwnRows() async throws {
-        let executor = RecordingExecutor(model: Self.pipeline.model)
-        let queue = BatchQueue(executor: executor, maxBatchTokens: 20)
-        defer { queue.stop() }
-        let first = Task { try await queue.submit([try Self.row(3)], work: .encoder) }
+    typealias Submitted = Task<(outputs: [RowOutput], timing: BatchQueue.Timing), Error>
+
+    /// A queue whose worker is held inside its first batch (one row of 3 tokens): what is submitted next waits.
+    static func heldQueue(maxBatchTokens: Int) async throws -> (RecordingExecutor, BatchQueue, first: Submitted) {
+        let executor = RecordingExecutor(model: pipeline.model)
+        let queue = BatchQueue(executor: executor, maxBatchTokens: maxBatchTokens)
+        let first = Submitted { try await queue.submit([try Self.row(3)], work: .encoder) }
         try await executor.waitForBatches(1)
+        return (executor, queue, first)
+    }
+
+    @Test func whatWaitsFormsTheNextBatchAndEachGetsItsOwnRows() async throws {
+        let (executor, queue, first) = try await Self.heldQueue(maxBatchTokens: 20)
+        defer { queue.stop() }
         // While the first batch is held, requests of two rows (n and n + 1 tokens) queue: 9 + 11 tokens fill the
         // budget of 20, so 13 waits, and 13 + 15 do not fit together; the head request is another kind of work, taken
         // when it is the oldest.
-        var tasks: [Task<(outputs: [RowOutput], timing: BatchQueue.Timing), Error>] = []
+        var tasks: [Submitted] = []
         for (n, work) in [(4, RowWork.encoder), (9, .head), (5, .encoder), (6, .encoder), (7, .encoder)] {
-            tasks.append(Task { try await queue.submit([try Self.row(n), try Self.row(n + 1)].prefix(n == 9 ? 1 : 2).map { $0 }, work: work) })
+            tasks.append(Task { try await queue.submit(work == .head ? [try Self.row(n)] : [try Self.row(n), try Self.row(n + 1)], work: work) })
             try await Self.waitUntilQueued(queue, tasks.count)
         }
         executor.release()
@@ -85,11 +93,8 @@ import Testing
     }
 
     @Test func aRequestWhoseClientLeftIsDroppedUnrun() async throws {
-        let executor = RecordingExecutor(model: Self.pipeline.model)
-        let queue = BatchQueue(executor: executor, maxBatchTokens: 100)
+        let (executor, queue, first) = try await Self.heldQueue(maxBatchTokens: 100)
         defer { queue.stop() }
-        let first = Task { try await queue.submit([try Self.row(3)], work: .encoder) }
-        try await executor.waitForBatches(1)
         let left = Task { try await queue.submit([try Self.row(4)], work: .encoder, clientLeft: { true }) }
         try await Self.waitUntilQueued(queue, 1)
         let stays = Task { try await queue.submit([try Self.row(5)], work: .encoder, clientLeft: { false }) }
@@ -106,10 +111,7 @@ import Testing
     }
 
     @Test func stopAnswersWhatWaits() async throws {
-        let executor = RecordingExecutor(model: Self.pipeline.model)
-        let queue = BatchQueue(executor: executor, maxBatchTokens: 100)
-        let first = Task { try await queue.submit([try Self.row(3)], work: .encoder) }
-        try await executor.waitForBatches(1)
+        let (executor, queue, first) = try await Self.heldQueue(maxBatchTokens: 100)
         let waiting = Task { try await queue.submit([try Self.row(4)], work: .encoder) }
         try await Self.waitUntilQueued(queue, 1)
         queue.stop()
