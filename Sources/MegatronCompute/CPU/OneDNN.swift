@@ -293,18 +293,44 @@ final class OneDNN: @unchecked Sendable {
         return pointer!
     }
 
-    /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns;
-    /// false when oneDNN has no fast kernel for the shape (the caller then multiplies another way). For BF16
-    /// matrices x is rounded to BF16 first; for int8 ones it is quantized per row (`QuantizedRows`).
+    /// Output bytes a block's product writes per call. oneDNN writes each block's product into a dense buffer that
+    /// the epilogue then moves into y, so without a bound that buffer is the whole (rows, width) output: at 1×512 the
+    /// MLM decoder's was 2 × 30 MB, and the pool kept them. BF16 and int8 products go in chunks of rows whose output
+    /// stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 830 MiB; speed within
+    /// this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so only outputs over
+    /// 8 MB are split.
+    static func chunkBytes(_ precision: OneDNNMatrix.Precision) -> Int { precision == .fp32 ? 8 << 20 : 1 << 20 }
+    /// The fewest rows a chunk has: fewer would re-read the weights more often (memory-bound at small batches).
+    static let chunkRows = 128
+
+    /// Rows per chunk for a product of `rows` rows whose block is `width` columns wide: the rows in equal chunks of
+    /// about `chunkBytes` of output (whole 16-row tiles), at least `chunkRows` rows.
+    static func chunk(rows: Int, width: Int, precision: OneDNNMatrix.Precision) -> Int {
+        let most = max(chunkRows, chunkBytes(precision) / max(width * 4, 1))
+        let chunks = (rows + most - 1) / most
+        // Equal chunks, rounded up to whole 16-row tiles (the last chunk takes what is left).
+        return min(rows, ((rows + chunks - 1) / max(chunks, 1) + 15) / 16 * 16)
+    }
+
+    /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns in
+    /// chunks of rows (`chunk(rows:width:precision:)`); false when oneDNN has no fast kernel for the shape (the caller then
+    /// multiplies another way). For BF16 matrices x is rounded to BF16 first; for int8 ones it is quantized per row
+    /// (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
-        let primitives = matrix.blocks.map { block in
-            self.primitive(.matmul(rows: rows, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
+        guard rows > 0 else { return true }
+        // The primitives for each block's chunk and for its last, shorter chunk (when there is one).
+        let primitives = matrix.blocks.map { block -> (full: Primitive?, last: Primitive?) in
+            let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
+            let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
+            return (full, last == chunk ? full
+                : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block))
         }
-        guard primitives.allSatisfy({ $0 != nil }) else { return false }
+        guard primitives.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
         let count = rows * matrix.k
         // Buffers from the pool: the same sizes come back every layer and every pass (no fresh pages to fault in).
-        let convertedBytes = max(count * Self.size(matrix.precision.inputType), 64)
+        let inputSize = Self.size(matrix.precision.inputType)
+        let convertedBytes = max(count * inputSize, 64)
         let converted = BufferPool.shared.take(convertedBytes)
         defer { BufferPool.shared.give(converted, convertedBytes) }
         var input = UnsafeMutableRawPointer(mutating: x)
@@ -322,32 +348,40 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
-                guard let primitive = primitives[index] else { continue }
-                // oneDNN 2.6's fast kernels write only dense outputs: each block lands in its own (rows, width) buffer
+                guard let full = primitives[index].full, let last = primitives[index].last else { continue }
+                // oneDNN 2.6's fast kernels write only dense outputs: each chunk lands in its own (chunk, width) buffer
                 // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
-                let width = block.columns.count
-                let partBytes = max(rows * width * 4, 64)
+                let width = block.columns.count, chunk = Self.chunk(rows: rows, width: width, precision: matrix.precision)
+                let partBytes = max(chunk * width * 4, 64)
                 let part = BufferPool.shared.take(partBytes)
                 defer { BufferPool.shared.give(part, partBytes) }
-                let ok = self.execute(primitive, [(DNNL_ARG_SRC, Self.plain(rows, matrix.k, matrix.precision.inputType), input),
-                                                  (DNNL_ARG_WEIGHTS, block.desc, Self.handle(block.memory)),
-                                                  (DNNL_ARG_DST, Self.plain(rows, width, matrix.precision.outputType), part)])
-                guard ok else {
-                    failures.set()
-                    continue
-                }
-                let columns = block.columns, target = y + columns.lowerBound, blockBias = bias.map { $0 + columns.lowerBound }
-                if let quantized {
-                    matrix.scales.withUnsafeBufferPointer { scales in
-                        matrix.sums.withUnsafeBufferPointer { sums in
-                            quantized.epilogue(part.assumingMemoryBound(to: Int32.self), width: width,
-                                               scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
-                                               bias: blockBias, accumulate: accumulate, into: target, stride: matrix.n)
-                        }
+                let columns = block.columns, blockBias = bias.map { $0 + columns.lowerBound }
+                var first = 0
+                while first < rows {
+                    let chunkRows = first..<min(rows, first + chunk)
+                    let ok = self.execute(chunkRows.count == chunk ? full : last,
+                                          [(DNNL_ARG_SRC, Self.plain(chunkRows.count, matrix.k, matrix.precision.inputType),
+                                            input + first * matrix.k * inputSize),
+                                           (DNNL_ARG_WEIGHTS, block.desc, Self.handle(block.memory)),
+                                           (DNNL_ARG_DST, Self.plain(chunkRows.count, width, matrix.precision.outputType), part)])
+                    guard ok else {
+                        failures.set()
+                        break
                     }
-                } else {
-                    Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: rows, width: width, bias: blockBias,
-                                  accumulate: accumulate, into: target, stride: matrix.n)
+                    let target = y + first * matrix.n + columns.lowerBound
+                    if let quantized {
+                        matrix.scales.withUnsafeBufferPointer { scales in
+                            matrix.sums.withUnsafeBufferPointer { sums in
+                                quantized.epilogue(part.assumingMemoryBound(to: Int32.self), rows: chunkRows, width: width,
+                                                   scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
+                                                   bias: blockBias, accumulate: accumulate, into: target, stride: matrix.n)
+                            }
+                        }
+                    } else {
+                        Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: chunkRows.count, width: width, bias: blockBias,
+                                      accumulate: accumulate, into: target, stride: matrix.n)
+                    }
+                    first = chunkRows.upperBound
                 }
             }
         }

@@ -4,7 +4,7 @@
 ///
 /// ```swift
 /// let q = QuantizedRows(x, rows: 4, k: 1024, levels: 255, into: bytes)   // x (4, 1024) -> bytes (4, 1024) u8
-/// q.epilogue(sums32, width: n, scales: w.scales, sums: w.sums, bias: b, accumulate: false, into: y, stride: n)
+/// q.epilogue(sums32, rows: 0..<4, width: n, scales: w.scales, sums: w.sums, bias: b, accumulate: false, into: y, stride: n)
 /// ```
 struct QuantizedRows {
     /// Per row: the step between levels, and the level that stands for 0. A row with a non-finite value has a NaN
@@ -83,11 +83,13 @@ struct QuantizedRows {
     }
 
     /// y[r, j] = (sum[r, j] − zero[r] · Σ wq[j]) · scale[r] · wScale[j] + bias[j] (+ y[r, j] when accumulating),
-    /// for a (rows, width) block of int32 sums; y's rows are `stride` floats apart.
-    func epilogue(_ part: UnsafePointer<Int32>, width: Int, scales wScales: UnsafePointer<Float>, sums: UnsafePointer<Int32>,
-                  bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>, stride: Int) {
-        for r in 0..<scales.count {
-            let source = part + r * width, target = y + r * stride
+    /// for the int32 sums of `rows` (part: (rows.count, width), its first row that of rows.lowerBound); y (rows.count,
+    /// width) starts at rows.lowerBound's row, its rows `stride` floats apart.
+    func epilogue(_ part: UnsafePointer<Int32>, rows: Range<Int>, width: Int, scales wScales: UnsafePointer<Float>,
+                  sums: UnsafePointer<Int32>, bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>,
+                  stride: Int) {
+        for r in rows {
+            let source = part + (r - rows.lowerBound) * width, target = y + (r - rows.lowerBound) * stride
             let scale = scales[r], zero = zeros[r]
             var j = 0
             while j + 8 <= width {

@@ -28,7 +28,8 @@ struct OneDNNTests {
         return y
     }
 
-    @Test(arguments: [(1, 64, 32), (8, 1024, 1024), (13, 200, 96), (128, 130, 64), (3, 7, 5)])
+    // (1100, 4096, 16): 1,100 rows of two 2,048-column blocks (9 MB of output each) go in two chunks of rows.
+    @Test(arguments: [(1, 64, 32), (8, 1024, 1024), (13, 200, 96), (128, 130, 64), (3, 7, 5), (1100, 4096, 16)])
     func fp32ProductsMatchFloat64(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 1), x = Self.random(rows * k, seed: 2), bias = Self.random(n, seed: 3)
@@ -57,9 +58,10 @@ struct OneDNNTests {
         #expect(out == w)
     }
 
-    @Test func bf16ProductsRoundTheInputsOnly() throws {
+    // (600, 1024, 64): two blocks of 512 columns, whose 600 rows go in chunks of 304 and 296.
+    @Test(arguments: [(16, 256, 512), (600, 1024, 64)])
+    func bf16ProductsRoundTheInputsOnly(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
-        let (rows, n, k) = (16, 256, 512)
         let w = Self.random(n * k, seed: 6), x = Self.random(rows * k, seed: 7)
         var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
         OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
@@ -74,6 +76,32 @@ struct OneDNNTests {
         let expected = Self.reference(widen(xBits), widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
         let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
         #expect(worst < 1e-3, "worst \(worst)")
+    }
+
+    /// int8 products are exact integer sums of the quantized operands: y = Σ (qx − zero) · qw · scale_x · scale_w
+    /// + bias, compared in float64 (only the FP32 scaling rounds).
+    @Test(arguments: [(5, 96, 64), (600, 1024, 64)])
+    func int8ProductsAreExactOnTheQuantizedOperands(rows: Int, n: Int, k: Int) throws {
+        let onednn = try #require(OneDNN.shared)
+        let w = Self.random(n * k, seed: 8), x = Self.random(rows * k, seed: 9), bias = Self.random(n, seed: 10)
+        let packed = try #require(w.withUnsafeBufferPointer { onednn.quantize($0.baseAddress!, n: n, k: k) })
+        var y = [Float](repeating: .nan, count: rows * n)
+        let ok = bias.withUnsafeBufferPointer { b in onednn.multiply(x, rows: rows, matrix: packed, bias: b.baseAddress, accumulate: false, into: &y) }
+        #expect(ok)
+        var qw = [Int8](repeating: 0, count: n * k), qx = [UInt8](repeating: 0, count: rows * k)
+        for c in 0..<n { _ = w.withUnsafeBufferPointer { OneDNN.quantize($0.baseAddress! + c * k, count: k, into: &qw[c * k]) } }
+        let rowsQuantized = QuantizedRows(x, rows: rows, k: k, levels: onednn.inputLevels, into: &qx)
+        var worst = 0.0
+        for r in 0..<rows {
+            for c in 0..<n {
+                var sum = 0
+                for i in 0..<k { sum += (Int(qx[r * k + i]) - Int(rowsQuantized.zeros[r])) * Int(qw[c * k + i]) }
+                let expected = Double(sum) * Double(rowsQuantized.scales[r]) * Double(packed.scales[c]) + Double(bias[c])
+                worst = max(worst, abs(Double(y[r * n + c]) - expected))
+            }
+        }
+        // Values of magnitude ≤ ~k · 1: FP32 scaling of an exact integer sum stays within 1e-4.
+        #expect(worst < 1e-4, "rows \(rows), n \(n), k \(k): worst \(worst)")
     }
 
     @Test func roundingToBFloat16IsToNearestEven() {
