@@ -40,8 +40,11 @@ let package = Package(
         // oneDNN (the library PyTorch uses on CPU): matrix products on weights packed once, with run-time dispatch
         // to AVX2 / AVX-512 / VNNI / BF16 / AMX; Debian/Ubuntu: `apt-get install libdnnl-dev`.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // Products of few rows on plain weights (AVX2 + FMA, chosen at run time), for CPUs without oneDNN's
+        // pre-packed kernels. Plain C, no dependencies.
+        .target(name: "CSmallProducts"),
         // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
-        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "TensorFiles"]),
+        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "CSmallProducts", "TensorFiles"]),
         // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary
         // for machines with and without a GPU), kernels compiled by NVRTC for the GPU at hand.
         .target(name: "MegatronCUDA", dependencies: ["MegatronCompute", "TensorFiles"]),
@@ -77,7 +80,7 @@ let package = Package(
         // The seeded byte mutator the fuzz tests of every target share.
         .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "FuzzSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "TensorFiles"]),
+        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "CSmallProducts", "TensorFiles"]),
         .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
         .testTarget(

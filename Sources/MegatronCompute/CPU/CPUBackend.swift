@@ -1,5 +1,6 @@
 import CDNNL
 import COpenBLAS
+import CSmallProducts
 import Foundation
 import TensorFiles
 
@@ -63,12 +64,20 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     }
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
-    /// "brg:avx512_core_amx_int8"), and "openblas:<core>" when OpenBLAS ran any.
+    /// "brg:avx512_core_amx_int8"), "openblas:<core>" when OpenBLAS ran any, "small:avx2" when the small-product
+    /// kernel did.
     public var kernelsUsed: [String] {
         (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
+            + (ranSmallProducts.isSet ? ["small:avx2"] : [])
     }
 
-    private let ranOpenBLAS = ManagedAtomicFlag()
+    private let ranOpenBLAS = ManagedAtomicFlag(), ranSmallProducts = ManagedAtomicFlag()
+
+    /// FP32 products of at most this many rows on plain weights run through the small-product kernel (AVX2 + FMA)
+    /// instead of OpenBLAS: where oneDNN has no pre-packed kernels (below AVX-512) and with `products: .openBLAS`.
+    static let smallProductRows = 16
+    /// Whether this CPU runs the small-product kernel (AVX2 and FMA).
+    static let hasSmallProducts = mb_small_products_available()
 
     // A model's tensors and weights come from its own backend; a library user mixing two backends gets an error.
     private func host(_ x: any DeviceTensor) throws -> Tensor {
@@ -125,6 +134,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
                     throw BackendError("oneDNN has no int8 kernel for a (\(n), \(k)) weight on this CPU (\(onednn.isaName)); choose --dtype fp32, fp16 or bf16")
                 }
             case (_, .bf16): packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16)
+            case (_, .fp32) where !onednn.prepacksFP32:
+                break  // kept plain: OpenBLAS, or the small-product kernel for few rows (`product`)
             case (.fp32, _): packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, precision: .fp32)
             default:  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
                 let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(n * k, 1))
@@ -187,6 +198,15 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
                          accumulate: Bool, into y: UnsafeMutablePointer<Float>) {
         let n = weight.shape[0], k = weight.shape[1]
         guard rows > 0 else { return }
+        if case .fp32(let w)? = weight.storage, rows <= Self.smallProductRows, Self.hasSmallProducts {
+            // Each weight row read once, front to back, by one core: BLAS would repack the weights on every call.
+            if !ranSmallProducts.isSet { ranSmallProducts.set() }
+            Parallel.forEach((n + 63) / 64, minimumPerThread: 4) { tiles in
+                let first = tiles.lowerBound * 64, count = min(n, tiles.upperBound * 64) - first
+                mb_small_product_f32(x, Int32(rows), Int32(k), w, Int32(first), Int32(count), bias, accumulate, y, Int32(n))
+            }
+            return
+        }
         if !ranOpenBLAS.isSet { ranOpenBLAS.set() }
         guard weight.storage != nil else {
             // oneDNN refused this product shape for a weight it keeps only packed: unpack it for this product.

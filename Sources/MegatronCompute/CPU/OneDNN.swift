@@ -26,6 +26,12 @@ final class OneDNN: @unchecked Sendable {
     var hasVNNI: Bool {
         [dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx, dnnl_cpu_isa_avx2_vnni].contains(isa)
     }
+    /// Whether oneDNN runs FP32 products on weights packed once here (its brgemm kernels, which oneDNN 2.6 has only
+    /// for AVX-512). Below that its FP32 products read the weights plain and repack them on every call, as BLAS
+    /// does, so the backend keeps FP32 weights plain for OpenBLAS and its own kernel for few rows instead.
+    var prepacksFP32: Bool {
+        [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa)
+    }
     /// The largest quantized input value: 255, or 127 without VNNI.
     var inputLevels: Int32 { hasVNNI ? 255 : 127 }
 
