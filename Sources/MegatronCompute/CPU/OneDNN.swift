@@ -21,8 +21,7 @@ final class OneDNN: @unchecked Sendable {
     /// Whether products multiply BF16 pairs in hardware (AVX512_BF16 or AMX).
     var hasBFloat16: Bool { [dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa) }
     /// Whether int8 products use VNNI (or AMX) dot products: they sum u8 × s8 pairs in 32 bits. Without it they sum
-    /// pairs in 16 bits, saturating beyond 32,767, so inputs are quantized to 7 bits (0…127), as PyTorch's
-    /// `reduce_range` does.
+    /// pairs in 16 bits, saturating beyond 32,767, so the two operands give up a bit between them (`weightLevels`).
     var hasVNNI: Bool {
         [dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx, dnnl_cpu_isa_avx2_vnni].contains(isa)
     }
@@ -32,8 +31,16 @@ final class OneDNN: @unchecked Sendable {
     var prepacksFP32: Bool {
         [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa)
     }
-    /// The largest quantized input value: 255, or 127 without VNNI.
-    var inputLevels: Int32 { hasVNNI ? 255 : 127 }
+    /// The largest quantized input value: 255, or 191 without VNNI (`weightLevels`).
+    var inputLevels: Int32 { hasVNNI ? 255 : 191 }
+    /// The largest quantized weight magnitude: 127, or 85 without VNNI. There the products of a pair are summed in 16
+    /// bits, so the pair's largest sum must fit: 2 · 191 · 85 = 32,470 ≤ 32,767 (checked: oneDNN's AVX2 kernel gives
+    /// 32,767 · K/2 for 255 × 127 everywhere). The bit that does not fit is split between the operands. PyTorch's
+    /// `reduce_range` takes it from the inputs (0…127); measured on the tiny task models under ONEDNN_MAX_CPU_ISA=AVX2
+    /// (`QuantizationTests`, fill-mask / per-token NER / classification top answers equal to FP32's): inputs 127 and
+    /// weights 127: 94.0% / 98.4% / 99.3%; 255 and 63: 95.3% / 98.9% / 99.0%; 191 and 85: 96.3% / 98.4% / 99.3%
+    /// (with VNNI, 255 and 127: 97.7% / 99.3% / 100%).
+    var weightLevels: Int32 { hasVNNI ? 127 : 85 }
 
     /// The library's version, e.g. "2.6.3".
     var version: String {
@@ -132,8 +139,8 @@ final class OneDNN: @unchecked Sendable {
         return pack(weights, sourceType: sourceType, n: n, k: k, precision: precision, scales: [], sums: [])
     }
 
-    /// Quantizes W (N, K) row-major FP32 to int8, symmetric per output channel (scale = max |w| / 127 per row,
-    /// as PyTorch's per-channel qint8), and packs it for int8 products.
+    /// Quantizes W (N, K) row-major FP32 to int8, symmetric per output channel (scale = max |w| / `weightLevels` per
+    /// row, as PyTorch's per-channel qint8), and packs it for int8 products.
     func quantize(_ weights: UnsafePointer<Float>, n: Int, k: Int) -> OneDNNMatrix? {
         let quantized = UnsafeMutablePointer<Int8>.allocate(capacity: max(n * k, 1))
         defer { quantized.deallocate() }
@@ -141,16 +148,18 @@ final class OneDNN: @unchecked Sendable {
         scales.withUnsafeMutableBufferPointer { scales in
             sums.withUnsafeMutableBufferPointer { sums in
                 Parallel.forEach(n, minimumPerThread: 64) { rows in
-                    for row in rows { (scales[row], sums[row]) = Self.quantize(weights + row * k, count: k, into: quantized + row * k) }
+                    for row in rows {
+                        (scales[row], sums[row]) = Self.quantize(weights + row * k, count: k, levels: weightLevels, into: quantized + row * k)
+                    }
                 }
             }
         }
         return pack(quantized, sourceType: dnnl_s8, n: n, k: k, precision: .int8, scales: scales, sums: sums)
     }
 
-    /// One weight row to int8: its scale (max |w| / 127; 1 for a zero row; NaN when a weight is not finite, so the
+    /// One weight row to int8, levels −`levels`…`levels`: its scale (max |w| / levels; 1 for a zero row; NaN when a weight is not finite, so the
     /// products are NaN as in FP32) and the sum of its levels.
-    static func quantize(_ w: UnsafePointer<Float>, count k: Int, into q: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
+    static func quantize(_ w: UnsafePointer<Float>, count k: Int, levels: Int32, into q: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
         typealias V = QuantizedRows.V
         var largest = V(repeating: 0), poison = V(repeating: 0)
         var i = 0
@@ -169,19 +178,20 @@ final class OneDNN: @unchecked Sendable {
             q.initialize(repeating: 0, count: k)
             return (.nan, 0)
         }
-        let scale: Float = top > 0 ? top / 127 : 1, inverse = 1 / scale
+        let most = Float(levels)
+        let scale: Float = top > 0 ? top / most : 1, inverse = 1 / scale
         var sums = SIMD8<Int32>(repeating: 0)
         i = 0
         while i + 8 <= k {
             let v = UnsafeRawPointer(w + i).loadUnaligned(as: V.self) * inverse
-            let levels = QuantizedRows.integers(QuantizedRows.smaller(V(repeating: 127), QuantizedRows.larger(V(repeating: -127), v)))
+            let levels = QuantizedRows.integers(QuantizedRows.smaller(V(repeating: most), QuantizedRows.larger(V(repeating: -most), v)))
             sums &+= levels
             UnsafeMutableRawPointer(q + i).storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: levels), as: SIMD8<Int8>.self)
             i += 8
         }
         var sum = sums.wrappedSum()
         for j in i..<k {
-            let level = Int8(min(127, max(-127, (w[j] * inverse).rounded(.toNearestOrEven))))
+            let level = Int8(min(most, max(-most, (w[j] * inverse).rounded(.toNearestOrEven))))
             q[j] = level
             sum += Int32(level)
         }

@@ -89,7 +89,7 @@ struct OneDNNTests {
         let ok = bias.withUnsafeBufferPointer { b in onednn.multiply(x, rows: rows, matrix: packed, bias: b.baseAddress, accumulate: false, into: &y) }
         #expect(ok)
         var qw = [Int8](repeating: 0, count: n * k), qx = [UInt8](repeating: 0, count: rows * k)
-        for c in 0..<n { _ = w.withUnsafeBufferPointer { OneDNN.quantize($0.baseAddress! + c * k, count: k, into: &qw[c * k]) } }
+        for c in 0..<n { _ = w.withUnsafeBufferPointer { OneDNN.quantize($0.baseAddress! + c * k, count: k, levels: onednn.weightLevels, into: &qw[c * k]) } }
         let rowsQuantized = QuantizedRows(x, rows: rows, k: k, levels: onednn.inputLevels, into: &qx)
         var worst = 0.0
         for r in 0..<rows {
