@@ -111,15 +111,22 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         if dtype == .int8 && use != .gather && products != .oneDNN {
             throw BackendError("int8 products need oneDNN, and this backend multiplies with \(products.rawValue) (MEGATRON_BERT_PRODUCTS=\(products.rawValue)?): unset it or choose --dtype fp32, fp16 or bf16")
         }
-        var t = tensor.converted(to: dtype.storage)
+        // Below AVX-512 oneDNN has no kernels on pre-packed FP32 weights: there a half-precision weight multiplied in
+        // FP32 is widened once, here, and kept plain as FP32 weights are (for the small-product kernel and OpenBLAS),
+        // so fp16 and bf16 run as fast as fp32.
+        let widenedOnce = use != .gather && products == .oneDNN && dtype != .int8 && computePrecision(for: dtype) == .fp32
+            && !(OneDNN.shared?.prepacksFP32 ?? true)
+        let held = widenedOnce ? StorageDType.float32 : dtype.storage
+        var t = tensor.converted(to: dtype.storage)  // rounded to the precision asked for (an FP32 file at --dtype fp16)
+        if widenedOnce { t = t.converted(to: held) }
         // Kept in place only when aligned for its element type (and not empty); else in an aligned copy.
-        let elementSize = dtype.storage.size
+        let elementSize = held.size
         if t.bytes.baseAddress.map({ Int(bitPattern: $0) % elementSize != 0 }) ?? true { t = t.copied() }
         guard let pointer = t.bytes.baseAddress else {
             throw TensorFileError(path: "", "internal error: a weight of shape \(t.shape) has no storage")
         }
         let storage: CPUMatrix.Storage
-        switch dtype.storage {
+        switch held {
         case .float16: storage = .fp16(pointer.assumingMemoryBound(to: UInt16.self))
         case .bfloat16: storage = .bf16(pointer.assumingMemoryBound(to: UInt16.self))
         default: storage = .fp32(pointer.assumingMemoryBound(to: Float.self))
@@ -135,7 +142,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
                 }
             case (_, .bf16): packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16)
             case (_, .fp32) where !onednn.prepacksFP32:
-                break  // kept plain: OpenBLAS, or the small-product kernel for few rows (`product`)
+                break  // kept plain in FP32 (`widenedOnce`): OpenBLAS, or the small-product kernel for few rows
             case (.fp32, _): packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, precision: .fp32)
             default:  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
                 let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(n * k, 1))

@@ -1,8 +1,8 @@
 import TensorFiles
 
 /// A weight matrix as the CPU backend keeps it: packed once by oneDNN for products (FP32, or BF16 where the CPU
-/// multiplies BF16), and/or plain for row gathers and the OpenBLAS path — FP32, or FP16/BF16 bits widened to FP32
-/// block by block right before each product. `int8` matrices are only packed (quantized), but for a tied word
+/// multiplies BF16), and/or plain for row gathers and the OpenBLAS path — FP32 (half-precision weights widened once
+/// where oneDNN does not pre-pack FP32), or FP16/BF16 bits widened to FP32 block by block right before each product. `int8` matrices are only packed (quantized), but for a tied word
 /// embedding table, whose FP32 rows are kept for its gathers.
 /// A plain pointer is into a memory-mapped checkpoint or into a buffer `owner` keeps alive.
 public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
@@ -11,6 +11,12 @@ public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
         case fp32(UnsafePointer<Float>)
         case fp16(UnsafePointer<UInt16>)
         case bf16(UnsafePointer<UInt16>)
+
+        /// Bytes per element.
+        var elementSize: Int {
+            if case .fp32 = self { return 4 }
+            return 2
+        }
     }
 
     public let shape: [Int]
@@ -32,7 +38,7 @@ public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
     public var count: Int { shape.reduce(1, *) }
 
     /// Bytes it holds: the plain rows it keeps (those in a memory-mapped file included) and the packed form.
-    public var heldBytes: Int { (storage == nil ? 0 : count * dtype.storage.size) + (packed?.byteCount ?? 0) }
+    public var heldBytes: Int { (storage.map { count * $0.elementSize } ?? 0) + (packed?.byteCount ?? 0) }
 
     /// Widens `count` elements starting at element `start` into `destination` as FP32 (plain storage only).
     @inline(__always)
