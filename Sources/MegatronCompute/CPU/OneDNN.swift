@@ -157,8 +157,8 @@ final class OneDNN: @unchecked Sendable {
         return pack(quantized, sourceType: dnnl_s8, n: n, k: k, precision: .int8, scales: scales, sums: sums)
     }
 
-    /// One weight row to int8, levels −`levels`…`levels`: its scale (max |w| / levels; 1 for a zero row; NaN when a weight is not finite, so the
-    /// products are NaN as in FP32) and the sum of its levels.
+    /// One weight row to int8, levels −`levels`…`levels`: its scale (max |w| / levels; 1 for a zero row; NaN when a
+    /// weight is not finite, so the products are NaN as in FP32) and the sum of its levels.
     static func quantize(_ w: UnsafePointer<Float>, count k: Int, levels: Int32, into q: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
         typealias V = QuantizedRows.V
         var largest = V(repeating: 0), poison = V(repeating: 0)
@@ -312,7 +312,7 @@ final class OneDNN: @unchecked Sendable {
     /// Output bytes a block's product writes per call. oneDNN writes each block's product into a dense buffer that
     /// the epilogue then moves into y, so without a bound that buffer is the whole (rows, width) output: at 1×512 the
     /// MLM decoder's was 2 × 30 MB, and the pool kept them. BF16 and int8 products go in chunks of rows whose output
-    /// stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 830 MiB; speed within
+    /// stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 838 MiB; speed within
     /// this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so only outputs over
     /// 8 MB are split.
     static func chunkBytes(_ precision: OneDNNMatrix.Precision) -> Int { precision == .fp32 ? 8 << 20 : 1 << 20 }
@@ -329,9 +329,9 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns in
-    /// chunks of rows (`chunk(rows:width:precision:)`); false when oneDNN has no fast kernel for the shape (the caller then
-    /// multiplies another way). For BF16 matrices x is rounded to BF16 first; for int8 ones it is quantized per row
-    /// (`QuantizedRows`).
+    /// chunks of rows (`chunk(rows:width:precision:)`); false when oneDNN has no fast kernel for the shape (the caller
+    /// then multiplies another way). For BF16 matrices x is rounded to BF16 first; for int8 ones it is quantized per
+    /// row (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         guard rows > 0 else { return true }
