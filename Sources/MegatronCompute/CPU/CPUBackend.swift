@@ -114,11 +114,11 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         // Below AVX-512 oneDNN has no kernels on pre-packed FP32 weights: there a half-precision weight multiplied in
         // FP32 is widened once, here, and kept plain as FP32 weights are (for the small-product kernel and OpenBLAS),
         // so fp16 and bf16 run as fast as fp32.
-        let widenedOnce = use != .gather && products == .oneDNN && dtype != .int8 && computePrecision(for: dtype) == .fp32
+        let plainFP32 = use != .gather && products == .oneDNN && dtype != .int8 && computePrecision(for: dtype) == .fp32
             && !(OneDNN.shared?.prepacksFP32 ?? true)
-        let held = widenedOnce ? StorageDType.float32 : dtype.storage
+        let held = plainFP32 ? StorageDType.float32 : dtype.storage
         var t = tensor.converted(to: dtype.storage)  // rounded to the precision asked for (an FP32 file at --dtype fp16)
-        if widenedOnce { t = t.converted(to: held) }
+        if plainFP32 { t = t.converted(to: held) }
         // Kept in place only when aligned for its element type (and not empty); else in an aligned copy.
         let elementSize = held.size
         if t.bytes.baseAddress.map({ Int(bitPattern: $0) % elementSize != 0 }) ?? true { t = t.copied() }
@@ -141,8 +141,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
                     throw BackendError("oneDNN has no int8 kernel for a (\(n), \(k)) weight on this CPU (\(onednn.isaName)); choose --dtype fp32, fp16 or bf16")
                 }
             case (_, .bf16): packed = onednn.pack(pointer, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16)
-            case (_, .fp32) where !onednn.prepacksFP32:
-                break  // kept plain in FP32 (`widenedOnce`): OpenBLAS, or the small-product kernel for few rows
+            case _ where plainFP32:
+                break  // kept plain in FP32: OpenBLAS, or the small-product kernel for few rows
             case (.fp32, _): packed = onednn.pack(pointer, sourceType: dnnl_f32, n: n, k: k, precision: .fp32)
             default:  // FP16 (or BF16 without BF16 products): widened once, multiplied in FP32
                 let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(n * k, 1))
@@ -206,7 +206,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         let n = weight.shape[0], k = weight.shape[1]
         guard rows > 0 else { return }
         if case .fp32(let w)? = weight.storage, rows <= Self.smallProductRows, Self.hasSmallProducts {
-            // Each weight row read once, front to back, by one core: BLAS would repack the weights on every call.
+            // Each core reads its columns' weight rows once, front to back: BLAS would repack them on every call.
             if !ranSmallProducts.isSet { ranSmallProducts.set() }
             Parallel.forEach((n + 63) / 64, minimumPerThread: 4) { tiles in
                 let first = tiles.lowerBound * 64, count = min(n, tiles.upperBound * 64) - first

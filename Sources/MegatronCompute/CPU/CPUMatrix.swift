@@ -2,8 +2,9 @@ import TensorFiles
 
 /// A weight matrix as the CPU backend keeps it: packed once by oneDNN for products (FP32, or BF16 where the CPU
 /// multiplies BF16), and/or plain for row gathers and the OpenBLAS path — FP32 (half-precision weights widened once
-/// where oneDNN does not pre-pack FP32), or FP16/BF16 bits widened to FP32 block by block right before each product. `int8` matrices are only packed (quantized), but for a tied word
-/// embedding table, whose FP32 rows are kept for its gathers.
+/// where oneDNN does not pre-pack FP32), or FP16/BF16 bits widened to FP32 block by block right before each product.
+/// `int8` matrices are only packed (quantized), but for a tied word embedding table, whose FP32 rows are kept for
+/// its gathers.
 /// A plain pointer is into a memory-mapped checkpoint or into a buffer `owner` keeps alive.
 public final class CPUMatrix: PreparedMatrix, @unchecked Sendable {
     /// The element format and where the elements are.

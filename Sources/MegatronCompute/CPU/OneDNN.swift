@@ -335,14 +335,14 @@ final class OneDNN: @unchecked Sendable {
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         guard rows > 0 else { return true }
-        // The primitives for each block's chunk and for its last, shorter chunk (when there is one).
-        let primitives = matrix.blocks.map { block -> (full: Primitive?, last: Primitive?) in
+        // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
+        let plans = matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
             let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
             let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
-            return (full, last == chunk ? full
+            return (chunk, full, last == chunk ? full
                 : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block))
         }
-        guard primitives.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
+        guard plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
         let count = rows * matrix.k
         // Buffers from the pool: the same sizes come back every layer and every pass (no fresh pages to fault in).
         let inputSize = Self.size(matrix.precision.inputType)
@@ -364,10 +364,10 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
-                guard let full = primitives[index].full, let last = primitives[index].last else { continue }
+                guard let full = plans[index].full, let last = plans[index].last else { continue }
                 // oneDNN 2.6's fast kernels write only dense outputs: each chunk lands in its own (chunk, width) buffer
                 // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
-                let width = block.columns.count, chunk = Self.chunk(rows: rows, width: width, precision: matrix.precision)
+                let width = block.columns.count, chunk = plans[index].chunk
                 let partBytes = max(chunk * width * 4, 64)
                 let part = BufferPool.shared.take(partBytes)
                 defer { BufferPool.shared.give(part, partBytes) }
