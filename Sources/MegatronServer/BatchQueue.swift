@@ -5,9 +5,9 @@ import MegatronBERT
 /// the token budget (`maxBatchTokens`, and at most `maxBatchRequests` requests), runs them through the shared
 /// executor — the same `SortedBatchExecutor` path the command line uses: sorted by length, in padded batches of
 /// `batchSize` sequences, or for embeddings on the CPU packed without padding — and hands each request its own
-/// outputs, in order. Requests tokenize (prepare) on their own tasks, so
-/// the next batch is ready while one runs. A request whose task is cancelled, or whose client went away (`clientLeft`,
-/// asked when the worker would take it), leaves the queue if it has not started.
+/// outputs, in order. Requests tokenize (prepare) on their own tasks, so the next batch is ready while one runs. A
+/// request whose task is cancelled, or whose client went away (`clientLeft`, asked when the worker would take it),
+/// leaves the queue if it has not started.
 ///
 /// ```swift
 /// let queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: 16384)
