@@ -1,4 +1,5 @@
 import CDNNL
+import CSmallProducts
 import Foundation
 
 /// Matrix products through oneDNN (the library PyTorch itself uses on the CPU): each weight is packed once, at
@@ -41,6 +42,18 @@ final class OneDNN: @unchecked Sendable {
     /// weights 127: 94.0% / 98.4% / 99.3%; 255 and 63: 95.3% / 98.9% / 99.0%; 191 and 85: 96.3% / 98.4% / 99.3%
     /// (with VNNI, 255 and 127: 97.7% / 99.3% / 100%).
     var weightLevels: Int32 { hasVNNI ? 127 : 85 }
+    /// Whether int8 weights keep their own row-major rows (each block (columns, K)) instead of a layout oneDNN picks:
+    /// without VNNI, where oneDNN's int8 kernel (`gemm:jit`) reads plain weights and packs panels on every call
+    /// anyway, so the small-product kernel can read the same rows for few-row products.
+    var keepsInt8Rows: Bool { !hasVNNI }
+    /// Int8 products of at most this many rows on row-major weights run through the small-product kernel
+    /// (`mb_small_product_u8s8`): each weight row read once, where `gemm:jit` repacks all of them per call. Measured
+    /// on the 345M model under `ONEDNN_MAX_CPU_ISA=AVX2` (one process alternating the two, best passes): 8 rows 41 ms
+    /// against 64 ms, 16 rows 55 against 75, 32 rows 126 against 146, 64 rows 185 against 202, 128 rows 419 against
+    /// 402 (both compute-bound there: the same vpmaddubsw/vpmaddwd pair per 32 products).
+    static let smallProductRows = 32
+    /// Whether this CPU runs the small-product kernels (AVX2).
+    static let hasSmallProducts = mb_small_products_available()
 
     /// The library's version, e.g. "2.6.3".
     var version: String {
@@ -213,7 +226,8 @@ final class OneDNN: @unchecked Sendable {
             blocks.append(block)
             start = columns.upperBound
         }
-        return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, scales: scales, sums: sums)
+        return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, scales: scales, sums: sums,
+                            rowMajor: precision == .int8 && keepsInt8Rows)
     }
 
     static func size(_ type: dnnl_data_type_t) -> Int {
@@ -231,7 +245,11 @@ final class OneDNN: @unchecked Sendable {
         var src = Self.plain(128, k, precision.inputType), dst = Self.plain(128, n, precision.outputType)
         var any = dnnl_memory_desc_t()
         var dims: [dnnl_dim_t] = [dnnl_dim_t(k), dnnl_dim_t(n)]
-        guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, precision.weightType, dnnl_format_tag_any) == dnnl_success else { return nil }
+        if precision == .int8 && keepsInt8Rows {
+            any = Self.transposed(k, n, dnnl_s8)  // W's own rows (`keepsInt8Rows`)
+        } else {
+            guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, precision.weightType, dnnl_format_tag_any) == dnnl_success else { return nil }
+        }
         var desc = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&desc, &src, &any, nil, &dst) == dnnl_success else { return nil }
         var pd: dnnl_primitive_desc_t?
@@ -335,14 +353,18 @@ final class OneDNN: @unchecked Sendable {
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         guard rows > 0 else { return true }
+        // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
+        let small = matrix.rowMajor && rows <= Self.smallProductRows && Self.hasSmallProducts
+        if small { noteUsed("small:avx2_int8") }
         // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
-        let plans = matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
+        let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) }
+            : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
             let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
             let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
             return (chunk, full, last == chunk ? full
                 : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block))
         }
-        guard plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
+        guard small || plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
         let count = rows * matrix.k
         // Buffers from the pool: the same sizes come back every layer and every pass (no fresh pages to fault in).
         let inputSize = Self.size(matrix.precision.inputType)
@@ -364,7 +386,6 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
-                guard let full = plans[index].full, let last = plans[index].last else { continue }
                 // oneDNN 2.6's fast kernels write only dense outputs: each chunk lands in its own (chunk, width) buffer
                 // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
                 let width = block.columns.count, chunk = plans[index].chunk
@@ -375,11 +396,18 @@ final class OneDNN: @unchecked Sendable {
                 var first = 0
                 while first < rows {
                     let chunkRows = first..<min(rows, first + chunk)
-                    let ok = self.execute(chunkRows.count == chunk ? full : last,
-                                          [(DNNL_ARG_SRC, Self.plain(chunkRows.count, matrix.k, matrix.precision.inputType),
-                                            input + first * matrix.k * inputSize),
+                    let chunkInput = input + first * matrix.k * inputSize
+                    var ok = true
+                    if small {
+                        mb_small_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
+                                              Self.handle(block.memory).assumingMemoryBound(to: Int8.self), 0, Int32(width),
+                                              part.assumingMemoryBound(to: Int32.self), Int32(width))
+                    } else if let primitive = chunkRows.count == chunk ? plans[index].full : plans[index].last {
+                        ok = self.execute(primitive,
+                                          [(DNNL_ARG_SRC, Self.plain(chunkRows.count, matrix.k, matrix.precision.inputType), chunkInput),
                                            (DNNL_ARG_WEIGHTS, block.desc, Self.handle(block.memory)),
                                            (DNNL_ARG_DST, Self.plain(chunkRows.count, width, matrix.precision.outputType), part)])
+                    }
                     guard ok else {
                         failures.set()
                         break
@@ -488,6 +516,13 @@ final class OneDNN: @unchecked Sendable {
         return made
     }
 
+    /// Records a kernel of our own that ran a product (for `kernelsUsed`).
+    private func noteUsed(_ name: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        used.insert(name)
+    }
+
     /// Whether a primitive descriptor has a real kernel, not oneDNN's reference implementation.
     static func isFast(_ pd: dnnl_primitive_desc_t) -> Bool {
         guard let name = implementation(pd) else { return false }
@@ -560,14 +595,17 @@ final class OneDNNMatrix: @unchecked Sendable {
     /// int8 only: each output channel's scale, and the sum of its quantized weights (for the inputs' zero points).
     let scales: [Float]
     let sums: [Int32]
+    /// Whether each block holds W's rows as they are, (columns, K) row-major (`OneDNN.keepsInt8Rows`).
+    let rowMajor: Bool
 
-    init(n: Int, k: Int, precision: Precision, blocks: [Block], scales: [Float], sums: [Int32]) {
+    init(n: Int, k: Int, precision: Precision, blocks: [Block], scales: [Float], sums: [Int32], rowMajor: Bool = false) {
         self.n = n
         self.k = k
         self.precision = precision
         self.blocks = blocks
         self.scales = scales
         self.sums = sums
+        self.rowMajor = rowMajor
     }
 
     /// Bytes of the packed weights (and int8 scales and sums).
