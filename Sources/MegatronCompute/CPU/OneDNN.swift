@@ -6,9 +6,12 @@ import Foundation
 /// load, into the blocked layout oneDNN's kernels read fastest, and each product runs a primitive cached per shape.
 /// oneDNN chooses its kernels at run time (AVX2, AVX-512, AVX512_BF16, AMX …).
 ///
-/// Threading: a weight is packed as one block of output columns per core, and each core runs its block's product
-/// single-threaded (our workers, as for OpenBLAS). Letting oneDNN thread each product itself (OpenMP) measured ~10%
-/// slower on the whole model: OpenMP's workers spin between products and fight the workers of the other kernels.
+/// Threading: each core runs its part of a product single-threaded (our workers, as for OpenBLAS): for few rows its
+/// block of output columns (reading only its share of the weights), for many rows (`rowSplitRows`) its share of the
+/// rows against the whole matrix, written into y in place. FP32 and BF16 weights are packed once, whole, the
+/// per-core column blocks views into it; int8 weights are packed one block per core. Letting oneDNN thread each
+/// product itself (OpenMP) measured ~10% slower on the whole model: OpenMP's workers spin between products and fight
+/// the workers of the other kernels.
 ///
 /// Three precisions (`OneDNNMatrix.Precision`): FP32; BF16 (inputs rounded to BF16, FP32 accumulation); int8
 /// (weights symmetric per output channel, inputs quantized per row at run time to u8 with a zero point, int32
@@ -106,6 +109,8 @@ final class OneDNN: @unchecked Sendable {
     /// What a cached primitive computes.
     enum Key: Hashable {
         case matmul(rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision)
+        /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
+        case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -216,18 +221,54 @@ final class OneDNN: @unchecked Sendable {
         let parts = max(1, min(Parallel.cores, n / 64))
         // Block widths in multiples of 64 columns, so every block keeps whole kernel tiles.
         let width = ((n + parts - 1) / parts + 63) / 64 * 64
-        var blocks: [OneDNNMatrix.Block] = []
-        var start = 0
-        while start < n {
-            let columns = start..<min(start + width, n)
-            let elementSize = Self.size(sourceType)
-            guard let block = packBlock(weights + columns.lowerBound * k * elementSize, sourceType: sourceType,
-                                        columns: columns, k: k, precision: precision) else { return nil }
-            blocks.append(block)
-            start = columns.upperBound
+        let columnRanges = stride(from: 0, to: n, by: width).map { $0..<min($0 + width, n) }
+        // FP32 and BF16: packed whole, the blocks views into it, when the layout allows (`views(of:columns:)`).
+        if precision != .int8, let (whole, memory) = packBlock(weights, sourceType: sourceType, columns: 0..<n, k: k, precision: precision) {
+            if let blocks = Self.views(of: whole, columns: columnRanges, type: precision.weightType) {
+                return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, whole: whole, memories: [memory])
+            }
+            dnnl_memory_destroy(memory)
         }
-        return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, scales: scales, sums: sums,
-                            rowMajor: precision == .int8 && keepsInt8Rows)
+        var blocks: [OneDNNMatrix.Block] = [], memories: [dnnl_memory_t] = []
+        defer { if blocks.count < columnRanges.count { memories.forEach { dnnl_memory_destroy($0) } } }
+        let elementSize = Self.size(sourceType)
+        for columns in columnRanges {
+            guard let (block, memory) = packBlock(weights + columns.lowerBound * k * elementSize, sourceType: sourceType,
+                                                  columns: columns, k: k, precision: precision) else { return nil }
+            blocks.append(block)
+            memories.append(memory)
+        }
+        return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, whole: nil, memories: memories, scales: scales,
+                            sums: sums, rowMajor: precision == .int8 && keepsInt8Rows)
+    }
+
+    /// The column blocks of a matrix packed whole as views into it, each the layout a (K, columns) matrix packed on
+    /// its own would have: possible when the layout keeps blocks of columns outermost (oneDNN's brgemm layouts, e.g.
+    /// BA16a64b: per 64 columns, every K in blocks of 16) and every block starts on such a column block. nil otherwise.
+    static func views(of whole: OneDNNMatrix.Block, columns: [Range<Int>], type: dnnl_data_type_t) -> [OneDNNMatrix.Block]? {
+        var desc = whole.desc
+        guard desc.format_kind == dnnl_blocked, desc.ndims == 2, desc.offset0 == 0 else { return nil }
+        let blocking = desc.format_desc.blocking
+        let innerBlocks = withUnsafeBytes(of: blocking.inner_blks) { Array($0.bindMemory(to: dnnl_dim_t.self)) }
+        let innerIndices = withUnsafeBytes(of: blocking.inner_idxs) { Array($0.bindMemory(to: dnnl_dim_t.self)) }
+        var columnBlock = 1
+        for i in 0..<Int(blocking.inner_nblks) where innerIndices[i] == 1 { columnBlock *= Int(innerBlocks[i]) }
+        let columnStride = Int(blocking.strides.1), elementSize = size(type)
+        func paddedColumns(_ count: Int) -> Int { (count + columnBlock - 1) / columnBlock * columnBlock }
+        // Column blocks outermost: the whole is its padded column blocks one after another.
+        guard dnnl_memory_desc_get_size(&desc) == paddedColumns(Int(desc.dims.1)) / columnBlock * columnStride * elementSize
+        else { return nil }
+        var views: [OneDNNMatrix.Block] = []
+        for range in columns {
+            guard range.lowerBound % columnBlock == 0 else { return nil }
+            var view = whole.desc
+            view.dims.1 = dnnl_dim_t(range.count)
+            view.padded_dims.1 = dnnl_dim_t(paddedColumns(range.count))
+            guard dnnl_memory_desc_get_size(&view) == paddedColumns(range.count) / columnBlock * columnStride * elementSize else { return nil }
+            views.append(OneDNNMatrix.Block(columns: range, desc: view,
+                                            data: whole.data + range.lowerBound / columnBlock * columnStride * elementSize))
+        }
+        return views
     }
 
     static func size(_ type: dnnl_data_type_t) -> Int {
@@ -238,8 +279,9 @@ final class OneDNN: @unchecked Sendable {
         }
     }
 
+    /// W's rows `columns` (at `weights`) packed as one block: the block, and the memory that holds it.
     private func packBlock(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, columns: Range<Int>, k: Int,
-                           precision: OneDNNMatrix.Precision) -> OneDNNMatrix.Block? {
+                           precision: OneDNNMatrix.Precision) -> (OneDNNMatrix.Block, dnnl_memory_t)? {
         let n = columns.count
         // The layout oneDNN wants for these weights; it depends on K, N and the kernels, not on M.
         var src = Self.plain(128, k, precision.inputType), dst = Self.plain(128, n, precision.outputType)
@@ -258,7 +300,7 @@ final class OneDNN: @unchecked Sendable {
         guard Self.isFast(pd), var packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else { return nil }
         var source = Self.transposed(k, n, sourceType)
         guard let to = reorder(from: &source, UnsafeMutableRawPointer(mutating: weights), to: &packed, nil) else { return nil }
-        return OneDNNMatrix.Block(columns: columns, desc: packed, memory: to)
+        return (OneDNNMatrix.Block(columns: columns, desc: packed, data: Self.handle(to)), to)
     }
 
     /// Reorders the array at `from` (described by `fromDesc`) into the layout `toDesc`: into `to`, or into a buffer
@@ -303,14 +345,14 @@ final class OneDNN: @unchecked Sendable {
             var from = block.desc
             if matrix.precision != .int8 {
                 var to = Self.transposed(k, n, dnnl_f32)
-                guard let target = reorder(from: &from, Self.handle(block.memory), to: &to, UnsafeMutableRawPointer(first)) else { return false }
+                guard let target = reorder(from: &from, block.data, to: &to, UnsafeMutableRawPointer(first)) else { return false }
                 dnnl_memory_destroy(target)
                 return true
             }
             var to = Self.transposed(k, n, dnnl_s8)
             let plain = UnsafeMutablePointer<Int8>.allocate(capacity: max(n * k, 1))
             defer { plain.deallocate() }
-            guard let target = reorder(from: &from, Self.handle(block.memory), to: &to, UnsafeMutableRawPointer(plain)) else { return false }
+            guard let target = reorder(from: &from, block.data, to: &to, UnsafeMutableRawPointer(plain)) else { return false }
             dnnl_memory_destroy(target)
             for row in 0..<n {
                 let scale = matrix.scales[block.columns.lowerBound + row]
@@ -327,9 +369,10 @@ final class OneDNN: @unchecked Sendable {
         return pointer!
     }
 
-    /// Output bytes a block's product writes per call. oneDNN writes each block's product into a dense buffer that
-    /// the epilogue then moves into y, so without a bound that buffer is the whole (rows, width) output: at 1×512 the
-    /// MLM decoder's was 2 × 30 MB, and the pool kept them. BF16 and int8 products go in chunks of rows whose output
+    /// Output bytes a block's product writes per call (products split by columns). oneDNN writes each block's product
+    /// into a dense buffer that the epilogue then moves into y, so without a bound that buffer is the whole (rows,
+    /// width) output: at 1×512 the MLM decoder's was 2 × 30 MB, and the pool kept them (that product is now split by
+    /// rows in FP32 and BF16, written in place; int8 still goes by columns). BF16 and int8 products go in chunks of rows whose output
     /// stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 838 MiB; speed within
     /// this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so only outputs over
     /// 8 MB are split.
@@ -347,12 +390,15 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns in
-    /// chunks of rows (`chunk(rows:width:precision:)`); false when oneDNN has no fast kernel for the shape (the caller
+    /// chunks of rows (`chunk(rows:width:precision:)`), or its share of the rows (`rowSplitRows`); false when oneDNN has no fast kernel for the shape (the caller
     /// then multiplies another way). For BF16 matrices x is rounded to BF16 first; for int8 ones it is quantized per
     /// row (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         guard rows > 0 else { return true }
+        if let whole = matrix.whole, rows >= Self.rowSplitRows {
+            return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
+        }
         // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
         let small = matrix.rowMajor && rows <= Self.smallProductRows && Self.hasSmallProducts
         if small { noteUsed("small:avx2_int8") }
@@ -400,12 +446,12 @@ final class OneDNN: @unchecked Sendable {
                     var ok = true
                     if small {
                         mb_small_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
-                                              Self.handle(block.memory).assumingMemoryBound(to: Int8.self), 0, Int32(width),
+                                              block.data.assumingMemoryBound(to: Int8.self), 0, Int32(width),
                                               part.assumingMemoryBound(to: Int32.self), Int32(width))
                     } else if let primitive = chunkRows.count == chunk ? plans[index].full : plans[index].last {
                         ok = self.execute(primitive,
                                           [(DNNL_ARG_SRC, Self.plain(chunkRows.count, matrix.k, matrix.precision.inputType), chunkInput),
-                                           (DNNL_ARG_WEIGHTS, block.desc, Self.handle(block.memory)),
+                                           (DNNL_ARG_WEIGHTS, block.desc, block.data),
                                            (DNNL_ARG_DST, Self.plain(chunkRows.count, width, matrix.precision.outputType), part)])
                     }
                     guard ok else {
@@ -427,6 +473,50 @@ final class OneDNN: @unchecked Sendable {
                     }
                     first = chunkRows.upperBound
                 }
+            }
+        }
+        return !failures.isSet
+    }
+
+    /// Products of at least this many rows on a matrix packed whole split the rows between the cores, each writing its
+    /// rows of y in place through oneDNN (bias and accumulation fused), each core's rows rounded to BF16 by that core.
+    /// Fewer rows split the columns: each core reads only its half of the weights (memory-bound at small batches).
+    /// Measured on the 345M model, one process alternating the two (medians of paired passes): BF16 8×128 1.09× and
+    /// 32×32 1.12× faster split by rows, FP32 8×128 1.03×; at 128 rows BF16 1.03×, FP32 0.98×.
+    static let rowSplitRows = 256
+
+    /// `multiply` with the rows split between the cores (`rowSplitRows`).
+    private func multiplySplittingRows(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, whole: OneDNNMatrix.Block,
+                                       bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
+        let parts = min(Parallel.cores, (rows + 15) / 16), k = matrix.k, n = matrix.n
+        // Equal parts in whole 16-row tiles, the last taking what is left.
+        let step = ((rows + parts - 1) / parts + 15) / 16 * 16
+        let ranges = stride(from: 0, to: rows, by: step).map { $0..<min($0 + step, rows) }
+        let primitives = Set(ranges.map(\.count)).reduce(into: [Int: Primitive]()) { made, count in
+            made[count] = primitive(.matmulInPlace(rows: count, n: n, k: k, precision: matrix.precision, bias: bias != nil,
+                                                   accumulate: accumulate), weights: whole.desc)
+        }
+        guard primitives.values.allSatisfy({ $0 != nil }) else { return false }
+        let inputSize = Self.size(matrix.precision.inputType)
+        let convertedBytes = matrix.precision == .fp32 ? 64 : max(rows * k * inputSize, 64)
+        let converted = BufferPool.shared.take(convertedBytes)
+        defer { BufferPool.shared.give(converted, convertedBytes) }
+        let failures = ManagedAtomicFlag()
+        Parallel.forEach(ranges.count, minimumPerThread: 1) { indices in
+            for index in indices {
+                let range = ranges[index]
+                guard let primitive = primitives[range.count] ?? nil else { continue }
+                var input = UnsafeMutableRawPointer(mutating: x + range.lowerBound * k)
+                if matrix.precision == .bf16 {
+                    input = converted + range.lowerBound * k * inputSize
+                    Self.roundToBFloat16(x + range.lowerBound * k, into: input.assumingMemoryBound(to: UInt16.self),
+                                         count: range.count * k, parallel: false)
+                }
+                var arguments = [(DNNL_ARG_SRC, Self.plain(range.count, k, matrix.precision.inputType), input),
+                                 (DNNL_ARG_WEIGHTS, whole.desc, whole.data),
+                                 (DNNL_ARG_DST, Self.plain(range.count, n, dnnl_f32), UnsafeMutableRawPointer(y + range.lowerBound * n))]
+                if let bias { arguments.append((DNNL_ARG_BIAS, Self.plain(1, n, dnnl_f32), UnsafeMutableRawPointer(mutating: bias))) }
+                if !self.execute(primitive, arguments) { failures.set() }
             }
         }
         return !failures.isSet
@@ -487,6 +577,29 @@ final class OneDNN: @unchecked Sendable {
         }
     }
 
+    /// The cached primitive for a whole matrix's product in place (`Key.matmulInPlace`): bias as oneDNN's bias
+    /// argument, accumulation as a sum post-op.
+    private func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
+        guard case .matmulInPlace(let rows, let n, let k, let precision, let hasBias, let accumulate) = key else { return nil }
+        return primitive(key) { attr in
+            var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, n, dnnl_f32)
+            var weights = weights, bias = Self.plain(1, n, dnnl_f32)
+            if accumulate {
+                var postOps: dnnl_post_ops_t?
+                guard dnnl_post_ops_create(&postOps) == dnnl_success, let postOps else { return nil }
+                defer { dnnl_post_ops_destroy(postOps) }
+                guard dnnl_post_ops_append_sum(postOps, 1) == dnnl_success,
+                      dnnl_primitive_attr_set_post_ops(attr, postOps) == dnnl_success else { return nil }
+            }
+            var desc = dnnl_matmul_desc_t()
+            var pd: dnnl_primitive_desc_t?
+            let described = hasBias ? dnnl_matmul_desc_init(&desc, &source, &weights, &bias, &output)
+                : dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output)
+            guard described == dnnl_success, dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil) == dnnl_success else { return nil }
+            return pd
+        }
+    }
+
     /// The cached primitive for `key`, made on first use from the descriptor `describe` returns for the given
     /// attributes (user scratchpad); nil when oneDNN refuses it or offers only its reference kernel.
     func primitive(_ key: Key, describe: (dnnl_primitive_attr_t) -> dnnl_primitive_desc_t?) -> Primitive? {
@@ -512,7 +625,10 @@ final class OneDNN: @unchecked Sendable {
         }
         let made = Primitive(primitive: primitive, scratchpad: scratchpad, scratchpadBytes: dnnl_memory_desc_get_size(&scratchpad))
         primitives[key] = made
-        if case .matmul = key, let name = Self.implementation(pd) { used.insert(name) }
+        switch key {
+        case .matmul, .matmulInPlace: if let name = Self.implementation(pd) { used.insert(name) }
+        default: break
+        }
         return made
     }
 
@@ -549,25 +665,31 @@ final class OneDNN: @unchecked Sendable {
         return Self.implementation(pd)
     }
 
-    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does), on every core, eight at a time.
-    static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int) {
+    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does), eight at a time; on every core, or
+    /// on this thread only when not `parallel`.
+    static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int, parallel: Bool = true) {
         let chunk = 1 << 14
+        guard parallel else { return roundToBFloat16(x, into: out, range: 0..<count) }
         Parallel.forEach((count + chunk - 1) / chunk, minimumPerThread: 4) { chunks in
-            let start = chunks.lowerBound * chunk, end = min(count, chunks.upperBound * chunk)
-            var i = start
-            while i + 8 <= end {
-                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-                let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
-                var rounded = (bits &+ 0x7fff &+ ((bits &>> 16) & 1)) &>> 16
-                rounded.replace(with: (bits &>> 16) | 0x40, where: v .!= v)  // NaN stays NaN (quiet)
-                UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
-                i += 8
-            }
-            for j in i..<end {
-                let bits = x[j].bitPattern
-                let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
-                out[j] = x[j].isNaN ? UInt16(bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
-            }
+            roundToBFloat16(x, into: out, range: chunks.lowerBound * chunk..<min(count, chunks.upperBound * chunk))
+        }
+    }
+
+    private static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, range: Range<Int>) {
+        let end = range.upperBound
+        var i = range.lowerBound
+        while i + 8 <= end {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+            var rounded = (bits &+ 0x7fff &+ ((bits &>> 16) & 1)) &>> 16
+            rounded.replace(with: (bits &>> 16) | 0x40, where: v .!= v)  // NaN stays NaN (quiet)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        for j in i..<end {
+            let bits = x[j].bitPattern
+            let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
+            out[j] = x[j].isNaN ? UInt16(bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
         }
     }
 }
@@ -583,26 +705,36 @@ final class OneDNNMatrix: @unchecked Sendable {
         var outputType: dnnl_data_type_t { self == .int8 ? dnnl_s32 : dnnl_f32 }
     }
 
+    /// Output columns `columns` of W, packed: their layout and where they are.
     struct Block {
         let columns: Range<Int>
         let desc: dnnl_memory_desc_t
-        let memory: dnnl_memory_t
+        let data: UnsafeMutableRawPointer
     }
 
     let n: Int, k: Int
     let precision: Precision
+    /// One block of output columns per core.
     let blocks: [Block]
+    /// All the columns as one block, when the blocks are views into it (FP32 and BF16 where the layout allows):
+    /// products of many rows split the rows between the cores instead and write y in place.
+    let whole: Block?
+    /// The memory behind the blocks (destroyed with the matrix).
+    private let memories: [dnnl_memory_t]
     /// int8 only: each output channel's scale, and the sum of its quantized weights (for the inputs' zero points).
     let scales: [Float]
     let sums: [Int32]
     /// Whether each block holds W's rows as they are, (columns, K) row-major (`OneDNN.keepsInt8Rows`).
     let rowMajor: Bool
 
-    init(n: Int, k: Int, precision: Precision, blocks: [Block], scales: [Float], sums: [Int32], rowMajor: Bool = false) {
+    init(n: Int, k: Int, precision: Precision, blocks: [Block], whole: Block?, memories: [dnnl_memory_t], scales: [Float] = [],
+         sums: [Int32] = [], rowMajor: Bool = false) {
         self.n = n
         self.k = k
         self.precision = precision
         self.blocks = blocks
+        self.whole = whole
+        self.memories = memories
         self.scales = scales
         self.sums = sums
         self.rowMajor = rowMajor
@@ -610,13 +742,13 @@ final class OneDNNMatrix: @unchecked Sendable {
 
     /// Bytes of the packed weights (and int8 scales and sums).
     var byteCount: Int {
-        blocks.reduce(scales.count * 4 + sums.count * 4) { total, block in
+        (whole.map { [$0] } ?? blocks).reduce(scales.count * 4 + sums.count * 4) { total, block in
             var d = block.desc
             return total + dnnl_memory_desc_get_size(&d)
         }
     }
 
-    deinit { for block in blocks { dnnl_memory_destroy(block.memory) } }
+    deinit { for memory in memories { dnnl_memory_destroy(memory) } }
 }
 
 /// A flag several workers may set.

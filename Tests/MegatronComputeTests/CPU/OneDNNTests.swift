@@ -28,8 +28,10 @@ struct OneDNNTests {
         return y
     }
 
-    // (1100, 4096, 16): 1,100 rows of two 2,048-column blocks (9 MB of output each) go in two chunks of rows.
-    @Test(arguments: [(1, 64, 32), (8, 1024, 1024), (13, 200, 96), (128, 130, 64), (3, 7, 5), (1100, 4096, 16)])
+    // (250, 20000, 8): 250 rows of two 10,000-column blocks (10 MB of output each) go in two chunks of rows.
+    // (1100, 4096, 16) and (300, 130, 64): at least `rowSplitRows` rows, split by rows where the matrix is packed whole.
+    @Test(arguments: [(1, 64, 32), (8, 1024, 1024), (13, 200, 96), (128, 130, 64), (3, 7, 5), (250, 20000, 8), (1100, 4096, 16),
+                      (300, 130, 64)])
     func fp32ProductsMatchFloat64(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 1), x = Self.random(rows * k, seed: 2), bias = Self.random(n, seed: 3)
@@ -48,6 +50,22 @@ struct OneDNNTests {
         }
     }
 
+    /// FP32 weights are packed once, whole, each core's block of columns a view into it (no second copy), where
+    /// oneDNN packs FP32 at all (AVX-512).
+    @Test(.enabled(if: OneDNN.shared?.prepacksFP32 == true, "oneDNN packs no FP32 weights on this CPU"))
+    func blocksAreViewsIntoTheWholeMatrix() throws {
+        let onednn = try #require(OneDNN.shared)
+        let (n, k) = (3072, 256)
+        let w = Self.random(n * k, seed: 20)
+        let packed = try #require(w.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_f32, n: n, k: k, precision: .fp32) })
+        let whole = try #require(packed.whole)
+        var desc = whole.desc
+        #expect(packed.byteCount == dnnl_memory_desc_get_size(&desc))
+        #expect(packed.blocks.count == min(Parallel.cores, n / 64))
+        #expect(packed.blocks.first?.data == whole.data)
+        #expect(packed.blocks.map(\.columns.count).reduce(0, +) == n)
+    }
+
     @Test func unpackingGivesBackTheWeights() throws {
         let onednn = try #require(OneDNN.shared)
         let (n, k) = (300, 96)
@@ -58,8 +76,9 @@ struct OneDNNTests {
         #expect(out == w)
     }
 
-    // (600, 1024, 64): two blocks of 512 columns, whose 600 rows go in chunks of 304 and 296.
-    @Test(arguments: [(16, 256, 512), (600, 1024, 64)])
+    // (200, 4096, 32): two blocks of 2,048 columns, whose 200 rows go in chunks of 112 and 88; (600, 1024, 64): split
+    // by rows where the matrix is packed whole.
+    @Test(arguments: [(16, 256, 512), (200, 4096, 32), (600, 1024, 64)])
     func bf16ProductsRoundTheInputsOnly(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 6), x = Self.random(rows * k, seed: 7)
