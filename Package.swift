@@ -78,19 +78,19 @@ let package = Package(
             ]
         ),
         // The seeded byte mutator the fuzz tests of every target share.
-        .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
-        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "FuzzSupport"], resources: [.copy("Fixtures")]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "CSmallProducts", "TensorFiles"]),
-        .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles"]),
-        .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles", "TestSupport"]),
+        .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
-            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer", "FuzzSupport"],
+            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "MegatronServerTests", dependencies: ["MegatronServer", "MegatronBERT", "BERTTokenizer"]),
         // Runs the built executable end to end.
-        .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles", "BERTTokenizer"]),
+        .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles", "BERTTokenizer", "TestSupport"]),
     ],
     // Swift 5 mode: the compute kernels share raw buffers across Dispatch workers by design.
     swiftLanguageModes: [.v5]

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import BERTTokenizer
+import TestSupport
 
 @Suite struct TokenizerFilesTests {
     static func directory(_ files: [String: String]) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-\(UUID().uuidString)").path
+        let dir = Scratch.path("tok")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (name, contents) in files { try contents.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
         return dir

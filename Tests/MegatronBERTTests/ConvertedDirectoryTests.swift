@@ -2,6 +2,7 @@ import BERTTokenizer
 import Foundation
 import Testing
 @testable import MegatronBERT
+import TestSupport
 
 /// Writing a converted directory: inputs checked first, all or nothing, never over someone else's files, one
 /// writer at a time.
@@ -11,7 +12,7 @@ import Testing
     }
 
     static func temporary(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)").path
+        Scratch.path(name)
     }
 
     /// A cased vocabulary of `count` tokens with BERT's special tokens (one file per kind, rewritten by each run,

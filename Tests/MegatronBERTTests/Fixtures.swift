@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TensorFiles
 @testable import MegatronBERT
+import TestSupport
 
 /// The fixtures written by scripts/make_fixtures.py (see Fixtures/NOTES.md).
 enum Fixtures {
@@ -19,7 +20,7 @@ enum Fixtures {
 
     /// A copy of a fixture model directory that a test may edit.
     static func copy(_ name: String) throws -> String {
-        let target = FileManager.default.temporaryDirectory.appendingPathComponent("fixture-\(UUID().uuidString)").path
+        let target = Scratch.path("fixture")
         try FileManager.default.copyItem(atPath: model(name), toPath: target)
         return target
     }

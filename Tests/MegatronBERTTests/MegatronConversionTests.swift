@@ -3,6 +3,7 @@ import Testing
 import TensorFiles
 import BERTTokenizer
 @testable import MegatronBERT
+import TestSupport
 
 /// Megatron-format checkpoints written by scripts/make_megatron_fixtures.py from the megatron-ForPreTraining
 /// fixture: converted back, every tensor must equal the original bit for bit, and the model's outputs must
@@ -53,7 +54,7 @@ import BERTTokenizer
     /// Megatron-LM's own layout: latest_checkpointed_iteration.txt naming release or iter_NNNNNNN.
     @Test(arguments: ["release", "1000"])
     func readsACheckpointDirectory(iteration: String) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-\(UUID().uuidString)").path
+        let dir = Scratch.path("megatron")
         let folder = iteration == "release" ? "release" : "iter_0001000"
         try FileManager.default.createDirectory(atPath: dir + "/\(folder)/mp_rank_00", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Fixtures.root + "/megatron/v2-new-names.pt",
@@ -122,7 +123,7 @@ import BERTTokenizer
         let batch = Batch(inputIDs: try ints("input_ids"), attentionMask: try ints("attention_mask"),
                           tokenTypeIDs: try ints("token_type_ids"))
         // Written as a directory (as `convert` does) and loaded from there.
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ngc-\(UUID().uuidString)").path
+        let directory = Scratch.path("ngc")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try converted.write(to: directory, dtype: .fp16)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/tokenizer_config.json"))) as? [String: Any]

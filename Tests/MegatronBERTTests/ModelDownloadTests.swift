@@ -3,6 +3,7 @@ import Testing
 @testable import MegatronBERT
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A one-file HTTP/1.1 server on 127.0.0.1 for the download tests: honours `Range: bytes=N-`, and can
@@ -129,7 +130,7 @@ final class LocalFileServer: @unchecked Sendable {
 
 @Suite(.serialized) struct ModelDownloadTests {
     static func cache() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("download-\(UUID().uuidString)").path
+        Scratch.path("download")
     }
 
     static let zip = try! [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.root + "/megatron/ngc.zip")))

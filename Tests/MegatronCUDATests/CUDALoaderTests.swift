@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MegatronCUDA
+import TestSupport
 
 /// What happens where CUDA is missing (every CI machine): clear reasons, never a crash.
 @Suite struct CUDALoaderTests {
@@ -25,7 +26,7 @@ import Testing
 
     /// PyTorch users have the libraries as nvidia-* wheels: CUDA 13's share nvidia/cu13/lib, CUDA 12's have a folder each.
     @Test func theWheelsOfAVirtualEnvironmentAreSearched() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("venv-\(UUID().uuidString)").path
+        let root = Scratch.path("venv")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let wheels = ["cu13", "cublas", "cuda_nvrtc"].map { "\(root)/lib/python3.12/site-packages/nvidia/\($0)/lib" }
         for dir in wheels { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 @testable import MegatronCUDA
+import TestSupport
 
 /// The kernels' source is checked on every machine, GPU or not: NVRTC (PyPI's nvidia-cuda-nvrtc wheel, which
 /// scripts/test.sh installs and names in $MEGATRON_BERT_CUDA_PATH) compiles it for sm_80 and sm_90.
 @Suite struct KernelCompilerTests {
     static func compiler() throws -> KernelCompiler {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-cuda-\(UUID().uuidString)").path
+        let directory = Scratch.path("megatron-cuda")
         return KernelCompiler(cacheDirectory: directory)
     }
 

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 @testable import TensorFiles
+import TestSupport
 
 /// Writes bytes to a fresh temporary file and returns its path.
 func temporaryFile(_ bytes: [UInt8], name: String = "file") -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tensorfiles-\(UUID().uuidString)")
+    let dir = URL(fileURLWithPath: Scratch.path("tensorfiles"))
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let path = dir.appendingPathComponent(name).path
     FileManager.default.createFile(atPath: path, contents: Data(bytes))

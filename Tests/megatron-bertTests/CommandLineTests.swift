@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TensorFiles
+import TestSupport
 
 /// Runs the built `megatron-bert` executable the way a user would.
 struct CLI {
@@ -46,7 +47,7 @@ struct CLI {
     }
 
     static func temporaryPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)-\(name)").path
+        Scratch.path(name)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// Runs a bash script with the built executable as `$MB` and the fixtures as `$FIXTURES`, and measures it the way
@@ -22,7 +23,7 @@ enum Shell {
     }
 
     static func run(_ script: String) throws -> Result {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("shell-\(UUID().uuidString)").path
+        let directory = Scratch.path("shell")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let outPath = directory + "/stdout", errPath = directory + "/stderr"

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import BERTTokenizer
 @testable import MegatronBERT
+import TestSupport
 
 @Suite struct PipelineTests {
     @Test func loadsTheTokenizerBesideTheWeights() throws {
@@ -14,7 +15,7 @@ import BERTTokenizer
 
     /// A fallback vocabulary ($MEGATRON_BERT_VOCAB) serves a model without one, and only such a model.
     @Test func aFallbackVocabularyServesOnlyModelsWithoutOne() throws {
-        let small = FileManager.default.temporaryDirectory.appendingPathComponent("vocab-\(UUID().uuidString).txt").path
+        let small = Scratch.path("vocab.txt")
         defer { try? FileManager.default.removeItem(atPath: small) }
         try (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (0..<45).map { "w\($0)" }).joined(separator: "\n")
             .write(toFile: small, atomically: true, encoding: .utf8)
