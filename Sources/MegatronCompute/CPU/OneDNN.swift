@@ -375,10 +375,10 @@ final class OneDNN: @unchecked Sendable {
     /// Output bytes a block's product writes per call (products split by columns). oneDNN writes each block's product
     /// into a dense buffer that the epilogue then moves into y, so without a bound that buffer is the whole (rows,
     /// width) output: at 1×512 the MLM decoder's was 2 × 30 MB, and the pool kept them (that product is now split by
-    /// rows in FP32 and BF16, written in place; int8 still goes by columns). BF16 and int8 products go in chunks of rows whose output
-    /// stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 838 MiB; speed within
-    /// this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so only outputs over
-    /// 8 MB are split.
+    /// rows in FP32 and BF16, written in place; int8 still goes by columns). BF16 and int8 products go in chunks of
+    /// rows whose output stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 838
+    /// MiB; speed within this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so
+    /// only outputs over 8 MB are split.
     static func chunkBytes(_ precision: OneDNNMatrix.Precision) -> Int { precision == .fp32 ? 8 << 20 : 1 << 20 }
     /// The fewest rows a chunk has: fewer would re-read the weights more often (memory-bound at small batches).
     static let chunkRows = 128
@@ -393,9 +393,9 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns in
-    /// chunks of rows (`chunk(rows:width:precision:)`), or its share of the rows (`rowSplitRows`); false when oneDNN has no fast kernel for the shape (the caller
-    /// then multiplies another way). For BF16 matrices x is rounded to BF16 first; for int8 ones it is quantized per
-    /// row (`QuantizedRows`).
+    /// chunks of rows (`chunk(rows:width:precision:)`), or its share of the rows (`rowSplitRows`); false when oneDNN
+    /// has no fast kernel for the shape (the caller then multiplies another way). For BF16 matrices x is rounded to
+    /// BF16 first; for int8 ones it is quantized per row (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                   into y: UnsafeMutablePointer<Float>) -> Bool {
         guard rows > 0 else { return true }
@@ -495,11 +495,12 @@ final class OneDNN: @unchecked Sendable {
         // Equal parts in whole 16-row tiles, the last taking what is left.
         let step = ((rows + parts - 1) / parts + 15) / 16 * 16
         let ranges = stride(from: 0, to: rows, by: step).map { $0..<min($0 + step, rows) }
-        let primitives = Set(ranges.map(\.count)).reduce(into: [Int: Primitive]()) { made, count in
-            made[count] = primitive(.matmulInPlace(rows: count, n: n, k: k, precision: matrix.precision, bias: bias != nil,
-                                                   accumulate: accumulate), weights: whole.desc)
+        var primitives: [Int: Primitive] = [:]  // by rows: the parts have at most two sizes
+        for count in Set(ranges.map(\.count)) {
+            guard let made = primitive(.matmulInPlace(rows: count, n: n, k: k, precision: matrix.precision, bias: bias != nil,
+                                                      accumulate: accumulate), weights: whole.desc) else { return false }
+            primitives[count] = made
         }
-        guard primitives.values.allSatisfy({ $0 != nil }) else { return false }
         let inputSize = Self.size(matrix.precision.inputType)
         let convertedBytes = matrix.precision == .fp32 ? 64 : max(rows * k * inputSize, 64)
         let converted = BufferPool.shared.take(convertedBytes)
@@ -508,7 +509,10 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(ranges.count, minimumPerThread: 1) { indices in
             for index in indices {
                 let range = ranges[index]
-                guard let primitive = primitives[range.count] ?? nil else { continue }
+                guard let primitive = primitives[range.count] else {
+                    failures.set()
+                    continue
+                }
                 var input = UnsafeMutableRawPointer(mutating: x + range.lowerBound * k)
                 if matrix.precision == .bf16 {
                     input = converted + range.lowerBound * k * inputSize
