@@ -64,8 +64,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     }
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
-    /// "brg:avx512_core_amx_int8"), "openblas:<core>" when OpenBLAS ran any, "small:avx2" when the small-product
-    /// kernel did.
+    /// "brg:avx512_core_amx_int8"), "openblas:<core>" when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when
+    /// the small-product kernels did.
     public var kernelsUsed: [String] {
         (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
             + (ranSmallProducts.isSet ? ["small:avx2"] : [])
