@@ -76,7 +76,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     /// FP32 products of at most this many rows on plain weights run through the small-product kernel (AVX2 + FMA)
     /// instead of OpenBLAS: where oneDNN has no pre-packed kernels (below AVX-512) and with `products: .openBLAS`.
     static let smallProductRows = 16
-    /// Whether this CPU runs the small-product kernel (AVX2 and FMA).
+    /// Whether this CPU runs the small-product kernels (AVX2 and FMA): FP32 here, int8 in `OneDNN.multiply`.
     static let hasSmallProducts = mb_small_products_available()
 
     // A model's tensors and weights come from its own backend; a library user mixing two backends gets an error.

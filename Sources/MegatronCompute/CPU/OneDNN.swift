@@ -58,8 +58,6 @@ final class OneDNN: @unchecked Sendable {
     /// against 64 ms, 16 rows 55 against 75, 32 rows 126 against 146, 64 rows 185 against 202, 128 rows 419 against
     /// 402 (both compute-bound there: the same vpmaddubsw/vpmaddwd pair per 32 products).
     static let smallProductRows = 32
-    /// Whether this CPU runs the small-product kernels (AVX2).
-    static let hasSmallProducts = mb_small_products_available()
 
     /// The library's version, e.g. "2.6.3".
     var version: String {
@@ -403,15 +401,15 @@ final class OneDNN: @unchecked Sendable {
             return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
         }
         // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
-        let small = matrix.rowMajor && rows <= Self.smallProductRows && Self.hasSmallProducts
+        let small = matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
         if small { noteUsed("small:avx2_int8") }
         // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
         let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) }
             : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
             let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
-            let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block)
+            let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), weights: block.desc)
             return (chunk, full, last == chunk ? full
-                : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), block: block))
+                : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), weights: block.desc))
         }
         guard small || plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
         let count = rows * matrix.k
@@ -569,28 +567,23 @@ final class OneDNN: @unchecked Sendable {
         } ?? false
     }
 
-    /// The cached primitive for a shape, made on first use; nil when oneDNN refuses it or offers only its reference
-    /// kernel. Executions bring their own scratchpad, so one primitive may run on several threads at once.
-    private func primitive(_ key: Key, block: OneDNNMatrix.Block) -> Primitive? {
-        guard case .matmul(let rows, let columns, let k, let precision) = key else { return nil }
-        return primitive(key) { attr in
-            var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, columns, precision.outputType)
-            var weights = block.desc
-            var desc = dnnl_matmul_desc_t()
-            var pd: dnnl_primitive_desc_t?
-            guard dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
-                  dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil) == dnnl_success else { return nil }
-            return pd
-        }
-    }
-
-    /// The cached primitive for a whole matrix's product in place (`Key.matmulInPlace`): bias as oneDNN's bias
-    /// argument, accumulation as a sum post-op.
+    /// The cached primitive for a product: by a block (`Key.matmul`, a dense output of the precision's type), or by a
+    /// whole matrix in place (`Key.matmulInPlace`, FP32 output, bias as oneDNN's bias argument, accumulation as a sum
+    /// post-op); `weights` is the packed layout. Executions bring their own scratchpad, so one primitive may run on
+    /// several threads at once.
     private func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
-        guard case .matmulInPlace(let rows, let n, let k, let precision, let hasBias, let accumulate) = key else { return nil }
+        let rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision, outputType: dnnl_data_type_t
+        var hasBias = false, accumulate = false
+        switch key {
+        case .matmul(let r, let c, let depth, let p):
+            (rows, columns, k, precision, outputType) = (r, c, depth, p, p.outputType)
+        case .matmulInPlace(let r, let n, let depth, let p, let b, let a):
+            (rows, columns, k, precision, outputType, hasBias, accumulate) = (r, n, depth, p, dnnl_f32, b, a)
+        default: return nil
+        }
         return primitive(key) { attr in
-            var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, n, dnnl_f32)
-            var weights = weights, bias = Self.plain(1, n, dnnl_f32)
+            var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, columns, outputType)
+            var weights = weights, bias = Self.plain(1, columns, dnnl_f32)
             if accumulate {
                 var postOps: dnnl_post_ops_t?
                 guard dnnl_post_ops_create(&postOps) == dnnl_success, let postOps else { return nil }
