@@ -17,6 +17,9 @@ swift build --build-tests
 # The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
 swift build -c release
 swift test
+# The GPU's fused attention kernel on the CPU: its own source, with a block's threads, barriers, warp shuffles and
+# tensor-core steps emulated (no GPU needed), against attention in double.
+python3 scripts/check_fused_attention.py
 # megatron-bert as a worker of Ray Data on a real local Ray cluster (ray[data] from PyPI, into .build/workers-venv).
 # The Spark tests (pyspark is ~450 MB) run with scripts/test-workers.sh --spark.
 scripts/test-workers.sh

@@ -69,15 +69,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func embed(ids: [[Int]], types: [[Int]], word: any PreparedMatrix, position: any PreparedMatrix,
                       tokenType: any PreparedMatrix) throws -> any DeviceTensor {
         let (w, p, t) = (try matrix(word), try matrix(position), try matrix(tokenType))
-        let b = ids.count, s = ids.first?.count ?? 0, h = w.shape[1]
+        let h = w.shape[1]
+        let tokens = Self.embedTokens(ids: ids, types: types), n = tokens.count / 3
         return try device.withContext {
-            let idBuffer = try ids.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }  // (B·S)
-            let typeBuffer = try types.flatMap { $0.map { Int32($0) } }.withUnsafeBytes { try device.upload($0) }
-            let out = try tensor([b * s, h], .f32)  // (B·S, H)
+            let tokenBuffer = try tokens.withUnsafeBytes { try device.upload($0) }  // (3N)
+            let out = try tensor([n, h], .f32)  // (N, H)
             try timed("embed") {
-                try device.launch("embed_\(w.element.rawValue)", blocks: b * s, threads: Self.rowThreads(h),
-                                  [.pointer(idBuffer.address), .pointer(typeBuffer.address), .pointer(w.buffer.address),
-                                   .pointer(p.buffer.address), .pointer(t.buffer.address), .pointer(out.address), .int(s), .int(h)])
+                try device.launch("embed_\(w.element.rawValue)", blocks: n, threads: Self.rowThreads(h),
+                                  [.pointer(tokenBuffer.address), .pointer(w.buffer.address), .pointer(p.buffer.address),
+                                   .pointer(t.buffer.address), .pointer(out.address), .int(n), .int(h)])
             }
             return out
         }
@@ -160,6 +160,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let e = q.element
         return try device.withContext {
             let keepBuffer = try keepMask(keep)  // (B, S)
+            if let kernel = fusedAttentionKernel(e, width: h, heads: heads) {
+                let out = try tensor([b * s, h], e)  // (B·S, H)
+                try timed("attention: fused (\(b) x \(heads) x \(s)x\(s))") {
+                    try launchFused(kernel, q: q, k: k, v: v, out: out, heads: heads, longest: s, sequences: b,
+                                    starts: 0, keep: keepBuffer.address, sequence: s)
+                }
+                return out
+            }
             // (B, heads, S, dh) each
             let qh = try tensor([b * heads * s, dh], e), kh = try tensor([b * heads * s, dh], e), vh = try tensor([b * heads * s, dh], e)
             // A head's part of a row moves in 16-byte units where it is a whole number of them.
@@ -215,6 +223,62 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             }
             return out
         }
+    }
+
+    /// What the embed kernel reads, in one upload: the N ids, the N types, then the N positions (each sequence's
+    /// from 0), N = B·S padded or Σ lengths packed.
+    static func embedTokens(ids: [[Int]], types: [[Int]]) -> [Int32] {
+        var tokens = [Int32]()
+        tokens.reserveCapacity(3 * ids.reduce(0) { $0 + $1.count })
+        for row in ids { tokens += row.map { Int32($0) } }
+        for row in types { tokens += row.map { Int32($0) } }
+        for row in ids { tokens += (0..<row.count).map { Int32($0) } }
+        return tokens
+    }
+
+    /// Packed sequences as a padded batch for the unfused path: the packed row each of the B·S padded rows holds (a
+    /// padding row repeats its sequence's first, masked out), the keys kept (B, S), and the padded row of each packed
+    /// row (to gather the context back). S is the longest segment.
+    static func paddedRows(_ segments: [Range<Int>]) -> (rows: [Int], keep: [[Float]], back: [Int]) {
+        let longest = segments.map(\.count).max() ?? 0
+        let rows = segments.flatMap { segment in (0..<longest).map { segment.lowerBound + ($0 < segment.count ? $0 : 0) } }
+        let keep = segments.map { segment in (0..<longest).map { Float($0 < segment.count ? 1 : 0) } }
+        let back = segments.enumerated().flatMap { i, segment in (0..<segment.count).map { i * longest + $0 } }
+        return (rows, keep, back)
+    }
+
+    // MARK: - Fused and packed attention
+
+    /// Whether attention runs in the fused kernel (`attention_fused_*`: FP16/BF16 on tensor cores, sm_80 or newer,
+    /// heads of 16, 32, 64 or 128): `MEGATRON_BERT_CUDA_ATTENTION=fused`. Off by default until a GPU run of
+    /// scripts/gpu-check.sh has checked it against the unfused path (so far it is checked on the CPU only, by
+    /// scripts/check_fused_attention.py, which emulates the kernel's threads and tensor-core steps).
+    public let fusedAttention = ProcessInfo.processInfo.environment["MEGATRON_BERT_CUDA_ATTENTION"] == "fused"
+
+    /// Packing pays where the fused kernel runs: attention then costs only each sequence's own tokens.
+    public var prefersPackedSequences: Bool {
+        fusedAttention && device.computeCapability.major >= 8 && (modelElement == .f16 || modelElement == .bf16)
+    }
+
+    /// The fused kernel for `element` activations (N, width) in `heads` heads, or nil where it does not apply.
+    private func fusedAttentionKernel(_ element: Element, width: Int, heads: Int) -> String? {
+        guard fusedAttention, device.computeCapability.major >= 8, element == .f16 || element == .bf16,
+              heads > 0, width % heads == 0, CUDAKernelSource.fusedHeadSizes.contains(width / heads) else { return nil }
+        return CUDAKernelSource.fusedAttentionName(element.rawValue, headSize: width / heads)
+    }
+
+    /// Launches the fused kernel: q, k, v, out (N, H); sequence z is rows starts[z] ..< starts[z+1] (`starts`, a
+    /// device array of Int32, or 0 for B padded rows of `sequence` tokens masked by `keep` (B, S)).
+    private func launchFused(_ kernel: String, q: CUDATensor, k: CUDATensor, v: CUDATensor, out: CUDATensor, heads: Int,
+                             longest: Int, sequences: Int, starts: UInt64, keep: UInt64, sequence: Int) throws {
+        let h = q.shape[1], dh = h / heads
+        // 16-byte loads of rows: every row start and head offset a multiple of 16 bytes (allocations are 256-aligned).
+        guard h * q.element.size % 16 == 0, [q, k, v, out].allSatisfy({ $0.address % 16 == 0 && $0.shape[1] == h }) else {
+            throw CUDAError("internal error: fused attention needs 16-byte aligned rows of the same width")
+        }
+        try device.launch(kernel, blocks: (longest + 63) / 64, threads: 128, gridY: heads, gridZ: sequences,
+                          [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(out.address), .int(h),
+                           .int(h), .pointer(starts), .pointer(keep), .int(sequence), .float(1 / Float(dh).squareRoot())])
     }
 
     public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
@@ -292,6 +356,16 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return buffer
     }
 
+    /// The last packed segments' starts (B+1 Int32), uploaded once per batch like the mask.
+    private var lastStarts: (segments: [Range<Int>], buffer: DeviceBuffer)?
+
+    private func segmentStarts(_ segments: [Range<Int>]) throws -> DeviceBuffer {
+        if let last = lastStarts, last.segments == segments { return last.buffer }
+        let buffer = try ([0] + segments.map { Int32($0.upperBound) }).withUnsafeBytes { try device.upload($0) }
+        lastStarts = (segments, buffer)
+        return buffer
+    }
+
     private func tensor(_ shape: [Int], _ element: Element) throws -> CUDATensor {
         try CUDATensor(shape: shape, element: element, pool: device.pool)
     }
@@ -327,5 +401,35 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             throw CUDAError("internal error: the CUDA backend was given a vector prepared by another backend")
         }
         return vector
+    }
+}
+
+extension CUDABackend: PackedAttention {
+    /// Sequences packed end to end: the fused kernel over each sequence's own rows where it applies; elsewhere the
+    /// rows are gathered into a padded batch, run by the unfused path with its padding masked, and gathered back.
+    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
+                          heads: Int) throws -> any DeviceTensor {
+        let q = try cuda(query), k = try cuda(key), v = try cuda(value)
+        let h = q.shape[1], longest = segments.map(\.count).max() ?? 0
+        guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == q.shape[0],
+              zip(segments, segments.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }) else {
+            throw CUDAError("internal error: packed segments must be consecutive and cover the \(q.shape[0]) rows")
+        }
+        if let kernel = fusedAttentionKernel(q.element, width: h, heads: heads) {
+            return try device.withContext {
+                let starts = try segmentStarts(segments)  // (B+1)
+                let out = try tensor([q.shape[0], h], q.element)  // (N, H)
+                try timed("attention: fused packed (\(segments.count) sequences, \(heads) heads, longest \(longest))") {
+                    try launchFused(kernel, q: q, k: k, v: v, out: out, heads: heads, longest: longest,
+                                    sequences: segments.count, starts: starts.address, keep: 0, sequence: longest)
+                }
+                return out
+            }
+        }
+        let (rows, keep, back) = Self.paddedRows(segments)
+        let context = try attention(query: try gatherRows(q, rows: rows), key: try gatherRows(k, rows: rows),
+                                    value: try gatherRows(v, rows: rows), batch: segments.count, sequence: longest,
+                                    heads: heads, keep: keep)  // (B·S, H)
+        return try gatherRows(context, rows: back)  // (N, H)
     }
 }

@@ -127,15 +127,18 @@ public final class CUDADevice: @unchecked Sendable {
         return try body()
     }
 
-    /// Launches kernel `name` on a (blocks, gridY) grid; `arguments` are the kernel's parameters in order.
-    func launch(_ name: String, blocks: Int, threads: Int, gridY: Int = 1, _ arguments: [KernelArgument]) throws {
+    /// Launches kernel `name` on a (blocks, gridY, gridZ) grid; `arguments` are the kernel's parameters in order.
+    func launch(_ name: String, blocks: Int, threads: Int, gridY: Int = 1, gridZ: Int = 1, _ arguments: [KernelArgument]) throws {
         guard let function = functions[name] else { throw CUDAError("internal error: no kernel \(name)") }
-        guard blocks > 0 else { return }
+        guard blocks > 0, gridY > 0, gridZ > 0 else { return }
+        guard gridY <= 65_535, gridZ <= 65_535 else {
+            throw CUDAError("internal error: a (\(blocks), \(gridY), \(gridZ)) grid for \(name) (at most 65,535 in y and z)")
+        }
         let storage = arguments.map { $0.boxed() }
         defer { storage.forEach { $0.deallocate() } }
         var pointers: [UnsafeMutableRawPointer?] = storage.map { $0 }
         let status = pointers.withUnsafeMutableBufferPointer {
-            driver.cuLaunchKernel(function, UInt32(blocks), UInt32(gridY), 1, UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
+            driver.cuLaunchKernel(function, UInt32(blocks), UInt32(gridY), UInt32(gridZ), UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
         }
         try driver.check(status, "launching \(name)")
     }

@@ -8,6 +8,12 @@ enum CUDAKernelSource {
     /// The element types a kernel is instantiated for, by name suffix.
     static let elements = ["f32", "f16", "bf16"]
 
+    /// Head sizes the fused attention kernel is instantiated for (multiples of 16, the tensor-core step).
+    static let fusedHeadSizes = [16, 32, 64, 128]
+
+    /// The fused attention kernel for element `t` ("f16" or "bf16") and head size `headSize`.
+    static func fusedAttentionName(_ t: String, headSize: Int) -> String { "attention_fused_\(t)_\(headSize)" }
+
     /// Every exported kernel name (what `CUDAKernels` loads; the NVRTC test compiles and checks them all).
     static var kernelNames: [String] {
         var names: [String] = []
@@ -17,6 +23,9 @@ enum CUDAKernelSource {
             for u in elements {
                 names += ["layer_norm_\(t)_\(u)", "convert_\(t)_\(u)"]
             }
+        }
+        for t in ["f16", "bf16"] {
+            for d in fusedHeadSizes { names.append(fusedAttentionName(t, headSize: d)) }
         }
         return names + ["split_heads_16B", "merge_heads_16B"]
     }
@@ -37,12 +46,13 @@ __device__ __forceinline__ void store(f16* p, long i, float v) {
     u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i].bits = h;
 }
 /* Round to nearest even, NaN kept quiet: what torch and the CPU backend do. */
-__device__ __forceinline__ void store(bf16* p, long i, float v) {
+__device__ __forceinline__ u16 bf16_bits(float v) {
     unsigned u = __float_as_uint(v);
-    if ((u & 0x7fffffffu) > 0x7f800000u) { p[i].bits = (u16)((u >> 16) | 0x40u); return; }
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40u);
     u += 0x7fffu + ((u >> 16) & 1u);
-    p[i].bits = (u16)(u >> 16);
+    return (u16)(u >> 16);
 }
+__device__ __forceinline__ void store(bf16* p, long i, float v) { p[i].bits = bf16_bits(v); }
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -53,12 +63,13 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-/* out (N, H) FP32 = word[ids] + position[row % S] + token_type[types]; one block per row. */
+/* out (N, H) FP32 = word[ids] + position[positions] + token_type[types]; one block per row. `tokens` (3N) holds the
+   N ids, then the N types, then the N positions (one upload; packed sequences restart their positions at 0). */
 template <typename T>
-__device__ void embed(const int* ids, const int* types, const T* word, const T* position, const T* tokenType,
-                      float* out, int S, int H) {
+__device__ void embed(const int* tokens, const T* word, const T* position, const T* tokenType, float* out, int N,
+                      int H) {
     long row = blockIdx.x;
-    long w = (long)ids[row] * H, p = (row % S) * (long)H, t = (long)types[row] * H;
+    long w = (long)tokens[row] * H, t = (long)tokens[N + row] * H, p = (long)tokens[2L * N + row] * H;
     for (int j = threadIdx.x; j < H; j += blockDim.x)
         out[row * H + j] = load(word, w + j) + load(position, p + j) + load(tokenType, t + j);
 }
@@ -237,8 +248,194 @@ __device__ void softmax(const float* scores, const float* keep, T* probs, int S,
         store(probs, row * S + j, k[j] != 0.0f ? expf(x[j] - m) * inv : 0.0f);
 }
 
+/* ---- Fused attention: softmax(Q K^T * scale) V on tensor cores (FP16 / BF16, sm_80+), flash-attention style ----
+   The scores never leave the registers: each warp takes 16 query rows, the block 64 (FA_ROWS); keys and values
+   come through shared memory 64 rows (FA_KEYS) at a time, with an online softmax (running maximum and sum per row,
+   the partial output rescaled when the maximum grows). Products are mma.sync m16n8k16 with FP32 accumulation; the
+   probabilities enter the second product rounded to T, as the unfused path's do.
+
+   Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), lane = 4g + t:
+     A (16x16, row-major): reg0 (row g, cols 2t, 2t+1), reg1 (row g+8, same), reg2 (row g, cols 2t+8, 2t+9),
+                           reg3 (row g+8, same); the lower column in the lower 16 bits.
+     B (16x8, k x n):      reg0 (k 2t, 2t+1; n g), reg1 (k 2t+8, 2t+9; n g).
+     C (16x8, FP32):       c0, c1 (row g, cols 2t, 2t+1), c2, c3 (row g+8, same).
+
+   Tensors: q, k, v rows of `ld` elements, out rows of `ldo`; head h is columns h*D ..< (h+1)*D of each. Sequence z
+   (blockIdx.z) is rows starts[z] ..< starts[z+1] when `starts` is given (packed, no padding: every key real), else
+   rows z*S ..< z*S + S with keep[z*S + j] == 0 for padding keys (queries are not masked; a sequence with no key kept
+   attends uniformly over all S, as an additive finfo.min mask gives). Grid (ceil(longest / 64), heads, sequences),
+   128 threads. Needs ld, ldo and D multiples of 8 and 16-byte aligned rows. */
+#define FA_ROWS 64
+#define FA_KEYS 64
+
+template <typename T> __device__ __forceinline__ unsigned pack2(float lo, float hi);
+template <> __device__ __forceinline__ unsigned pack2<f16>(float lo, float hi) {
+    u16 a, b;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(a) : "f"(lo));
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(hi));
+    return (unsigned)a | ((unsigned)b << 16);
+}
+template <> __device__ __forceinline__ unsigned pack2<bf16>(float lo, float hi) {
+    return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+}
+
+/* c (16x8 FP32) += a (16x16) b (16x8), T inputs. */
+template <typename T> __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1);
+template <> __device__ __forceinline__ void mma16816<f16>(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+template <> __device__ __forceinline__ void mma16816<bf16>(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+template <typename T, int D>
+__device__ void attention_fused(const T* q, const T* k, const T* v, T* out, int ld, int ldo, const int* starts,
+                                const float* keep, int S, float scale) {
+    constexpr int LDS = D + 8;  /* shared row stride (elements): the fragment reads below hit 32 distinct banks */
+    __shared__ __align__(16) u16 ks[FA_KEYS * LDS];
+    __shared__ __align__(16) u16 vs[FA_KEYS * LDS];
+    const float lowest = __int_as_float(0xff800000);  /* -inf */
+    const int z = blockIdx.z;
+    const long start = starts ? (long)starts[z] : (long)z * S;
+    const int len = starts ? starts[z + 1] - starts[z] : S;
+    const int q0 = blockIdx.x * FA_ROWS;
+    if (q0 >= len) return;  /* the whole block: no barrier yet */
+    const float* keepRow = starts ? nullptr : (keep ? keep + (long)z * S : nullptr);
+    int anyKept = 1;
+    if (keepRow) {
+        int mine = 0;
+        for (int j = threadIdx.x; j < len; j += blockDim.x) mine |= keepRow[j] != 0.0f;
+        anyKept = __syncthreads_or(mine);
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;  /* this lane's two query rows (in the sequence) */
+    const long col = (long)blockIdx.y * D;
+    const u16* qb = (const u16*)q;
+    const u16* kb = (const u16*)k;
+    const u16* vb = (const u16*)v;
+
+    unsigned qf[D / 16][4];  /* Q (16 rows x D) as A fragments, D/16 of them */
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const int c = kk * 16 + 2 * t;
+        const u16* row0 = qb + (start + r0) * ld + col + c;
+        const u16* row1 = qb + (start + r1) * ld + col + c;
+        qf[kk][0] = r0 < len ? *(const unsigned*)row0 : 0u;
+        qf[kk][1] = r1 < len ? *(const unsigned*)row1 : 0u;
+        qf[kk][2] = r0 < len ? *(const unsigned*)(row0 + 8) : 0u;
+        qf[kk][3] = r1 < len ? *(const unsigned*)(row1 + 8) : 0u;
+    }
+    float o[D / 8][4];  /* the output rows (16 x D) as D/8 accumulator tiles */
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    float m[2] = {lowest, lowest}, l[2] = {0.0f, 0.0f};  /* rows g, g+8: running maximum (log2 units) and sum */
+    const float scaleLog2 = scale * 1.4426950408889634f;
+
+    for (int kt = 0; kt < len; kt += FA_KEYS) {
+        __syncthreads();  /* every warp is done with the previous tile */
+        for (int u = threadIdx.x; u < FA_KEYS * (D / 8); u += blockDim.x) {
+            const int row = u / (D / 8), part = u % (D / 8);
+            uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
+            if (kt + row < len) {
+                const long offset = (start + kt + row) * ld + col + part * 8;
+                kv = *(const uint4*)(kb + offset);
+                vv = *(const uint4*)(vb + offset);
+            }
+            *(uint4*)(ks + row * LDS + part * 8) = kv;
+            *(uint4*)(vs + row * LDS + part * 8) = vv;
+        }
+        __syncthreads();
+
+        float s[FA_KEYS / 8][4];  /* scores (16 rows x 64 keys) */
+#pragma unroll
+        for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const u16* kr = ks + (nt * 8 + g) * LDS + kk * 16 + 2 * t;
+                mma16816<T>(s[nt], qf[kk], *(const unsigned*)kr, *(const unsigned*)(kr + 8));
+            }
+        }
+        float mx[2] = {lowest, lowest};
+#pragma unroll
+        for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int key = kt + nt * 8 + 2 * t + (i & 1);
+                const bool valid = key < len && (!keepRow || !anyKept || keepRow[key] != 0.0f);
+                const float x = valid ? (anyKept ? s[nt][i] * scaleLog2 : 0.0f) : lowest;
+                s[nt][i] = x;
+                mx[i >> 1] = fmaxf(mx[i >> 1], x);
+            }
+        }
+        float base[2], alpha[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            const float next = fmaxf(m[r], mx[r]);
+            base[r] = next == lowest ? 0.0f : next;  /* no key yet: exp2(-inf - 0) = 0, never -inf - -inf */
+            alpha[r] = exp2f(m[r] - base[r]);
+            m[r] = next;
+        }
+#pragma unroll
+        for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float p = exp2f(s[nt][i] - base[i >> 1]);
+                s[nt][i] = p;
+                sum[i >> 1] += p;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + sum[r];
+#pragma unroll
+        for (int nd = 0; nd < D / 8; nd++) {
+            o[nd][0] *= alpha[0]; o[nd][1] *= alpha[0];
+            o[nd][2] *= alpha[1]; o[nd][3] *= alpha[1];
+        }
+        /* O += P V, 16 keys per step: P's A fragment is the score tiles 2j and 2j+1; V's B fragment pairs two rows. */
+#pragma unroll
+        for (int j = 0; j < FA_KEYS / 16; j++) {
+            const unsigned a[4] = {pack2<T>(s[2 * j][0], s[2 * j][1]), pack2<T>(s[2 * j][2], s[2 * j][3]),
+                                   pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]), pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3])};
+#pragma unroll
+            for (int nd = 0; nd < D / 8; nd++) {
+                const u16* vr = vs + (j * 16 + 2 * t) * LDS + nd * 8 + g;
+                const unsigned b0 = (unsigned)vr[0] | ((unsigned)vr[LDS] << 16);
+                const unsigned b1 = (unsigned)vr[8 * LDS] | ((unsigned)vr[9 * LDS] << 16);
+                mma16816<T>(o[nd], a, b0, b1);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+    const float inv0 = 1.0f / l[0], inv1 = 1.0f / l[1];
+    u16* ob = (u16*)out;
+#pragma unroll
+    for (int nd = 0; nd < D / 8; nd++) {
+        const int c = nd * 8 + 2 * t;
+        if (r0 < len) *(unsigned*)(ob + (start + r0) * ldo + col + c) = pack2<T>(o[nd][0] * inv0, o[nd][1] * inv0);
+        if (r1 < len) *(unsigned*)(ob + (start + r1) * ldo + col + c) = pack2<T>(o[nd][2] * inv1, o[nd][3] * inv1);
+    }
+}
+
+#define FUSED(T, D) \
+extern "C" __global__ void __launch_bounds__(128) attention_fused_##T##_##D(const T* q, const T* k, const T* v, T* out, int ld, int ldo, const int* starts, const float* keep, int S, float scale) { attention_fused<T, D>(q, k, v, out, ld, ldo, starts, keep, S, scale); }
+
 #define ONE(T) \
-extern "C" __global__ void embed_##T(const int* ids, const int* types, const T* w, const T* p, const T* t, float* out, int S, int H) { embed(ids, types, w, p, t, out, S, H); } \
+extern "C" __global__ void embed_##T(const int* tokens, const T* w, const T* p, const T* t, float* out, int N, int H) { embed(tokens, w, p, t, out, N, H); } \
 extern "C" __global__ void activate_##T(T* x, long n, int act) { activate(x, n, act); } \
 extern "C" __global__ void activate16_##T(T* x, long units, int act) { activate16(x, units, act); } \
 extern "C" __global__ void add_bias_##T(T* y, const float* bias, long n, int M) { add_bias(y, bias, n, M); } \
@@ -254,5 +451,7 @@ ONE(f32) ONE(f16) ONE(bf16)
 TWO(f32, f32) TWO(f32, f16) TWO(f32, bf16)
 TWO(f16, f32) TWO(f16, f16) TWO(f16, bf16)
 TWO(bf16, f32) TWO(bf16, f16) TWO(bf16, bf16)
+FUSED(f16, 16) FUSED(f16, 32) FUSED(f16, 64) FUSED(f16, 128)
+FUSED(bf16, 16) FUSED(bf16, 32) FUSED(bf16, 64) FUSED(bf16, 128)
 """#
 }

@@ -104,4 +104,11 @@ public protocol PackedAttention {
     /// rows only, in `heads` heads of H / heads columns each. Segments are consecutive and cover 0..<N.
     func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
                    heads: Int) throws -> any DeviceTensor
+    /// Whether packing pays on this backend now, so the pipelines should hand it packed batches (the CPU: always;
+    /// the GPU: when its fused attention kernel runs, which packed attention is built for).
+    var prefersPackedSequences: Bool { get }
+}
+
+extension PackedAttention {
+    public var prefersPackedSequences: Bool { true }
 }

@@ -124,10 +124,12 @@ public final class MegatronBERTModel: @unchecked Sendable {
     /// Runs the encoder and the head and waits for the device, leaving every output where it was computed: the
     /// forward pass without the copy to the host (what `bench` times on a GPU, as PyTorch's benchmark keeps its
     /// logits on the GPU). The same work as `forward` on the CPU.
-    public func forwardOnDevice(_ batch: Batch) throws {
+    public func forwardOnDevice(_ batch: Batch, runHead: Bool = true) throws {
         let (x, b, s) = try encode(batch)
         let pooled = try pooler?(x, firstRows: (0..<b).map { $0 * s }, on: backend)
-        _ = try taskHead.deviceOutputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices, on: backend)
+        if runHead {
+            _ = try taskHead.deviceOutputs(hidden: x, pooled: pooled, batch: b, sequence: s, choices: batch.numChoices, on: backend)
+        }
         try backend.synchronize()
     }
 
@@ -145,8 +147,9 @@ public final class MegatronBERTModel: @unchecked Sendable {
         return (x, b, s)
     }
 
-    /// Whether `forwardPacked` can run on this model's backend (the CPU's can).
-    public var runsPackedSequences: Bool { backend is PackedAttention }
+    /// Whether the pipelines run this model's batches packed (`forwardPacked`): its backend can, and packing pays
+    /// there (the CPU's always; the GPU's with its fused attention).
+    public var runsPackedSequences: Bool { (backend as? PackedAttention)?.prefersPackedSequences ?? false }
 
     /// The encoder (and pooler) on sequences of different lengths packed end to end, without padding: every product
     /// but attention costs only the real tokens, and each sequence attends over its own tokens. The same numbers as
@@ -161,9 +164,17 @@ public final class MegatronBERTModel: @unchecked Sendable {
     ///   - ids: token ids per sequence, each at least one and at most `max_position_embeddings`.
     ///   - types: token type ids, the same shape.
     /// - Throws: for ids or types outside the model's vocabularies, a sequence that is empty or too long, a backend
-    ///   without packed attention (`runsPackedSequences`), or too little memory.
+    ///   without packed attention, or too little memory.
     public func forwardPacked(ids: [[Int]], types: [[Int]]) throws -> PackedOutputs {
-        guard runsPackedSequences else {
+        let (x, segments, pooled) = try encodePacked(ids: ids, types: types)
+        return PackedOutputs(lastHiddenState: try backend.download(x), segments: segments,
+                             poolerOutput: try pooled.map { try backend.download($0) })
+    }
+
+    /// The encoder and pooler of `forwardPacked`, outputs left on the device: (N, H), the segments, (B, H).
+    private func encodePacked(ids: [[Int]], types: [[Int]]) throws
+        -> (hidden: any DeviceTensor, segments: [Range<Int>], pooled: (any DeviceTensor)?) {
+        guard backend is PackedAttention else {
             throw ModelError(.unsupported, "the \(backend.name) backend runs padded batches only: use forward(_:)")
         }
         guard !ids.isEmpty else { throw ModelError("no sequences to run") }
@@ -186,8 +197,14 @@ public final class MegatronBERTModel: @unchecked Sendable {
         for layer in layers { try layer(x, layout: .packed(segments: segments), on: backend) }
         try finalNorm?.apply(x, on: backend)
         let pooled = try pooler?(x, firstRows: segments.map(\.lowerBound), on: backend)  // (B, H)
-        return PackedOutputs(lastHiddenState: try backend.download(x), segments: segments,
-                             poolerOutput: try pooled.map { try backend.download($0) })
+        return (x, segments, pooled)
+    }
+
+    /// `forwardPacked` without the copies to the host: the encoder and pooler on packed sequences, waiting for the
+    /// device (what `bench --lengths` times, as `forwardOnDevice` for padded batches).
+    public func forwardPackedOnDevice(ids: [[Int]], types: [[Int]]) throws {
+        _ = try encodePacked(ids: ids, types: types)
+        try backend.synchronize()
     }
 
     /// Masked-LM logits at chosen positions only: the encoder on the whole batch, the MLM head (dense → act →

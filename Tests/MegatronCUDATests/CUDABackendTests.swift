@@ -1,0 +1,32 @@
+import Testing
+@testable import MegatronCUDA
+
+/// The host-side arithmetic of the CUDA backend that no GPU is needed to check: what the embed kernel is given, and
+/// how packed sequences become a padded batch for the unfused attention path. (The kernels themselves: NVRTC in
+/// KernelCompilerTests, the fused attention kernel emulated by scripts/check_fused_attention.py, the rest on a GPU by
+/// scripts/gpu-check.sh.)
+@Suite struct CUDABackendTests {
+    @Test func embedTokensAreIdsThenTypesThenPositionsFromZeroPerSequence() {
+        let tokens = CUDABackend.embedTokens(ids: [[101, 7, 102], [101, 102]], types: [[0, 0, 1], [0, 1]])
+        #expect(tokens == [101, 7, 102, 101, 102, 0, 0, 1, 0, 1, 0, 1, 2, 0, 1])
+        // A padded batch: every row the same length, positions 0..<S in each.
+        #expect(CUDABackend.embedTokens(ids: [[1, 2], [3, 4]], types: [[0, 0], [0, 0]]).suffix(4) == [0, 1, 0, 1])
+        #expect(CUDABackend.embedTokens(ids: [], types: []).isEmpty)
+    }
+
+    @Test func packedSegmentsBecomeAPaddedBatchAndBack() {
+        // Sequences of 3, 1 and 2 tokens packed in rows 0..<6.
+        let segments = [0..<3, 3..<4, 4..<6]
+        let (rows, keep, back) = CUDABackend.paddedRows(segments)
+        // (3 sequences × 3) padded rows: each the packed row it holds, padding repeating its sequence's first row.
+        #expect(rows == [0, 1, 2, 3, 3, 3, 4, 5, 4])
+        #expect(keep == [[1, 1, 1], [1, 0, 0], [1, 1, 0]])
+        // Gathering `back` from the padded context returns each packed row's own padded row, in packed order.
+        #expect(back == [0, 1, 2, 3, 6, 7])
+        #expect(back.map { rows[$0] } == Array(0..<6), "a packed row goes out and comes back to itself")
+        // Every padded row a sequence owns lies inside that sequence's own packed rows (no attention across them).
+        for (i, segment) in segments.enumerated() {
+            #expect(rows[(i * 3)..<(i * 3 + 3)].allSatisfy { segment.contains($0) })
+        }
+    }
+}
