@@ -11,6 +11,10 @@ and the median of the rounds' medians, and the ratio of the best figures.
 Each dtype gets its own table against PyTorch in the same precision (bench_pytorch.py's fp32, autocast bf16,
 quantize_dynamic int8); --dtype fp16 compares our fp16 with PyTorch fp32 (PyTorch has no fp16 CPU path).
 
+With --lengths FILE (e.g. scripts/mixed-lengths-16.txt) each table ends with the mixed-length batch: ours packed
+without padding, PyTorch padded to the longest with an attention mask, both the encoder and pooler only, tokens/s
+counting real tokens (`--points ''` runs it alone).
+
 With --baseline, a second megatron-bert binary (an earlier build) runs in the same alternating rounds and the
 table adds its best figure and the ratio new / baseline: before-and-after on the same machine, in one run.
 """
@@ -39,8 +43,11 @@ def main():
     parser.add_argument("--min-seconds", default="3")
     parser.add_argument("--points", default="1x8,1x128,8x128,32x32")
     parser.add_argument("--baseline", help="an earlier megatron-bert binary to run beside --binary")
+    parser.add_argument("--lengths", help="a file of sequence lengths: one more row, the mixed-length batch")
     args = parser.parse_args()
-    points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",")]
+    points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",") if p]
+    if args.lengths:
+        points.append("mixed")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
     wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8"]
@@ -59,24 +66,29 @@ def table(args, points, dtype):
           "| Swift peak RSS MB | PyTorch peak RSS MB | kernels |" + extra)
     print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
 
-    def swift_run(binary, b, s):
-        return run([binary, "bench", "--random-weights", "--device", "cpu", "--batch", str(b), "--seq", str(s), "--dtype",
+    def shape(point):
+        return ["--lengths", args.lengths] if point == "mixed" else ["--batch", str(point[0]), "--seq", str(point[1])]
+
+    def swift_run(binary, point):
+        return run([binary, "bench", "--random-weights", "--device", "cpu", *shape(point), "--dtype",
                     dtype, "--json", "--min-seconds", args.min_seconds])
 
-    for b, s in points:
+    for point in points:
         swift, torch, baseline = [], [], []
         for _ in range(args.rounds):
-            swift.append(swift_run(args.binary, b, s))
+            swift.append(swift_run(args.binary, point))
             if args.baseline:
-                baseline.append(swift_run(args.baseline, b, s))
-            torch.append(run([sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--batch", str(b), "--seq", str(s),
+                baseline.append(swift_run(args.baseline, point))
+            torch.append(run([sys.executable, os.path.join(HERE, "bench_pytorch.py"), *shape(point),
                               "--dtype", reference, "--threads", str(args.threads), "--json", "--min-seconds", args.min_seconds]))
+        label = (f"mixed: {swift[0]['batch']} sequences, {swift[0]['tokens']} tokens (padded {swift[0]['batch'] * swift[0]['seq']})"
+                 if point == "mixed" else f"{point[0]} x {point[1]}")
         sb = max(r["best_tokens_per_second"] for r in swift)
         pb = max(r["best_tokens_per_second"] for r in torch)
         sm = statistics.median(r["tokens_per_second"] for r in swift)
         pm = statistics.median(r["tokens_per_second"] for r in torch)
         kernels = ", ".join(sorted({k for r in swift for k in r.get("kernels", [])}))
-        row = (f"| {b} x {s} | {sb:.1f} | {pb:.1f} | {sb / pb:.2f} | {sm:.1f} | {pm:.1f} | "
+        row = (f"| {label} | {sb:.1f} | {pb:.1f} | {sb / pb:.2f} | {sm:.1f} | {pm:.1f} | "
                f"{max(r['peak_rss_bytes'] for r in swift) / 2**20:.0f} | {max(r['peak_rss_bytes'] for r in torch) / 2**20:.0f} | {kernels} |")
         if args.baseline:
             ob = max(r["best_tokens_per_second"] for r in baseline)

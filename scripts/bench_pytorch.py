@@ -13,6 +13,10 @@ logits stay on the GPU, and peak_device_bytes is torch.cuda.max_memory_allocated
     /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S | --points 1x8,1x128]
         [--device cpu|cuda] [--dtype fp32|bf16|int8|fp16] [--json]
 
+--lengths FILE (e.g. scripts/mixed-lengths-16.txt) adds a mixed-length point as `megatron-bert bench --lengths`
+does: the same ids, one batch padded to the longest with an attention mask (as transformers users batch), the
+encoder and pooler only (model.bert), and tokens/s counting the real tokens only.
+
 Prints one line (or one JSON object) per point, in the same format as the Swift bench.
 """
 import argparse
@@ -37,6 +41,7 @@ def main():
     parser.add_argument("--points", help="comma-separated BxS points, e.g. 1x8,1x128")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--min-runs", type=int, default=3)
+    parser.add_argument("--lengths", help="a file of sequence lengths: one more point, padded to the longest")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,38 +62,49 @@ def main():
         autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     elif args.dtype == "int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    points = [(args.batch, args.seq)] if args.batch else [(1, 8), (1, 128), (8, 128), (1, 512)]
+    points = [(args.batch, args.seq)] if args.batch else ([] if args.lengths else [(1, 8), (1, 128), (8, 128), (1, 512)])
     if args.points:
         points = [tuple(int(n) for n in p.split("x")) for p in args.points.split(",")]
+    mixed = None
+    if args.lengths:
+        with open(args.lengths) as f:
+            mixed = [int(n) for line in f for n in line.split("#")[0].replace(",", " ").split()]
+        points.append((len(mixed), max(mixed)))
     if not args.json:
         engine = f", quantized engine {torch.backends.quantized.engine}" if args.dtype == "int8" else ""
         where = f"{torch.cuda.get_device_name(0)}" if cuda else f"{args.threads} threads"
         print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}, {where}")
         print("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
-    for b, s in points:
+    for index, (b, s) in enumerate(points):
         ids = torch.randint(1000, config.vocab_size, (b, s))
+        is_mixed = mixed is not None and index == len(points) - 1
+        tokens = sum(mixed) if is_mixed else b * s
+        mask = (torch.arange(s)[None, :] < torch.tensor(mixed)[:, None]).long() if is_mixed else None
         if cuda:
             ids = ids.cuda()
+            mask = mask.cuda() if mask is not None else None
             torch.cuda.reset_peak_memory_stats()
+        forward = (lambda: model.bert(input_ids=ids, attention_mask=mask)) if is_mixed else (lambda: model(input_ids=ids))
         with torch.inference_mode(), autocast():
-            model(input_ids=ids)  # warm-up
+            forward()  # warm-up
             sync()
             times = []
             started = time.perf_counter()
             while len(times) < args.min_runs or time.perf_counter() - started < args.min_seconds:
                 t0 = time.perf_counter()
-                model(input_ids=ids)
+                forward()
                 sync()
                 times.append(time.perf_counter() - t0)
         median = statistics.median(times)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if args.json:
-            print(json.dumps({"batch": b, "seq": s, "dtype": args.dtype, "runs": len(times), "median_seconds": median,
-                              "tokens_per_second": b * s / median, "best_tokens_per_second": b * s / min(times), "peak_rss_bytes": rss, "engine": "pytorch", "device": args.device,
+            print(json.dumps({"batch": b, "seq": s, **({"mixed": True, "tokens": tokens, "packed": False} if is_mixed else {}),
+                              "dtype": args.dtype, "runs": len(times), "median_seconds": median,
+                              "tokens_per_second": tokens / median, "best_tokens_per_second": tokens / min(times), "peak_rss_bytes": rss, "engine": "pytorch", "device": args.device,
                               **({"peak_device_bytes": torch.cuda.max_memory_allocated(), "gpu": torch.cuda.get_device_name(0)} if cuda else {})}))
         else:
-            print(f"{b:5d} {s:4d} {len(times):5d} {median * 1000:11.1f} {b * s / median:10.1f} {b * s / min(times):12.1f} "
-                  f"{rss / 1048576:13.0f}")
+            print(f"{b:5d} {s:4d} {len(times):5d} {median * 1000:11.1f} {tokens / median:10.1f} {tokens / min(times):12.1f} "
+                  f"{rss / 1048576:13.0f}" + (f"   mixed: {tokens} tokens, longest {s}, padded" if is_mixed else ""))
 
 
 if __name__ == "__main__":

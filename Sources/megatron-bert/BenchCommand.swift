@@ -16,7 +16,13 @@ struct BenchCommand: ParsableCommand {
         that point). With --random-weights the model is the exact 345M Megatron-BERT pre-training shape \
         (MLM logits at every position and the NSP head), so anyone can benchmark without a checkpoint.
 
-        Compare with PyTorch on the same machine: python3 scripts/bench_pytorch.py (same grid, same model shape).
+        --lengths FILE adds a mixed-length point: one batch of sequences of the file's lengths (e.g. \
+        scripts/mixed-lengths-16.txt, drawn between 8 and 512 tokens), run packed end to end without padding \
+        where the backend packs (the CPU; the GPU with its fused attention), else padded to the longest. It times \
+        the encoder and pooler (no MLM head) and counts only the real tokens (useful tokens/s).
+
+        Compare with PyTorch on the same machine: python3 scripts/bench_pytorch.py (same grid, same model shape; \
+        --lengths FILE pads the same batch).
         """
     )
 
@@ -34,6 +40,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Comma-separated BxS points instead of the grid, e.g. 1x8,1x128,128x128.")
     var points: String?
+
+    @Option(help: "A file of sequence lengths (numbers separated by spaces, commas or lines; # comments): one batch of those lengths, packed where the backend packs, timed for the encoder and pooler (alone, or after --points/--batch when given).")
+    var lengths: String?
 
     @Option(help: DType.help)
     var dtype: DType = .fp32
@@ -67,9 +76,13 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var points = [(1, 8), (1, 128), (8, 128), (1, 512)]
+            var points = lengths == nil ? [(1, 8), (1, 128), (8, 128), (1, 512)] : []
             if let batch, let seq { points = [(batch, seq)] }
             if let parsed = try parsedPoints() { points = parsed }
+            let mixed = try lengths.map(Self.readLengths)
+            if let mixed, let longest = mixed.max() {
+                points.append((mixed.count, longest))  // checked for memory below as its padded size
+            }
             if randomWeights {
                 // Checked before the 345M model is built, so an absurd point fails at once.
                 let config = BertConfig.megatronBERT345M
@@ -91,15 +104,35 @@ struct BenchCommand: ParsableCommand {
                 Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name), products: \(products)")
                 Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (gpu == nil ? "" : "   peak GPU MB"))
             }
-            for (b, s) in points {
+            for (index, (b, s)) in points.enumerated() {
+                let mixedLengths = mixed != nil && index == points.count - 1 ? mixed : nil
                 guard s <= loaded.config.maxPositionEmbeddings else {
+                    if mixedLengths != nil {
+                        throw CommandError("--lengths: a length of \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
+                    }
                     throw CommandError("--seq \(s) exceeds the model's max_position_embeddings \(loaded.config.maxPositionEmbeddings)")
                 }
                 try loaded.checkMemory(rows: b * (loaded.head == .multipleChoice ? 2 : 1), sequence: s)
                 let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
                 // On a GPU the outputs stay there (PyTorch's benchmark keeps its logits on the GPU too); on the CPU
                 // `forward` is the same work.
-                let run = { gpu == nil ? _ = try loaded.forward(input) : try loaded.forwardOnDevice(input) }
+                var run = { gpu == nil ? _ = try loaded.forward(input) : try loaded.forwardOnDevice(input) }
+                var tokens = b * s
+                if let mixedLengths {
+                    guard loaded.head != .multipleChoice else {
+                        throw CommandError("--lengths runs single sequences; this model's head is multiple choice (use --points)")
+                    }
+                    // The same ids as the padded point's rows, each cut to its length; the encoder and pooler only.
+                    let ids = zip(input.inputIDs, mixedLengths).map { Array($0.prefix($1)) }
+                    tokens = mixedLengths.reduce(0, +)
+                    if loaded.runsPackedSequences {
+                        let types = ids.map { $0.map { _ in 0 } }
+                        run = { try loaded.forwardPackedOnDevice(ids: ids, types: types) }
+                    } else {
+                        let padded = Batch(inputIDs: input.inputIDs, attentionMask: mixedLengths.map { n in (0..<s).map { $0 < n ? 1 : 0 } })
+                        run = { gpu == nil ? _ = try loaded.forward(padded, runHead: false) : try loaded.forwardOnDevice(padded, runHead: false) }
+                    }
+                }
                 gpu?.resetPeakMemory()
                 try run()  // warm-up
                 gpu?.resetProfile()
@@ -112,14 +145,16 @@ struct BenchCommand: ParsableCommand {
                 }
                 times.sort()
                 let median = times[times.count / 2]
-                let tokensPerSecond = Double(b * s) / median
-                let best = Double(b * s) / times[0]
+                let tokensPerSecond = Double(tokens) / median
+                let best = Double(tokens) / times[0]
                 let rss = System.peakResidentBytes
                 if json {
-                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]\(gpu.map(Self.deviceFields) ?? "")}")
+                    let mixedFields = mixedLengths.map { _ in ", \"mixed\": true, \"tokens\": \(tokens), \"packed\": \(loaded.runsPackedSequences)" } ?? ""
+                    Console.line("{\"batch\": \(b), \"seq\": \(s)\(mixedFields), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]\(gpu.map(Self.deviceFields) ?? "")}")
                 } else {
                     Console.line(String(format: "%5d %4d %5d %11.3f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
-                                 Double(rss) / 1_048_576) + (gpu.map { String(format: " %13.0f", Double($0.peakMemory) / 1_048_576) } ?? ""))
+                                 Double(rss) / 1_048_576) + (gpu.map { String(format: " %13.0f", Double($0.peakMemory) / 1_048_576) } ?? "")
+                                 + (mixedLengths.map { _ in "   mixed: \(tokens) tokens, longest \(s), \(loaded.runsPackedSequences ? "packed" : "padded")" } ?? ""))
                 }
                 if let gpu, gpu.profiling {
                     Console.error("profile of \(b)x\(s), \(times.count) runs (MEGATRON_BERT_CUDA_PROFILE):\n\(gpu.profileReport())\n")
@@ -128,6 +163,26 @@ struct BenchCommand: ParsableCommand {
             }
             if !json { Console.line("kernels that ran the products: " + kernelsUsed(loaded).joined(separator: ", ")) }
         }
+    }
+
+    /// The lengths in a --lengths file: numbers separated by spaces, commas or newlines; `#` starts a comment.
+    static func readLengths(_ path: String) throws -> [Int] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandError("--lengths: cannot read \(path)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw CommandError("--lengths: \(path) is not UTF-8 text") }
+        var lengths: [Int] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            for word in content.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }) {
+                guard let n = Int(word), n >= 1 else {
+                    throw CommandError("--lengths: '\(word)' in \(path) is not a length of at least 1")
+                }
+                lengths.append(n)
+            }
+        }
+        guard !lengths.isEmpty else { throw CommandError("--lengths: \(path) has no lengths") }
+        return lengths
     }
 
     /// --points as (batch, seq) pairs.

@@ -177,6 +177,39 @@ func expectWritten(_ path: String, matches expectedPath: String, sourceLocation:
         #expect((object["peak_rss_bytes"] as? Int ?? 0) > 0)
     }
 
+    @Test func benchRunsAMixedLengthBatchPackedAndCountsRealTokens() throws {
+        let lengths = CLI.temporaryPath("lengths.txt")
+        try "# three sequences\n5, 2\n9 # the longest\n".write(toFile: lengths, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--lengths", lengths,
+                                  "--device", "cpu", "--json", "--min-seconds", "0", "--min-runs", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 1, "only the mixed point without --points: \(result.stdout)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+        #expect(object["mixed"] as? Bool == true)
+        #expect(object["batch"] as? Int == 3)
+        #expect(object["seq"] as? Int == 9)
+        #expect(object["tokens"] as? Int == 16)
+        #expect(object["packed"] as? Bool == true, "the CPU packs")
+        let median = try #require(object["median_seconds"] as? Double)
+        let perSecond = try #require(object["tokens_per_second"] as? Double)
+        #expect(abs(perSecond * median - 16) < 1e-6, "tokens/s counts the 16 real tokens, not 3 x 9")
+    }
+
+    @Test(arguments: [
+        ("5 x 7", "'x'"), ("0 4", "'0'"), ("# nothing\n", "has no lengths"), ("5 99", "exceeds the model's max_position_embeddings"),
+    ])
+    func badLengthFilesAreReported(text: String, message: String) throws {
+        let lengths = CLI.temporaryPath("bad-lengths.txt")
+        try text.write(toFile: lengths, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--lengths", lengths,
+                                  "--device", "cpu", "--min-seconds", "0", "--min-runs", "1"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        let missing = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--lengths", "/nonexistent"])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read /nonexistent"), "\(missing.stderr)")
+    }
+
     @Test func helpListsTheSubcommands() throws {
         let result = try CLI.run(["--help"])
         #expect(result.status == 0)
