@@ -10,6 +10,9 @@ non-zero when a check fails.
 3. Every task through the CLI, --device cuda against --device cpu: the same tokens, labels, spans and words.
 4. Error paths: no visible GPU with --device cuda (clear error, non-zero) and auto (one line, the CPU); cuda:7.
 5. bench --device cuda beside PyTorch FP16 eager on the same GPU.
+6. The fused attention kernel (MEGATRON_BERT_CUDA_ATTENTION=fused; checked on the CPU by
+   scripts/check_fused_attention.py): the 345M shape in FP16/BF16 against the unfused path and float64, `embed`
+   of mixed-length sentences packed without padding against the padded unfused GPU path and the CPU, and bench.
 """
 import argparse
 import json
@@ -117,6 +120,7 @@ def model_345m(binary, work):
     with torch.inference_mode():
         ref = model(input_ids=ids.cuda(), attention_mask=mask.cuda(), token_type_ids=types.cuda())
         expected = {"prediction_logits": ref.prediction_logits.cpu(), "seq_relationship_logits": ref.seq_relationship_logits.cpu()}
+        save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(work, "expected345.safetensors"))
         # PyTorch's own FP16 and BF16 on the same weights: how often their top-1 equals float64's, for comparison.
         torch_top1 = {}
         for name, dtype in [("fp16", torch.float16), ("bf16", torch.bfloat16)]:
@@ -245,11 +249,98 @@ def bench(binary, points):
     say("")
 
 
+FUSED = dict(os.environ, MEGATRON_BERT_CUDA_ATTENTION="fused")
+
+
+def fused(binary, work):
+    say("## 6. Fused attention (MEGATRON_BERT_CUDA_ATTENTION=fused) against the unfused path")
+    say("")
+    directory, batch = os.path.join(work, "m345"), os.path.join(work, "batch345.json")
+    expected_path = os.path.join(work, "expected345.safetensors")
+    if not os.path.exists(expected_path):
+        check(False, "fused: needs section 2's 345M model and its float64 logits (run without --skip 345m)")
+        return
+    expected = load_file(expected_path)
+    bounds = {"fp16": 2e-2, "bf16": 8e-2}
+    for dtype in ["fp16", "bf16"]:
+        outputs = {}
+        for name, env in [("fused", FUSED), ("unfused", None)]:
+            out = os.path.join(work, f"f345-{name}-{dtype}.safetensors")
+            p, seconds = run(binary, ["forward", "--model", directory, "--input", batch, "--output", out, "--device", "cuda",
+                                      "--dtype", dtype, "--quiet"], env=env)
+            if p.returncode != 0:
+                check(False, f"345M {dtype} {name}: forward failed: {p.stderr.strip()[:400]}")
+                continue
+            outputs[name] = load_file(out)
+        if len(outputs) < 2:
+            continue
+        for key in sorted(outputs["unfused"]):
+            d = max_delta(outputs["fused"][key], outputs["unfused"][key])
+            check(d <= bounds[dtype], f"345M {dtype} {key}: fused vs unfused max |delta| {d:.3e} (bound {bounds[dtype]:g})")
+        for key, want in expected.items():
+            d, u = max_delta(outputs["fused"][key], want), max_delta(outputs["unfused"][key], want)
+            say(f"345M {dtype} {key} vs float64: fused {d:.3e}, unfused {u:.3e}")
+            if dtype == "fp16" and key == "prediction_logits":
+                check(d <= 2e-2, "345M FP16 fused prediction logits within 2e-2 of float64")
+        same = (outputs["fused"]["prediction_logits"].argmax(-1) == outputs["unfused"]["prediction_logits"].argmax(-1)).double().mean().item()
+        say(f"345M {dtype}: MLM top-1 of fused equal to unfused at {same * 100:.2f}% of positions")
+
+    # Mixed lengths, packed: embed runs packed batches on the GPU when the fused kernel is on.
+    with open(os.path.join(ROOT, "vocab", "megatron-bert-cased-vocab.txt")) as src, open(os.path.join(directory, "vocab.txt"), "w") as dst:
+        dst.write(src.read())
+    import random
+    rng = random.Random(11)
+    words = "the a of and to in is was city river John Paris London Megatron NVIDIA model attention layers".split()
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.choice([2, 5, 9, 20, 60, 150, 300]))) for _ in range(96)]
+    path = os.path.join(work, "mixed.jsonl")
+    with open(path, "w") as f:
+        for text in sentences:
+            f.write(json.dumps({"text": text}) + "\n")
+    vectors = {}
+    for name, device, dtype, env in [("cpu fp32", "cpu", "fp32", None), ("cuda fp16 unfused (padded)", "cuda", "fp16", None),
+                                     ("cuda fp16 fused (packed)", "cuda", "fp16", FUSED),
+                                     ("cuda bf16 fused (packed)", "cuda", "bf16", FUSED)]:
+        p, seconds = run(binary, ["embed", "--model", directory, "--input", path, "--json", "--quiet", "--device", device,
+                                  "--dtype", dtype], env=env)
+        if p.returncode != 0:
+            check(False, f"embed {name}: failed: {p.stderr.strip()[:400]}")
+            continue
+        vectors[name] = torch.tensor([json.loads(line)["embedding"] for line in p.stdout.splitlines() if line.strip()])
+        say(f"embed {name}: {len(vectors[name])} vectors in {seconds:.1f} s (whole process)")
+    reference = vectors.get("cpu fp32")
+    for name, v in vectors.items():
+        if reference is None or name == "cpu fp32" or v.shape != reference.shape:
+            continue
+        cosine = torch.nn.functional.cosine_similarity(v.double(), reference.double(), dim=-1)
+        check(cosine.min().item() >= 0.999, f"embed {name} vs CPU FP32: min cosine {cosine.min().item():.6f}, mean {cosine.mean().item():.6f} (bound 0.999)")
+
+    say("")
+    say("```")
+    for name, env in [("fused", FUSED), ("unfused", None)]:
+        p, _ = run(binary, ["bench", "--random-weights", "--device", "cuda", "--dtype", "fp16", "--points", "1x128,8x128,128x128,32x512",
+                            "--min-seconds", "1", "--min-runs", "5", "--json"], env=env)
+        say(f"{name}: " + (p.stdout.strip() if p.returncode == 0 else f"bench failed: {p.stderr.strip()[:400]}"))
+    # The mixed-length batch (128 sequences of 8-512 tokens): ours packed (fused) or padded (unfused), PyTorch padded.
+    lengths = os.path.join(ROOT, "scripts", "mixed-lengths-128.txt")
+    for name, env in [("fused, packed", FUSED), ("unfused, padded", None)]:
+        p, _ = run(binary, ["bench", "--random-weights", "--device", "cuda", "--dtype", "fp16", "--lengths", lengths,
+                            "--min-seconds", "1", "--min-runs", "5", "--json"], env=env)
+        say(f"mixed {name}: " + (p.stdout.strip() if p.returncode == 0 else f"bench failed: {p.stderr.strip()[:400]}"))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/bench_pytorch.py"), "--device", "cuda", "--dtype", "fp16",
+                        "--lengths", lengths, "--min-seconds", "1", "--json"], capture_output=True, text=True, timeout=600)
+    say("mixed PyTorch FP16 eager, padded: " + (p.stdout.strip() if p.returncode == 0 else "failed: " + p.stderr.strip()[-600:]))
+    p, _ = run(binary, ["bench", "--random-weights", "--device", "cuda", "--dtype", "fp16", "--points", "128x128,32x512",
+                        "--min-seconds", "0.5", "--min-runs", "3"], env=dict(FUSED, MEGATRON_BERT_CUDA_PROFILE="1"))
+    say("fused, profile:\n" + p.stdout.strip() + "\n" + p.stderr.strip())
+    say("```")
+    say("")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--report", required=True)
-    parser.add_argument("--skip", default="", help="comma-separated: fixtures,345m,tasks,errors,bench")
+    parser.add_argument("--skip", default="", help="comma-separated: fixtures,345m,tasks,errors,fused,bench")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible to torch"
@@ -259,6 +350,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for name, step in [("errors", lambda: errors(args.binary)), ("fixtures", lambda: fixtures(args.binary, work)),
                            ("tasks", lambda: tasks(args.binary)), ("345m", lambda: model_345m(args.binary, work)),
+                           ("fused", lambda: fused(args.binary, work)),
                            ("bench", lambda: bench(args.binary, [(1, 8), (1, 128), (8, 128), (128, 128), (32, 512)]))]:
             if name in skip:
                 continue
