@@ -12,7 +12,8 @@ non-zero when a check fails.
 5. bench --device cuda beside PyTorch FP16 eager on the same GPU.
 6. The fused attention kernel (MEGATRON_BERT_CUDA_ATTENTION=fused; checked on the CPU by
    scripts/check_fused_attention.py): the 345M shape in FP16/BF16 against the unfused path and float64, `embed`
-   of mixed-length sentences packed without padding against the padded unfused GPU path and the CPU, and bench.
+   of mixed-length sentences packed without padding against the padded unfused GPU path and the CPU, the embed job
+   on 100,000 sentences against the bare forward pass, and bench (the mixed-length batch beside PyTorch FP16 eager).
 """
 import argparse
 import json
@@ -313,6 +314,35 @@ def fused(binary, work):
             continue
         cosine = torch.nn.functional.cosine_similarity(v.double(), reference.double(), dim=-1)
         check(cosine.min().item() >= 0.999, f"embed {name} vs CPU FP32: min cosine {cosine.min().item():.6f}, mean {cosine.mean().item():.6f} (bound 0.999)")
+
+    # The whole embed job on 100,000 sentences (text in, JSON Lines out, FP16, fused and packed) against the bare
+    # forward pass (encoder and pooler, packed) at the job's pass size, 2,048 tokens as 64 sequences of 32: the job
+    # should keep >= 80% of it.
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from bench_embed import sentences as embed_sentences
+    from transformers import BertTokenizerFast
+    texts = embed_sentences(100_000)
+    path = os.path.join(work, "job.jsonl")
+    with open(path, "w") as f:
+        for text in texts:
+            f.write(json.dumps({"text": text}) + "\n")
+    tokens = sum(len(ids) for ids in BertTokenizerFast(vocab_file=os.path.join(directory, "vocab.txt"), do_lower_case=False)(texts)["input_ids"])
+    started = time.time()
+    with open(os.path.join(work, "job-out.jsonl"), "w") as out:
+        p = subprocess.run([binary, "embed", "--model", directory, "--input", path, "--json", "--quiet", "--device", "cuda",
+                            "--dtype", "fp16"], stdout=out, stderr=subprocess.PIPE, text=True, env=FUSED, timeout=600)
+    seconds = time.time() - started
+    pass_lengths = os.path.join(work, "pass-lengths.txt")
+    with open(pass_lengths, "w") as f:
+        f.write(" ".join(["32"] * 64) + "\n")
+    b, _ = run(binary, ["bench", "--model", directory, "--device", "cuda", "--dtype", "fp16", "--lengths", pass_lengths,
+                        "--min-seconds", "1", "--json"], env=FUSED)
+    if p.returncode != 0 or b.returncode != 0:
+        check(False, f"embed job: rc {p.returncode} {p.stderr.strip()[:300]} / bench rc {b.returncode} {b.stderr.strip()[:300]}")
+    else:
+        bare = json.loads(b.stdout.strip().splitlines()[-1])["tokens_per_second"]
+        say(f"embed job, 100,000 sentences ({tokens} tokens), FP16 fused and packed, whole process: {seconds:.1f} s, "
+            f"{tokens / seconds:.0f} tokens/s; bare forward (64 x 32 packed): {bare:.0f} tokens/s; job / bare {tokens / seconds / bare:.2f} (goal >= 0.80)")
 
     say("")
     say("```")
