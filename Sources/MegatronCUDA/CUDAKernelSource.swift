@@ -279,22 +279,20 @@ template <> __device__ __forceinline__ unsigned pack2<bf16>(float lo, float hi) 
     return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
 }
 
-/* c (16x8 FP32) += a (16x16) b (16x8), T inputs. */
+/* c (16x8 FP32) += a (16x16) b (16x8), T inputs (PTX names the type). */
 template <typename T> __device__ __forceinline__ void mma16816(float* c, const unsigned* a, unsigned b0, unsigned b1);
-template <> __device__ __forceinline__ void mma16816<f16>(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 #if __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
+#define MMA16816(T, PTX) \
+template <> __device__ __forceinline__ void mma16816<T>(float* c, const unsigned* a, unsigned b0, unsigned b1) { \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." PTX "." PTX ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};" \
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1)); \
 }
-template <> __device__ __forceinline__ void mma16816<bf16>(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else  /* older GPUs never launch the fused kernel (the backend checks); it only has to compile */
+#define MMA16816(T, PTX) \
+template <> __device__ __forceinline__ void mma16816<T>(float* c, const unsigned* a, unsigned b0, unsigned b1) {}
 #endif
-}
+MMA16816(f16, "f16")
+MMA16816(bf16, "bf16")
 
 template <typename T, int D>
 __device__ void attention_fused(const T* q, const T* k, const T* v, T* out, int ld, int ldo, const int* starts,

@@ -167,9 +167,7 @@ struct BenchCommand: ParsableCommand {
 
     /// The lengths in a --lengths file: numbers separated by spaces, commas or newlines; `#` starts a comment.
     static func readLengths(_ path: String) throws -> [Int] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CommandError("--lengths: cannot read \(path)")
-        }
+        let data = try readInput(path, what: "the --lengths file", limit: 1 << 20)
         guard let text = String(data: data, encoding: .utf8) else { throw CommandError("--lengths: \(path) is not UTF-8 text") }
         var lengths: [Int] = []
         for line in text.split(whereSeparator: \.isNewline) {

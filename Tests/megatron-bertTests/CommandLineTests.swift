@@ -206,8 +206,13 @@ func expectWritten(_ path: String, matches expectedPath: String, sourceLocation:
                                   "--device", "cpu", "--min-seconds", "0", "--min-runs", "1"])
         #expect(result.status != 0)
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func lengthFilesThatCannotBeReadAreReported() throws {
         let missing = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--lengths", "/nonexistent"])
-        #expect(missing.status != 0 && missing.stderr.contains("cannot read /nonexistent"), "\(missing.stderr)")
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read the --lengths file /nonexistent"), "\(missing.stderr)")
+        let endless = try CLI.run(["bench", "--model", CLI.fixtures + "/models/megatron-ForPreTraining", "--lengths", "/dev/zero"])
+        #expect(endless.status != 0 && endless.stderr.contains("larger than"), "\(endless.stderr)")
     }
 
     @Test func helpListsTheSubcommands() throws {

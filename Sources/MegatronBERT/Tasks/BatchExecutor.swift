@@ -25,10 +25,9 @@ public struct SortedBatchExecutor: BatchExecutor {
     public let tokenizer: BERTTokenizer
     /// Rows per forward pass (examples, for multiple choice).
     public let batchSize: Int
-    /// Tokens per forward pass of packed rows (a longer row runs alone). Measured on 2 cores (`bench`, MiniLM): 32
-    /// sequences of 32 tokens run ~1.3× faster per token than 8; the embed job (MiniLM and 345M) took the same time,
-    /// within the machine's ±10% noise, with passes of 512 to 4,096 tokens.
-    public static let packedTokens = 2048
+    /// Tokens per forward pass of packed rows (a longer row runs alone): the backend's `packedTokensPerPass` (2,048
+    /// on the CPU).
+    public var packedTokens: Int { (model.backend as? PackedAttention)?.packedTokensPerPass ?? 2048 }
 
     /// An executor of `model`, padding with `tokenizer`, `batchSize` rows per forward pass.
     public init(model: MegatronBERTModel, tokenizer: BERTTokenizer, batchSize: Int) {
@@ -62,7 +61,7 @@ public struct SortedBatchExecutor: BatchExecutor {
         let order = rows.indices.sorted { (rows[$0].length, $0) < (rows[$1].length, $1) }
         var passes: [[Int]] = [], current: [Int] = [], tokens = 0
         for index in order {
-            if !current.isEmpty && tokens + rows[index].length > Self.packedTokens {
+            if !current.isEmpty && tokens + rows[index].length > packedTokens {
                 passes.append(current)
                 current = []
                 tokens = 0

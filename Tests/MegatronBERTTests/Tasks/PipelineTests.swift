@@ -60,9 +60,9 @@ import TestSupport
         #expect(pipeline.executor.packedPasses(rows) == [[1, 3, 2, 0]], "4 short rows: one pass, whatever the batch size")
         let word = try pipeline.tokenizer.encode("Paris").ids[1]
         let long = try (0..<5).map { _ in ModelRow(try pipeline.tokenizer.encoding(ids: Array(repeating: word, count: 20))) }
-        let many = Array(repeating: long, count: SortedBatchExecutor.packedTokens / 20 / 5 + 1).flatMap { $0 }
+        let many = Array(repeating: long, count: pipeline.executor.packedTokens / 20 / 5 + 1).flatMap { $0 }
         let passes = try #require(pipeline.executor.packedPasses(many))
-        #expect(passes.count == 2 && passes.allSatisfy { $0.count * 20 <= SortedBatchExecutor.packedTokens })
+        #expect(passes.count == 2 && passes.allSatisfy { $0.count * 20 <= pipeline.executor.packedTokens })
         #expect(passes.joined().sorted() == Array(many.indices))
         let padded = try pipeline.tokenizer.pad([try pipeline.tokenizer.encode("a"), try pipeline.tokenizer.encode("John lives")])
         #expect(pipeline.executor.packedPasses([ModelRow(padded[0])]) == nil)
