@@ -26,7 +26,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// Opens GPU `device` (throws `CUDAUnavailable` or `CUDAError` with the reason when it cannot).
     public init(device ordinal: Int = 0, tf32: Bool = false) throws {
-        device = try CUDADevice(ordinal: ordinal)
+        device = try CUDADevice(ordinal: ordinal)  // first: without a GPU, `auto` falls back to the CPU whatever the choice
+        fusedAttention = try Self.fusedAttention(environment: ProcessInfo.processInfo.environment)
         name = "cuda:\(ordinal)"
         self.tf32 = tf32
         products = CUDAProducts(device: device)
@@ -253,7 +254,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// heads of 16, 32, 64 or 128): `MEGATRON_BERT_CUDA_ATTENTION=fused`. Off by default until a GPU run of
     /// scripts/gpu-check.sh has checked it against the unfused path (so far it is checked on the CPU only, by
     /// scripts/check_fused_attention.py, which emulates the kernel's threads and tensor-core steps).
-    public let fusedAttention = ProcessInfo.processInfo.environment["MEGATRON_BERT_CUDA_ATTENTION"] == "fused"
+    public let fusedAttention: Bool
+
+    /// `MEGATRON_BERT_CUDA_ATTENTION`: "fused", or "unfused" (the default while unset); anything else is an error
+    /// rather than a silent choice.
+    static func fusedAttention(environment: [String: String]) throws -> Bool {
+        switch environment["MEGATRON_BERT_CUDA_ATTENTION"] {
+        case nil, "", "unfused": return false
+        case "fused": return true
+        case let other?: throw CUDAError("MEGATRON_BERT_CUDA_ATTENTION=\(other) is not a choice: use fused or unfused (or leave it unset)")
+        }
+    }
 
     /// Packing pays where the fused kernel runs: attention then costs only each sequence's own tokens.
     public var prefersPackedSequences: Bool {

@@ -14,6 +14,18 @@ import Testing
         #expect(CUDABackend.embedTokens(ids: [], types: []).isEmpty)
     }
 
+    @Test func theAttentionChoiceIsFusedUnfusedOrAnError() throws {
+        #expect(try CUDABackend.fusedAttention(environment: [:]) == false)
+        #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "unfused"]) == false)
+        #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "fused"]) == true)
+        do {
+            _ = try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "on"])
+            Issue.record("an unknown choice was accepted")
+        } catch let error as CUDAError {
+            #expect(error.description.contains("use fused or unfused"), "\(error)")
+        }
+    }
+
     @Test func packedSegmentsBecomeAPaddedBatchAndBack() {
         // Sequences of 3, 1 and 2 tokens packed in rows 0..<6.
         let segments = [0..<3, 3..<4, 4..<6]
