@@ -7,7 +7,8 @@
 #                                  # the 345M shape against transformers, every task, the error paths, and bench
 #                                  # beside PyTorch FP16; the report goes to $OUT/gpu-report.md (or ./gpu-report.md)
 #
-# With the device tool: run(command: "scripts/gpu-check.sh run", carry: [".build/gpu-check"], timeout_s: 420)
+# With the device tool: run(command: "scripts/gpu-check.sh run", carry: [".build/gpu-check"], timeout_s: 540)
+# (GPU_CHECK_SKIP=bench,fused skips sections to save device time.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=.build/gpu-check
