@@ -1,3 +1,4 @@
+import MegatronCompute
 import Testing
 @testable import MegatronCUDA
 
@@ -12,6 +13,31 @@ import Testing
         // A padded batch: every row the same length, positions 0..<S in each.
         #expect(CUDABackend.embedTokens(ids: [[1, 2], [3, 4]], types: [[0, 0], [0, 0]]).suffix(4) == [0, 1, 0, 1])
         #expect(CUDABackend.embedTokens(ids: [], types: []).isEmpty)
+    }
+
+    /// The unfused GPU path's way with packed sequences, run with the CPU's gather and padded attention: it gives the
+    /// CPU's own packed attention (the reference), so the row maps put every token back where it belongs.
+    @Test func thePaddedDetourGivesPackedAttention() throws {
+        let cpu = CPUBackend()
+        let segments = [0..<5, 5..<6, 6..<13, 13..<16]
+        let n = 16, h = 8, heads = 2
+        var state: UInt64 = 3
+        func tensor() -> Tensor {
+            Tensor(shape: [n, h], values: (0..<(n * h)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int(state >> 40) % 2001 - 1000) / 500
+            })
+        }
+        let q = tensor(), k = tensor(), v = tensor()
+        let want = try cpu.download(try cpu.attention(query: q, key: k, value: v, segments: segments, heads: heads))
+        let (rows, keep, back) = CUDABackend.paddedRows(segments)
+        let context = try cpu.attention(query: try cpu.gatherRows(q, rows: rows), key: try cpu.gatherRows(k, rows: rows),
+                                        value: try cpu.gatherRows(v, rows: rows), batch: segments.count, sequence: 7,
+                                        heads: heads, keep: keep)
+        let got = try cpu.download(try cpu.gatherRows(context, rows: back))
+        #expect(got.shape == [n, h])
+        let worst = (0..<(n * h)).map { abs(got.data[$0] - want.data[$0]) }.max() ?? .infinity
+        #expect(worst <= 1e-6, "max |delta| \(worst)")
     }
 
     @Test func theAttentionChoiceIsFusedUnfusedOrAnError() throws {
