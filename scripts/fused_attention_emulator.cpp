@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -152,6 +151,8 @@ static double runCase(const Case &c, std::mt19937 &rng) {
     int longest = 0;
     for (int z = 0; z < B; z++) longest = std::max(longest, starts[z + 1] - starts[z]);
     float scale = 1.0f / std::sqrt((float)c.D);
+    auto kernel = c.D == 16 ? attention_fused<T, 16> : c.D == 32 ? attention_fused<T, 32>
+                : c.D == 64 ? attention_fused<T, 64> : attention_fused<T, 128>;
     gridDim = {(longest + FA_ROWS - 1) / FA_ROWS, c.heads, B};
     blockDim = {kThreads, 1, 1};
     for (int bz = 0; bz < gridDim.z; bz++)
@@ -162,16 +163,13 @@ static double runCase(const Case &c, std::mt19937 &rng) {
                 std::barrier<> w0(32), w1(32), w2(32), w3(32);
                 blockBarrier = &block;
                 warpBarrier[0] = &w0; warpBarrier[1] = &w1; warpBarrier[2] = &w2; warpBarrier[3] = &w3;
-                std::function<void()> body;
-                switch (c.D) {
-                case 16: body = [&] { attention_fused<T, 16>((const T *)q, (const T *)k, (const T *)v, (T *)out.data(), ld, ldo, c.packed ? starts.data() : nullptr, c.packed ? nullptr : keep.data(), S, scale); }; break;
-                case 32: body = [&] { attention_fused<T, 32>((const T *)q, (const T *)k, (const T *)v, (T *)out.data(), ld, ldo, c.packed ? starts.data() : nullptr, c.packed ? nullptr : keep.data(), S, scale); }; break;
-                case 64: body = [&] { attention_fused<T, 64>((const T *)q, (const T *)k, (const T *)v, (T *)out.data(), ld, ldo, c.packed ? starts.data() : nullptr, c.packed ? nullptr : keep.data(), S, scale); }; break;
-                default: body = [&] { attention_fused<T, 128>((const T *)q, (const T *)k, (const T *)v, (T *)out.data(), ld, ldo, c.packed ? starts.data() : nullptr, c.packed ? nullptr : keep.data(), S, scale); }; break;
-                }
                 std::vector<std::thread> threads;
                 for (int x = 0; x < kThreads; x++)
-                    threads.emplace_back([&, x] { threadIdx = {x, 0, 0}; body(); });
+                    threads.emplace_back([&, x] {
+                        threadIdx = {x, 0, 0};
+                        kernel((const T *)q, (const T *)k, (const T *)v, (T *)out.data(), ld, ldo,
+                               c.packed ? starts.data() : nullptr, c.packed ? nullptr : keep.data(), S, scale);
+                    });
                 for (auto &th : threads) th.join();
             }
     /* the reference, in double from the same rounded inputs */
