@@ -1,7 +1,7 @@
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
-import TestSupport
 #endif
 
 /// Runs a bash script with the built executable as `$MB` and the fixtures as `$FIXTURES`, and measures it the way
