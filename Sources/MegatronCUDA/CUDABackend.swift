@@ -151,20 +151,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
     }
 
-    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
-                          sequence s: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor {
-        let q = try cuda(query), k = try cuda(key), v = try cuda(value)
-        let h = q.shape[1], dh = h / heads
-        guard k.element == q.element, v.element == q.element else {
-            throw CUDAError("internal error: query, key and value in different types")
-        }
-        let e = q.element
+    public func attention(qkv: any DeviceTensor, batch b: Int, sequence s: Int, heads: Int,
+                          keep: [[Float]]) throws -> any DeviceTensor {
+        let qkv = try cuda(qkv)
+        let h = try Self.attentionWidth(qkv, rows: b * s, heads: heads), dh = h / heads
+        let e = qkv.element
         return try device.withContext {
             let keepBuffer = try keepMask(keep)  // (B, S)
             if let kernel = fusedAttentionKernel(e, width: h, heads: heads) {
                 let out = try tensor([b * s, h], e)  // (B·S, H)
                 try timed("attention: fused (\(b) x \(heads) x \(s)x\(s))") {
-                    try launchFused(kernel, q: q, k: k, v: v, out: out, heads: heads, longest: s, sequences: b,
+                    try launchFused(kernel, qkv: qkv, out: out, heads: heads, longest: s, sequences: b,
                                     starts: 0, keep: keepBuffer.address, sequence: s)
                 }
                 return out
@@ -176,12 +173,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             try timed("attention: split heads") {
                 if let units {
                     try device.launch("split_heads_16B", blocks: b * s, threads: Self.rowThreads(heads * units), gridY: 3,
-                                      [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
-                                       .pointer(kh.address), .pointer(vh.address), .int(s), .int(heads), .int(units)])
+                                      [.pointer(qkv.address), .pointer(qh.address), .pointer(kh.address),
+                                       .pointer(vh.address), .int(s), .int(heads), .int(units)])
                 } else {
-                    try device.launch("split_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: q.count), threads: 256,
-                                      [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(qh.address),
-                                       .pointer(kh.address), .pointer(vh.address), .int(b), .int(s), .int(h), .int(heads)])
+                    try device.launch("split_heads_\(e.rawValue)", blocks: CUDADevice.blocks(for: b * s * h), threads: 256,
+                                      [.pointer(qkv.address), .pointer(qh.address), .pointer(kh.address),
+                                       .pointer(vh.address), .int(b), .int(s), .int(h), .int(heads)])
                 }
             }
             let context = try tensor([b * heads * s, dh], e)  // (B, heads, S, dh)
@@ -282,18 +279,28 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return CUDAKernelSource.fusedAttentionName(element.rawValue, headSize: width / heads)
     }
 
-    /// Launches the fused kernel: q, k, v, out (N, H); sequence z is rows starts[z] ..< starts[z+1] (`starts`, a
-    /// device array of Int32, or 0 for B padded rows of `sequence` tokens masked by `keep` (B, S)).
-    private func launchFused(_ kernel: String, q: CUDATensor, k: CUDATensor, v: CUDATensor, out: CUDATensor, heads: Int,
+    /// Launches the fused kernel: qkv (N, 3H) = Q | K | V, out (N, H); sequence z is rows starts[z] ..< starts[z+1]
+    /// (`starts`, a device array of Int32, or 0 for B padded rows of `sequence` tokens masked by `keep` (B, S)).
+    private func launchFused(_ kernel: String, qkv: CUDATensor, out: CUDATensor, heads: Int,
                              longest: Int, sequences: Int, starts: UInt64, keep: UInt64, sequence: Int) throws {
-        let h = q.shape[1], dh = h / heads
+        let h = out.shape[1], dh = h / heads, bytes = UInt64(h * qkv.element.size)
         // 16-byte loads of rows: every row start and head offset a multiple of 16 bytes (allocations are 256-aligned).
-        guard h * q.element.size % 16 == 0, [q, k, v, out].allSatisfy({ $0.address % 16 == 0 && $0.shape[1] == h }) else {
-            throw CUDAError("internal error: fused attention needs 16-byte aligned rows of the same width")
+        guard bytes % 16 == 0, qkv.address % 16 == 0, out.address % 16 == 0, qkv.shape[1] == 3 * h else {
+            throw CUDAError("internal error: fused attention needs 16-byte aligned rows, qkv (N, 3H) and out (N, H)")
         }
         try device.launch(kernel, blocks: (longest + 63) / 64, threads: 128, gridY: heads, gridZ: sequences,
-                          [.pointer(q.address), .pointer(k.address), .pointer(v.address), .pointer(out.address), .int(h),
-                           .int(h), .pointer(starts), .pointer(keep), .int(sequence), .float(1 / Float(dh).squareRoot())])
+                          [.pointer(qkv.address), .pointer(qkv.address + bytes), .pointer(qkv.address + 2 * bytes),
+                           .pointer(out.address), .int(3 * h), .int(h), .pointer(starts), .pointer(keep), .int(sequence),
+                           .float(1 / Float(dh).squareRoot())])
+    }
+
+    /// H for qkv (rows, 3H) = Q | K | V in `heads` heads, or an error naming the shape it was given.
+    static func attentionWidth(_ qkv: CUDATensor, rows: Int, heads: Int) throws -> Int {
+        let h = qkv.shape[1] / 3
+        guard qkv.shape.count == 2, qkv.shape[0] == rows, h * 3 == qkv.shape[1], heads > 0, h % heads == 0 else {
+            throw CUDAError("attention takes (\(rows), 3H) = Q | K | V in \(heads) heads; it was given \(qkv.shape)")
+        }
+        return h
     }
 
     public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
@@ -422,28 +429,27 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 extension CUDABackend: PackedAttention {
     /// Sequences packed end to end: the fused kernel over each sequence's own rows where it applies; elsewhere the
     /// rows are gathered into a padded batch, run by the unfused path with its padding masked, and gathered back.
-    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
-                          heads: Int) throws -> any DeviceTensor {
-        let q = try cuda(query), k = try cuda(key), v = try cuda(value)
-        let h = q.shape[1], longest = segments.map(\.count).max() ?? 0
-        guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == q.shape[0],
+    public func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor {
+        let qkv = try cuda(qkv)
+        let n = qkv.shape[0], longest = segments.map(\.count).max() ?? 0
+        let h = try Self.attentionWidth(qkv, rows: n, heads: heads)
+        guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == n,
               zip(segments, segments.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }) else {
-            throw CUDAError("internal error: packed segments must be consecutive and cover the \(q.shape[0]) rows")
+            throw CUDAError("internal error: packed segments must be consecutive and cover the \(n) rows")
         }
-        if let kernel = fusedAttentionKernel(q.element, width: h, heads: heads) {
+        if let kernel = fusedAttentionKernel(qkv.element, width: h, heads: heads) {
             return try device.withContext {
                 let starts = try segmentStarts(segments)  // (B+1)
-                let out = try tensor([q.shape[0], h], q.element)  // (N, H)
+                let out = try tensor([n, h], qkv.element)  // (N, H)
                 try timed("attention: fused packed (\(segments.count) sequences, \(heads) heads, longest \(longest))") {
-                    try launchFused(kernel, q: q, k: k, v: v, out: out, heads: heads, longest: longest,
+                    try launchFused(kernel, qkv: qkv, out: out, heads: heads, longest: longest,
                                     sequences: segments.count, starts: starts.address, keep: 0, sequence: longest)
                 }
                 return out
             }
         }
         let (rows, keep, back) = Self.paddedRows(segments)
-        let context = try attention(query: try gatherRows(q, rows: rows), key: try gatherRows(k, rows: rows),
-                                    value: try gatherRows(v, rows: rows), batch: segments.count, sequence: longest,
+        let context = try attention(qkv: try gatherRows(qkv, rows: rows), batch: segments.count, sequence: longest,
                                     heads: heads, keep: keep)  // (B·S, H)
         return try gatherRows(context, rows: back)  // (N, H)
     }

@@ -164,16 +164,16 @@ __device__ void convert(const TI* x, TO* y, long n) {
         store(y, i, load(x, i));
 }
 
-/* q, k, v (B*S, H) -> qh, kh, vh (B, heads, S, dh). */
+/* qkv (B*S, 3H) = q | k | v -> qh, kh, vh (B, heads, S, dh). */
 template <typename T>
-__device__ void split_heads(const T* q, const T* k, const T* v, T* qh, T* kh, T* vh, int B, int S, int H, int heads) {
+__device__ void split_heads(const T* qkv, T* qh, T* kh, T* vh, int B, int S, int H, int heads) {
     long n = (long)B * S * H;
     int dh = H / heads;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         long row = i / H; int c = (int)(i % H);
         long b = row / S, s = row % S; int h = c / dh, d = c % dh;
-        long o = ((b * heads + h) * S + s) * dh + d;
-        qh[o] = q[i]; kh[o] = k[i]; vh[o] = v[i];
+        long o = ((b * heads + h) * S + s) * dh + d, src = row * 3 * H + c;
+        qh[o] = qkv[src]; kh[o] = qkv[src + H]; vh[o] = qkv[src + 2 * H];
     }
 }
 
@@ -189,17 +189,16 @@ __device__ void merge_heads(const T* ctx, T* out, int B, int S, int H, int heads
     }
 }
 
-/* q, k, v (B*S, H) -> (B, heads, S, dh), moved in 16-byte units (a head's part of a row is `units` of them);
-   one block per token row, blockIdx.y picks q, k or v. */
-extern "C" __global__ void split_heads_16B(const uint4* q, const uint4* k, const uint4* v, uint4* qh, uint4* kh, uint4* vh,
-                                          int S, int heads, int units) {
-    const uint4* src = blockIdx.y == 0 ? q : (blockIdx.y == 1 ? k : v);
+/* qkv (B*S, 3H) = q | k | v -> (B, heads, S, dh) each, moved in 16-byte units (a head's part of a row is `units` of
+   them); one block per token row, blockIdx.y picks q, k or v. */
+extern "C" __global__ void split_heads_16B(const uint4* qkv, uint4* qh, uint4* kh, uint4* vh, int S, int heads, int units) {
     uint4* dst = blockIdx.y == 0 ? qh : (blockIdx.y == 1 ? kh : vh);
     long row = blockIdx.x, b = row / S;
     int s = (int)(row % S), perRow = heads * units;
+    const uint4* src = qkv + (row * 3 + blockIdx.y) * perRow;
     for (int u = threadIdx.x; u < perRow; u += blockDim.x) {
         int h = u / units, w = u % units;
-        dst[((b * heads + h) * S + s) * units + w] = src[row * perRow + u];
+        dst[((b * heads + h) * S + s) * units + w] = src[u];
     }
 }
 
@@ -437,7 +436,7 @@ extern "C" __global__ void embed_##T(const int* tokens, const T* w, const T* p, 
 extern "C" __global__ void activate_##T(T* x, long n, int act) { activate(x, n, act); } \
 extern "C" __global__ void activate16_##T(T* x, long units, int act) { activate16(x, units, act); } \
 extern "C" __global__ void add_bias_##T(T* y, const float* bias, long n, int M) { add_bias(y, bias, n, M); } \
-extern "C" __global__ void split_heads_##T(const T* q, const T* k, const T* v, T* qh, T* kh, T* vh, int B, int S, int H, int heads) { split_heads(q, k, v, qh, kh, vh, B, S, H, heads); } \
+extern "C" __global__ void split_heads_##T(const T* qkv, T* qh, T* kh, T* vh, int B, int S, int H, int heads) { split_heads(qkv, qh, kh, vh, B, S, H, heads); } \
 extern "C" __global__ void merge_heads_##T(const T* c, T* out, int B, int S, int H, int heads) { merge_heads(c, out, B, S, H, heads); } \
 extern "C" __global__ void gather_rows_##T(const T* x, const int* rows, T* out, int D) { gather_rows(x, rows, out, D); } \
 extern "C" __global__ void softmax_##T(const float* scores, const float* keep, T* probs, int S, int heads, int first, long rows) { softmax(scores, keep, probs, S, heads, first, rows); }

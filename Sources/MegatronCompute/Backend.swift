@@ -73,11 +73,11 @@ public protocol Backend: AnyObject, Sendable {
                    beta: any PreparedVector, epsilon: Float, inPlace: Bool) throws -> any DeviceTensor
     /// x = act(x) in place.
     func activate(_ x: any DeviceTensor, _ activation: Activation) throws
-    /// softmax(Q Kᵀ / √d + mask) V per sequence and head: query, key, value (B·S, H) with `heads` heads of
-    /// H / heads columns each → context (B·S, H). `keep[b]` (S) is 1 for the keys of row b that are tokens,
-    /// 0 for padding (queries are not masked; a row with no key kept attends uniformly, as HF's additive mask gives).
-    func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch: Int, sequence: Int,
-                   heads: Int, keep: [[Float]]) throws -> any DeviceTensor
+    /// softmax(Q Kᵀ / √d + mask) V per sequence and head: qkv (B·S, 3H) holds Q, K and V side by side (columns
+    /// 0..<H, H..<2H, 2H..<3H: the output of one product with the three weights stacked), each in `heads` heads of
+    /// H / heads columns → context (B·S, H). `keep[b]` (S) is 1 for the keys of row b that are tokens, 0 for padding
+    /// (queries are not masked; a row with no key kept attends uniformly, as HF's additive mask gives).
+    func attention(qkv: any DeviceTensor, batch: Int, sequence: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor
     /// The rows `rows` of x (N, D) → (rows.count, D), in that order.
     func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor
     /// A host copy (or, on the CPU, the tensor itself) in FP32.
@@ -100,10 +100,9 @@ public struct BackendError: Error, CustomStringConvertible, Equatable {
 /// Attention over sequences packed end to end (no padding): a backend that has it runs a batch of sequences of
 /// different lengths as (Σ lengths, H) activations, so every product but attention costs only the real tokens.
 public protocol PackedAttention {
-    /// query, key, value (N, H) → context (N, H): the rows `segments[i]` are sequence i, which attends over its own
+    /// qkv (N, 3H) = Q | K | V → context (N, H): the rows `segments[i]` are sequence i, which attends over its own
     /// rows only, in `heads` heads of H / heads columns each. Segments are consecutive and cover 0..<N.
-    func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
-                   heads: Int) throws -> any DeviceTensor
+    func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor
     /// Whether packing pays on this backend now, so the pipelines should hand it packed batches (the CPU: always;
     /// the GPU: when its fused attention kernel runs, which packed attention is built for).
     var prefersPackedSequences: Bool { get }

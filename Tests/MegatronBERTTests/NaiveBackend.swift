@@ -110,10 +110,16 @@ final class NaiveBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch: Int, sequence s: Int,
-                   heads: Int, keep: [[Float]]) -> any DeviceTensor {
-        let q = cast(query).values, k = cast(key).values, v = cast(value).values
-        let h = q.count / (batch * s), d = h / heads
+    func attention(qkv: any DeviceTensor, batch: Int, sequence s: Int, heads: Int, keep: [[Float]]) -> any DeviceTensor {
+        let x: [Float] = cast(qkv).values
+        let rows = batch * s, ld = x.count / rows, h = ld / 3, d = h / heads
+        // Q, K, V side by side in each row: part p of row r is x[r·ld + p·h ..< r·ld + (p+1)·h].
+        func part(_ p: Int) -> [Float] {
+            var values = [Float]()
+            for r in 0..<rows { values += x[(r * ld + p * h)..<(r * ld + (p + 1) * h)] }
+            return values
+        }
+        let q = part(0), k = part(1), v = part(2)
         var out = [Float](repeating: 0, count: q.count)
         for b in 0..<batch {
             for head in 0..<heads {

@@ -22,17 +22,13 @@ import Testing
         let segments = [0..<5, 5..<6, 6..<13, 13..<16]
         let n = 16, h = 8, heads = 2
         var state: UInt64 = 3
-        func tensor() -> Tensor {
-            Tensor(shape: [n, h], values: (0..<(n * h)).map { _ in
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return Float(Int(state >> 40) % 2001 - 1000) / 500
-            })
-        }
-        let q = tensor(), k = tensor(), v = tensor()
-        let want = try cpu.download(try cpu.attention(query: q, key: k, value: v, segments: segments, heads: heads))
+        let qkv = Tensor(shape: [n, 3 * h], values: (0..<(n * 3 * h)).map { _ in  // Q | K | V
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(state >> 40) % 2001 - 1000) / 500
+        })
+        let want = try cpu.download(try cpu.attention(qkv: qkv, segments: segments, heads: heads))
         let (rows, keep, back) = CUDABackend.paddedRows(segments)
-        let context = try cpu.attention(query: try cpu.gatherRows(q, rows: rows), key: try cpu.gatherRows(k, rows: rows),
-                                        value: try cpu.gatherRows(v, rows: rows), batch: segments.count, sequence: 7,
+        let context = try cpu.attention(qkv: try cpu.gatherRows(qkv, rows: rows), batch: segments.count, sequence: 7,
                                         heads: heads, keep: keep)
         let got = try cpu.download(try cpu.gatherRows(context, rows: back))
         #expect(got.shape == [n, h])

@@ -69,6 +69,26 @@ final class WeightLoader {
             : try take(name, [count]).toFloats()
         return backend.prepareVector(NumberFormats.rounded(values, to: dtype.storage))
     }
+    /// Linear layers that read the same input, their weights (out, in) stacked into one (Σ out, in) matrix and their
+    /// biases into one vector, so one product computes them all (Q, K and V: one (3H, H) product instead of three).
+    /// Each layer's tensors are checked (and, with `random`, made up) in the order separate layers would be.
+    func stackedLinear(_ prefixes: [String], in inFeatures: Int, out outFeatures: Int) throws
+        -> (weight: any PreparedMatrix, bias: any PreparedVector) {
+        var weights = [StoredTensor](), biases = [Float]()
+        for prefix in prefixes {
+            if random != nil {
+                weights.append(random!.matrix([outFeatures, inFeatures], format: dtype.storage))
+                biases += random!.vector(outFeatures, centre: 0)
+            } else {
+                weights.append(try take(prefix + ".weight", [outFeatures, inFeatures]))
+                biases += try take(prefix + ".bias", [outFeatures]).toFloats()
+            }
+        }
+        let stacked = try StoredTensor.stacked(weights, format: dtype.storage)  // (prefixes.count · out, in)
+        return (try backend.prepareMatrix(stacked, dtype: dtype, use: .product),
+                backend.prepareVector(NumberFormats.rounded(biases, to: dtype.storage)))
+    }
+
     /// Rejects every tensor that was never taken or ignored.
     func finish() throws {
         let unexpected = tensors.keys.filter { !used.contains($0) }.sorted()

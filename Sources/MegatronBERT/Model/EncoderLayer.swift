@@ -28,7 +28,7 @@ struct EncoderLayer: Sendable {
     }
 
     var parameterCount: Int {
-        [attention.query, attention.key, attention.value, attention.output, intermediate, output].map(\.parameterCount)
+        [attention.qkv, attention.output, intermediate, output].map(\.parameterCount)
             .reduce(0, +) + attentionNorm.parameterCount + mlpNorm.parameterCount
     }
 

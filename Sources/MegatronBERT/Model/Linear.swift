@@ -19,6 +19,12 @@ struct Linear: Sendable {
         bias = try loader.vector(prefix + ".bias", outFeatures)
     }
 
+    /// Layers `prefixes` that read the same input as one: weights stacked (count · out, in), biases (count · out);
+    /// its output holds each layer's `out` columns side by side, in the order of `prefixes`.
+    init(_ loader: WeightLoader, stacking prefixes: [String], in inFeatures: Int, out outFeatures: Int) throws {
+        (weight, bias) = try loader.stackedLinear(prefixes, in: inFeatures, out: outFeatures)
+    }
+
     /// x (N, in) -> (N, out)
     func callAsFunction(_ x: any DeviceTensor, on backend: any Backend) throws -> any DeviceTensor {
         try backend.linear(x, weight: weight, bias: bias, accumulateInto: nil)

@@ -3,32 +3,29 @@ import MegatronCompute
 /// `MegatronBertSelfAttention` + `MegatronBertSelfOutput` (the same tensors as BERT's):
 /// `attention.self.{query,key,value}` and `attention.output.dense`.
 struct SelfAttention: Sendable {
-    let query: Linear  // (H, H)
-    let key: Linear  // (H, H)
-    let value: Linear  // (H, H)
+    /// query, key and value as one product: weights stacked (3H, H), output (rows, 3H) = Q | K | V.
+    let qkv: Linear
     let output: Linear  // (H, H)
     let heads: Int
 
     init(_ loader: WeightLoader, _ prefix: String, config: BertConfig) throws {
         let h = config.hiddenSize
-        query = try Linear(loader, prefix + ".self.query", in: h, out: h)
-        key = try Linear(loader, prefix + ".self.key", in: h, out: h)
-        value = try Linear(loader, prefix + ".self.value", in: h, out: h)
+        qkv = try Linear(loader, stacking: ["query", "key", "value"].map { prefix + ".self." + $0 }, in: h, out: h)
         output = try Linear(loader, prefix + ".output.dense", in: h, out: h)
         heads = config.numAttentionHeads
     }
 
     /// x (rows, H) -> context (rows, H), before the output projection; `layout` says which rows are which sequence.
     func context(_ x: any DeviceTensor, layout: SequenceLayout, on backend: any Backend) throws -> any DeviceTensor {
-        let q = try query(x, on: backend), k = try key(x, on: backend), v = try value(x, on: backend)  // (rows, H) each
+        let qkv = try qkv(x, on: backend)  // (rows, 3H)
         switch layout {
         case .padded(let b, let s, let keep):
-            return try backend.attention(query: q, key: k, value: v, batch: b, sequence: s, heads: heads, keep: keep)
+            return try backend.attention(qkv: qkv, batch: b, sequence: s, heads: heads, keep: keep)
         case .packed(let segments):
             guard let packed = backend as? PackedAttention else {
                 throw ModelError(.internal, "the \(backend.name) backend cannot run sequences packed without padding")
             }
-            return try packed.attention(query: q, key: k, value: v, segments: segments, heads: heads)
+            return try packed.attention(qkv: qkv, segments: segments, heads: heads)
         }
     }
 }

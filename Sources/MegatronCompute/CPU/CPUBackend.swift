@@ -266,20 +266,19 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         Kernels.activate(x.data, count: x.count, activation)
     }
 
-    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, batch b: Int,
-                          sequence s: Int, heads: Int, keep: [[Float]]) throws -> any DeviceTensor {
+    public func attention(qkv: any DeviceTensor, batch b: Int, sequence s: Int, heads: Int,
+                          keep: [[Float]]) throws -> any DeviceTensor {
         // Keys per sequence: a right-padded sequence (its mask ones, then zeros) attends over its n real keys only,
         // so its numbers are the same bits as when it runs alone, whatever else shares the batch (batch
         // invariance: a job split across workers gives the output of one process); other masks keep all S keys.
-        try attend(query, key, value, heads: heads, rows: b * s, sequences: (0..<b).map {
+        try attend(qkv, heads: heads, rows: b * s, sequences: (0..<b).map {
             AttendedSequence(start: $0 * s, rows: s, keys: Self.paddedLength(keep[$0]) ?? s, keep: keep[$0])
         })
     }
 
-    public func attention(query: any DeviceTensor, key: any DeviceTensor, value: any DeviceTensor, segments: [Range<Int>],
-                          heads: Int) throws -> any DeviceTensor {
+    public func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor {
         let ones = [Float](repeating: 1, count: segments.map(\.count).max() ?? 0)
-        return try attend(query, key, value, heads: heads, rows: segments.last?.upperBound ?? 0, sequences: segments.map {
+        return try attend(qkv, heads: heads, rows: segments.last?.upperBound ?? 0, sequences: segments.map {
             AttendedSequence(start: $0.lowerBound, rows: $0.count, keys: $0.count, keep: ones)
         })
     }
@@ -291,11 +290,15 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         var keep: [Float]
     }
 
-    /// Attention of each sequence over its own keys: query, key, value (rows, H) → context (rows, H).
-    private func attend(_ query: any DeviceTensor, _ key: any DeviceTensor, _ value: any DeviceTensor, heads: Int, rows total: Int,
+    /// Attention of each sequence over its own keys: qkv (rows, 3H) = Q | K | V → context (rows, H).
+    private func attend(_ qkv: any DeviceTensor, heads: Int, rows total: Int,
                         sequences: [AttendedSequence]) throws -> any DeviceTensor {
-        let q = try host(query), k = try host(key), v = try host(value)
-        let h = q.count / max(total, 1), d = h / heads
+        let qkv = try host(qkv)
+        let ld = qkv.shape.last ?? 0, h = ld / 3, d = h / max(heads, 1)  // Q, K, V rows are ld = 3H apart
+        guard qkv.shape.count == 2, qkv.shape[0] == total, h * 3 == ld, d * heads == h, heads > 0 else {
+            throw BackendError("attention takes (\(total), 3H) = Q | K | V in \(heads) heads; it was given \(qkv.shape)")
+        }
+        let q = qkv.data, k = qkv.data + h, v = qkv.data + 2 * h
         let context = Tensor(uninitializedShape: [total, h])  // (rows, H)
         let scale = 1 / Float(d).squareRoot()
         // Query rows go in blocks so a block's scores (block, keys) stay in the core's cache through
@@ -308,25 +311,26 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
             defer { scores.deallocate(); inverseSums.deallocate() }
             for pair in pairs {
                 let sequence = sequences[pair / heads], head = pair % heads
-                let offset = sequence.start * h + head * d  // its first row, columns head·d ..< head·d + d
+                // Its first row's columns head·d ..< head·d + d, in qkv (ld apart) and in the context (h apart).
+                let offset = sequence.start * ld + head * d, target = sequence.start * h + head * d
                 let n = sequence.keys, s = sequence.rows
                 // The real rows in blocks from 0, then the padding rows in blocks from n: a real row's products are
                 // the same calls (same shapes) as when its sequence runs alone, padded or packed.
                 var first = 0
                 while first < s {
                     let rows = min(block, (first < n ? n : s) - first)
-                    let queries = offset + first * h
+                    let queries = offset + first * ld, contexts = target + first * h
                     // scores = scale · Q_ih[first..<first+rows] K_ih[..<n]ᵀ   (rows, d) x (d, n)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(d),
-                                scale, q.data + queries, Int32(h), k.data + offset, Int32(h), 0, scores, Int32(n))
+                                scale, q + queries, Int32(ld), k + offset, Int32(ld), 0, scores, Int32(n))
                     sequence.keep.withUnsafeBufferPointer {
                         Kernels.softmaxNumerators(scores, rows: rows, width: n, keep: $0.baseAddress!, inverseSums: inverseSums)
                     }
                     // context rows = E V_ih[..<n]   (rows, n) x (n, d), then each row divided by its softmax sum
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(n),
-                                1, scores, Int32(n), v.data + offset, Int32(h), 0, context.data + queries, Int32(h))
+                                1, scores, Int32(n), v + offset, Int32(ld), 0, context.data + contexts, Int32(h))
                     for row in 0..<rows {
-                        let out = context.data + queries + row * h
+                        let out = context.data + contexts + row * h
                         let factor = inverseSums[row]
                         for j in 0..<d { out[j] *= factor }
                     }
@@ -363,25 +367,5 @@ extension Optional where Wrapped == [Float] {
         case .some(let array): array.withUnsafeBufferPointer { body($0.baseAddress) }
         case .none: body(nil)
         }
-    }
-}
-
-extension StoredTensor {
-    /// Tells the kernel the tensor's whole pages will not be read again (after packing): pages of a memory-mapped
-    /// file leave the process's resident memory (they are read back from the file if ever needed).
-    func releasePages() {
-        guard owner is MappedFile, let base = bytes.baseAddress else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + page - 1) / page * page, end = (Int(bitPattern: base) + bytes.count) / page * page
-        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(pointer, end - start, MADV_DONTNEED)
-    }
-
-    /// The same tensor in a new, 64-byte aligned buffer (at least one byte, so it always has an address).
-    func copied() -> StoredTensor {
-        let owned = OwnedBytes(count: bytes.count)
-        if !bytes.isEmpty { owned.pointer.copyMemory(from: bytes) }
-        return StoredTensor(dtype: dtype, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<bytes.count]),
-                            owner: owned)
     }
 }

@@ -14,6 +14,15 @@ import Testing
         #expect(throws: BackendError.self) { try backend.gatherRows(ForeignTensor(), rows: [0]) }
     }
 
+    /// q, k, v (N, width) each, row-major → qkv (N, 3·width) (+ `padding`, more rows of 3·width): each row's q,
+    /// then its k, then its v.
+    static func qkv(_ q: [Float], _ k: [Float], _ v: [Float], width: Int, padding: [Float] = []) -> Tensor {
+        let n = q.count / width
+        return Tensor(shape: [n + padding.count / (3 * width), 3 * width], values: (0..<n).flatMap { row in
+            [q, k, v].flatMap { $0[(row * width)..<((row + 1) * width)] }
+        } + padding)
+    }
+
     /// A right-padded sequence's attention is the same bits as the sequence alone, whatever the padding and however
     /// the query rows are blocked: so a job's outputs do not depend on how its inputs were batched.
     @Test(arguments: [4, 128]) func paddingDoesNotChangeASequencesBits(queryBlock: Int) throws {
@@ -24,13 +33,12 @@ import Testing
             let s = n + 7  // padded length
             func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -2...2, using: &generator) } }
             let q = values(n * h), k = values(n * h), v = values(n * h)
-            func padded(_ x: [Float]) -> Tensor { Tensor(shape: [s, h], values: x + values((s - n) * h)) }  // garbage padding
+            let garbage = values((s - n) * 3 * h)  // the padding rows' Q | K | V
             let alone = try backend.download(backend.attention(
-                query: Tensor(shape: [n, h], values: q), key: Tensor(shape: [n, h], values: k), value: Tensor(shape: [n, h], values: v),
-                batch: 1, sequence: n, heads: heads, keep: [[Float](repeating: 1, count: n)]))
+                qkv: Self.qkv(q, k, v, width: h), batch: 1, sequence: n, heads: heads, keep: [[Float](repeating: 1, count: n)]))
             let withPadding = try backend.download(backend.attention(
-                query: padded(q), key: padded(k), value: padded(v), batch: 1, sequence: s, heads: heads,
-                keep: [[Float](repeating: 1, count: n) + [Float](repeating: 0, count: s - n)]))
+                qkv: Self.qkv(q, k, v, width: h, padding: garbage), batch: 1, sequence: s,
+                heads: heads, keep: [[Float](repeating: 1, count: n) + [Float](repeating: 0, count: s - n)]))
             let a = Array(UnsafeBufferPointer(start: alone.data, count: n * h))
             let b = Array(UnsafeBufferPointer(start: withPadding.data, count: n * h))
             #expect(a == b, "n = \(n): the real rows must not change with padding")
@@ -55,13 +63,12 @@ import Testing
             segments.append(next..<next + n)
             next += n
         }
-        let packed = try backend.download(backend.attention(
-            query: Tensor(shape: [total, h], values: q), key: Tensor(shape: [total, h], values: k),
-            value: Tensor(shape: [total, h], values: v), segments: segments, heads: heads))
+        let packed = try backend.download(backend.attention(qkv: Self.qkv(q, k, v, width: h), segments: segments, heads: heads))
         for rows in segments {
-            func part(_ x: [Float]) -> Tensor { Tensor(shape: [rows.count, h], values: Array(x[rows.lowerBound * h..<rows.upperBound * h])) }
-            let alone = try backend.download(backend.attention(query: part(q), key: part(k), value: part(v), batch: 1, sequence: rows.count,
-                                                               heads: heads, keep: [[Float](repeating: 1, count: rows.count)]))
+            func part(_ x: [Float]) -> [Float] { Array(x[rows.lowerBound * h..<rows.upperBound * h]) }
+            let alone = try backend.download(backend.attention(qkv: Self.qkv(part(q), part(k), part(v), width: h), batch: 1,
+                                                               sequence: rows.count, heads: heads,
+                                                               keep: [[Float](repeating: 1, count: rows.count)]))
             #expect(Array(UnsafeBufferPointer(start: packed.data + rows.lowerBound * h, count: rows.count * h))
                     == Array(UnsafeBufferPointer(start: alone.data, count: rows.count * h)), "rows \(rows)")
         }
