@@ -22,4 +22,24 @@ import Testing
         #expect(floatToBFloat16(Float(bitPattern: 0x3f81_8000)) == 0x3f82)  // halfway, odd rounds up
         #expect(floatToBFloat16(.nan) & 0x7fc0 == 0x7fc0)
     }
+
+    /// Q, K and V weights become one matrix: rows in order, each part converted to the format asked for; parts of
+    /// different widths are an error, not a garbled matrix.
+    @Test func matricesStackRowWiseInTheFormatAskedFor() throws {
+        func tensor(_ values: [Float], rows: Int, as format: StorageDType) -> StoredTensor {
+            let owned = OwnedBytes(count: values.count * 4)
+            owned.pointer.bindMemory(to: Float.self).baseAddress!.update(from: values, count: values.count)
+            return StoredTensor(dtype: .float32, shape: [rows, values.count / rows], bytes: owned.bytes, owner: owned)
+                .converted(to: format)
+        }
+        let a = tensor([1, 2, 3, 4], rows: 2, as: .float16), b = tensor([5, 6], rows: 1, as: .float32)
+        let stacked = try StoredTensor.stacked([a, b], format: .float32)
+        #expect(stacked.shape == [3, 2])
+        #expect(stacked.dtype == .float32)
+        #expect(stacked.toFloats() == [1, 2, 3, 4, 5, 6])
+        let half = try StoredTensor.stacked([a, b], format: .bfloat16)
+        #expect(half.dtype == .bfloat16 && half.bytes.count == 12 && half.toFloats() == [1, 2, 3, 4, 5, 6])
+        #expect(throws: TensorFileError.self) { try StoredTensor.stacked([a, tensor([1, 2, 3], rows: 1, as: .float32)], format: .float32) }
+        #expect(throws: TensorFileError.self) { try StoredTensor.stacked([], format: .float32) }
+    }
 }

@@ -14,6 +14,18 @@ import Testing
         #expect(throws: BackendError.self) { try backend.gatherRows(ForeignTensor(), rows: [0]) }
     }
 
+    /// Attention reads Q | K | V from one (N, 3H) tensor: a tensor of another width, or rows that do not match the
+    /// batch, is an error that names the shape.
+    @Test func attentionOfAWrongShapeIsAnError() {
+        let backend = CPUBackend()
+        let narrow = Tensor(shape: [4, 16], values: [Float](repeating: 0, count: 64))  // 16 is not 3H
+        #expect(throws: BackendError.self) { try backend.attention(qkv: narrow, batch: 1, sequence: 4, heads: 2, keep: [[1, 1, 1, 1]]) }
+        let qkv = Tensor(shape: [4, 24], values: [Float](repeating: 0, count: 96))
+        #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, batch: 1, sequence: 4, heads: 3, keep: [[1, 1, 1, 1]]) }
+        #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, segments: [0..<3], heads: 2) }
+        #expect(throws: Never.self) { try backend.attention(qkv: qkv, batch: 2, sequence: 2, heads: 2, keep: [[1, 1], [1, 0]]) }
+    }
+
     /// q, k, v (N, width) each, row-major → qkv (N, 3·width) (+ `padding`, more rows of 3·width): each row's q,
     /// then its k, then its v.
     static func qkv(_ q: [Float], _ k: [Float], _ v: [Float], width: Int, padding: [Float] = []) -> Tensor {
