@@ -11,7 +11,11 @@ On a GPU (--device cuda): fp32 (true FP32: TF32 off), fp16 and bf16 are the mode
 .to(bfloat16), as transformers users run it in eager mode; timings wait for the GPU (torch.cuda.synchronize), the
 logits stay on the GPU, and peak_device_bytes is torch.cuda.max_memory_allocated for the point.
     /tmp/ref/bin/python scripts/bench_pytorch.py [--threads 2] [--batch B --seq S | --points 1x8,1x128]
-        [--device cpu|cuda] [--dtype fp32|bf16|int8|fp16] [--json]
+        [--device cpu|cuda] [--dtype fp32|bf16|int8|fp16] [--compile] [--json]
+
+--compile runs the model through torch.compile(mode="reduce-overhead") (Inductor kernels, and CUDA graphs on a GPU):
+the issue's second PyTorch reference on a GPU. Each point's first runs compile and record (three warm-up runs, not
+timed; a new shape compiles again), so a point takes a minute or more the first time.
 
 --lengths FILE (e.g. scripts/mixed-lengths-16.txt) adds a mixed-length point as `megatron-bert bench --lengths`
 does: the same ids, one batch padded to the longest with an attention mask (as transformers users batch), the
@@ -42,6 +46,7 @@ def main():
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--min-runs", type=int, default=3)
     parser.add_argument("--lengths", help="a file of sequence lengths: one more point, padded to the longest")
+    parser.add_argument("--compile", action="store_true", help='torch.compile(mode="reduce-overhead")')
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,6 +67,12 @@ def main():
         autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     elif args.dtype == "int8":
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if args.compile and args.dtype == "int8":
+        parser.error("--compile is for fp32, bf16 and fp16 (quantize_dynamic's modules do not compile)")
+    # What runs: the model (all heads) and its encoder (the mixed-length point), compiled when asked.
+    whole, encoder = model, model.bert
+    if args.compile:
+        whole, encoder = (torch.compile(m, mode="reduce-overhead") for m in (model, model.bert))
     points = [(args.batch, args.seq)] if args.batch else ([] if args.lengths else [(1, 8), (1, 128), (8, 128), (1, 512)])
     if args.points:
         points = [tuple(int(n) for n in p.split("x")) for p in args.points.split(",")]
@@ -73,7 +84,8 @@ def main():
     if not args.json:
         engine = f", quantized engine {torch.backends.quantized.engine}" if args.dtype == "int8" else ""
         where = f"{torch.cuda.get_device_name(0)}" if cuda else f"{args.threads} threads"
-        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}, {where}")
+        compiled = ", torch.compile(mode=reduce-overhead)" if args.compile else ""
+        print(f"model: PyTorch {torch.__version__} MegatronBertForPreTraining 345M random, {args.dtype}{engine}{compiled}, {where}")
         print("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB")
     for index, (b, s) in enumerate(points):
         ids = torch.randint(1000, config.vocab_size, (b, s))
@@ -84,9 +96,11 @@ def main():
             ids = ids.cuda()
             mask = mask.cuda() if mask is not None else None
             torch.cuda.reset_peak_memory_stats()
-        forward = (lambda: model.bert(input_ids=ids, attention_mask=mask)) if is_mixed else (lambda: model(input_ids=ids))
-        with torch.inference_mode(), autocast():
-            forward()  # warm-up
+        forward = (lambda: encoder(input_ids=ids, attention_mask=mask)) if is_mixed else (lambda: whole(input_ids=ids))
+        # Compiled code runs under no_grad (inference tensors and compiled graphs mix less well).
+        with (torch.no_grad() if args.compile else torch.inference_mode()), autocast():
+            for _ in range(3 if args.compile else 1):  # warm-up (and, compiled, compile and record)
+                forward()
             sync()
             times = []
             started = time.perf_counter()
@@ -100,7 +114,7 @@ def main():
         if args.json:
             print(json.dumps({"batch": b, "seq": s, **({"mixed": True, "tokens": tokens, "packed": False} if is_mixed else {}),
                               "dtype": args.dtype, "runs": len(times), "median_seconds": median,
-                              "tokens_per_second": tokens / median, "best_tokens_per_second": tokens / min(times), "peak_rss_bytes": rss, "engine": "pytorch", "device": args.device,
+                              "tokens_per_second": tokens / median, "best_tokens_per_second": tokens / min(times), "peak_rss_bytes": rss, "engine": "pytorch-compile" if args.compile else "pytorch", "device": args.device,
                               **({"peak_device_bytes": torch.cuda.max_memory_allocated(), "gpu": torch.cuda.get_device_name(0)} if cuda else {})}))
         else:
             print(f"{b:5d} {s:4d} {len(times):5d} {median * 1000:11.1f} {tokens / median:10.1f} {tokens / min(times):12.1f} "

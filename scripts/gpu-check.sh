@@ -8,7 +8,8 @@
 #                                  # beside PyTorch FP16; the report goes to $OUT/gpu-report.md (or ./gpu-report.md)
 #
 # With the device tool: run(command: "scripts/gpu-check.sh run", carry: [".build/gpu-check"], timeout_s: 540)
-# (GPU_CHECK_SKIP=bench,fused skips sections to save device time.)
+# (GPU_CHECK_SKIP=bench,fused,compile skips sections to save device time; section 7, PyTorch under torch.compile, runs
+# last and stops after GPU_CHECK_COMPILE_SECONDS, default 150, keeping the points it finished.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=.build/gpu-check
@@ -48,7 +49,8 @@ run)
     if "$candidate" -c "import torch, transformers, safetensors" 2>/dev/null; then python=$candidate; break; fi
   done
   "$work/bundle/megatron-bert" info --model Tests/MegatronBERTTests/Fixtures/models/megatron-Model | tail -12
-  "$python" scripts/gpu_check.py --binary "$work/bundle/megatron-bert" --report "${OUT:-.}/gpu-report.md" ${GPU_CHECK_SKIP:+--skip "$GPU_CHECK_SKIP"}
+  "$python" scripts/gpu_check.py --binary "$work/bundle/megatron-bert" --report "${OUT:-.}/gpu-report.md" ${GPU_CHECK_SKIP:+--skip "$GPU_CHECK_SKIP"} \
+    --compile-seconds "${GPU_CHECK_COMPILE_SECONDS:-150}"
   ;;
 *)
   echo "usage: scripts/gpu-check.sh prepare | run" >&2

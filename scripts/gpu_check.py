@@ -14,6 +14,8 @@ non-zero when a check fails.
    scripts/check_fused_attention.py): the 345M shape in FP16/BF16 against the unfused path and float64, `embed`
    of mixed-length sentences packed without padding against the padded unfused GPU path and the CPU, the embed job
    on 100,000 sentences against the bare forward pass, and bench (the mixed-length batch beside PyTorch FP16 eager).
+7. PyTorch FP16 under torch.compile(mode="reduce-overhead") (the issue's second reference) at the bench points and the
+   mixed-length batch, within --compile-seconds (each shape compiles; the points that finished are reported).
 """
 import argparse
 import json
@@ -366,11 +368,29 @@ def fused(binary, work):
     say("")
 
 
+def compiled(seconds):
+    say(f"## 7. PyTorch FP16 torch.compile(mode=\"reduce-overhead\") (same GPU; within {seconds} s, each shape compiles)")
+    say("")
+    say("```")
+    command = [sys.executable, os.path.join(ROOT, "scripts/bench_pytorch.py"), "--device", "cuda", "--dtype", "fp16",
+               "--compile", "--points", "1x8,1x128,128x128,8x128,32x512", "--lengths",
+               os.path.join(ROOT, "scripts", "mixed-lengths-128.txt"), "--min-seconds", "1", "--json"]
+    try:
+        p = subprocess.run(command, capture_output=True, text=True, timeout=seconds)
+        say(p.stdout.strip() if p.returncode == 0 else p.stdout.strip() + "\nfailed: " + p.stderr.strip()[-600:])
+    except subprocess.TimeoutExpired as timeout:  # the points that finished still count
+        done = timeout.stdout.decode() if isinstance(timeout.stdout, bytes) else (timeout.stdout or "")
+        say(done.strip() + f"\n(stopped after {seconds} s)")
+    say("```")
+    say("")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--report", required=True)
-    parser.add_argument("--skip", default="", help="comma-separated: fixtures,345m,tasks,errors,fused,bench")
+    parser.add_argument("--skip", default="", help="comma-separated: fixtures,345m,tasks,errors,fused,bench,compile")
+    parser.add_argument("--compile-seconds", type=int, default=150, help="the time section 7 may take")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible to torch"
@@ -381,7 +401,8 @@ def main():
         for name, step in [("errors", lambda: errors(args.binary)), ("fixtures", lambda: fixtures(args.binary, work)),
                            ("tasks", lambda: tasks(args.binary)), ("345m", lambda: model_345m(args.binary, work)),
                            ("fused", lambda: fused(args.binary, work)),
-                           ("bench", lambda: bench(args.binary, [(1, 8), (1, 128), (8, 128), (128, 128), (32, 512)]))]:
+                           ("bench", lambda: bench(args.binary, [(1, 8), (1, 128), (8, 128), (128, 128), (32, 512)])),
+                           ("compile", lambda: compiled(args.compile_seconds))]:
             if name in skip:
                 continue
             t0 = time.time()
