@@ -69,6 +69,7 @@ final class WeightLoader {
             : try take(name, [count]).toFloats()
         return backend.prepareVector(NumberFormats.rounded(values, to: dtype.storage))
     }
+
     /// Linear layers that read the same input, their weights (out, in) stacked into one (Σ out, in) matrix and their
     /// biases into one vector, so one product computes them all (Q, K and V: one (3H, H) product instead of three).
     /// Each layer's tensors are checked (and, with `random`, made up) in the order separate layers would be.
