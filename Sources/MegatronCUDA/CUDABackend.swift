@@ -154,7 +154,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func attention(qkv: any DeviceTensor, batch b: Int, sequence s: Int, heads: Int,
                           keep: [[Float]]) throws -> any DeviceTensor {
         let qkv = try cuda(qkv)
-        let h = try Self.attentionWidth(qkv, rows: b * s, heads: heads), dh = h / heads
+        let h = try attentionWidth(qkv: qkv.shape, rows: b * s, heads: heads), dh = h / heads
         let e = qkv.element
         return try device.withContext {
             let keepBuffer = try keepMask(keep)  // (B, S)
@@ -294,15 +294,6 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                            .float(1 / Float(dh).squareRoot())])
     }
 
-    /// H for qkv (rows, 3H) = Q | K | V in `heads` heads, or an error naming the shape it was given.
-    static func attentionWidth(_ qkv: CUDATensor, rows: Int, heads: Int) throws -> Int {
-        let h = qkv.shape[1] / 3
-        guard qkv.shape.count == 2, qkv.shape[0] == rows, h * 3 == qkv.shape[1], heads > 0, h % heads == 0 else {
-            throw CUDAError("attention takes (\(rows), 3H) = Q | K | V in \(heads) heads; it was given \(qkv.shape)")
-        }
-        return h
-    }
-
     public func gatherRows(_ x: any DeviceTensor, rows: [Int]) throws -> any DeviceTensor {
         let x = try cuda(x)
         let d = x.shape[1]
@@ -432,7 +423,7 @@ extension CUDABackend: PackedAttention {
     public func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor {
         let qkv = try cuda(qkv)
         let n = qkv.shape[0], longest = segments.map(\.count).max() ?? 0
-        let h = try Self.attentionWidth(qkv, rows: n, heads: heads)
+        let h = try attentionWidth(qkv: qkv.shape, rows: n, heads: heads)
         guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == n,
               zip(segments, segments.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }) else {
             throw CUDAError("internal error: packed segments must be consecutive and cover the \(n) rows")

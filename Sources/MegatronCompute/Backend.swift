@@ -97,6 +97,20 @@ public struct BackendError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
+/// H of the `qkv` tensor the attention methods take: (rows, 3H) = Q | K | V, each of `heads` heads of H / heads
+/// columns; anything else is an error that names the shape it was given.
+///
+/// ```swift
+/// let h = try attentionWidth(qkv: [128, 3072], rows: 128, heads: 16)  // 1024
+/// ```
+public func attentionWidth(qkv shape: [Int], rows: Int, heads: Int) throws -> Int {
+    let h = (shape.last ?? 0) / 3
+    guard shape.count == 2, shape[0] == rows, h * 3 == shape[1], heads > 0, h % heads == 0 else {
+        throw BackendError("attention takes (\(rows), 3H) = Q | K | V in \(heads) heads; it was given \(shape)")
+    }
+    return h
+}
+
 /// Attention over sequences packed end to end (no padding): a backend that has it runs a batch of sequences of
 /// different lengths as (Σ lengths, H) activations, so every product but attention costs only the real tokens.
 public protocol PackedAttention {

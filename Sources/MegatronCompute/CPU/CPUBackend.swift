@@ -294,10 +294,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     private func attend(_ qkv: any DeviceTensor, heads: Int, rows total: Int,
                         sequences: [AttendedSequence]) throws -> any DeviceTensor {
         let qkv = try host(qkv)
-        let ld = qkv.shape.last ?? 0, h = ld / 3, d = h / max(heads, 1)  // Q, K, V rows are ld = 3H apart
-        guard qkv.shape.count == 2, qkv.shape[0] == total, h * 3 == ld, d * heads == h, heads > 0 else {
-            throw BackendError("attention takes (\(total), 3H) = Q | K | V in \(heads) heads; it was given \(qkv.shape)")
-        }
+        let h = try attentionWidth(qkv: qkv.shape, rows: total, heads: heads), ld = 3 * h, d = h / heads  // rows ld apart
         let q = qkv.data, k = qkv.data + h, v = qkv.data + 2 * h
         let context = Tensor(uninitializedShape: [total, h])  // (rows, H)
         let scale = 1 / Float(d).squareRoot()
