@@ -1,4 +1,5 @@
 import CDNNL
+import CQuantizedRows
 import CSmallProducts
 import Foundation
 
@@ -168,53 +169,13 @@ final class OneDNN: @unchecked Sendable {
             sums.withUnsafeMutableBufferPointer { sums in
                 Parallel.forEach(n, minimumPerThread: 64) { rows in
                     for row in rows {
-                        (scales[row], sums[row]) = Self.quantize(weights + row * k, count: k, levels: weightLevels, into: quantized + row * k)
+                        mb_quantize_weight_row(QuantizedRows.widest, weights + row * k, Int32(k), Float(weightLevels), quantized + row * k,
+                                               scales.baseAddress! + row, sums.baseAddress! + row)
                     }
                 }
             }
         }
         return pack(quantized, sourceType: dnnl_s8, n: n, k: k, precision: .int8, scales: scales, sums: sums)
-    }
-
-    /// One weight row to int8, levels −`levels`…`levels`: its scale (max |w| / levels; 1 for a zero row; NaN when a
-    /// weight is not finite, so the products are NaN as in FP32) and the sum of its levels.
-    static func quantize(_ w: UnsafePointer<Float>, count k: Int, levels: Int32, into q: UnsafeMutablePointer<Int8>) -> (scale: Float, sum: Int32) {
-        typealias V = QuantizedRows.V
-        var largest = V(repeating: 0), poison = V(repeating: 0)
-        var i = 0
-        while i + 8 <= k {
-            let v = UnsafeRawPointer(w + i).loadUnaligned(as: V.self)
-            largest = QuantizedRows.larger(largest, QuantizedRows.larger(v, -v))
-            poison += v - v
-            i += 8
-        }
-        var top = largest.max(), finite = poison.sum() == 0
-        for j in i..<k {
-            top = max(top, abs(w[j]))
-            finite = finite && w[j].isFinite
-        }
-        guard finite else {
-            q.initialize(repeating: 0, count: k)
-            return (.nan, 0)
-        }
-        let most = Float(levels)
-        let scale: Float = top > 0 ? top / most : 1, inverse = 1 / scale
-        var sums = SIMD8<Int32>(repeating: 0)
-        i = 0
-        while i + 8 <= k {
-            let v = UnsafeRawPointer(w + i).loadUnaligned(as: V.self) * inverse
-            let levels = QuantizedRows.integers(QuantizedRows.smaller(V(repeating: most), QuantizedRows.larger(V(repeating: -most), v)))
-            sums &+= levels
-            UnsafeMutableRawPointer(q + i).storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: levels), as: SIMD8<Int8>.self)
-            i += 8
-        }
-        var sum = sums.wrappedSum()
-        for j in i..<k {
-            let level = Int8(min(most, max(-most, (w[j] * inverse).rounded(.toNearestOrEven))))
-            q[j] = level
-            sum += Int32(level)
-        }
-        return (scale, sum)
     }
 
     private func pack(_ weights: UnsafeRawPointer, sourceType: dnnl_data_type_t, n: Int, k: Int,

@@ -1,4 +1,5 @@
 import CDNNL
+import CQuantizedRows
 import Foundation
 import Testing
 @testable import MegatronCompute
@@ -108,7 +109,16 @@ struct OneDNNTests {
         let ok = bias.withUnsafeBufferPointer { b in onednn.multiply(x, rows: rows, matrix: packed, bias: b.baseAddress, accumulate: false, into: &y) }
         #expect(ok)
         var qw = [Int8](repeating: 0, count: n * k), qx = [UInt8](repeating: 0, count: rows * k)
-        for c in 0..<n { _ = w.withUnsafeBufferPointer { OneDNN.quantize($0.baseAddress! + c * k, count: k, levels: onednn.weightLevels, into: &qw[c * k]) } }
+        var wScales = [Float](repeating: 0, count: n), wSums = [Int32](repeating: 0, count: n)
+        w.withUnsafeBufferPointer { w in
+            qw.withUnsafeMutableBufferPointer { qw in
+                for c in 0..<n {
+                    mb_quantize_weight_row(QuantizedRows.widest, w.baseAddress! + c * k, Int32(k), Float(onednn.weightLevels), qw.baseAddress! + c * k,
+                                           &wScales[c], &wSums[c])
+                }
+            }
+        }
+        #expect(wScales == packed.scales && wSums == packed.sums)
         let rowsQuantized = QuantizedRows(x, rows: rows, k: k, levels: onednn.inputLevels, into: &qx)
         var worst = 0.0
         for r in 0..<rows {

@@ -1,0 +1,371 @@
+#include "quantized_rows.h"
+
+#include <math.h>
+
+/* Every width rounds the same way: products and sums stay separate operations (no fused multiply-add), so the
+   floats match the plain C loop and the earlier Swift code bit for bit. */
+#pragma STDC FP_CONTRACT OFF
+#pragma clang fp contract(off)
+
+/* ---- plain C: the reference, and the tail of every vector loop ------------------------------------------------ */
+
+/* Scale and zero point of a row from its (0-widened) range. */
+static void row_scale(float lowest, float highest, float top, float *scale, int32_t *zero) {
+    float s = highest > lowest ? (highest - lowest) / top : 1.0f;
+    float z = roundf(-lowest / s);
+    z = z < 0 ? 0 : (z > top ? top : z);
+    *scale = s;
+    *zero = (int32_t)z;
+}
+
+static inline uint8_t level(float v, float inverse, float zero, float top) {
+    float l = v * inverse + zero;
+    l = l < 0 ? 0 : (l > top ? top : l);
+    return (uint8_t)(int32_t)nearbyintf(l);
+}
+
+/* A weight row's scale from its largest |w| (`top`), then levels and their sum for elements from `first` on; `sum0`
+   is the sum of the levels before `first` (written by the caller's vector loop with the same scale). */
+static void weight_scale(float top, float most, float *scale) { *scale = top > 0 ? top / most : 1.0f; }
+
+static void weight_levels(const float *w, int first, int k, float top, bool finite, float most, int8_t *q, float *scale,
+                          int32_t *sum, int32_t sum0) {
+    if (!finite) {
+        for (int i = 0; i < k; i++) q[i] = 0;
+        *scale = NAN;
+        *sum = 0;
+        return;
+    }
+    weight_scale(top, most, scale);
+    float inverse = 1.0f / *scale;
+    int32_t total = sum0;
+    for (int i = first; i < k; i++) {
+        float l = w[i] * inverse;
+        l = l < -most ? -most : (l > most ? most : l);
+        q[i] = (int8_t)(int32_t)nearbyintf(l);
+        total += q[i];
+    }
+    *sum = total;
+}
+
+static void quantize_scalar(const float *x, int k, float top, uint8_t *q, float *scale, int32_t *zero) {
+    float lowest = 0, highest = 0;
+    bool finite = true;
+    for (int i = 0; i < k; i++) {
+        lowest = x[i] < lowest ? x[i] : lowest;
+        highest = x[i] > highest ? x[i] : highest;
+        finite = finite && isfinite(x[i]);
+    }
+    if (!finite) {
+        for (int i = 0; i < k; i++) q[i] = 0;
+        *scale = NAN;
+        *zero = 0;
+        return;
+    }
+    row_scale(lowest, highest, top, scale, zero);
+    float inverse = 1.0f / *scale, z = (float)*zero;
+    for (int i = 0; i < k; i++) q[i] = level(x[i], inverse, z, top);
+}
+
+static void weights_scalar(const float *w, int k, float most, int8_t *q, float *scale, int32_t *sum) {
+    float top = 0;
+    bool finite = true;
+    for (int i = 0; i < k; i++) {
+        float a = fabsf(w[i]);
+        top = a > top ? a : top;
+        finite = finite && isfinite(w[i]);
+    }
+    weight_levels(w, 0, k, top, finite, most, q, scale, sum, 0);
+}
+
+static inline float epilogue_one(int32_t sum, int32_t zero, int32_t colsum, float scale, float wscale, const float *bias,
+                                 int j, bool accumulate, const float *old) {
+    float v = (float)(int32_t)((uint32_t)sum - (uint32_t)zero * (uint32_t)colsum) * (scale * wscale);
+    if (bias) v += bias[j];
+    return accumulate ? *old + v : v;
+}
+
+static void epilogue_scalar(const int32_t *part, int rows, int width, int ldp, const float *scale, const int32_t *zero,
+                            const float *wscale, const int32_t *colsum, const float *bias, bool accumulate, float *y,
+                            int ldy) {
+    for (int r = 0; r < rows; r++) {
+        const int32_t *p = part + (long)r * ldp;
+        float *t = y + (long)r * ldy;
+        for (int j = 0; j < width; j++)
+            t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* ---- AVX2: eight lanes --------------------------------------------------------------------------------------- */
+
+__attribute__((target("avx2"))) static void quantize_avx2(const float *x, int k, float top, uint8_t *q, float *scale,
+                                                          int32_t *zero) {
+    __m256 low = _mm256_setzero_ps(), high = _mm256_setzero_ps(), poison = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        low = _mm256_min_ps(v, low);  /* min/max keep the second operand when either is NaN: poison finds those */
+        high = _mm256_max_ps(v, high);
+        poison = _mm256_add_ps(poison, _mm256_sub_ps(v, v));  /* NaN once any element is NaN or infinite */
+    }
+    float lows[8], highs[8], poisons[8];
+    _mm256_storeu_ps(lows, low);
+    _mm256_storeu_ps(highs, high);
+    _mm256_storeu_ps(poisons, poison);
+    float lowest = 0, highest = 0;
+    bool finite = true;
+    for (int l = 0; l < 8; l++) {
+        lowest = lows[l] < lowest ? lows[l] : lowest;
+        highest = highs[l] > highest ? highs[l] : highest;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = i; j < k; j++) {
+        lowest = x[j] < lowest ? x[j] : lowest;
+        highest = x[j] > highest ? x[j] : highest;
+        finite = finite && isfinite(x[j]);
+    }
+    if (!finite) {
+        for (int j = 0; j < k; j++) q[j] = 0;
+        *scale = NAN;
+        *zero = 0;
+        return;
+    }
+    row_scale(lowest, highest, top, scale, zero);
+    float inverse = 1.0f / *scale, z = (float)*zero;
+    const __m256 vi = _mm256_set1_ps(inverse), vz = _mm256_set1_ps(z), vt = _mm256_set1_ps(top), v0 = _mm256_setzero_ps();
+    i = 0;
+    for (; i + 32 <= k; i += 32) {
+        __m256i n[4];
+        for (int b = 0; b < 4; b++) {
+            __m256 l = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * b), vi), vz);
+            l = _mm256_min_ps(vt, _mm256_max_ps(v0, l));
+            n[b] = _mm256_cvtps_epi32(l);  /* the current rounding mode: halves to even */
+        }
+        /* 32 int32 in 0 ... 255 to 32 bytes: packs work per 128-bit lane, the permute puts the lanes back in order. */
+        __m256i words = _mm256_packs_epi32(n[0], n[1]), words2 = _mm256_packs_epi32(n[2], n[3]);
+        __m256i bytes = _mm256_packus_epi16(words, words2);
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+    }
+    for (; i < k; i++) q[i] = level(x[i], inverse, z, top);
+}
+
+__attribute__((target("avx2"))) static void weights_avx2(const float *w, int k, float most, int8_t *q, float *scale,
+                                                         int32_t *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 largest = _mm256_setzero_ps(), poison = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 v = _mm256_loadu_ps(w + i);
+        largest = _mm256_max_ps(_mm256_andnot_ps(sign, v), largest);
+        poison = _mm256_add_ps(poison, _mm256_sub_ps(v, v));
+    }
+    float lanes[8], poisons[8], top = 0;
+    _mm256_storeu_ps(lanes, largest);
+    _mm256_storeu_ps(poisons, poison);
+    bool finite = true;
+    for (int l = 0; l < 8; l++) {
+        top = lanes[l] > top ? lanes[l] : top;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = i; j < k; j++) {
+        float a = fabsf(w[j]);
+        top = a > top ? a : top;
+        finite = finite && isfinite(w[j]);
+    }
+    if (!finite) {
+        weight_levels(w, 0, k, top, false, most, q, scale, sum, 0);
+        return;
+    }
+    weight_scale(top, most, scale);
+    const __m256 vi = _mm256_set1_ps(1.0f / *scale), hi = _mm256_set1_ps(most), lo = _mm256_set1_ps(-most);
+    __m256i sums = _mm256_setzero_si256();
+    i = 0;
+    for (; i + 32 <= k; i += 32) {
+        __m256i n[4];
+        for (int b = 0; b < 4; b++) {
+            __m256 l = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(w + i + 8 * b), vi)));
+            n[b] = _mm256_cvtps_epi32(l);
+            sums = _mm256_add_epi32(sums, n[b]);
+        }
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(n[0], n[1]), _mm256_packs_epi32(n[2], n[3]));
+        bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), bytes);
+    }
+    int32_t parts[8], total = 0;
+    _mm256_storeu_si256((__m256i *)parts, sums);
+    for (int l = 0; l < 8; l++) total += parts[l];
+    weight_levels(w, i, k, top, true, most, q, scale, sum, total);
+}
+
+__attribute__((target("avx2"))) static void epilogue_avx2(const int32_t *part, int rows, int width, int ldp,
+                                                          const float *scale, const int32_t *zero, const float *wscale,
+                                                          const int32_t *colsum, const float *bias, bool accumulate,
+                                                          float *y, int ldy) {
+    for (int r = 0; r < rows; r++) {
+        const int32_t *p = part + (long)r * ldp;
+        float *t = y + (long)r * ldy;
+        const __m256i vz = _mm256_set1_epi32(zero[r]);
+        const __m256 vs = _mm256_set1_ps(scale[r]);
+        int j = 0;
+        for (; j + 8 <= width; j += 8) {
+            __m256i s = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(p + j)),
+                                         _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i *)(colsum + j))));
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + j)));
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+            if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(t + j), v);
+            _mm256_storeu_ps(t + j, v);
+        }
+        for (; j < width; j++) t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+    }
+}
+
+/* ---- AVX-512: sixteen lanes ---------------------------------------------------------------------------------- */
+
+__attribute__((target("avx512f,avx512bw"))) static void quantize_avx512(const float *x, int k, float top, uint8_t *q,
+                                                                       float *scale, int32_t *zero) {
+    __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps(), poison = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        low = _mm512_min_ps(v, low);
+        high = _mm512_max_ps(v, high);
+        poison = _mm512_add_ps(poison, _mm512_sub_ps(v, v));
+    }
+    float lows[16], highs[16], poisons[16];
+    _mm512_storeu_ps(lows, low);
+    _mm512_storeu_ps(highs, high);
+    _mm512_storeu_ps(poisons, poison);
+    float lowest = 0, highest = 0;
+    bool finite = true;
+    for (int l = 0; l < 16; l++) {
+        lowest = lows[l] < lowest ? lows[l] : lowest;
+        highest = highs[l] > highest ? highs[l] : highest;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = i; j < k; j++) {
+        lowest = x[j] < lowest ? x[j] : lowest;
+        highest = x[j] > highest ? x[j] : highest;
+        finite = finite && isfinite(x[j]);
+    }
+    if (!finite) {
+        for (int j = 0; j < k; j++) q[j] = 0;
+        *scale = NAN;
+        *zero = 0;
+        return;
+    }
+    row_scale(lowest, highest, top, scale, zero);
+    float inverse = 1.0f / *scale, z = (float)*zero;
+    const __m512 vi = _mm512_set1_ps(inverse), vz = _mm512_set1_ps(z), vt = _mm512_set1_ps(top), v0 = _mm512_setzero_ps();
+    i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 l = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), vz);
+        l = _mm512_min_ps(vt, _mm512_max_ps(v0, l));
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(l)));  /* halves to even */
+    }
+    for (; i < k; i++) q[i] = level(x[i], inverse, z, top);
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void weights_avx512(const float *w, int k, float most, int8_t *q,
+                                                                      float *scale, int32_t *sum) {
+    __m512 largest = _mm512_setzero_ps(), poison = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512 v = _mm512_loadu_ps(w + i);
+        largest = _mm512_max_ps(_mm512_abs_ps(v), largest);
+        poison = _mm512_add_ps(poison, _mm512_sub_ps(v, v));
+    }
+    float lanes[16], poisons[16], top = 0;
+    _mm512_storeu_ps(lanes, largest);
+    _mm512_storeu_ps(poisons, poison);
+    bool finite = true;
+    for (int l = 0; l < 16; l++) {
+        top = lanes[l] > top ? lanes[l] : top;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = i; j < k; j++) {
+        float a = fabsf(w[j]);
+        top = a > top ? a : top;
+        finite = finite && isfinite(w[j]);
+    }
+    if (!finite) {
+        weight_levels(w, 0, k, top, false, most, q, scale, sum, 0);
+        return;
+    }
+    weight_scale(top, most, scale);
+    const __m512 vi = _mm512_set1_ps(1.0f / *scale), hi = _mm512_set1_ps(most), lo = _mm512_set1_ps(-most);
+    __m512i sums = _mm512_setzero_si512();
+    i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m512i n = _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_mul_ps(_mm512_loadu_ps(w + i), vi))));
+        sums = _mm512_add_epi32(sums, n);
+        _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtepi32_epi8(n));
+    }
+    weight_levels(w, i, k, top, true, most, q, scale, sum, _mm512_reduce_add_epi32(sums));
+}
+
+__attribute__((target("avx512f"))) static void epilogue_avx512(const int32_t *part, int rows, int width, int ldp,
+                                                               const float *scale, const int32_t *zero,
+                                                               const float *wscale, const int32_t *colsum,
+                                                               const float *bias, bool accumulate, float *y, int ldy) {
+    for (int r = 0; r < rows; r++) {
+        const int32_t *p = part + (long)r * ldp;
+        float *t = y + (long)r * ldy;
+        const __m512i vz = _mm512_set1_epi32(zero[r]);
+        const __m512 vs = _mm512_set1_ps(scale[r]);
+        int j = 0;
+        for (; j + 16 <= width; j += 16) {
+            __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(p + j), _mm512_mullo_epi32(vz, _mm512_loadu_si512(colsum + j)));
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vs, _mm512_loadu_ps(wscale + j)));
+            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
+            if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(t + j), v);
+            _mm512_storeu_ps(t + j, v);
+        }
+        for (; j < width; j++) t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+    }
+}
+
+/* The widest of 2 (AVX-512), 1 (AVX2), 0 (plain C) that this CPU runs. */
+int mb_quantized_rows_widest(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 2
+         : __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+#else
+int mb_quantized_rows_widest(void) { return 0; }
+#endif
+
+void mb_quantize_row(int width, const float *x, int k, float top, uint8_t *q, float *scale, int32_t *zero) {
+    switch (width) {
+#if defined(__x86_64__)
+    case 2: quantize_avx512(x, k, top, q, scale, zero); return;
+    case 1: quantize_avx2(x, k, top, q, scale, zero); return;
+#endif
+    default: quantize_scalar(x, k, top, q, scale, zero);
+    }
+}
+
+void mb_quantize_weight_row(int width, const float *w, int k, float levels, int8_t *q, float *scale, int32_t *sum) {
+    switch (width) {
+#if defined(__x86_64__)
+    case 2: weights_avx512(w, k, levels, q, scale, sum); return;
+    case 1: weights_avx2(w, k, levels, q, scale, sum); return;
+#endif
+    default: weights_scalar(w, k, levels, q, scale, sum);
+    }
+}
+
+void mb_int8_epilogue(int width, const int32_t *part, int rows, int columns, int ldp, const float *scale,
+                      const int32_t *zero, const float *wscale, const int32_t *colsum, const float *bias, bool accumulate,
+                      float *y, int ldy) {
+    switch (width) {
+#if defined(__x86_64__)
+    case 2: epilogue_avx512(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy); return;
+    case 1: epilogue_avx2(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy); return;
+#endif
+    default: epilogue_scalar(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy);
+    }
+}
