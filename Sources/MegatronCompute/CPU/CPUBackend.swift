@@ -57,15 +57,17 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         }
     }
 
-    /// The libraries behind the products, for `info`: e.g. "oneDNN 2.6.3 (avx512_core_amx)" or "OpenBLAS (SkylakeX)".
+    /// The libraries behind the products, for `info`: e.g. "oneDNN 2.6.3 (avx512_core_amx)" or "OpenBLAS (SkylakeX)";
+    /// where BF16 weights multiply in FP32 from `OneDNN.widenRows` rows on, it says so.
     public var kernels: String {
         guard products == .oneDNN, let onednn = OneDNN.shared else { return "OpenBLAS (\(Runtime.openBLASCore))" }
-        return "oneDNN \(onednn.version) (\(onednn.isaName))"
+        let widened = onednn.widensBF16 && onednn.hasBFloat16 ? "; bf16 weights multiplied in fp32 from \(OneDNN.widenRows) rows" : ""
+        return "oneDNN \(onednn.version) (\(onednn.isaName)\(widened))"
     }
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
-    /// "brg:avx512_core_amx_int8"), "openblas:<core>" when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when
-    /// the small-product kernels did.
+    /// "brg:avx512_core_amx_int8"; "fp32-on-bf16:brg:avx512_core" for BF16 weights widened to FP32), "openblas:<core>"
+    /// when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when the small-product kernels did.
     public var kernelsUsed: [String] {
         (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
             + (ranSmallProducts.isSet ? ["small:avx2"] : [])

@@ -25,6 +25,9 @@ final class OneDNN: @unchecked Sendable {
     let isa: dnnl_cpu_isa_t
     /// Whether products multiply BF16 pairs in hardware (AVX512_BF16 or AMX).
     var hasBFloat16: Bool { [dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa) }
+    /// Whether BF16 products of many rows run in FP32 on the weights widened (`OneDNNWidenedBF16.swift`): where
+    /// this CPU's BF16 dot products are slower than FP32 ones.
+    let widensBF16: Bool
     /// Whether int8 products use VNNI (or AMX) dot products: they sum u8 × s8 pairs in 32 bits. Without it they sum
     /// pairs in 16 bits, saturating beyond 32,767, so the two operands give up a bit between them (`weightLevels`).
     var hasVNNI: Bool {
@@ -113,6 +116,8 @@ final class OneDNN: @unchecked Sendable {
         case matmul(rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision)
         /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
         case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool)
+        /// An FP32 product on BF16 weights widened to BA16a64b (`multiplyWidened`), dense output.
+        case matmulWidened(rows: Int, columns: Int, k: Int)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -122,6 +127,7 @@ final class OneDNN: @unchecked Sendable {
         guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { throw OneDNNError("no CPU engine") }
         self.engine = engine
         isa = dnnl_get_effective_cpu_isa()
+        widensBF16 = Self.widensBF16(isa: isa, vendor: Self.cpuVendor, setting: ProcessInfo.processInfo.environment["MEGATRON_BERT_BF16_PRODUCTS"])
     }
 
     /// The memory descriptor of a row-major 2-D array (rows `stride` elements apart).
@@ -354,10 +360,16 @@ final class OneDNN: @unchecked Sendable {
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating], each core computing its block of columns in
     /// chunks of rows (`chunk(rows:width:precision:)`), or its share of the rows (`rowSplitRows`); false when oneDNN
     /// has no fast kernel for the shape (the caller then multiplies another way). For BF16 matrices x is rounded to
-    /// BF16 first; for int8 ones it is quantized per row (`QuantizedRows`).
+    /// BF16 first, except where BF16 products of `widenRows` rows or more run in FP32 on the weights widened
+    /// (`widenBF16`, default this CPU's `widensBF16`; `multiplyWidened`); for int8 ones x is quantized per row
+    /// (`QuantizedRows`).
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
-                  into y: UnsafeMutablePointer<Float>) -> Bool {
+                  into y: UnsafeMutablePointer<Float>, widenBF16: Bool? = nil) -> Bool {
         guard rows > 0 else { return true }
+        if matrix.precision == .bf16, widenBF16 ?? widensBF16, rows >= Self.widenRows,
+           multiplyWidened(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) {
+            return true
+        }
         if let whole = matrix.whole, rows >= Self.rowSplitRows {
             return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
         }
@@ -588,13 +600,14 @@ final class OneDNN: @unchecked Sendable {
         primitives[key] = made
         switch key {
         case .matmul, .matmulInPlace: if let name = Self.implementation(pd) { used.insert(name) }
+        case .matmulWidened: if let name = Self.implementation(pd) { used.insert("fp32-on-bf16:" + name) }
         default: break
         }
         return made
     }
 
     /// Records a kernel of our own that ran a product (for `kernelsUsed`).
-    private func noteUsed(_ name: String) {
+    func noteUsed(_ name: String) {
         lock.lock()
         defer { lock.unlock() }
         used.insert(name)

@@ -1,4 +1,5 @@
 import CDNNL
+import CPackedBF16
 import CQuantizedRows
 import Foundation
 import Testing
@@ -91,11 +92,69 @@ struct OneDNNTests {
             return  // no BF16 kernel on this CPU: the backend multiplies BF16 weights in FP32 (PrecisionTests covers it)
         }
         var y = [Float](repeating: .nan, count: rows * n)
-        #expect(onednn.multiply(x, rows: rows, matrix: packed, bias: nil, accumulate: false, into: &y))
+        #expect(onednn.multiply(x, rows: rows, matrix: packed, bias: nil, accumulate: false, into: &y, widenBF16: false))
         // The product of the BF16-rounded operands, accumulated in FP32: only accumulation error remains.
         let expected = Self.reference(widen(xBits), widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
         let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
         #expect(worst < 1e-3, "worst \(worst)")
+    }
+
+    /// Where BF16 dot products are slower than FP32 ones, BF16 weights are widened and multiplied in FP32 with the
+    /// FP32 inputs: the product of the BF16-rounded weights and the unrounded inputs, with bias and accumulation.
+    /// (4, 2560, 2048): 1,280 columns per core in slices of 1,024 and 256 (`widenBytes`); (300, 4130, 96): columns
+    /// that fill no 64-column tile, rows in chunks; (33, 200, 120): K padded to 128 in both layouts; K = 80 pads
+    /// differently (to 96 in BF16, 80 in FP32), so that product is refused and goes the BF16 way.
+    @Test(arguments: [(4, 2560, 2048), (300, 4130, 96), (33, 200, 120), (64, 128, 80)])
+    func bf16WeightsWidenedMultiplyInFP32(rows: Int, n: Int, k: Int) throws {
+        let onednn = try #require(OneDNN.shared)
+        let w = Self.random(n * k, seed: 16), x = Self.random(rows * k, seed: 17), bias = Self.random(n, seed: 18)
+        let y0 = Self.random(rows * n, seed: 19)
+        var wBits = [UInt16](repeating: 0, count: n * k)
+        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
+        guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) }) else {
+            return  // no BF16 kernel on this CPU
+        }
+        var y = y0
+        let widened = bias.withUnsafeBufferPointer { b in
+            onednn.multiplyWidened(x, rows: rows, matrix: packed, bias: b.baseAddress, accumulate: true, into: &y)
+        }
+        guard k % 32 == 0 || k % 32 > 16 else {
+            #expect(!widened && OneDNN.widenable(packed) == false)
+            return
+        }
+        #expect(widened)
+        let expected = Self.reference(x, wBits.map { Float(bitPattern: UInt32($0) << 16) }, rows: rows, n: n, k: k, bias: bias, y0: y0)
+        let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
+        #expect(worst < 1e-4, "rows \(rows), n \(n), k \(k): worst \(worst)")
+        #expect(onednn.kernelsUsed.contains { $0.hasPrefix("fp32-on-bf16:") })
+    }
+
+    /// The C widening against the two layouts' formulas, with and without AVX-512.
+    @Test func widenedTilesFollowBothLayouts() {
+        let tiles = 3
+        let bits = (0..<tiles * 1024).map { UInt16(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+        for vectors: Int32 in [0, 1] {
+            var out = [Float](repeating: .nan, count: tiles * 1024)
+            mb_widen_bf16_tiles(vectors, bits, tiles, &out)
+            var ok = true
+            for t in 0..<tiles {
+                for kk in 0..<16 {
+                    for c in 0..<64 {
+                        let source = bits[t * 1024 + ((kk / 2) * 64 + c) * 2 + kk % 2]
+                        ok = ok && out[t * 1024 + kk * 64 + c].bitPattern == UInt32(source) << 16
+                    }
+                }
+            }
+            #expect(ok, "vectors \(vectors)")
+        }
+    }
+
+    @Test func bf16WidensOnlyWhereItsDotProductsAreSlow() {
+        #expect(OneDNN.widensBF16(isa: dnnl_cpu_isa_avx512_core_bf16, vendor: "GenuineIntel", setting: nil))
+        #expect(!OneDNN.widensBF16(isa: dnnl_cpu_isa_avx512_core_bf16, vendor: "AuthenticAMD", setting: nil))
+        #expect(!OneDNN.widensBF16(isa: dnnl_cpu_isa_avx512_core_amx, vendor: "GenuineIntel", setting: nil))
+        #expect(!OneDNN.widensBF16(isa: dnnl_cpu_isa_avx512_core_bf16, vendor: "GenuineIntel", setting: "bf16"))
+        #expect(OneDNN.widensBF16(isa: dnnl_cpu_isa_avx512_core_amx, vendor: "GenuineIntel", setting: "FP32"))
     }
 
     /// int8 products are exact integer sums of the quantized operands: y = Σ (qx − zero) · qw · scale_x · scale_w

@@ -1,0 +1,18 @@
+#ifndef MEGATRON_PACKED_BF16_H
+#define MEGATRON_PACKED_BF16_H
+
+#include <stdint.h>
+
+/// Widens BF16 weights packed in oneDNN's BA16a64b2a layout into FP32 in its BA16a64b layout, exactly (a BF16 is the
+/// top half of an FP32): `blocks` tiles of 16 K-rows × 64 columns, one after another in both layouts (the order is
+/// the packed matrix's own: every K tile of a 64-column block, then the next block; BA16a64b2a's tiles of 32 K-rows
+/// are two such tiles back to back). Inside a tile the BF16 layout keeps each column's pairs of K-rows together
+/// (k even, k odd), the FP32 one row after row.
+/// With `vectors` non-zero, AVX-512 where the CPU has it (checked at run time); plain C otherwise. Both give the
+/// same floats.
+void mb_widen_bf16_tiles(int vectors, const uint16_t *bf16, long blocks, float *fp32);
+
+/// Whether `mb_widen_bf16_tiles` runs AVX-512 on this CPU.
+int mb_widen_bf16_has_avx512(void);
+
+#endif
