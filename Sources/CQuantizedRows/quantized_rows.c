@@ -1,6 +1,7 @@
 #include "quantized_rows.h"
 
 #include <math.h>
+#include <stddef.h>
 
 /* Every width rounds the same way: products and sums stay separate operations (no fused multiply-add), so the
    floats match the plain C loop and the earlier Swift code bit for bit. */
@@ -48,33 +49,62 @@ static void weight_levels(const float *w, int first, int k, float top, bool fini
     *sum = total;
 }
 
-static void quantize_scalar(const float *x, int k, float top, uint8_t *q, float *scale, int32_t *zero) {
-    float lowest = 0, highest = 0;
+/* A row's range widened to include 0, from `lanes` vector lanes' minima, maxima and poison sums (NaN once an
+   element was NaN or infinite) and the elements from `from` on; false when the row is not all finite (then its
+   levels are 0, its scale NaN and its zero 0, written here). */
+static bool finish_range(const float *lows, const float *highs, const float *poisons, int lanes, const float *x, int from,
+                         int k, float *lowest, float *highest, uint8_t *q, float *scale, int32_t *zero) {
+    float low = 0, high = 0;
     bool finite = true;
-    for (int i = 0; i < k; i++) {
-        lowest = x[i] < lowest ? x[i] : lowest;
-        highest = x[i] > highest ? x[i] : highest;
-        finite = finite && isfinite(x[i]);
+    for (int l = 0; l < lanes; l++) {
+        low = lows[l] < low ? lows[l] : low;
+        high = highs[l] > high ? highs[l] : high;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = from; j < k; j++) {
+        low = x[j] < low ? x[j] : low;
+        high = x[j] > high ? x[j] : high;
+        finite = finite && isfinite(x[j]);
     }
     if (!finite) {
-        for (int i = 0; i < k; i++) q[i] = 0;
+        for (int j = 0; j < k; j++) q[j] = 0;
         *scale = NAN;
         *zero = 0;
-        return;
     }
+    *lowest = low;
+    *highest = high;
+    return finite;
+}
+
+/* A weight row's largest |w| from `lanes` lanes' maxima and poison sums and the elements from `from` on; false
+   when the row is not all finite. */
+static bool finish_top(const float *tops, const float *poisons, int lanes, const float *w, int from, int k, float *top) {
+    float t = 0;
+    bool finite = true;
+    for (int l = 0; l < lanes; l++) {
+        t = tops[l] > t ? tops[l] : t;
+        finite = finite && poisons[l] == 0;
+    }
+    for (int j = from; j < k; j++) {
+        float a = fabsf(w[j]);
+        t = a > t ? a : t;
+        finite = finite && isfinite(w[j]);
+    }
+    *top = t;
+    return finite;
+}
+
+static void quantize_scalar(const float *x, int k, float top, uint8_t *q, float *scale, int32_t *zero) {
+    float lowest, highest;
+    if (!finish_range(NULL, NULL, NULL, 0, x, 0, k, &lowest, &highest, q, scale, zero)) return;
     row_scale(lowest, highest, top, scale, zero);
     float inverse = 1.0f / *scale, z = (float)*zero;
     for (int i = 0; i < k; i++) q[i] = level(x[i], inverse, z, top);
 }
 
 static void weights_scalar(const float *w, int k, float most, int8_t *q, float *scale, int32_t *sum) {
-    float top = 0;
-    bool finite = true;
-    for (int i = 0; i < k; i++) {
-        float a = fabsf(w[i]);
-        top = a > top ? a : top;
-        finite = finite && isfinite(w[i]);
-    }
+    float top;
+    bool finite = finish_top(NULL, NULL, 0, w, 0, k, &top);
     weight_levels(w, 0, k, top, finite, most, q, scale, sum, 0);
 }
 
@@ -111,28 +141,11 @@ __attribute__((target("avx2"))) static void quantize_avx2(const float *x, int k,
         high = _mm256_max_ps(v, high);
         poison = _mm256_add_ps(poison, _mm256_sub_ps(v, v));  /* NaN once any element is NaN or infinite */
     }
-    float lows[8], highs[8], poisons[8];
+    float lows[8], highs[8], poisons[8], lowest, highest;
     _mm256_storeu_ps(lows, low);
     _mm256_storeu_ps(highs, high);
     _mm256_storeu_ps(poisons, poison);
-    float lowest = 0, highest = 0;
-    bool finite = true;
-    for (int l = 0; l < 8; l++) {
-        lowest = lows[l] < lowest ? lows[l] : lowest;
-        highest = highs[l] > highest ? highs[l] : highest;
-        finite = finite && poisons[l] == 0;
-    }
-    for (int j = i; j < k; j++) {
-        lowest = x[j] < lowest ? x[j] : lowest;
-        highest = x[j] > highest ? x[j] : highest;
-        finite = finite && isfinite(x[j]);
-    }
-    if (!finite) {
-        for (int j = 0; j < k; j++) q[j] = 0;
-        *scale = NAN;
-        *zero = 0;
-        return;
-    }
+    if (!finish_range(lows, highs, poisons, 8, x, i, k, &lowest, &highest, q, scale, zero)) return;
     row_scale(lowest, highest, top, scale, zero);
     float inverse = 1.0f / *scale, z = (float)*zero;
     const __m256 vi = _mm256_set1_ps(inverse), vz = _mm256_set1_ps(z), vt = _mm256_set1_ps(top), v0 = _mm256_setzero_ps();
@@ -163,20 +176,10 @@ __attribute__((target("avx2"))) static void weights_avx2(const float *w, int k, 
         largest = _mm256_max_ps(_mm256_andnot_ps(sign, v), largest);
         poison = _mm256_add_ps(poison, _mm256_sub_ps(v, v));
     }
-    float lanes[8], poisons[8], top = 0;
+    float lanes[8], poisons[8], top;
     _mm256_storeu_ps(lanes, largest);
     _mm256_storeu_ps(poisons, poison);
-    bool finite = true;
-    for (int l = 0; l < 8; l++) {
-        top = lanes[l] > top ? lanes[l] : top;
-        finite = finite && poisons[l] == 0;
-    }
-    for (int j = i; j < k; j++) {
-        float a = fabsf(w[j]);
-        top = a > top ? a : top;
-        finite = finite && isfinite(w[j]);
-    }
-    if (!finite) {
+    if (!finish_top(lanes, poisons, 8, w, i, k, &top)) {
         weight_levels(w, 0, k, top, false, most, q, scale, sum, 0);
         return;
     }
@@ -235,28 +238,11 @@ __attribute__((target("avx512f,avx512bw"))) static void quantize_avx512(const fl
         high = _mm512_max_ps(v, high);
         poison = _mm512_add_ps(poison, _mm512_sub_ps(v, v));
     }
-    float lows[16], highs[16], poisons[16];
+    float lows[16], highs[16], poisons[16], lowest, highest;
     _mm512_storeu_ps(lows, low);
     _mm512_storeu_ps(highs, high);
     _mm512_storeu_ps(poisons, poison);
-    float lowest = 0, highest = 0;
-    bool finite = true;
-    for (int l = 0; l < 16; l++) {
-        lowest = lows[l] < lowest ? lows[l] : lowest;
-        highest = highs[l] > highest ? highs[l] : highest;
-        finite = finite && poisons[l] == 0;
-    }
-    for (int j = i; j < k; j++) {
-        lowest = x[j] < lowest ? x[j] : lowest;
-        highest = x[j] > highest ? x[j] : highest;
-        finite = finite && isfinite(x[j]);
-    }
-    if (!finite) {
-        for (int j = 0; j < k; j++) q[j] = 0;
-        *scale = NAN;
-        *zero = 0;
-        return;
-    }
+    if (!finish_range(lows, highs, poisons, 16, x, i, k, &lowest, &highest, q, scale, zero)) return;
     row_scale(lowest, highest, top, scale, zero);
     float inverse = 1.0f / *scale, z = (float)*zero;
     const __m512 vi = _mm512_set1_ps(inverse), vz = _mm512_set1_ps(z), vt = _mm512_set1_ps(top), v0 = _mm512_setzero_ps();
@@ -278,20 +264,10 @@ __attribute__((target("avx512f,avx512bw"))) static void weights_avx512(const flo
         largest = _mm512_max_ps(_mm512_abs_ps(v), largest);
         poison = _mm512_add_ps(poison, _mm512_sub_ps(v, v));
     }
-    float lanes[16], poisons[16], top = 0;
+    float lanes[16], poisons[16], top;
     _mm512_storeu_ps(lanes, largest);
     _mm512_storeu_ps(poisons, poison);
-    bool finite = true;
-    for (int l = 0; l < 16; l++) {
-        top = lanes[l] > top ? lanes[l] : top;
-        finite = finite && poisons[l] == 0;
-    }
-    for (int j = i; j < k; j++) {
-        float a = fabsf(w[j]);
-        top = a > top ? a : top;
-        finite = finite && isfinite(w[j]);
-    }
-    if (!finite) {
+    if (!finish_top(lanes, poisons, 16, w, i, k, &top)) {
         weight_levels(w, 0, k, top, false, most, q, scale, sum, 0);
         return;
     }

@@ -116,8 +116,6 @@ final class OneDNN: @unchecked Sendable {
         case matmul(rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision)
         /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
         case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool)
-        /// An FP32 product on BF16 weights widened to BA16a64b (`multiplyWidened`), dense output.
-        case matmulWidened(rows: Int, columns: Int, k: Int)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -344,7 +342,7 @@ final class OneDNN: @unchecked Sendable {
     /// rows whose output stays in the core's L2 cache until the epilogue reads it (BF16 1×512: peak RSS 884 → 838
     /// MiB; speed within this machine's noise). FP32 products re-read their weights per chunk and gained nothing, so
     /// only outputs over 8 MB are split.
-    static func chunkBytes(_ precision: OneDNNMatrix.Precision) -> Int { precision == .fp32 ? 8 << 20 : 1 << 20 }
+    static func chunkBytes(_ precision: OneDNNMatrix.Precision) -> Int { precision.isFP32 ? 8 << 20 : 1 << 20 }
     /// The fewest rows a chunk has: fewer would re-read the weights more often (memory-bound at small batches).
     static let chunkRows = 128
 
@@ -394,7 +392,7 @@ final class OneDNN: @unchecked Sendable {
         var input = UnsafeMutableRawPointer(mutating: x)
         var quantized: QuantizedRows?
         switch matrix.precision {
-        case .fp32: break
+        case .fp32, .widenedBF16: break
         case .bf16:
             Self.roundToBFloat16(x, into: converted.assumingMemoryBound(to: UInt16.self), count: count)
             input = converted
@@ -473,7 +471,7 @@ final class OneDNN: @unchecked Sendable {
             primitives[count] = made
         }
         let inputSize = Self.size(matrix.precision.inputType)
-        let convertedBytes = matrix.precision == .fp32 ? 64 : max(rows * k * inputSize, 64)
+        let convertedBytes = matrix.precision.isFP32 ? 64 : max(rows * k * inputSize, 64)
         let converted = BufferPool.shared.take(convertedBytes)
         defer { BufferPool.shared.give(converted, convertedBytes) }
         let failures = ManagedAtomicFlag()
@@ -544,7 +542,7 @@ final class OneDNN: @unchecked Sendable {
     /// whole matrix in place (`Key.matmulInPlace`, FP32 output, bias as oneDNN's bias argument, accumulation as a sum
     /// post-op); `weights` is the packed layout. Executions bring their own scratchpad, so one primitive may run on
     /// several threads at once.
-    private func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
+    func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
         let rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision, outputType: dnnl_data_type_t
         var hasBias = false, accumulate = false
         switch key {
@@ -599,8 +597,8 @@ final class OneDNN: @unchecked Sendable {
         let made = Primitive(primitive: primitive, scratchpad: scratchpad, scratchpadBytes: dnnl_memory_desc_get_size(&scratchpad))
         primitives[key] = made
         switch key {
-        case .matmul, .matmulInPlace: if let name = Self.implementation(pd) { used.insert(name) }
-        case .matmulWidened: if let name = Self.implementation(pd) { used.insert("fp32-on-bf16:" + name) }
+        case .matmul(_, _, _, let precision), .matmulInPlace(_, _, _, let precision, _, _):
+            if let name = Self.implementation(pd) { used.insert((precision == .widenedBF16 ? "fp32-on-bf16:" : "") + name) }
         default: break
         }
         return made
@@ -673,9 +671,14 @@ final class OneDNNMatrix: @unchecked Sendable {
     /// What the products multiply in.
     enum Precision: Hashable, Sendable {
         case fp32, bf16, int8
+        /// FP32 products on BF16 weights widened to FP32 for the product (`OneDNNWidenedBF16.swift`): FP32 in every
+        /// way, with primitives of their own (the widened layout is always BA16a64b).
+        case widenedBF16
 
-        var inputType: dnnl_data_type_t { self == .fp32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_u8 }
-        var weightType: dnnl_data_type_t { self == .fp32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_s8 }
+        /// FP32 and widened BF16: FP32 inputs, weights and outputs.
+        var isFP32: Bool { self == .fp32 || self == .widenedBF16 }
+        var inputType: dnnl_data_type_t { isFP32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_u8 }
+        var weightType: dnnl_data_type_t { isFP32 ? dnnl_f32 : self == .bf16 ? dnnl_bf16 : dnnl_s8 }
         var outputType: dnnl_data_type_t { self == .int8 ? dnnl_s32 : dnnl_f32 }
     }
 

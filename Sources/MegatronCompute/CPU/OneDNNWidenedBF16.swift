@@ -3,8 +3,9 @@ import CPackedBF16
 import Foundation
 
 /// BF16 weights multiplied in FP32: where the CPU's BF16 dot products are slower than its FP32 ones, products of
-/// many rows widen the packed BF16 weights, a slice of columns at a time, into oneDNN's FP32 packed layout in a
-/// buffer that stays in cache, and run oneDNN's FP32 kernel on them with the FP32 inputs (not rounded to BF16).
+/// many rows widen the packed BF16 weights (whole, or a slice of columns at a time) into oneDNN's FP32 packed layout
+/// in a buffer of the pool that stays in the cache, and run oneDNN's FP32 kernels on them with the FP32 inputs (not
+/// rounded to BF16).
 /// The weights stay BF16 in memory (half of FP32's), and the products are FP32 products of the BF16 weights: closer
 /// to FP32 than BF16 dot products, never further.
 ///
@@ -57,67 +58,87 @@ extension OneDNN {
             && dnnl_memory_desc_get_size(&desc) == paddedK * paddedN * 2
     }
 
-    /// Columns widened at a time: as many 64-column blocks as fit `widenBytes` of FP32 (at least one).
-    static let widenBytes = 8 << 20
+    /// The largest matrix widened whole (FP32 bytes): the encoder's (the 345M model's largest is 16 MB). Larger ones
+    /// (the MLM decoder's 119 MB) go a slice of columns at a time, each slice at most this size.
+    static let widenBytes = 32 << 20
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating] for a BF16 matrix packed whole, in FP32 on the
-    /// weights widened slice by slice: each core its block of columns, each slice widened once into a buffer of the
-    /// pool, then the rows in chunks (`chunk(rows:width:precision:)`) through oneDNN's FP32 kernel into a dense
-    /// buffer that the epilogue moves into y. False when the layout or oneDNN does not allow it (the caller then
-    /// multiplies in BF16).
+    /// weights widened into a buffer of the pool (each core widens its block of columns), then through the FP32
+    /// products (`multiply` on an FP32 matrix whose blocks are views into the widened one: rows split between the
+    /// cores and y written in place from `rowSplitRows` rows on, column blocks below). A matrix larger than
+    /// `widenBytes` goes a slice of columns at a time instead (`multiplySlices`). False when the layout or oneDNN
+    /// does not allow it (the caller then multiplies in BF16).
     func multiplyWidened(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
                          into y: UnsafeMutablePointer<Float>) -> Bool {
         guard let whole = matrix.whole, Self.widenable(matrix) else { return false }
-        let k = matrix.k, paddedK = Int(whole.desc.padded_dims.0)
+        let paddedK = Int(whole.desc.padded_dims.0), bytes = paddedK * Int(whole.desc.padded_dims.1) * 4
+        guard bytes <= Self.widenBytes else {
+            return multiplySlices(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
+        }
+        let widened = BufferPool.shared.take(bytes)
+        defer { BufferPool.shared.give(widened, bytes) }
+        // Both layouts keep a 64-column block's tiles together, so each core's block lands at the same tile offset.
+        Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
+            for index in range {
+                let columns = matrix.blocks[index].columns, firstTile = columns.lowerBound / 64 * (paddedK / 16)
+                mb_widen_bf16_tiles(1, whole.data.assumingMemoryBound(to: UInt16.self) + firstTile * 1024, (columns.count + 63) / 64 * (paddedK / 16),
+                                    widened.assumingMemoryBound(to: Float.self) + firstTile * 1024)
+            }
+        }
+        let fp32 = OneDNNMatrix.Block(columns: 0..<matrix.n, desc: Self.fp32Tiles(k: matrix.k, n: matrix.n), data: widened)
+        guard let views = Self.views(of: fp32, columns: matrix.blocks.map(\.columns), type: dnnl_f32) else { return false }
+        let product = OneDNNMatrix(n: matrix.n, k: matrix.k, precision: .widenedBF16, blocks: views, whole: fp32, memories: [])
+        return multiply(x, rows: rows, matrix: product, bias: bias, accumulate: accumulate, into: y)
+    }
+
+    /// `multiplyWidened` for a matrix too large to widen whole: each core its block of columns, widened `widenBytes`
+    /// at a time, the rows in chunks (`chunk(rows:width:precision:)`) through the FP32 kernel into a dense buffer
+    /// that the epilogue moves into y.
+    private func multiplySlices(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, whole: OneDNNMatrix.Block,
+                                bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
+        let k = matrix.k, n = matrix.n, paddedK = Int(whole.desc.padded_dims.0)
         let sliceColumns = max(64, Self.widenBytes / (paddedK * 4) / 64 * 64)
         let failures = ManagedAtomicFlag()
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
-                let slices = stride(from: block.columns.lowerBound, to: block.columns.upperBound, by: sliceColumns)
-                    .map { $0..<min($0 + sliceColumns, block.columns.upperBound) }
-                for columns in slices {
-                    // The slice's tiles: whole 64-column blocks of every K tile (the last block zero-padded, as packed).
-                    let tiles = (columns.count + 63) / 64 * (paddedK / 16)
-                    let widenedBytes = tiles * 1024 * 4
+                for start in stride(from: block.columns.lowerBound, to: block.columns.upperBound, by: sliceColumns) {
+                    let columns = start..<min(start + sliceColumns, block.columns.upperBound), width = columns.count
+                    let tiles = (width + 63) / 64 * (paddedK / 16), widenedBytes = tiles * 1024 * 4
                     let widened = BufferPool.shared.take(widenedBytes)
                     defer { BufferPool.shared.give(widened, widenedBytes) }
-                    let source = whole.data.assumingMemoryBound(to: UInt16.self) + columns.lowerBound / 64 * paddedK * 64
-                    mb_widen_bf16_tiles(1, source, tiles, widened.assumingMemoryBound(to: Float.self))
-                    guard self.multiplyWidenedSlice(x, rows: rows, k: k, columns: columns, weights: widened, n: matrix.n, bias: bias,
-                                                    accumulate: accumulate, into: y) else {
+                    mb_widen_bf16_tiles(1, whole.data.assumingMemoryBound(to: UInt16.self) + columns.lowerBound / 64 * paddedK * 64, tiles,
+                                        widened.assumingMemoryBound(to: Float.self))
+                    let weights = Self.fp32Tiles(k: k, n: width)
+                    let chunk = Self.chunk(rows: rows, width: width, precision: .widenedBF16), last = rows - (rows - 1) / chunk * chunk
+                    guard let full = self.primitive(.matmul(rows: chunk, columns: width, k: k, precision: .widenedBF16), weights: weights),
+                          let short = last == chunk ? full
+                            : self.primitive(.matmul(rows: last, columns: width, k: k, precision: .widenedBF16), weights: weights) else {
                         failures.set()
                         return
+                    }
+                    let partBytes = max(chunk * width * 4, 64)
+                    let part = BufferPool.shared.take(partBytes)
+                    defer { BufferPool.shared.give(part, partBytes) }
+                    var first = 0
+                    while first < rows {
+                        let count = min(chunk, rows - first)
+                        guard self.execute(count == chunk ? full : short,
+                                           [(DNNL_ARG_SRC, Self.plain(count, k, dnnl_f32), UnsafeMutableRawPointer(mutating: x + first * k)),
+                                            (DNNL_ARG_WEIGHTS, weights, widened),
+                                            (DNNL_ARG_DST, Self.plain(count, width, dnnl_f32), part)]) else {
+                            failures.set()
+                            return
+                        }
+                        Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: count, width: width,
+                                      bias: bias.map { $0 + columns.lowerBound }, accumulate: accumulate,
+                                      into: y + first * n + columns.lowerBound, stride: n)
+                        first += count
                     }
                 }
             }
         }
         return !failures.isSet
-    }
-
-    /// One slice of columns: the rows in chunks through the FP32 primitive for weights in BA16a64b.
-    private func multiplyWidenedSlice(_ x: UnsafePointer<Float>, rows: Int, k: Int, columns: Range<Int>, weights: UnsafeMutableRawPointer,
-                                      n: Int, bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
-        let width = columns.count
-        let chunk = Self.chunk(rows: rows, width: width, precision: .bf16), last = rows - (rows - 1) / chunk * chunk
-        let weightsDesc = Self.fp32Tiles(k: k, n: width)
-        guard let full = widenedPrimitive(rows: chunk, columns: width, k: k, weights: weightsDesc),
-              let short = last == chunk ? full : widenedPrimitive(rows: last, columns: width, k: k, weights: weightsDesc) else { return false }
-        let partBytes = max(chunk * width * 4, 64)
-        let part = BufferPool.shared.take(partBytes)
-        defer { BufferPool.shared.give(part, partBytes) }
-        var first = 0
-        while first < rows {
-            let count = min(chunk, rows - first)
-            guard execute(count == chunk ? full : short,
-                          [(DNNL_ARG_SRC, Self.plain(count, k, dnnl_f32), UnsafeMutableRawPointer(mutating: x + first * k)),
-                           (DNNL_ARG_WEIGHTS, weightsDesc, weights),
-                           (DNNL_ARG_DST, Self.plain(count, width, dnnl_f32), part)]) else { return false }
-            Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: count, width: width, bias: bias.map { $0 + columns.lowerBound },
-                          accumulate: accumulate, into: y + first * n + columns.lowerBound, stride: n)
-            first += count
-        }
-        return true
     }
 
     /// The (K, N) FP32 layout the widened tiles are in: BA16a64b.
@@ -126,17 +147,5 @@ extension OneDNN {
         var dims: [dnnl_dim_t] = [dnnl_dim_t(k), dnnl_dim_t(n)]
         _ = dnnl_memory_desc_init_by_tag(&desc, 2, &dims, dnnl_f32, dnnl_BA16a64b)
         return desc
-    }
-
-    /// The cached FP32 product primitive on BA16a64b weights (dense FP32 output); nil when oneDNN has no fast kernel.
-    private func widenedPrimitive(rows: Int, columns: Int, k: Int, weights: dnnl_memory_desc_t) -> Primitive? {
-        primitive(.matmulWidened(rows: rows, columns: columns, k: k)) { attr in
-            var source = Self.plain(rows, k, dnnl_f32), output = Self.plain(rows, columns, dnnl_f32), weights = weights
-            var desc = dnnl_matmul_desc_t()
-            var pd: dnnl_primitive_desc_t?
-            guard dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
-                  dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil) == dnnl_success else { return nil }
-            return pd
-        }
     }
 }

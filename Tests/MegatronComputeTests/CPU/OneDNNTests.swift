@@ -101,10 +101,11 @@ struct OneDNNTests {
 
     /// Where BF16 dot products are slower than FP32 ones, BF16 weights are widened and multiplied in FP32 with the
     /// FP32 inputs: the product of the BF16-rounded weights and the unrounded inputs, with bias and accumulation.
-    /// (4, 2560, 2048): 1,280 columns per core in slices of 1,024 and 256 (`widenBytes`); (300, 4130, 96): columns
-    /// that fill no 64-column tile, rows in chunks; (33, 200, 120): K padded to 128 in both layouts; K = 80 pads
-    /// differently (to 96 in BF16, 80 in FP32), so that product is refused and goes the BF16 way.
-    @Test(arguments: [(4, 2560, 2048), (300, 4130, 96), (33, 200, 120), (64, 128, 80)])
+    /// (2, 2200, 8192): 73 MB widened, more than `widenBytes`, so 1,152 columns per core in slices of 1,024 and 128;
+    /// (300, 4130, 96): widened whole, rows split between the cores (`rowSplitRows`), columns that fill no 64-column
+    /// tile; (33, 200, 120): column blocks, K padded to 128 in both layouts; K = 80 pads differently (to 96 in BF16,
+    /// 80 in FP32), so that product is refused and goes the BF16 way.
+    @Test(arguments: [(2, 2200, 8192), (300, 4130, 96), (33, 200, 120), (64, 128, 80)])
     func bf16WeightsWidenedMultiplyInFP32(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 16), x = Self.random(rows * k, seed: 17), bias = Self.random(n, seed: 18)
