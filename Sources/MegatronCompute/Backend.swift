@@ -67,6 +67,10 @@ public protocol Backend: AnyObject, Sendable {
     /// (the residual connection fused into the product) and y is returned.
     func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
                 accumulateInto: (any DeviceTensor)?) throws -> any DeviceTensor
+    /// y = act(x Wᵀ + b): x (N, K), weight (M, K) → (N, M). A backend may apply the activation inside the product
+    /// (the default: `linear`, then `activate`).
+    func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                activation: Activation) throws -> any DeviceTensor
     /// LayerNorm over the last dimension of x (+ residual, when given): (N, D) → (N, D); gamma, beta (D).
     /// In place (into x) when `inPlace`, else into a new tensor.
     func layerNorm(_ x: any DeviceTensor, residual: (any DeviceTensor)?, gamma: any PreparedVector,
@@ -88,6 +92,13 @@ public protocol Backend: AnyObject, Sendable {
 
 extension Backend {
     public func synchronize() throws {}
+
+    public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                       activation: Activation) throws -> any DeviceTensor {
+        let y = try linear(x, weight: weight, bias: bias, accumulateInto: nil)
+        try activate(y, activation)
+        return y
+    }
 }
 
 /// A backend cannot do what was asked (a precision it has no kernels for, on this machine); the message says what

@@ -39,15 +39,13 @@ struct EncoderLayer: Sendable {
             let context = try attention.context(normed, layout: layout, on: backend)
             try attention.output.accumulate(context, into: x, on: backend)  // x += Wo·ctx + bo
             let normed2 = try mlpNorm(x, on: backend)
-            let inner = try intermediate(normed2, on: backend)  // (rows, F)
-            try backend.activate(inner, activation)
+            let inner = try intermediate(normed2, activation: activation, on: backend)  // (rows, F)
             try output.accumulate(inner, into: x, on: backend)  // x += W2·act + b2
         } else {
             let context = try attention.context(x, layout: layout, on: backend)
             try attention.output.accumulate(context, into: x, on: backend)
             try attentionNorm.apply(x, on: backend)
-            let inner = try intermediate(x, on: backend)
-            try backend.activate(inner, activation)
+            let inner = try intermediate(x, activation: activation, on: backend)
             try output.accumulate(inner, into: x, on: backend)
             try mlpNorm.apply(x, on: backend)
         }

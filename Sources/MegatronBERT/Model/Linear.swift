@@ -30,6 +30,11 @@ struct Linear: Sendable {
         try backend.linear(x, weight: weight, bias: bias, accumulateInto: nil)
     }
 
+    /// act(x Wᵀ + b): x (N, in) -> (N, out), the activation fused into the product where the backend can.
+    func callAsFunction(_ x: any DeviceTensor, activation: Activation, on backend: any Backend) throws -> any DeviceTensor {
+        try backend.linear(x, weight: weight, bias: bias, activation: activation)
+    }
+
     /// y += x Wᵀ + b: x (N, in), y (N, out) — the residual connection fused into the product.
     func accumulate(_ x: any DeviceTensor, into y: any DeviceTensor, on backend: any Backend) throws {
         _ = try backend.linear(x, weight: weight, bias: bias, accumulateInto: y)

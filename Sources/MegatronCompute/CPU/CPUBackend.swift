@@ -202,6 +202,25 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         return y
     }
 
+    public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                       activation: Activation) throws -> any DeviceTensor {
+        let x = try host(x), w = try matrix(weight)
+        let n = w.shape[0], k = w.shape[1], rows = x.count / max(k, 1)
+        let y = Tensor(uninitializedShape: [rows, n])
+        let b = try bias.map(vector)
+        // oneDNN applies the activation inside products split by rows (`OneDNN.multiply`); elsewhere it follows.
+        let fused = b.withUnsafeBufferPointerOrNil { bias in
+            if let packed = w.packed, rows > 0, let onednn = OneDNN.shared,
+               onednn.multiply(x.data, rows: rows, matrix: packed, bias: bias, accumulate: false, into: y.data, activation: activation) {
+                return true
+            }
+            product(x.data, rows: rows, weight: w, bias: bias, accumulate: false, into: y.data)
+            return false
+        }
+        if !fused { try activate(y, activation) }
+        return y
+    }
+
     /// y (rows, n) = x (rows, k) · Wᵀ [+ bias] [+ y when accumulating].
     private func product(_ x: UnsafePointer<Float>, rows: Int, weight: CPUMatrix, bias: UnsafePointer<Float>?,
                          accumulate: Bool, into y: UnsafeMutablePointer<Float>) {

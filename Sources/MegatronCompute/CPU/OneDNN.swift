@@ -115,7 +115,8 @@ final class OneDNN: @unchecked Sendable {
     enum Key: Hashable {
         case matmul(rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision)
         /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
-        case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool)
+        /// `activation`: oneDNN's eltwise algorithm applied last (a post-op), 0 for none.
+        case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool, activation: UInt32)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -360,17 +361,33 @@ final class OneDNN: @unchecked Sendable {
     /// has no fast kernel for the shape (the caller then multiplies another way). For BF16 matrices x is rounded to
     /// BF16 first, except where BF16 products of `widenRows` rows or more run in FP32 on the weights widened
     /// (`widenBF16`, default this CPU's `widensBF16`; `multiplyWidened`); for int8 ones x is quantized per row
-    /// (`QuantizedRows`).
+    /// (`QuantizedRows`). With `activation`, y = act(…) (not with `accumulate`): applied inside the products split by
+    /// rows (a oneDNN post-op), after the others.
     func multiply(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
-                  into y: UnsafeMutablePointer<Float>, widenBF16: Bool? = nil) -> Bool {
+                  into y: UnsafeMutablePointer<Float>, activation: Activation? = nil, widenBF16: Bool? = nil) -> Bool {
+        precondition(activation == nil || !accumulate, "an activation applies to a product's own output, not to y += x Wᵀ")
         guard rows > 0 else { return true }
         if matrix.precision == .bf16, widenBF16 ?? widensBF16, rows >= Self.widenRows,
-           multiplyWidened(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) {
+           multiplyWidened(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y, activation: activation) {
             return true
         }
         if let whole = matrix.whole, rows >= Self.rowSplitRows {
-            return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
+            return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y,
+                                         activation: activation)
         }
+        guard multiplyByColumns(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) else { return false }
+        if let activation { activateAfter(y, count: rows * matrix.n, activation) }
+        return true
+    }
+
+    /// y = act(y) after a product: through oneDNN, or our kernels where oneDNN refuses.
+    func activateAfter(_ y: UnsafeMutablePointer<Float>, count: Int, _ activation: Activation) {
+        if !activate(y, count: count, activation) { Kernels.activate(y, count: count, activation) }
+    }
+
+    /// `multiply` by column blocks: each core its block, in chunks of rows.
+    private func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
+                                   accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
         // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
         let small = matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
         if small { noteUsed("small:avx2_int8") }
@@ -459,7 +476,8 @@ final class OneDNN: @unchecked Sendable {
 
     /// `multiply` with the rows split between the cores (`rowSplitRows`).
     private func multiplySplittingRows(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, whole: OneDNNMatrix.Block,
-                                       bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
+                                       bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>,
+                                       activation: Activation?) -> Bool {
         let parts = min(Parallel.cores, (rows + 15) / 16), k = matrix.k, n = matrix.n
         // Equal parts in whole 16-row tiles, the last taking what is left.
         let step = ((rows + parts - 1) / parts + 15) / 16 * 16
@@ -467,7 +485,8 @@ final class OneDNN: @unchecked Sendable {
         var primitives: [Int: Primitive] = [:]  // by rows: the parts have at most two sizes
         for count in Set(ranges.map(\.count)) {
             guard let made = primitive(.matmulInPlace(rows: count, n: n, k: k, precision: matrix.precision, bias: bias != nil,
-                                                      accumulate: accumulate), weights: whole.desc) else { return false }
+                                                      accumulate: accumulate, activation: activation.map { Self.algorithm($0).rawValue } ?? 0),
+                                       weights: whole.desc) else { return false }
             primitives[count] = made
         }
         let inputSize = Self.size(matrix.precision.inputType)
@@ -544,22 +563,23 @@ final class OneDNN: @unchecked Sendable {
     /// several threads at once.
     func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
         let rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision, outputType: dnnl_data_type_t
-        var hasBias = false, accumulate = false
+        var hasBias = false, accumulate = false, activation: UInt32 = 0
         switch key {
         case .matmul(let r, let c, let depth, let p):
             (rows, columns, k, precision, outputType) = (r, c, depth, p, p.outputType)
-        case .matmulInPlace(let r, let n, let depth, let p, let b, let a):
-            (rows, columns, k, precision, outputType, hasBias, accumulate) = (r, n, depth, p, dnnl_f32, b, a)
+        case .matmulInPlace(let r, let n, let depth, let p, let b, let a, let act):
+            (rows, columns, k, precision, outputType, hasBias, accumulate, activation) = (r, n, depth, p, dnnl_f32, b, a, act)
         default: return nil
         }
         return primitive(key) { attr in
             var source = Self.plain(rows, k, precision.inputType), output = Self.plain(rows, columns, outputType)
             var weights = weights, bias = Self.plain(1, columns, dnnl_f32)
-            if accumulate {
+            if accumulate || activation != 0 {
                 var postOps: dnnl_post_ops_t?
                 guard dnnl_post_ops_create(&postOps) == dnnl_success, let postOps else { return nil }
                 defer { dnnl_post_ops_destroy(postOps) }
-                guard dnnl_post_ops_append_sum(postOps, 1) == dnnl_success,
+                guard !accumulate || dnnl_post_ops_append_sum(postOps, 1) == dnnl_success,
+                      activation == 0 || dnnl_post_ops_append_eltwise(postOps, 1, dnnl_alg_kind_t(activation), 0, 0) == dnnl_success,
                       dnnl_primitive_attr_set_post_ops(attr, postOps) == dnnl_success else { return nil }
             }
             var desc = dnnl_matmul_desc_t()
@@ -597,7 +617,7 @@ final class OneDNN: @unchecked Sendable {
         let made = Primitive(primitive: primitive, scratchpad: scratchpad, scratchpadBytes: dnnl_memory_desc_get_size(&scratchpad))
         primitives[key] = made
         switch key {
-        case .matmul(_, _, _, let precision), .matmulInPlace(_, _, _, let precision, _, _):
+        case .matmul(_, _, _, let precision), .matmulInPlace(_, _, _, let precision, _, _, _):
             if let name = Self.implementation(pd) { used.insert((precision == .widenedBF16 ? "fp32-on-bf16:" : "") + name) }
         default: break
         }

@@ -6,14 +6,18 @@ import CDNNL
 /// the caller then uses its own.
 extension OneDNN {
     /// x = act(x) in place over `count` elements.
-    func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: Activation) -> Bool {
-        let algorithm: dnnl_alg_kind_t
+    /// oneDNN's eltwise algorithm for an activation (also the products' post-op: `multiply(…, activation:)`).
+    static func algorithm(_ activation: Activation) -> dnnl_alg_kind_t {
         switch activation {
-        case .gelu: algorithm = dnnl_eltwise_gelu_erf
-        case .geluTanh: algorithm = dnnl_eltwise_gelu_tanh
-        case .relu: algorithm = dnnl_eltwise_relu
-        case .tanh: algorithm = dnnl_eltwise_tanh
+        case .gelu: dnnl_eltwise_gelu_erf
+        case .geluTanh: dnnl_eltwise_gelu_tanh
+        case .relu: dnnl_eltwise_relu
+        case .tanh: dnnl_eltwise_tanh
         }
+    }
+
+    func activate(_ x: UnsafeMutablePointer<Float>, count: Int, _ activation: Activation) -> Bool {
+        let algorithm = Self.algorithm(activation)
         // Equal shares in multiples of 16 floats (whole vectors): at most two distinct sizes to cache.
         let share = ((count + Parallel.cores - 1) / Parallel.cores + 15) / 16 * 16
         let parts = (count + share - 1) / max(share, 1)

@@ -59,8 +59,10 @@ extension OneDNN {
     }
 
     /// The largest matrix widened whole (FP32 bytes): the encoder's (the 345M model's largest is 16 MB). Larger ones
-    /// (the MLM decoder's 119 MB) go a slice of columns at a time, each slice at most this size.
-    static let widenBytes = 32 << 20
+    /// (the MLM decoder's 119 MB) go a slice of columns at a time, each core's slice at most a core's share of this.
+    /// Every widening takes a buffer of exactly this size (or that share) from the pool, so the pool keeps one of
+    /// each, not one per matrix shape (peak RSS: 8×128 1,065 MB with buffers per shape and 32 MB slices).
+    static let widenBytes = 16 << 20
 
     /// y (rows, N) = x (rows, K) · Wᵀ [+ bias] [+ y when accumulating] for a BF16 matrix packed whole, in FP32 on the
     /// weights widened into a buffer of the pool (each core widens its block of columns), then through the FP32
@@ -69,14 +71,16 @@ extension OneDNN {
     /// `widenBytes` goes a slice of columns at a time instead (`multiplySlices`). False when the layout or oneDNN
     /// does not allow it (the caller then multiplies in BF16).
     func multiplyWidened(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?, accumulate: Bool,
-                         into y: UnsafeMutablePointer<Float>) -> Bool {
+                         into y: UnsafeMutablePointer<Float>, activation: Activation? = nil) -> Bool {
         guard let whole = matrix.whole, Self.widenable(matrix) else { return false }
         let paddedK = Int(whole.desc.padded_dims.0), bytes = paddedK * Int(whole.desc.padded_dims.1) * 4
         guard bytes <= Self.widenBytes else {
-            return multiplySlices(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y)
+            guard multiplySlices(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y) else { return false }
+            if let activation { activateAfter(y, count: rows * matrix.n, activation) }
+            return true
         }
-        let widened = BufferPool.shared.take(bytes)
-        defer { BufferPool.shared.give(widened, bytes) }
+        let widened = BufferPool.shared.take(Self.widenBytes)
+        defer { BufferPool.shared.give(widened, Self.widenBytes) }
         // Both layouts keep a 64-column block's tiles together, so each core's block lands at the same tile offset.
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
@@ -88,25 +92,26 @@ extension OneDNN {
         let fp32 = OneDNNMatrix.Block(columns: 0..<matrix.n, desc: Self.fp32Tiles(k: matrix.k, n: matrix.n), data: widened)
         guard let views = Self.views(of: fp32, columns: matrix.blocks.map(\.columns), type: dnnl_f32) else { return false }
         let product = OneDNNMatrix(n: matrix.n, k: matrix.k, precision: .widenedBF16, blocks: views, whole: fp32, memories: [])
-        return multiply(x, rows: rows, matrix: product, bias: bias, accumulate: accumulate, into: y)
+        return multiply(x, rows: rows, matrix: product, bias: bias, accumulate: accumulate, into: y, activation: activation)
     }
 
-    /// `multiplyWidened` for a matrix too large to widen whole: each core its block of columns, widened `widenBytes`
-    /// at a time, the rows in chunks (`chunk(rows:width:precision:)`) through the FP32 kernel into a dense buffer
-    /// that the epilogue moves into y.
+    /// `multiplyWidened` for a matrix too large to widen whole: each core its block of columns, widened its share of
+    /// `widenBytes` at a time, the rows in chunks (`chunk(rows:width:precision:)`) through the FP32 kernel into a
+    /// dense buffer that the epilogue moves into y.
     private func multiplySlices(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, whole: OneDNNMatrix.Block,
                                 bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
         let k = matrix.k, n = matrix.n, paddedK = Int(whole.desc.padded_dims.0)
-        let sliceColumns = max(64, Self.widenBytes / (paddedK * 4) / 64 * 64)
+        let sliceBytes = max(Self.widenBytes / max(matrix.blocks.count, 1), paddedK * 64 * 4)
+        let sliceColumns = sliceBytes / (paddedK * 4) / 64 * 64
         let failures = ManagedAtomicFlag()
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
                 for start in stride(from: block.columns.lowerBound, to: block.columns.upperBound, by: sliceColumns) {
                     let columns = start..<min(start + sliceColumns, block.columns.upperBound), width = columns.count
-                    let tiles = (width + 63) / 64 * (paddedK / 16), widenedBytes = tiles * 1024 * 4
-                    let widened = BufferPool.shared.take(widenedBytes)
-                    defer { BufferPool.shared.give(widened, widenedBytes) }
+                    let tiles = (width + 63) / 64 * (paddedK / 16)
+                    let widened = BufferPool.shared.take(sliceBytes)
+                    defer { BufferPool.shared.give(widened, sliceBytes) }
                     mb_widen_bf16_tiles(1, whole.data.assumingMemoryBound(to: UInt16.self) + columns.lowerBound / 64 * paddedK * 64, tiles,
                                         widened.assumingMemoryBound(to: Float.self))
                     let weights = Self.fp32Tiles(k: k, n: width)

@@ -101,7 +101,7 @@ struct OneDNNTests {
 
     /// Where BF16 dot products are slower than FP32 ones, BF16 weights are widened and multiplied in FP32 with the
     /// FP32 inputs: the product of the BF16-rounded weights and the unrounded inputs, with bias and accumulation.
-    /// (2, 2200, 8192): 73 MB widened, more than `widenBytes`, so 1,152 columns per core in slices of 1,024 and 128;
+    /// (2, 2200, 8192): 73 MB widened, more than `widenBytes`, so 1,152 columns per core in slices of 256 (8 MB each);
     /// (300, 4130, 96): widened whole, rows split between the cores (`rowSplitRows`), columns that fill no 64-column
     /// tile; (33, 200, 120): column blocks, K padded to 128 in both layouts; K = 80 pads differently (to 96 in BF16,
     /// 80 in FP32), so that product is refused and goes the BF16 way.
