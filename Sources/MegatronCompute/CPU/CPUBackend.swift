@@ -188,36 +188,32 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
 
     public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
                        accumulateInto: (any DeviceTensor)?) throws -> any DeviceTensor {
-        let x = try host(x), w = try matrix(weight)
-        let n = w.shape[0], k = w.shape[1], rows = x.count / max(k, 1)
-        let y = try accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
-        let b = try bias.map(vector)
-        b.withUnsafeBufferPointerOrNil { bias in
-            if let packed = w.packed, rows > 0,
-               OneDNN.shared?.multiply(x.data, rows: rows, matrix: packed, bias: bias, accumulate: accumulateInto != nil, into: y.data) == true {
-                return
-            }
-            product(x.data, rows: rows, weight: w, bias: bias, accumulate: accumulateInto != nil, into: y.data)
-        }
-        return y
+        try linear(x, weight: weight, bias: bias, accumulateInto: accumulateInto, activation: nil)
     }
 
     public func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
                        activation: Activation) throws -> any DeviceTensor {
+        try linear(x, weight: weight, bias: bias, accumulateInto: nil, activation: activation)
+    }
+
+    /// y = [act](x Wᵀ + b) [+ y]: oneDNN applies the activation inside products split by rows (`OneDNN.multiply`);
+    /// elsewhere it follows the product.
+    private func linear(_ x: any DeviceTensor, weight: any PreparedMatrix, bias: (any PreparedVector)?,
+                        accumulateInto: (any DeviceTensor)?, activation: Activation?) throws -> Tensor {
         let x = try host(x), w = try matrix(weight)
         let n = w.shape[0], k = w.shape[1], rows = x.count / max(k, 1)
-        let y = Tensor(uninitializedShape: [rows, n])
+        let y = try accumulateInto.map(host) ?? Tensor(uninitializedShape: [rows, n])
         let b = try bias.map(vector)
-        // oneDNN applies the activation inside products split by rows (`OneDNN.multiply`); elsewhere it follows.
-        let fused = b.withUnsafeBufferPointerOrNil { bias in
-            if let packed = w.packed, rows > 0, let onednn = OneDNN.shared,
-               onednn.multiply(x.data, rows: rows, matrix: packed, bias: bias, accumulate: false, into: y.data, activation: activation) {
+        let activated = b.withUnsafeBufferPointerOrNil { bias -> Bool in
+            if let packed = w.packed, rows > 0, OneDNN.shared?.multiply(x.data, rows: rows, matrix: packed, bias: bias,
+                                                                        accumulate: accumulateInto != nil, into: y.data,
+                                                                        activation: activation) == true {
                 return true
             }
-            product(x.data, rows: rows, weight: w, bias: bias, accumulate: false, into: y.data)
+            product(x.data, rows: rows, weight: w, bias: bias, accumulate: accumulateInto != nil, into: y.data)
             return false
         }
-        if !fused { try activate(y, activation) }
+        if !activated, let activation { try activate(y, activation) }
         return y
     }
 
