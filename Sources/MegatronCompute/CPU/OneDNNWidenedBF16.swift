@@ -16,7 +16,8 @@ import Foundation
 ///
 /// ```swift
 /// // MEGATRON_BERT_BF16_PRODUCTS=fp32 forces this path, =bf16 BF16 dot products; unset, the CPU decides.
-/// let y = ... onednn.multiply(x, rows: 512, matrix: bf16Matrix, ...)   // x (512, K) FP32, y (512, N) FP32
+/// // x (512, K) FP32, y (512, N) FP32, bf16Matrix from `pack(_:sourceType: dnnl_bf16, …)`:
+/// let done = onednn.multiply(x, rows: 512, matrix: bf16Matrix, bias: b, accumulate: false, into: y)
 /// ```
 extension OneDNN {
     /// Products of at least this many rows on BF16 weights run in FP32 where `widensBF16`: fewer rows read the
