@@ -126,7 +126,7 @@ final class OneDNN: @unchecked Sendable {
         guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { throw OneDNNError("no CPU engine") }
         self.engine = engine
         isa = dnnl_get_effective_cpu_isa()
-        widensBF16 = Self.widensBF16(isa: isa, vendor: Self.cpuVendor, setting: ProcessInfo.processInfo.environment["MEGATRON_BERT_BF16_PRODUCTS"])
+        widensBF16 = Self.widensBF16(isa: isa, vendor: Runtime.cpuVendor, setting: ProcessInfo.processInfo.environment["MEGATRON_BERT_BF16_PRODUCTS"])
     }
 
     /// The memory descriptor of a row-major 2-D array (rows `stride` elements apart).
@@ -386,7 +386,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// `multiply` by column blocks: each core its block, in chunks of rows.
-    private func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
+    func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
                                    accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
         // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
         let small = matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
@@ -561,7 +561,7 @@ final class OneDNN: @unchecked Sendable {
     /// whole matrix in place (`Key.matmulInPlace`, FP32 output, bias as oneDNN's bias argument, accumulation as a sum
     /// post-op); `weights` is the packed layout. Executions bring their own scratchpad, so one primitive may run on
     /// several threads at once.
-    func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
+    private func primitive(_ key: Key, weights: dnnl_memory_desc_t) -> Primitive? {
         let rows: Int, columns: Int, k: Int, precision: OneDNNMatrix.Precision, outputType: dnnl_data_type_t
         var hasBias = false, accumulate = false, activation: UInt32 = 0
         switch key {
@@ -625,7 +625,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// Records a kernel of our own that ran a product (for `kernelsUsed`).
-    func noteUsed(_ name: String) {
+    private func noteUsed(_ name: String) {
         lock.lock()
         defer { lock.unlock() }
         used.insert(name)

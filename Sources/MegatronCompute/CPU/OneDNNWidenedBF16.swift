@@ -37,13 +37,6 @@ extension OneDNN {
         }
     }
 
-    /// The CPU's vendor string from /proc/cpuinfo, e.g. "GenuineIntel", "AuthenticAMD" ("" when unknown).
-    static let cpuVendor: String = {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("vendor_id") }) else { return "" }
-        return line.split(separator: ":").dropFirst().joined(separator: ":").trimmingCharacters(in: .whitespaces)
-    }()
-
     /// Whether a BF16 matrix packed whole is laid out as `mb_widen_bf16_tiles` reads it: BA16a64b2a (tiles of 32
     /// K-rows × 64 columns, every K tile of a 64-column block before the next block), K padded as FP32's BA16a64b
     /// pads it (to 16; so not when K mod 32 is 1…16, which BF16 pads to 32).
@@ -96,55 +89,35 @@ extension OneDNN {
         return multiply(x, rows: rows, matrix: product, bias: bias, accumulate: accumulate, into: y, activation: activation)
     }
 
-    /// `multiplyWidened` for a matrix too large to widen whole: each core its block of columns, widened its share of
-    /// `widenBytes` at a time, the rows in chunks (`chunk(rows:width:precision:)`) through the FP32 kernel into a
-    /// dense buffer that the epilogue moves into y.
+    /// `multiplyWidened` for a matrix too large to widen whole: in steps, each core widening the next slice of its
+    /// block of columns (its share of `widenBytes`) into a buffer of its own, then the slices multiplied as the column
+    /// blocks of an FP32 matrix (`multiplyByColumns`).
     private func multiplySlices(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, whole: OneDNNMatrix.Block,
                                 bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
-        let k = matrix.k, n = matrix.n, paddedK = Int(whole.desc.padded_dims.0)
+        let paddedK = Int(whole.desc.padded_dims.0)
         let sliceBytes = max(Self.widenBytes / max(matrix.blocks.count, 1), paddedK * 64 * 4)
         let sliceColumns = sliceBytes / (paddedK * 4) / 64 * 64
-        let failures = ManagedAtomicFlag()
-        Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
-            for index in range {
-                let block = matrix.blocks[index]
-                for start in stride(from: block.columns.lowerBound, to: block.columns.upperBound, by: sliceColumns) {
-                    let columns = start..<min(start + sliceColumns, block.columns.upperBound), width = columns.count
-                    let tiles = (width + 63) / 64 * (paddedK / 16)
-                    let widened = BufferPool.shared.take(sliceBytes)
-                    defer { BufferPool.shared.give(widened, sliceBytes) }
-                    mb_widen_bf16_tiles(1, whole.data.assumingMemoryBound(to: UInt16.self) + columns.lowerBound / 64 * paddedK * 64, tiles,
-                                        widened.assumingMemoryBound(to: Float.self))
-                    let weights = Self.fp32Tiles(k: k, n: width)
-                    let chunk = Self.chunk(rows: rows, width: width, precision: .widenedBF16), last = rows - (rows - 1) / chunk * chunk
-                    guard let full = self.primitive(.matmul(rows: chunk, columns: width, k: k, precision: .widenedBF16), weights: weights),
-                          let short = last == chunk ? full
-                            : self.primitive(.matmul(rows: last, columns: width, k: k, precision: .widenedBF16), weights: weights) else {
-                        failures.set()
-                        return
-                    }
-                    let partBytes = max(chunk * width * 4, 64)
-                    let part = BufferPool.shared.take(partBytes)
-                    defer { BufferPool.shared.give(part, partBytes) }
-                    var first = 0
-                    while first < rows {
-                        let count = min(chunk, rows - first)
-                        guard self.execute(count == chunk ? full : short,
-                                           [(DNNL_ARG_SRC, Self.plain(count, k, dnnl_f32), UnsafeMutableRawPointer(mutating: x + first * k)),
-                                            (DNNL_ARG_WEIGHTS, weights, widened),
-                                            (DNNL_ARG_DST, Self.plain(count, width, dnnl_f32), part)]) else {
-                            failures.set()
-                            return
-                        }
-                        Self.epilogue(part.assumingMemoryBound(to: Float.self), rows: count, width: width,
-                                      bias: bias.map { $0 + columns.lowerBound }, accumulate: accumulate,
-                                      into: y + first * n + columns.lowerBound, stride: n)
-                        first += count
-                    }
+        let buffers = matrix.blocks.map { _ in BufferPool.shared.take(sliceBytes) }
+        defer { for buffer in buffers { BufferPool.shared.give(buffer, sliceBytes) } }
+        let steps = matrix.blocks.map { ($0.columns.count + sliceColumns - 1) / sliceColumns }.max() ?? 0
+        for step in 0..<steps {
+            // Per core: its slice for this step (none once its block is done) and the buffer it is widened into.
+            let slices = zip(matrix.blocks, buffers).compactMap { block, buffer -> OneDNNMatrix.Block? in
+                let start = block.columns.lowerBound + step * sliceColumns
+                guard start < block.columns.upperBound else { return nil }
+                let columns = start..<min(start + sliceColumns, block.columns.upperBound)
+                return OneDNNMatrix.Block(columns: columns, desc: Self.fp32Tiles(k: matrix.k, n: columns.count), data: buffer)
+            }
+            Parallel.forEach(slices.count, minimumPerThread: 1) { range in
+                for slice in slices[range] {
+                    mb_widen_bf16_tiles(1, whole.data.assumingMemoryBound(to: UInt16.self) + slice.columns.lowerBound / 64 * paddedK * 64,
+                                        (slice.columns.count + 63) / 64 * (paddedK / 16), slice.data.assumingMemoryBound(to: Float.self))
                 }
             }
+            let product = OneDNNMatrix(n: matrix.n, k: matrix.k, precision: .widenedBF16, blocks: slices, whole: nil, memories: [])
+            guard multiplyByColumns(x, rows: rows, matrix: product, bias: bias, accumulate: accumulate, into: y) else { return false }
         }
-        return !failures.isSet
+        return true
     }
 
     /// The (K, N) FP32 layout the widened tiles are in: BA16a64b.

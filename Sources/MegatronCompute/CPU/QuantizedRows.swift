@@ -18,15 +18,15 @@ struct QuantizedRows {
     /// level gives the same bytes and floats (tests run each one the CPU has).
     static let widest = mb_quantized_rows_widest()
 
-    /// Quantizes x (rows, k) into `out` (rows, k) u8, levels 0…`levels` (255, or 127 where the CPU's int8 dot
-    /// products could saturate), with the kernels of vector level `isa` (at most `widest`).
-    init(_ x: UnsafePointer<Float>, rows: Int, k: Int, levels: Int32, into out: UnsafeMutablePointer<UInt8>, isa: Int32 = widest) {
+    /// Quantizes x (rows, k) into `out` (rows, k) u8, levels 0…`levels` (255, or 191 where the CPU's int8 dot
+    /// products could saturate).
+    init(_ x: UnsafePointer<Float>, rows: Int, k: Int, levels: Int32, into out: UnsafeMutablePointer<UInt8>) {
         var scales = [Float](repeating: 1, count: rows), zeros = [Int32](repeating: 0, count: rows)
         scales.withUnsafeMutableBufferPointer { scales in
             zeros.withUnsafeMutableBufferPointer { zeros in
                 Parallel.forEach(rows, minimumPerThread: 8) { range in
                     for r in range {
-                        mb_quantize_row(isa, x + r * k, Int32(k), Float(levels), out + r * k, scales.baseAddress! + r, zeros.baseAddress! + r)
+                        mb_quantize_row(Self.widest, x + r * k, Int32(k), Float(levels), out + r * k, scales.baseAddress! + r, zeros.baseAddress! + r)
                     }
                 }
             }
@@ -40,10 +40,10 @@ struct QuantizedRows {
     /// width) starts at rows.lowerBound's row, its rows `stride` floats apart.
     func epilogue(_ part: UnsafePointer<Int32>, rows: Range<Int>, width: Int, scales wScales: UnsafePointer<Float>,
                   sums: UnsafePointer<Int32>, bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>,
-                  stride: Int, isa: Int32 = widest) {
+                  stride: Int) {
         scales.withUnsafeBufferPointer { scales in
             zeros.withUnsafeBufferPointer { zeros in
-                mb_int8_epilogue(isa, part, Int32(rows.count), Int32(width), Int32(width), scales.baseAddress! + rows.lowerBound,
+                mb_int8_epilogue(Self.widest, part, Int32(rows.count), Int32(width), Int32(width), scales.baseAddress! + rows.lowerBound,
                                  zeros.baseAddress! + rows.lowerBound, wScales, sums, bias, accumulate, y, Int32(stride))
             }
         }

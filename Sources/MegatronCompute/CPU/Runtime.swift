@@ -39,11 +39,17 @@ public enum Runtime {
     }
 
     /// The CPU's feature flags (/proc/cpuinfo), e.g. "avx2", "avx512_bf16".
-    public static let cpuFlags: Set<String> = {
+    public static let cpuFlags: Set<String> = Set((cpuInfo("flags") ?? "").split(separator: " ").map(String.init))
+
+    /// The CPU's vendor (/proc/cpuinfo), e.g. "GenuineIntel", "AuthenticAMD" ("" when unknown).
+    public static let cpuVendor: String = cpuInfo("vendor_id") ?? ""
+
+    /// The value of the first /proc/cpuinfo line that starts with `key`, trimmed; nil when there is none.
+    static func cpuInfo(_ key: String) -> String? {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
-        return Set(line.split(separator: ":").dropFirst().joined(separator: ":").split(separator: " ").map(String.init))
-    }()
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        return line.split(separator: ":").dropFirst().joined(separator: ":").trimmingCharacters(in: .whitespaces)
+    }
 }
 
 #if canImport(Glibc)
