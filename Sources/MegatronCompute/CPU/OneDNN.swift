@@ -146,9 +146,16 @@ final class OneDNN: @unchecked Sendable {
         return desc
     }
 
+    /// Keeps oneDNN to one OpenMP thread on the calling thread (the count is per thread): we split the work between
+    /// the cores ourselves. Called before every primitive is described as well as before it runs, because oneDNN
+    /// plans a primitive for the threads it sees when the primitive is made: on a 16-core Xeon with AMX, BF16
+    /// products planned for 3 or more threads and run on one gave wrong sums (the fixtures' hidden states off by up to
+    /// 3.1; gpu-report 5 and the runs after it, with `OMP_NUM_THREADS` 1 to 8).
+    static func oneThread() { omp_set_num_threads(1) }
+
     /// Runs `body` with a stream of its own on this thread, oneDNN kept to one thread.
     func withStream<T>(_ body: (dnnl_stream_t) -> T?) -> T? {
-        omp_set_num_threads(1)
+        Self.oneThread()
         var stream: dnnl_stream_t?
         guard dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let stream else { return nil }
         defer { dnnl_stream_destroy(stream) }
@@ -262,6 +269,7 @@ final class OneDNN: @unchecked Sendable {
         var desc = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&desc, &src, &any, nil, &dst) == dnnl_success else { return nil }
         var pd: dnnl_primitive_desc_t?
+        Self.oneThread()  // the layout a one-thread product wants
         guard dnnl_primitive_desc_create(&pd, &desc, nil, engine, nil) == dnnl_success, let pd else { return nil }
         defer { dnnl_primitive_desc_destroy(pd) }
         guard Self.isFast(pd), var packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else { return nil }
@@ -284,6 +292,7 @@ final class OneDNN: @unchecked Sendable {
         guard dnnl_memory_create(&source, &fromDesc, engine, from) == dnnl_success,
               dnnl_memory_create(&target, &toDesc, engine, to ?? UnsafeMutableRawPointer(bitPattern: UInt.max)) == dnnl_success,
               let target else { return nil }
+        Self.oneThread()
         guard dnnl_reorder_primitive_desc_create(&reorderPD, &fromDesc, engine, &toDesc, engine, nil) == dnnl_success, let reorderPD,
               dnnl_primitive_create(&reorder, reorderPD) == dnnl_success, let reorder else {
             dnnl_memory_destroy(target)
@@ -602,6 +611,7 @@ final class OneDNN: @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         defer { if let attr { dnnl_primitive_attr_destroy(attr) } }
         var primitive: dnnl_primitive_t?
+        Self.oneThread()  // planned for the one thread it runs on
         guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr,
               dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success,
               let pd = describe(attr) else {
@@ -651,6 +661,7 @@ final class OneDNN: @unchecked Sendable {
         var weights = block.desc
         var desc = dnnl_matmul_desc_t()
         var pd: dnnl_primitive_desc_t?
+        Self.oneThread()
         guard dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
               dnnl_primitive_desc_create(&pd, &desc, nil, engine, nil) == dnnl_success, let pd else { return nil }
         defer { dnnl_primitive_desc_destroy(pd) }
