@@ -8,6 +8,21 @@ public enum System {
     /// Online CPU cores.
     public static var cores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
+    /// The threads the CPU backend splits its work across: `MEGATRON_BERT_THREADS` when set (1 to 1,024), else
+    /// `cores`. Read once, when the first split runs.
+    ///
+    /// ```swift
+    /// setenv("MEGATRON_BERT_THREADS", "4", 1)  // before the first model runs
+    /// let threads = try System.threads()        // 4
+    /// ```
+    public static func threads(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        guard let text = environment["MEGATRON_BERT_THREADS"], !text.isEmpty else { return cores }
+        guard let count = Int(text), (1...1024).contains(count) else {
+            throw BackendError("MEGATRON_BERT_THREADS=\(text) is not a thread count: use a number from 1 to 1024 (or leave it unset for every core, \(cores) here)")
+        }
+        return count
+    }
+
     /// The process's peak resident memory so far, in bytes: `VmHWM` of /proc/self/status, the high-water mark
     /// of this program's own memory (getrusage's figure also counts the parent's memory at the moment it started
     /// this process, when that parent used vfork, as posix_spawn does).

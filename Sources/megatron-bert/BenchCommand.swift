@@ -101,7 +101,7 @@ struct BenchCommand: ParsableCommand {
             if !json {
                 let products = gpu.map { "cuBLASLt \($0.device.cublasLtVersion), kernels \($0.device.kernelTarget)\($0.tf32 ? ", TF32" : "")" }
                     ?? (backend as? CPUBackend)?.kernels ?? "-"
-                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, backend \(loaded.backend.name), products: \(products)")
+                Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, \((try? System.threads()) ?? System.cores) CPU threads, backend \(loaded.backend.name), products: \(products)")
                 Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (gpu == nil ? "" : "   peak GPU MB"))
             }
             for (index, (b, s)) in points.enumerated() {

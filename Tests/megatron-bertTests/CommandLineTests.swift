@@ -131,6 +131,30 @@ func expectWritten(_ path: String, matches expectedPath: String, sourceLocation:
         #expect(text.stdout.contains("architecture: MegatronBertForPreTraining"), "\(text.stdout)")
     }
 
+    /// MEGATRON_BERT_THREADS: the same numbers on 1 thread and on 16 (more than this machine's cores; within 1e-4, the
+    /// products' blocking may differ with the split), in every precision; a value that is not a count is an error
+    /// before any work.
+    @Test func theThreadCountChangesNoNumberAndABadOneIsRefused() throws {
+        let model = CLI.fixtures + "/models/megatron-ForPreTraining"
+        func forward(_ threads: String, _ dtype: String) throws -> (result: CLI.Result, tensors: [String: StoredTensor]) {
+            let output = CLI.temporaryPath("threads-\(threads)-\(dtype).safetensors")
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let result = try CLI.run(["forward", "--model", model, "--input", CLI.fixtures + "/inputs/batch.json", "--output", output,
+                                      "--device", "cpu", "--dtype", dtype, "--quiet"], environment: ["MEGATRON_BERT_THREADS": threads])
+            return (result, result.status == 0 ? try SafeTensorsFile(path: output).tensors : [:])
+        }
+        for dtype in ["fp32", "bf16", "int8"] {
+            let one = try forward("1", dtype), many = try forward("16", dtype)
+            #expect(one.result.status == 0 && many.result.status == 0, "\(one.result.stderr) \(many.result.stderr)")
+            try expectClose(many.tensors, one.tensors, bound: { _ in 1e-4 }, "\(dtype) 16 threads against 1")
+        }
+        for bad in ["0", "abc", "100000"] {
+            let refused = try forward(bad, "fp32").result
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("MEGATRON_BERT_THREADS=\(bad) is not a thread count"), "\(refused.stderr)")
+        }
+    }
+
     @Test func forwardReadsStandardInputAndTakesADtype() throws {
         let output = CLI.temporaryPath("out.safetensors")
         let batch = try String(contentsOfFile: CLI.fixtures + "/inputs/batch.json", encoding: .utf8)

@@ -40,6 +40,9 @@ public enum Device: Sendable, Equatable, CustomStringConvertible {
     /// - Throws: for `cuda(n)`, the reason the GPU cannot be used (no driver, no such GPU, a library missing, an
     ///   int8 model); `auto` and `cpu` never throw.
     public func open(dtype: DType, tf32: Bool = false) throws -> (backend: any Backend, note: String) {
+        do { _ = try System.threads() } catch let error as BackendError {  // a bad value is an error before any work
+            throw ModelError(.unsupported, error.description)
+        }
         switch self {
         case .cpu:
             return (CPUBackend(), "device: cpu")

@@ -10,7 +10,9 @@ import Synchronization
 /// wait for the next one briefly before they sleep; a split made while the pool is busy (a nested or concurrent one)
 /// goes to Dispatch.
 enum Parallel {
-    static let cores = System.cores
+    /// `System.threads()`: every core unless `MEGATRON_BERT_THREADS` says otherwise (an invalid value is refused by
+    /// `Device.open` before any split runs; here it falls back to every core).
+    static let cores = (try? System.threads()) ?? System.cores
 
     static func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = min(cores, max(1, count / max(minimumPerThread, 1)))
