@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func theAttentionChoiceIsFusedUnfusedOrAnError() throws {
-        #expect(try CUDABackend.fusedAttention(environment: [:]) == false)
+        #expect(try CUDABackend.fusedAttention(environment: [:]) == true)  // fused by default since the H200 run
         #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "unfused"]) == false)
         #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "fused"]) == true)
         do {
