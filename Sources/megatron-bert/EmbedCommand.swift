@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
+import TensorFiles
 
 extension Pooling: ExpressibleByArgument {}
 
@@ -37,8 +38,14 @@ struct EmbedCommand: ParsableCommand {
     @Argument(help: "Texts to embed.")
     var texts: [String] = []
 
-    struct Output: Encodable {
+    struct Output: Encodable, JSONBody {
         var embedding: [Float]
+
+        func appendJSON(to out: inout [UInt8]) throws {
+            out.append(contentsOf: #"{"embedding":"#.utf8)
+            try JSONNumbers.appendArray(embedding, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
     }
 
     func run() throws {
@@ -52,7 +59,10 @@ struct EmbedCommand: ParsableCommand {
                 describe: { text, output in
                     let head = output.embedding.prefix(6).map { String(format: "%.4f", $0) }.joined(separator: ", ")
                     return "\(text)\n  [\(head), ...] (\(output.embedding.count) dims)"
-                })
+                },
+                // Enough sentences for whole packed passes on a GPU (16,384 tokens each); a pipe's caller is still
+                // answered per batch it writes.
+                chunkSize: max(2048, min(options.batchSize, 1 << 16) * 32))
             try runner(texts)
         }
     }

@@ -76,6 +76,34 @@ import Glibc
         #expect(result.stdout.split(separator: "\n").count == 2, "the two results before the bad line: \(result.stdout)")
     }
 
+    /// Chunks are formatted on every core and written while the next chunk runs: over several chunks (embed's are
+    /// 2,048 lines) every line comes out once, in input order, with the bytes JSONEncoder would write; a bad line in
+    /// a later chunk still stops the run after every result before it.
+    @Test func severalChunksComeOutInOrderAndStopAtABadLine() throws {
+        let path = CLI.temporaryPath("chunks.jsonl")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let count = 5_000
+        let lines = (0..<count).map { #"{"id": \#($0), "text": "Paris \#(String(repeating: "John ", count: $0 % 7))"}"# }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let objects = try Self.objects(result.stdout)
+        #expect(objects.map { $0["id"] as? Int } == Array(0..<count))
+        // The same vector for the same text wherever it falls in the chunks, and JSONEncoder's bytes.
+        let first = try #require(objects[0]["embedding"] as? [Double]), again = try #require(objects[4_998]["embedding"] as? [Double])
+        #expect(first == again)
+        let encoded = String(decoding: try JSONEncoder().encode(first.map(Float.init)), as: UTF8.self)
+        #expect(result.stdout.split(separator: "\n")[0] == #"{"id":0,"embedding":"# + encoded + "}")
+
+        var broken = lines
+        broken[4_500] = #"{"id": 4500}"#
+        try (broken.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let stopped = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"])
+        #expect(stopped.status == 1)
+        #expect(stopped.stderr.contains("\(path):4501: needs a string \"text\""), "\(stopped.stderr)")
+        #expect(try Self.objects(stopped.stdout).map { $0["id"] as? Int } == Array(0..<4_500))
+    }
+
     @Test func textLinesRecordInvalidUTF8() throws {
         let result = try Shell.run(#"printf 'Paris [MASK].\n\xc3\x28\n[MASK] York.\n' | "$MB" fill-mask --model "$FIXTURES/tasks/pretraining" --json --on-error record --top-k 1"#)
         #expect(result.status == 0, "\(result)")
