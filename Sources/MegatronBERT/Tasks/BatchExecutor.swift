@@ -1,3 +1,4 @@
+import Foundation
 import BERTTokenizer
 
 /// Runs rows through a model, batched as it sees fit, and gives one output per row, in the rows' order. The
@@ -89,10 +90,16 @@ public struct SortedBatchExecutor: BatchExecutor {
             for indices in passes {
                 let encodings = indices.map { rows[$0].encodings[0] }
                 let result = try model.forwardPacked(ids: encodings.map(\.ids), types: encodings.map(\.typeIDs))
-                for (i, index) in indices.enumerated() {
-                    let rows = result.segments[i]  // (tokens, H) of the packed (N, H)
-                    outputs[index].hidden = Array(UnsafeBufferPointer(start: result.lastHiddenState.data + rows.lowerBound * h, count: rows.count * h))
-                    outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + i * h, count: h)) }
+                // Each sequence's rows of the packed (N, H) copied out on every core (a GPU pass brings back ~64 MB).
+                outputs.withUnsafeMutableBufferPointer { outputs in
+                    let outputs = outputs, parts = min(indices.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+                    DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        for i in indices.count * part / parts..<indices.count * (part + 1) / parts {
+                            let rows = result.segments[i], index = indices[i]  // (tokens, H) of the packed (N, H)
+                            outputs[index].hidden = Array(UnsafeBufferPointer(start: result.lastHiddenState.data + rows.lowerBound * h, count: rows.count * h))
+                            outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + i * h, count: h)) }
+                        }
+                    }
                 }
             }
             return outputs

@@ -1,3 +1,4 @@
+import Foundation
 import BERTTokenizer
 /// A task cut where a server cuts it: inputs become rows (`prepare`: tokenizing, windows, and what to remember),
 /// any `BatchExecutor` runs the rows (batched with other requests' rows, on any backend), and the rows' outputs
@@ -38,17 +39,33 @@ public struct RowOwners<Input> {
 extension Pipeline {
     /// Runs a task: prepare, the pipeline's executor, finish.
     public func run<Task: ModelTask>(_ task: Task, _ inputs: [Task.Input]) throws -> [Task.Output] {
-        let (rows, plan) = try task.prepare(inputs)
-        return try task.finish(try executor.run(rows, work: task.work), plan: plan)
+        let times = StageTimes.shared
+        let (rows, plan) = try times.measure("tokenize") { try task.prepare(inputs) }
+        let outputs = try times.measure("forward") { try executor.run(rows, work: task.work) }
+        return try times.measure("finish") { try task.finish(outputs, plan: plan) }
     }
 
-    /// Every input's rows (one encoding, or several windows) in one flat list, with the input each came from.
-    func rows<Input>(_ inputs: [Input], _ encode: (Input) throws -> [Encoding]) rethrows -> (rows: [ModelRow], plan: RowOwners<Input>) {
+    /// Every input's rows (one encoding, or several windows) in one flat list, with the input each came from. The
+    /// inputs are encoded on every core (a GPU runs a chunk of 2,048 sentences in ~70 ms); the first input that fails
+    /// (in input order) throws.
+    func rows<Input>(_ inputs: [Input], _ encode: (Input) throws -> [Encoding]) throws -> (rows: [ModelRow], plan: RowOwners<Input>) {
+        var pieces = [Result<[Encoding], Error>](repeating: .success([]), count: inputs.count)
+        let parts = inputs.count < 64 ? 1 : min(inputs.count / 32, ProcessInfo.processInfo.activeProcessorCount)
+        pieces.withUnsafeMutableBufferPointer { out in
+            let out = out
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                for i in inputs.count * part / parts..<inputs.count * (part + 1) / parts {
+                    out[i] = Result { try encode(inputs[i]) }
+                }
+            }
+        }
         var rows: [ModelRow] = [], owner: [Int] = []
-        for (i, input) in inputs.enumerated() {
-            let pieces = try encode(input)
-            rows += pieces.map { ModelRow($0) }
-            owner += Array(repeating: i, count: pieces.count)
+        rows.reserveCapacity(inputs.count)
+        owner.reserveCapacity(inputs.count)
+        for (i, piece) in pieces.enumerated() {
+            let encodings = try piece.get()
+            rows += encodings.map { ModelRow($0) }
+            owner += Array(repeating: i, count: encodings.count)
         }
         return (rows, RowOwners(inputs: inputs, rows: rows, owner: owner))
     }

@@ -44,29 +44,30 @@ public struct EmbeddingTask: ModelTask {
     /// One vector per text, its windows combined.
     public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Float]] {
         let h = pipeline.model.config.hiddenSize
+        // Each window's own sum (mean), maximum (max) or vector (cls, pooler) in float64, and its weight; the windows
+        // on every core (a GPU's packed passes bring back ~16,000 tokens × H at a time).
+        var partials = [(vector: [Double], weight: Double)](repeating: ([], 0), count: outputs.count)
+        var failure: Error?
+        let lock = NSLock()
+        let parts = min(outputs.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        partials.withUnsafeMutableBufferPointer { results in
+            let results = results
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                for i in outputs.count * part / parts..<outputs.count * (part + 1) / parts {
+                    do { results[i] = try window(outputs[i], width: h) } catch {
+                        lock.lock()
+                        failure = failure ?? error
+                        lock.unlock()
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
         var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: plan.inputs.count)
         var weights = [Double](repeating: 0, count: plan.inputs.count)
-        for (output, text) in zip(outputs, plan.owner) {
-            guard let hidden = output.hidden else { throw missingOutput("hidden states", task: "embedding") }  // (tokens, H)
-            let kept = hidden.count / h  // unpadded: every token is kept
-            switch pooling {
-            case .cls, .pooler:
-                guard let vector = pooling == .cls ? Array(hidden.prefix(h)) : output.pooled else {  // (H)
-                    throw missingOutput("pooled output", task: "embedding")
-                }
-                for j in 0..<h { sums[text][j] += Double(vector[j]) }
-                weights[text] += 1
-            case .mean:
-                for t in 0..<kept {
-                    for j in 0..<h { sums[text][j] += Double(hidden[t * h + j]) }
-                }
-                weights[text] += Double(kept)
-            case .max:
-                for t in 0..<kept {
-                    for j in 0..<h { sums[text][j] = Swift.max(sums[text][j], Double(hidden[t * h + j])) }
-                }
-                weights[text] = 1
-            }
+        for (partial, text) in zip(partials, plan.owner) {
+            for j in 0..<h { sums[text][j] = pooling == .max ? Swift.max(sums[text][j], partial.vector[j]) : sums[text][j] + partial.vector[j] }
+            weights[text] = pooling == .max ? 1 : weights[text] + partial.weight
         }
         return sums.indices.map { i in
             var vector = sums[i].map { $0 / weights[i] }
@@ -75,6 +76,35 @@ public struct EmbeddingTask: ModelTask {
                 if norm > 0 { vector = vector.map { $0 / norm } }
             }
             return vector.map(Float.init)
+        }
+    }
+
+    /// One window's pooled vector (H) and its weight: the sum over its tokens and their count (mean), the maximum
+    /// (max), or its [CLS] / pooler vector with weight 1.
+    private func window(_ output: RowOutput, width h: Int) throws -> (vector: [Double], weight: Double) {
+        guard let hidden = output.hidden else { throw missingOutput("hidden states", task: "embedding") }  // (tokens, H)
+        let kept = hidden.count / h  // unpadded: every token is kept
+        switch pooling {
+        case .cls, .pooler:
+            guard let vector = pooling == .cls ? Array(hidden.prefix(h)) : output.pooled else {  // (H)
+                throw missingOutput("pooled output", task: "embedding")
+            }
+            return (vector.map(Double.init), 1)
+        case .mean, .max:
+            var result = [Double](repeating: pooling == .max ? -.infinity : 0, count: h)
+            hidden.withUnsafeBufferPointer { tokens in
+                result.withUnsafeMutableBufferPointer { out in
+                    for t in 0..<kept {
+                        let row = tokens.baseAddress! + t * h
+                        if pooling == .max {
+                            for j in 0..<h { out[j] = Swift.max(out[j], Double(row[j])) }
+                        } else {
+                            for j in 0..<h { out[j] += Double(row[j]) }
+                        }
+                    }
+                }
+            }
+            return (result, Double(kept))
         }
     }
 }
