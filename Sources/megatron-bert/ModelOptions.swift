@@ -60,6 +60,10 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the model and tokenizer, downloading the default model first when no --model is given.
     func loadPipeline() throws -> Pipeline {
+        try StageTimes.shared.measure("load") { try openPipeline() }
+    }
+
+    private func openPipeline() throws -> Pipeline {
         let environment = ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"].flatMap { $0.isEmpty ? nil : $0 }
         let vocabulary = vocab ?? environment
         let path: String
