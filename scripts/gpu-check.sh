@@ -22,12 +22,13 @@ prepare)
     ln -sf "$(ldconfig -p | awk '/libcurl.so.4 .*x86-64/{print $NF; exit}')" .build/curl-link/libcurl.so
     links=(-Xlinker -L"$PWD/.build/curl-link")
   fi
-  swift build -c release --static-swift-stdlib "${links[@]}"
+  # A build folder of its own: the static build and the usual one do not rebuild each other's every module.
+  swift build -c release --static-swift-stdlib --scratch-path .build/static "${links[@]}"
   rm -rf "$stage" && mkdir -p "$stage/bundle/lib"
-  cp .build/release/megatron-bert "$stage/bundle/"
+  cp .build/static/release/megatron-bert "$stage/bundle/"
   strip "$stage/bundle/megatron-bert"
   # Every shared library the binary loads, but the C library's own (the GPU machine has a newer glibc).
-  ldd .build/release/megatron-bert | awk '/=> \//{print $3}' | while read -r lib; do
+  ldd .build/static/release/megatron-bert | awk '/=> \//{print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;
       *) cp -L "$lib" "$stage/bundle/lib/" ;;
