@@ -303,7 +303,8 @@ def fused(binary, work):
     vectors = {}
     for name, device, dtype, env in [("cpu fp32", "cpu", "fp32", None), ("cuda fp16 unfused (padded)", "cuda", "fp16", UNFUSED),
                                      ("cuda fp16 fused (packed)", "cuda", "fp16", FUSED),
-                                     ("cuda bf16 fused (packed)", "cuda", "bf16", FUSED)]:
+                                     ("cuda bf16 fused (packed)", "cuda", "bf16", FUSED),
+                                     ("cuda fp16 fused (packed), pooled on the GPU", "cuda", "fp16", dict(FUSED, MEGATRON_BERT_CUDA_POOLING="device"))]:
         p, seconds = run(binary, ["embed", "--model", directory, "--input", path, "--json", "--quiet", "--device", device,
                                   "--dtype", dtype], env=env)
         if p.returncode != 0:
@@ -388,6 +389,31 @@ def embed_job(binary, work):
             say("embed job " + timings[-1])
             load = float(timings[-1].split("load ")[1].split(" s")[0]) if "load " in timings[-1] else 0
             say(f"embed job without the model's load ({load:.1f} s): {tokens / (seconds - load):.0f} tokens/s; job / bare {tokens / (seconds - load) / bare:.2f}")
+    # The same job with each sentence's rows pooled on the GPU (MEGATRON_BERT_CUDA_POOLING=device: 1,024 floats per
+    # sentence come back instead of its tokens' rows); its vectors against the host-pooled job's (first and last 2,000).
+    started = time.time()
+    with open(os.path.join(work, "job-device.jsonl"), "w") as out:
+        d = subprocess.run([binary, "embed", "--model", directory, "--input", path, "--json", "--quiet", "--device", "cuda",
+                            "--dtype", "fp16"], stdout=out, stderr=subprocess.PIPE, text=True,
+                           env=dict(FUSED, MEGATRON_BERT_TIMINGS="1", MEGATRON_BERT_CUDA_POOLING="device"), timeout=600)
+    device_seconds = time.time() - started
+    if d.returncode != 0 or p.returncode != 0 or b.returncode != 0:
+        check(False, f"embed job pooled on the GPU: rc {d.returncode} {d.stderr.strip()[-300:]}")
+    else:
+        def sample(name):
+            with open(os.path.join(work, name)) as f:
+                lines = f.readlines()
+            return torch.tensor([json.loads(line)["embedding"] for line in lines[:2000] + lines[-2000:]], dtype=torch.float64), len(lines)
+        (host_vectors, host_count), (device_vectors, device_count) = sample("job-out.jsonl"), sample("job-device.jsonl")
+        cosine = torch.nn.functional.cosine_similarity(host_vectors, device_vectors, dim=-1)
+        delta = (host_vectors - device_vectors).abs().max().item()
+        check(device_count == host_count == len(texts) and cosine.min().item() >= 0.99999,
+              f"embed job pooled on the GPU against pooled on the host: {device_count} lines, min cosine {cosine.min().item():.7f}, "
+              f"max |delta| {delta:.2e} (4,000 sampled; bound cosine 0.99999)")
+        device_timings = [line for line in d.stderr.splitlines() if line.startswith("timings:")]
+        bare = json.loads(b.stdout.strip().splitlines()[-1])["tokens_per_second"]
+        say(f"embed job pooled on the GPU: {device_seconds:.1f} s, {tokens / device_seconds:.0f} tokens/s; job / bare {tokens / device_seconds / bare:.2f}"
+            + (f"; {device_timings[-1]}" if device_timings else ""))
     say("")
 
 

@@ -28,6 +28,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public init(device ordinal: Int = 0, tf32: Bool = false) throws {
         device = try CUDADevice(ordinal: ordinal)  // first: without a GPU, `auto` falls back to the CPU whatever the choice
         fusedAttention = try Self.fusedAttention(environment: ProcessInfo.processInfo.environment)
+        poolsSegments = try Self.poolsSegments(environment: ProcessInfo.processInfo.environment)
         name = "cuda:\(ordinal)"
         self.tf32 = tf32
         products = CUDAProducts(device: device)
@@ -264,6 +265,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
     }
 
+    /// Whether sentence embeddings pool each sequence's rows on the GPU (`pool_segments`; B vectors come back instead
+    /// of N rows): `MEGATRON_BERT_CUDA_POOLING=device`. Off by default until a GPU run of scripts/gpu-check.sh (section
+    /// 6b) has compared it with pooling on the host; "host" or unset: off; anything else is an error.
+    public let poolsSegments: Bool
+
+    static func poolsSegments(environment: [String: String]) throws -> Bool {
+        switch environment["MEGATRON_BERT_CUDA_POOLING"] {
+        case nil, "", "host": return false
+        case "device": return true
+        case let other?: throw CUDAError("MEGATRON_BERT_CUDA_POOLING=\(other) is not a choice: use device or host (or leave it unset for host)")
+        }
+    }
+
     /// Packing pays where the fused kernel runs: attention then costs only each sequence's own tokens.
     public var prefersPackedSequences: Bool {
         fusedAttention && device.computeCapability.major >= 8 && (modelElement == .f16 || modelElement == .bf16)
@@ -444,5 +458,27 @@ extension CUDABackend: PackedAttention {
         let context = try attention(qkv: try gatherRows(qkv, rows: rows), batch: segments.count, sequence: longest,
                                     heads: heads, keep: keep)  // (B·S, H)
         return try gatherRows(context, rows: back)  // (N, H)
+    }
+
+    public func poolSegments(_ x: any DeviceTensor, segments: [Range<Int>], _ pooling: SegmentPooling) throws -> any DeviceTensor {
+        let x = try cuda(x)
+        guard x.element == .f32, x.shape.count == 2 else { throw CUDAError("internal error: pooling takes (N, H) FP32 rows, not \(x.element.rawValue) \(x.shape)") }
+        try checkPoolingSegments(segments, rows: x.shape[0])
+        let h = x.shape[1]
+        let mode: Int
+        switch pooling {
+        case .sum: mode = 0
+        case .max: mode = 1
+        case .first: mode = 2
+        }
+        return try device.withContext {
+            let starts = try segmentStarts(segments)  // (B+1)
+            let out = try tensor([segments.count, h], .f32)  // (B, H)
+            try timed("pool (\(segments.count) sequences, \(x.shape[0]) rows)") {
+                try device.launch("pool_segments", blocks: (h + 255) / 256, threads: 256, gridY: segments.count,
+                                  [.pointer(x.address), .pointer(starts.address), .pointer(out.address), .int(h), .int(mode)])
+            }
+            return out
+        }
     }
 }

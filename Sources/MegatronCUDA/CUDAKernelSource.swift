@@ -27,7 +27,7 @@ enum CUDAKernelSource {
         for t in ["f16", "bf16"] {
             for d in fusedHeadSizes { names.append(fusedAttentionName(t, headSize: d)) }
         }
-        return names + ["split_heads_16B", "merge_heads_16B"]
+        return names + ["split_heads_16B", "merge_heads_16B", "pool_segments"]
     }
 
     static let source = #"""
@@ -217,6 +217,24 @@ template <typename T>
 __device__ void gather_rows(const T* x, const int* rows, T* out, int D) {
     long src = (long)rows[blockIdx.x] * D, dst = (long)blockIdx.x * D;
     for (int j = threadIdx.x; j < D; j += blockDim.x) out[dst + j] = x[src + j];
+}
+
+/* out (B, D) FP32: row b pools x's (N, D) FP32 rows starts[b] ..< starts[b + 1] by `mode`: 0 their sum (in double),
+   1 their maximum, 2 the first. Grid (ceil(D / 256), B); thread j of a block reads one column down the rows, so each
+   row is read in coalesced 1 KB runs. */
+extern "C" __global__ void pool_segments(const float* x, const int* starts, float* out, int D, int mode) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= D) return;
+    long b = blockIdx.y, first = starts[b], end = starts[b + 1];
+    float result = x[first * D + j];
+    if (mode == 0) {
+        double sum = 0;
+        for (long t = first; t < end; t++) sum += (double)x[t * D + j];
+        result = (float)sum;
+    } else if (mode == 1) {
+        for (long t = first + 1; t < end; t++) result = fmaxf(result, x[t * D + j]);
+    }
+    out[b * D + j] = result;
 }
 
 /* probs = softmax over keys of scores (already scaled), for `rows` rows (b, h, i) of S keys; keep (B, S) is 1 for

@@ -134,10 +134,31 @@ public protocol PackedAttention {
     /// Tokens per packed forward pass the pipelines aim for (a longer sequence runs alone): enough to keep the device
     /// busy, few enough to keep activations small.
     var packedTokensPerPass: Int { get }
+    /// x (N, H) FP32 → (B, H) FP32: row i pools the rows `segments[i]` of x (`SegmentPooling`), so that sentence
+    /// embeddings bring B vectors back from the device instead of N. Segments are consecutive, not empty, and cover
+    /// 0..<N.
+    func poolSegments(_ x: any DeviceTensor, segments: [Range<Int>], _ pooling: SegmentPooling) throws -> any DeviceTensor
+    /// Whether the pipelines should pool on this backend (`poolSegments`) rather than on the host.
+    var poolsSegments: Bool { get }
+}
+
+/// How a packed sequence's rows become one vector on the device: their sum (mean pooling divides by the count), their
+/// element-wise maximum, or the first row ([CLS]).
+public enum SegmentPooling: Sendable, Hashable {
+    case sum, max, first
+}
+
+/// The check every `poolSegments` makes: consecutive, non-empty segments covering the N rows.
+public func checkPoolingSegments(_ segments: [Range<Int>], rows n: Int) throws {
+    guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == n, segments.allSatisfy({ !$0.isEmpty }),
+          zip(segments, segments.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }) else {
+        throw BackendError("pooling needs consecutive, non-empty segments covering the \(n) rows; it was given \(segments.prefix(4))…")
+    }
 }
 
 extension PackedAttention {
     public var prefersPackedSequences: Bool { true }
+    public var poolsSegments: Bool { true }
     /// Measured on 2 cores (`bench`, MiniLM): 32 sequences of 32 tokens run ~1.3× faster per token than 8; the embed
     /// job (MiniLM and 345M) took the same time, within the machine's ±10% noise, with passes of 512 to 4,096 tokens.
     public var packedTokensPerPass: Int { 2048 }

@@ -32,6 +32,51 @@ import BERTTokenizer
         #expect(worst <= 1e-5, "\(name): \(worst)")
     }
 
+    /// `forwardPackedPooled` pools on the backend what `forwardPacked` brings back whole: each sequence's rows summed
+    /// (float64 sums, within 1e-5 of summing the downloaded rows), their maximum and their first row (exact); the
+    /// executor's pooled rows are the same on the packed path and on the padded one (pooled on the host).
+    @Test(arguments: [SegmentPooling.sum, .max, .first])
+    func pooledPacksGiveThePooledRows(pooling: SegmentPooling) throws {
+        let pipeline = try Pipeline(path: TaskFixtures.root + "/embedding")
+        let model = pipeline.model, tokenizer = pipeline.tokenizer
+        let encodings = try ["Paris is big .", "John", "the river is long and the city is old"].map { try tokenizer.encode($0) }
+        let ids = encodings.map(\.ids), types = encodings.map(\.typeIDs)
+        let whole = try model.forwardPacked(ids: ids, types: types)
+        let pooled = try model.forwardPackedPooled(ids: ids, types: types, pooling: pooling)
+        let h = model.config.hiddenSize
+        #expect(pooled.pooledRows.shape == [ids.count, h])
+        var worst = 0.0
+        for (b, rows) in whole.segments.enumerated() {
+            for k in 0..<h {
+                let column = rows.map { Double(whole.lastHiddenState[$0 * h + k]) }
+                let want = pooling == .sum ? column.reduce(0, +) : pooling == .max ? column.max()! : column[0]
+                worst = max(worst, abs(Double(pooled.pooledRows[b * h + k]) - want))
+            }
+        }
+        #expect(pooling == .sum ? worst <= 1e-5 : worst == 0, "\(pooling): \(worst)")
+        #expect(pooled.poolerOutput?.count == whole.poolerOutput?.count)
+
+        let rows = encodings.map { ModelRow($0) }
+        let executor = SortedBatchExecutor(model: model, tokenizer: tokenizer, batchSize: 2)
+        let packed = try executor.run(rows, work: .pooledEncoder(pooling))
+        let padded = try executor.run(rows, work: .encoder).map { SortedBatchExecutor.pool(try #require($0.hidden), width: h, pooling) }
+        for (a, b) in zip(packed, padded) {
+            let mine = try #require(a.pooledRow)
+            #expect(zip(mine, b).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(pooling)")
+            #expect(a.hidden == nil, "only the pooled rows come back")
+        }
+    }
+
+    @Test func poolingSegmentsThatDoNotCoverTheRowsAreErrors() throws {
+        let backend = CPUBackend()
+        let x = Tensor(shape: [4, 2], values: [1, 2, 3, 4, 5, 6, 7, 8])
+        for bad in [[0..<2], [0..<2, 3..<4], [0..<0, 0..<4], [1..<4]] {
+            #expect(throws: BackendError.self) { try backend.poolSegments(x, segments: bad, .sum) }
+        }
+        let sums = try backend.download(try backend.poolSegments(x, segments: [0..<1, 1..<4], .sum))
+        #expect(Array(UnsafeBufferPointer(start: sums.data, count: 4)) == [1, 2, 15, 18])
+    }
+
     @Test func badPackedInputsAreErrors() throws {
         let model = try MegatronBERTModel(path: Fixtures.model("megatron-Model"))
         #expect(throws: ModelError.self) { try model.forwardPacked(ids: [], types: []) }

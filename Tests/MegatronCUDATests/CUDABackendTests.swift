@@ -36,6 +36,13 @@ import Testing
         #expect(worst <= 1e-6, "max |delta| \(worst)")
     }
 
+    @Test func thePoolingChoiceIsHostDeviceOrAnError() throws {
+        #expect(try CUDABackend.poolsSegments(environment: [:]) == false)  // until a GPU run has checked it
+        #expect(try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "host"]) == false)
+        #expect(try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "device"]) == true)
+        #expect(throws: CUDAError.self) { try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "gpu"]) }
+    }
+
     @Test func theAttentionChoiceIsFusedUnfusedOrAnError() throws {
         #expect(try CUDABackend.fusedAttention(environment: [:]) == true)  // fused by default since the H200 run
         #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "unfused"]) == false)

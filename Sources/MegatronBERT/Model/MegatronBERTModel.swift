@@ -171,6 +171,22 @@ public final class MegatronBERTModel: @unchecked Sendable {
                              poolerOutput: try pooled.map { try backend.download($0) })
     }
 
+    /// `forwardPacked` with each sequence's rows pooled on the backend (`PackedAttention.poolSegments`): only (B, H)
+    /// comes back, not (Σ lengths, H) — what sentence embeddings need.
+    ///
+    /// ```swift
+    /// let out = try model.forwardPackedPooled(ids: [[101, 7592, 102], [101, 102]], types: [[0, 0, 0], [0, 0]], pooling: .sum)
+    /// print(out.pooledRows.shape)  // [2, hidden_size]: each sequence's summed rows
+    /// ```
+    public func forwardPackedPooled(ids: [[Int]], types: [[Int]], pooling: SegmentPooling) throws -> PackedPooledOutputs {
+        let (x, segments, pooled) = try encodePacked(ids: ids, types: types)
+        guard let packed = backend as? PackedAttention else {
+            throw ModelError(.unsupported, "the \(backend.name) backend runs padded batches only: use forward(_:)")
+        }
+        return PackedPooledOutputs(pooledRows: try backend.download(try packed.poolSegments(x, segments: segments, pooling)),
+                                   poolerOutput: try pooled.map { try backend.download($0) })
+    }
+
     /// The encoder and pooler of `forwardPacked`, outputs left on the device: (N, H), the segments, (B, H).
     private func encodePacked(ids: [[Int]], types: [[Int]]) throws
         -> (hidden: any DeviceTensor, segments: [Range<Int>], pooled: (any DeviceTensor)?) {

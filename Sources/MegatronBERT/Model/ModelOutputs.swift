@@ -58,6 +58,14 @@ public struct PackedOutputs: Sendable {
     public var poolerOutput: Tensor?
 }
 
+/// What `MegatronBERTModel.forwardPackedPooled` returns.
+public struct PackedPooledOutputs: Sendable {
+    /// (B, H): sequence i's last hidden states pooled (summed, maximum or first row).
+    public var pooledRows: Tensor
+    /// (B, H), when the checkpoint has a pooler.
+    public var poolerOutput: Tensor?
+}
+
 /// What a forward pass produces: the encoder's output, the pooled output and the head's typed outputs.
 ///
 /// ```swift

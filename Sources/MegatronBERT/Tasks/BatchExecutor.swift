@@ -84,6 +84,7 @@ public struct SortedBatchExecutor: BatchExecutor {
 
     /// Runs the rows in length-sorted batches; outputs in the rows' order.
     public func run(_ rows: [ModelRow], work: RowWork) throws -> [RowOutput] {
+        if case .pooledEncoder(let pooling) = work { return try runPooled(rows, pooling) }
         var outputs = [RowOutput](repeating: RowOutput(), count: rows.count)
         if work == .encoder, let passes = packedPasses(rows) {
             let h = model.config.hiddenSize
@@ -120,7 +121,7 @@ public struct SortedBatchExecutor: BatchExecutor {
                                                     vocabulary: v)
                     offset += n
                 }
-            case .encoder:
+            case .encoder, .pooledEncoder:  // (pooledEncoder pools these rows in runPooled)
                 let result = try model.forward(batch, runHead: false)
                 let h = model.config.hiddenSize
                 for (b, index) in indices.enumerated() {
@@ -138,6 +139,54 @@ public struct SortedBatchExecutor: BatchExecutor {
             }
         }
         return outputs
+    }
+
+    /// `RowWork.pooledEncoder`: packed passes pooled on the backend where it pools (one vector per row comes back);
+    /// else the encoder's rows, pooled here on every core.
+    private func runPooled(_ rows: [ModelRow], _ pooling: SegmentPooling) throws -> [RowOutput] {
+        let h = model.config.hiddenSize
+        if (model.backend as? PackedAttention)?.poolsSegments == true, let passes = packedPasses(rows) {
+            var outputs = [RowOutput](repeating: RowOutput(), count: rows.count)
+            for indices in passes {
+                let encodings = indices.map { rows[$0].encodings[0] }
+                let result = try model.forwardPackedPooled(ids: encodings.map(\.ids), types: encodings.map(\.typeIDs), pooling: pooling)
+                for (i, index) in indices.enumerated() {  // (B, H) each
+                    outputs[index].pooledRow = Array(UnsafeBufferPointer(start: result.pooledRows.data + i * h, count: h))
+                    outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + i * h, count: h)) }
+                }
+            }
+            return outputs
+        }
+        var outputs = try run(rows, work: .encoder)
+        outputs.withUnsafeMutableBufferPointer { outputs in
+            let outputs = outputs, parts = min(outputs.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                for i in outputs.count * part / parts..<outputs.count * (part + 1) / parts {
+                    outputs[i].pooledRow = outputs[i].hidden.map { Self.pool($0, width: h, pooling) }
+                    outputs[i].hidden = nil
+                }
+            }
+        }
+        return outputs
+    }
+
+    /// A row's (tokens, H) hidden states pooled to (H) on the host, as `PackedAttention.poolSegments` does (sums in
+    /// float64).
+    static func pool(_ hidden: [Float], width h: Int, _ pooling: SegmentPooling) -> [Float] {
+        let tokens = hidden.count / max(h, 1)
+        guard tokens > 0 else { return [Float](repeating: 0, count: h) }
+        switch pooling {
+        case .first:
+            return Array(hidden.prefix(h))
+        case .max:
+            var out = Array(hidden.prefix(h))
+            for t in 1..<tokens { for j in 0..<h { out[j] = Swift.max(out[j], hidden[t * h + j]) } }
+            return out
+        case .sum:
+            var sums = [Double](repeating: 0, count: h)
+            for t in 0..<tokens { for j in 0..<h { sums[j] += Double(hidden[t * h + j]) } }
+            return sums.map(Float.init)
+        }
     }
 
     /// Row `b`'s part of a batch's head outputs, without padding.

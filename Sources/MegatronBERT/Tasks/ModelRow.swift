@@ -27,6 +27,10 @@ public struct ModelRow: Sendable, Equatable {
 public enum RowWork: Sendable, Hashable {
     /// The encoder's output at every token and the pooled output (embeddings); the head does not run.
     case encoder
+    /// The encoder's output pooled over each row's tokens (`RowOutput.pooledRow`: their sum, maximum or first) and the
+    /// pooled output: on the backend where it pools packed rows (`PackedAttention.poolsSegments`), so that only one
+    /// vector per row comes back; else on the host.
+    case pooledEncoder(SegmentPooling)
     /// The head's outputs.
     case head
     /// Masked-LM logits at each row's `maskedPositions` only (fill-mask).
@@ -53,8 +57,10 @@ public enum RowHead: Sendable {
 public struct RowOutput: Sendable {
     /// (tokens, H): the encoder's output at the row's own tokens (`RowWork.encoder`).
     public var hidden: [Float]?
-    /// (H): the pooled output, when the model has a pooler (`RowWork.encoder`).
+    /// (H): the pooled output, when the model has a pooler (`RowWork.encoder`, `.pooledEncoder`).
     public var pooled: [Float]?
+    /// (H): the encoder's output pooled over the row's tokens (`RowWork.pooledEncoder`).
+    public var pooledRow: [Float]?
     /// The head's output (`RowWork.head`, `.maskedPositions`).
     public var head: RowHead?
 

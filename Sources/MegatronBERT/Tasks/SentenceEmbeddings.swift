@@ -23,7 +23,15 @@ public struct EmbeddingTask: ModelTask {
     public let normalize: Bool
     /// Tokens shared by neighbouring windows of a long text.
     public let stride: Int
-    public var work: RowWork { .encoder }
+    /// Each window pooled where it ran (one vector per window back from a GPU): summed for mean pooling, the maximum,
+    /// or the first row for cls (and for the pooler, whose output comes with it).
+    public var work: RowWork {
+        switch pooling {
+        case .mean: .pooledEncoder(.sum)
+        case .max: .pooledEncoder(.max)
+        case .cls, .pooler: .pooledEncoder(.first)
+        }
+    }
 
     /// - Parameter stride: nil for an eighth of the model's limit.
     public init(pipeline: Pipeline, pooling: Pooling = .mean, normalize: Bool = false, stride: Int? = nil) throws {
@@ -44,30 +52,24 @@ public struct EmbeddingTask: ModelTask {
     /// One vector per text, its windows combined.
     public func finish(_ outputs: [RowOutput], plan: RowOwners<String>) throws -> [[Float]] {
         let h = pipeline.model.config.hiddenSize
-        // Each window's own sum (mean), maximum (max) or vector (cls, pooler) in float64, and its weight; the windows
-        // on every core (a GPU's packed passes bring back ~16,000 tokens × H at a time).
-        var partials = [(vector: [Double], weight: Double)](repeating: ([], 0), count: outputs.count)
-        var failure: Error?
-        let lock = NSLock()
-        let parts = min(outputs.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-        partials.withUnsafeMutableBufferPointer { results in
-            let results = results
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for i in outputs.count * part / parts..<outputs.count * (part + 1) / parts {
-                    do { results[i] = try window(outputs[i], width: h) } catch {
-                        lock.lock()
-                        failure = failure ?? error
-                        lock.unlock()
-                    }
-                }
-            }
-        }
-        if let failure { throw failure }
         var sums = [[Double]](repeating: [Double](repeating: pooling == .max ? -.infinity : 0, count: h), count: plan.inputs.count)
         var weights = [Double](repeating: 0, count: plan.inputs.count)
-        for (partial, text) in zip(partials, plan.owner) {
-            for j in 0..<h { sums[text][j] = pooling == .max ? Swift.max(sums[text][j], partial.vector[j]) : sums[text][j] + partial.vector[j] }
-            weights[text] = pooling == .max ? 1 : weights[text] + partial.weight
+        for (i, (output, text)) in zip(outputs, plan.owner).enumerated() {
+            // The window's (H) vector: its tokens' sum (mean, weighted by its token count), maximum, [CLS] or pooler.
+            guard let vector = pooling == .pooler ? output.pooled : output.pooledRow, vector.count == h else {
+                throw missingOutput(pooling == .pooler ? "pooled output" : "pooled rows", task: "embedding")
+            }
+            switch pooling {
+            case .mean:
+                for j in 0..<h { sums[text][j] += Double(vector[j]) }
+                weights[text] += Double(plan.rows[i].length)
+            case .max:
+                for j in 0..<h { sums[text][j] = Swift.max(sums[text][j], Double(vector[j])) }
+                weights[text] = 1
+            case .cls, .pooler:
+                for j in 0..<h { sums[text][j] += Double(vector[j]) }
+                weights[text] += 1
+            }
         }
         return sums.indices.map { i in
             var vector = sums[i].map { $0 / weights[i] }
@@ -76,35 +78,6 @@ public struct EmbeddingTask: ModelTask {
                 if norm > 0 { vector = vector.map { $0 / norm } }
             }
             return vector.map(Float.init)
-        }
-    }
-
-    /// One window's pooled vector (H) and its weight: the sum over its tokens and their count (mean), the maximum
-    /// (max), or its [CLS] / pooler vector with weight 1.
-    private func window(_ output: RowOutput, width h: Int) throws -> (vector: [Double], weight: Double) {
-        guard let hidden = output.hidden else { throw missingOutput("hidden states", task: "embedding") }  // (tokens, H)
-        let kept = hidden.count / h  // unpadded: every token is kept
-        switch pooling {
-        case .cls, .pooler:
-            guard let vector = pooling == .cls ? Array(hidden.prefix(h)) : output.pooled else {  // (H)
-                throw missingOutput("pooled output", task: "embedding")
-            }
-            return (vector.map(Double.init), 1)
-        case .mean, .max:
-            var result = [Double](repeating: pooling == .max ? -.infinity : 0, count: h)
-            hidden.withUnsafeBufferPointer { tokens in
-                result.withUnsafeMutableBufferPointer { out in
-                    for t in 0..<kept {
-                        let row = tokens.baseAddress! + t * h
-                        if pooling == .max {
-                            for j in 0..<h { out[j] = Swift.max(out[j], Double(row[j])) }
-                        } else {
-                            for j in 0..<h { out[j] += Double(row[j]) }
-                        }
-                    }
-                }
-            }
-            return (result, Double(kept))
         }
     }
 }
