@@ -255,13 +255,20 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// against 578k unfused, 32×512 535k against 439k.
     public let fusedAttention: Bool
 
-    /// `MEGATRON_BERT_CUDA_ATTENTION`: "fused" (the default while unset) or "unfused"; anything else is an error
-    /// rather than a silent choice.
+    /// `MEGATRON_BERT_CUDA_ATTENTION`: "fused" (the default while unset) or "unfused".
     static func fusedAttention(environment: [String: String]) throws -> Bool {
-        switch environment["MEGATRON_BERT_CUDA_ATTENTION"] {
-        case nil, "", "fused": return true
-        case "unfused": return false
-        case let other?: throw CUDAError("MEGATRON_BERT_CUDA_ATTENTION=\(other) is not a choice: use fused or unfused (or leave it unset for fused)")
+        try choice("MEGATRON_BERT_CUDA_ATTENTION", in: environment, on: "fused", off: "unfused", unset: true)
+    }
+
+    /// An on/off setting read from `environment[variable]`: `on`, `off`, or unset (or empty) for `unset`; anything
+    /// else is an error rather than a silent choice.
+    static func choice(_ variable: String, in environment: [String: String], on: String, off: String, unset: Bool) throws -> Bool {
+        switch environment[variable] {
+        case nil, "": return unset
+        case on: return true
+        case off: return false
+        case let other?:
+            throw CUDAError("\(variable)=\(other) is not a choice: use \(on) or \(off) (or leave it unset for \(unset ? on : off))")
         }
     }
 
@@ -270,12 +277,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// 6b) has compared it with pooling on the host; "host" or unset: off; anything else is an error.
     public let poolsSegments: Bool
 
+    /// `MEGATRON_BERT_CUDA_POOLING`: "device" or "host" (the default while unset).
     static func poolsSegments(environment: [String: String]) throws -> Bool {
-        switch environment["MEGATRON_BERT_CUDA_POOLING"] {
-        case nil, "", "host": return false
-        case "device": return true
-        case let other?: throw CUDAError("MEGATRON_BERT_CUDA_POOLING=\(other) is not a choice: use device or host (or leave it unset for host)")
-        }
+        try choice("MEGATRON_BERT_CUDA_POOLING", in: environment, on: "device", off: "host", unset: false)
     }
 
     /// Packing pays where the fused kernel runs: attention then costs only each sequence's own tokens.
