@@ -23,6 +23,32 @@ import Testing
         #expect(floatToBFloat16(.nan) & 0x7fc0 == 0x7fc0)
     }
 
+    /// Conversion on every core, in chunks of 64 Ki elements: every element of a tensor of several chunks and a
+    /// ragged tail, from every floating format to every other, is what the one-value functions give.
+    @Test func largeTensorsConvertElementByElement() {
+        let n = 3 * 65_536 + 4_321
+        var generator = SystemRandomNumberGenerator()
+        let floats = (0..<n).map { _ in Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &generator)) }
+        let owned = OwnedBytes(count: n * 4)
+        owned.pointer.bindMemory(to: Float.self).baseAddress!.update(from: floats, count: n)
+        let source = StoredTensor(dtype: .float32, shape: [n], bytes: owned.bytes, owner: owned)
+        for from in [StorageDType.float32, .float64, .float16, .bfloat16] {
+            let input = from == .float32 ? source : source.converted(to: from)
+            let wide = input.toFloats()
+            for to in [StorageDType.float32, .float16, .bfloat16] where to != from {
+                let out = input.converted(to: to)
+                #expect(out.dtype == to && out.shape == [n] && out.bytes.count == n * to.size)
+                let mismatches: Int
+                switch to {
+                case .float16: mismatches = (0..<n).filter { out.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self) != floatToHalf(wide[$0]) }.count
+                case .bfloat16: mismatches = (0..<n).filter { out.bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self) != floatToBFloat16(wide[$0]) }.count
+                default: mismatches = (0..<n).filter { out.bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) != wide[$0].bitPattern }.count
+                }
+                #expect(mismatches == 0, "\(from) → \(to): \(mismatches) elements differ")
+            }
+        }
+    }
+
     /// Q, K and V weights become one matrix: rows in order, each part converted to the format asked for; parts of
     /// different widths are an error, not a garbled matrix.
     @Test func matricesStackRowWiseInTheFormatAskedFor() throws {
