@@ -134,11 +134,18 @@ public final class CUDADevice: @unchecked Sendable {
         guard gridY <= 65_535, gridZ <= 65_535 else {
             throw CUDAError("internal error: a (\(blocks), \(gridY), \(gridZ)) grid for \(name) (at most 65,535 in y and z)")
         }
-        let storage = arguments.map { $0.boxed() }
-        defer { storage.forEach { $0.deallocate() } }
-        var pointers: [UnsafeMutableRawPointer?] = storage.map { $0 }
-        let status = pointers.withUnsafeMutableBufferPointer {
-            driver.cuLaunchKernel(function, UInt32(blocks), UInt32(gridY), UInt32(gridZ), UInt32(threads), 1, 1, 0, nil, $0.baseAddress, nil)
+        // Each parameter in an 8-byte slot of one stack buffer, and the array of their addresses beside it (cuLaunchKernel
+        // copies them before it returns): no allocation per launch.
+        let status = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: arguments.count) { slots in
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: arguments.count) { pointers in
+                for (i, argument) in arguments.enumerated() {
+                    let slot = UnsafeMutableRawPointer(slots.baseAddress! + i)
+                    argument.store(at: slot)
+                    pointers[i] = slot
+                }
+                return driver.cuLaunchKernel(function, UInt32(blocks), UInt32(gridY), UInt32(gridZ), UInt32(threads), 1, 1, 0, nil,
+                                             pointers.baseAddress, nil)
+            }
         }
         try driver.check(status, "launching \(name)")
     }
@@ -169,14 +176,13 @@ enum KernelArgument {
     static func int(_ value: Int) -> KernelArgument { .int32(Int32(value)) }
     static func long(_ value: Int) -> KernelArgument { .int64(Int64(value)) }
 
-    func boxed() -> UnsafeMutableRawPointer {
-        let box = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    /// Writes the value at `slot` (8 bytes, 8-aligned) as the kernel's parameter type.
+    func store(at slot: UnsafeMutableRawPointer) {
         switch self {
-        case .pointer(let v): box.storeBytes(of: v, as: UInt64.self)
-        case .int32(let v): box.storeBytes(of: v, as: Int32.self)
-        case .int64(let v): box.storeBytes(of: v, as: Int64.self)
-        case .float(let v): box.storeBytes(of: v, as: Float.self)
+        case .pointer(let v): slot.storeBytes(of: v, as: UInt64.self)
+        case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
+        case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
+        case .float(let v): slot.storeBytes(of: v, as: Float.self)
         }
-        return box
     }
 }

@@ -15,6 +15,18 @@ import Testing
         #expect(CUDABackend.embedTokens(ids: [], types: []).isEmpty)
     }
 
+    /// Kernel parameters as cuLaunchKernel reads them: each in its own 8-byte slot, in the kernel's type.
+    @Test func kernelArgumentsFillTheirSlots() {
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+        defer { slots.deallocate() }
+        let arguments: [KernelArgument] = [.pointer(0x7f00_1234_5678), .int(-3), .long(1 << 40), .float(0.5)]
+        for (i, argument) in arguments.enumerated() { argument.store(at: slots + 8 * i) }
+        #expect(slots.load(as: UInt64.self) == 0x7f00_1234_5678)
+        #expect(slots.load(fromByteOffset: 8, as: Int32.self) == -3)
+        #expect(slots.load(fromByteOffset: 16, as: Int64.self) == 1 << 40)
+        #expect(slots.load(fromByteOffset: 24, as: Float.self) == 0.5)
+    }
+
     /// The unfused GPU path's way with packed sequences, run with the CPU's gather and padded attention: it gives the
     /// CPU's own packed attention (the reference), so the row maps put every token back where it belongs.
     @Test func thePaddedDetourGivesPackedAttention() throws {
