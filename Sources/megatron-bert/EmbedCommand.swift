@@ -38,6 +38,16 @@ struct EmbedCommand: ParsableCommand {
     @Argument(help: "Texts to embed.")
     var texts: [String] = []
 
+    /// `MEGATRON_BERT_PREPARE_AHEAD`: 1 or 0, or unset for `default`.
+    func prepareAhead(default value: Bool) throws -> Bool {
+        switch ProcessInfo.processInfo.environment["MEGATRON_BERT_PREPARE_AHEAD"] {
+        case nil, "": return value
+        case "1": return true
+        case "0": return false
+        case let other?: throw CommandError("MEGATRON_BERT_PREPARE_AHEAD=\(other) is not a choice: use 1 or 0 (or leave it unset)")
+        }
+    }
+
     struct Output: Encodable, JSONBody {
         var embedding: [Float]
 
@@ -51,18 +61,31 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let pipeline = try options.loadPipeline()
+            let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling, normalize: normalize, stride: stride)
+            // On a GPU the next chunk is tokenized while this one runs; on the CPU both would share the same cores
+            // (measured: no faster), unless MEGATRON_BERT_PREPARE_AHEAD=1 asks for it.
+            let ahead = try prepareAhead(default: !(pipeline.model.backend is CPUBackend))
+            let stages = !ahead ? nil : TaskRunner<String, Output>.Stages(
+                prepare: { try task.prepare($0) },
+                execute: { prepared in
+                    guard let (rows, plan) = prepared as? ([ModelRow], RowOwners<String>) else {
+                        throw CommandError("internal error: a prepared chunk of another kind")
+                    }
+                    return try pipeline.execute(task, rows: rows, plan: plan).map(Output.init)
+                })
             let runner = TaskRunner<String, Output>(
                 options: options,
                 parse: { try $0.text("text", $1) },
                 fromLine: { $0 },
-                run: { try pipeline.embed($0, pooling: pooling, normalize: normalize, stride: stride).map(Output.init) },
+                run: { try pipeline.run(task, $0).map(Output.init) },
                 describe: { text, output in
                     let head = output.embedding.prefix(6).map { String(format: "%.4f", $0) }.joined(separator: ", ")
                     return "\(text)\n  [\(head), ...] (\(output.embedding.count) dims)"
                 },
                 // Enough sentences for whole packed passes on a GPU (16,384 tokens each); a pipe's caller is still
                 // answered per batch it writes.
-                chunkSize: max(2048, min(options.batchSize, 1 << 16) * 32))
+                chunkSize: max(2048, min(options.batchSize, 1 << 16) * 32),
+                stages: stages)
             try runner(texts)
         }
     }

@@ -50,6 +50,12 @@ final class JSONLinesReader {
         return count + (last == UInt8(ascii: "\n") ? 0 : 1)
     }
 
+    /// Whether the input is a regular file (reading it never waits for a writer).
+    var isRegularFile: Bool {
+        var info = stat()
+        return fstat(handle.fileDescriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
     /// Whether the next line (or the end of the input) can be read without waiting for the writer: bytes are
     /// buffered, or the file descriptor is ready (always, for regular files) now or within 2 ms, so that a writer
     /// that sends a batch in pieces (line by line, or a buffer at a time) still has it read as one chunk, which is

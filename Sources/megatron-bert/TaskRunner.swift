@@ -18,6 +18,16 @@ struct TaskRunner<Item, Output: Encodable> {
     let describe: (Item, Output) -> String
     /// Entries per chunk of a stream (default: 32 batches).
     var chunkSize: Int? = nil
+    /// The task cut in two where a GPU can overlap it (nil: `run` whole): with a file as input, the next chunk is read
+    /// and `prepare`d (tokenized, on the CPU) while `execute` runs this one (on the GPU); `run` still pins a failure
+    /// to its line.
+    var stages: Stages? = nil
+
+    /// `prepare`'s result is opaque to the runner; `execute` takes it back.
+    struct Stages {
+        let prepare: ([Item]) throws -> Any
+        let execute: (Any) throws -> [Output]
+    }
 
     let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -79,7 +89,7 @@ struct TaskRunner<Item, Output: Encodable> {
         let writer = ChunkWriter()
         let times = StageTimes.shared
         defer { if times.enabled { Console.error("timings: " + times.report + "\n") } }
-        while true {
+        func readChunk() -> [Entry] {
             var chunk: [Entry] = []
             times.measure("read") {
                 while chunk.count < chunkSize, chunk.isEmpty || reader.hasPendingInput {
@@ -93,8 +103,15 @@ struct TaskRunner<Item, Output: Encodable> {
                     if !record, case .failure = entry.item { break }
                 }
             }
-            if chunk.isEmpty { break }
-            let results = Array(zip(chunk, outcomes(chunk, name: reader.name)))
+            return chunk
+        }
+        // Reading ahead never waits on a file; on a pipe it could wait for input its caller sends only after our answer.
+        let ahead = stages != nil && reader.isRegularFile ? PreparedAhead(stages!) : nil
+        var chunk = readChunk(), prepared = ahead?.start(chunk)
+        while !chunk.isEmpty {
+            let following = ahead != nil && !stops(chunk, record: record) ? readChunk() : nil
+            let upcoming = following.flatMap { ahead?.start($0) }
+            let results = Array(zip(chunk, outcomes(chunk, prepared: prepared?.wait(), name: reader.name)))
             try times.measure("wait for output") { try writer.wait() }  // the previous chunk's lines are out
             if !record, let stop = results.firstIndex(where: { if case .failure = $0.1 { true } else { false } }) {
                 for line in try lines(results[..<stop]) { write(line) }
@@ -108,9 +125,47 @@ struct TaskRunner<Item, Output: Encodable> {
                 }
                 progress.advance(by: results.count)
             }
+            chunk = following ?? readChunk()
+            prepared = following == nil ? ahead?.start(chunk) : upcoming
         }
         try writer.wait()
         progress.finish()
+    }
+
+    /// Whether a chunk ends the stream: it holds a bad line and bad lines stop it.
+    func stops(_ chunk: [Entry], record: Bool) -> Bool {
+        !record && chunk.contains { if case .failure = $0.item { true } else { false } }
+    }
+
+    /// Chunks prepared on a queue of their own (`Stages.prepare`) while the previous chunk executes.
+    final class PreparedAhead: @unchecked Sendable {
+        let stages: Stages
+        private let queue = DispatchQueue(label: "megatron-bert.prepare")
+
+        init(_ stages: Stages) { self.stages = stages }
+
+        /// Starts preparing a chunk whose lines all read well (nil otherwise: `outcomes` then runs it whole).
+        func start(_ chunk: [Entry]) -> Pending? {
+            let items = chunk.compactMap { try? $0.item.get() }
+            guard !items.isEmpty, items.count == chunk.count else { return nil }
+            let pending = Pending()
+            queue.async(group: pending.group) {
+                let started = DispatchTime.now().uptimeNanoseconds
+                do { pending.value = try self.stages.prepare(items) } catch { pending.value = nil }
+                StageTimes.shared.add("prepare (overlapped)", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            }
+            return pending
+        }
+
+        /// A chunk being prepared: `wait` gives `prepare`'s result, nil when it threw.
+        final class Pending: @unchecked Sendable {
+            let group = DispatchGroup()
+            var value: Any?
+            func wait() -> Any? {
+                group.wait()
+                return value
+            }
+        }
     }
 
     /// The output lines of a chunk's results, formatted on every core (a 1,024-float embedding takes ~70 µs).
@@ -143,7 +198,11 @@ struct TaskRunner<Item, Output: Encodable> {
 
     /// Each entry's result: the chunk's readable items run together; when that fails, one by one, so that the failure
     /// is pinned to its line ("FILE:LINE: why") and the other items still get their results.
-    func outcomes(_ chunk: [Entry], name: String) -> [Result<Output, Error>] {
+    func outcomes(_ chunk: [Entry], prepared: Any? = nil, name: String) -> [Result<Output, Error>] {
+        // A chunk prepared ahead (every line read well): executed whole; on any failure, the way below.
+        if let prepared, let stages, let outputs = try? stages.execute(prepared), outputs.count == chunk.count {
+            return outputs.map { .success($0) }
+        }
         var outcomes: [Result<Output, Error>?] = chunk.map { entry in
             if case .failure(let error) = entry.item { return .failure(error) }
             return nil

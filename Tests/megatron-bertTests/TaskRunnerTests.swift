@@ -79,13 +79,15 @@ import Glibc
     /// Chunks are formatted on every core and written while the next chunk runs: over several chunks (embed's are
     /// 2,048 lines) every line comes out once, in input order, with the bytes JSONEncoder would write; a bad line in
     /// a later chunk still stops the run after every result before it.
-    @Test func severalChunksComeOutInOrderAndStopAtABadLine() throws {
+    @Test(arguments: ["0", "1"]) func severalChunksComeOutInOrderAndStopAtABadLine(prepareAhead: String) throws {
         let path = CLI.temporaryPath("chunks.jsonl")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let count = 5_000
         let lines = (0..<count).map { #"{"id": \#($0), "text": "Paris \#(String(repeating: "John ", count: $0 % 7))"}"# }
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"])
+        // With MEGATRON_BERT_PREPARE_AHEAD=1 (the GPU's default) each next chunk is read and tokenized while this one runs.
+        let environment = ["MEGATRON_BERT_PREPARE_AHEAD": prepareAhead]
+        let result = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"], environment: environment)
         #expect(result.status == 0, "\(result.stderr)")
         let objects = try Self.objects(result.stdout)
         #expect(objects.map { $0["id"] as? Int } == Array(0..<count))
@@ -98,10 +100,15 @@ import Glibc
         var broken = lines
         broken[4_500] = #"{"id": 4500}"#
         try (broken.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let stopped = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"])
+        let stopped = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"], environment: environment)
         #expect(stopped.status == 1)
         #expect(stopped.stderr.contains("\(path):4501: needs a string \"text\""), "\(stopped.stderr)")
         #expect(try Self.objects(stopped.stdout).map { $0["id"] as? Int } == Array(0..<4_500))
+        if prepareAhead == "1" {
+            let refused = try CLI.run(["embed", "--model", Self.models + "/embedding", "--input", path, "--json", "--quiet"],
+                                      environment: ["MEGATRON_BERT_PREPARE_AHEAD": "yes"])
+            #expect(refused.status == 1 && refused.stderr.contains("MEGATRON_BERT_PREPARE_AHEAD=yes is not a choice"), "\(refused.stderr)")
+        }
     }
 
     @Test func textLinesRecordInvalidUTF8() throws {

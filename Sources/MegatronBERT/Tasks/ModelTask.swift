@@ -39,10 +39,15 @@ public struct RowOwners<Input> {
 extension Pipeline {
     /// Runs a task: prepare, the pipeline's executor, finish.
     public func run<Task: ModelTask>(_ task: Task, _ inputs: [Task.Input]) throws -> [Task.Output] {
-        let times = StageTimes.shared
-        let (rows, plan) = try times.measure("tokenize") { try task.prepare(inputs) }
-        let outputs = try times.measure("forward") { try executor.run(rows, work: task.work) }
-        return try times.measure("finish") { try task.finish(outputs, plan: plan) }
+        let (rows, plan) = try StageTimes.shared.measure("tokenize") { try task.prepare(inputs) }
+        return try execute(task, rows: rows, plan: plan)
+    }
+
+    /// What `run` does after `task.prepare`: the pipeline's executor, then `finish` (so that a caller can prepare the
+    /// next inputs while these run).
+    public func execute<Task: ModelTask>(_ task: Task, rows: [ModelRow], plan: Task.Plan) throws -> [Task.Output] {
+        let outputs = try StageTimes.shared.measure("forward") { try executor.run(rows, work: task.work) }
+        return try StageTimes.shared.measure("finish") { try task.finish(outputs, plan: plan) }
     }
 
     /// Every input's rows (one encoding, or several windows) in one flat list, with the input each came from. The

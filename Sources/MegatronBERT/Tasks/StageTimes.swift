@@ -29,6 +29,7 @@ public final class StageTimes: @unchecked Sendable {
 
     /// Adds `value` seconds to `stage`.
     public func add(_ stage: String, _ value: Double) {
+        guard enabled else { return }
         lock.lock()
         defer { lock.unlock() }
         if seconds[stage] == nil { order.append(stage) }
