@@ -146,6 +146,25 @@ public protocol PackedAttention {
 /// element-wise maximum, or the first row ([CLS]).
 public enum SegmentPooling: Sendable, Hashable {
     case sum, max, first
+
+    /// `rows` rows of `width` floats at `x` (rows ≥ 1) pooled into `out` (width floats) on this thread, as the host
+    /// pools: sums in float64, rounded once.
+    public func pool(_ x: UnsafePointer<Float>, rows: Int, width: Int, into out: UnsafeMutablePointer<Float>) {
+        out.update(from: x, count: width)  // the first row
+        switch self {
+        case .first: break
+        case .max:
+            for t in 1..<Swift.max(rows, 1) {
+                for j in 0..<width { out[j] = Swift.max(out[j], x[t * width + j]) }
+            }
+        case .sum:
+            var sums = [Double](repeating: 0, count: width)
+            for t in 0..<rows {
+                for j in 0..<width { sums[j] += Double(x[t * width + j]) }
+            }
+            for j in 0..<width { out[j] = Float(sums[j]) }
+        }
+    }
 }
 
 /// The check every `poolSegments` makes: consecutive, non-empty segments covering the N rows.

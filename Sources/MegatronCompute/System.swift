@@ -23,6 +23,24 @@ public enum System {
         return count
     }
 
+    /// `transform` of every index 0..<count, computed on every core in contiguous parts through Dispatch — for work
+    /// beside a backend's own splits (tokenizing, copying and pooling rows, formatting output lines) — or on the
+    /// calling thread when there are fewer than two parts of `minimumPerPart`.
+    ///
+    /// ```swift
+    /// let squares = System.concurrentMap(1_000, minimumPerPart: 100) { $0 * $0 }  // [0, 1, 4, …]
+    /// ```
+    public static func concurrentMap<T>(_ count: Int, minimumPerPart: Int = 1, _ transform: (Int) -> T) -> [T] {
+        let parts = min(cores, max(1, count / max(minimumPerPart, 1)))
+        return [T](unsafeUninitializedCapacity: count) { out, initialized in
+            let out = out
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                for i in count * part / parts..<count * (part + 1) / parts { (out.baseAddress! + i).initialize(to: transform(i)) }
+            }
+            initialized = count
+        }
+    }
+
     /// The process's peak resident memory so far, in bytes: `VmHWM` of /proc/self/status, the high-water mark
     /// of this program's own memory (getrusage's figure also counts the parent's memory at the moment it started
     /// this process, when that parent used vfork, as posix_spawn does).

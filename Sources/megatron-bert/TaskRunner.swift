@@ -106,7 +106,7 @@ struct TaskRunner<Item, Output: Encodable> {
             return chunk
         }
         // Reading ahead never waits on a file; on a pipe it could wait for input its caller sends only after our answer.
-        let ahead = stages != nil && reader.isRegularFile ? PreparedAhead(stages!) : nil
+        let ahead = reader.isRegularFile ? stages.map(PreparedAhead.init) : nil
         var chunk = readChunk(), prepared = ahead?.start(chunk)
         while !chunk.isEmpty {
             let following = ahead != nil && !stops(chunk, record: record) ? readChunk() : nil
@@ -171,17 +171,7 @@ struct TaskRunner<Item, Output: Encodable> {
     /// The output lines of a chunk's results, formatted on every core (a 1,024-float embedding takes ~70 µs).
     func lines(_ results: ArraySlice<(Entry, Result<Output, Error>)>) throws -> [String] {
         let base = results.startIndex
-        var lines = [Result<String, Error>](repeating: .success(""), count: results.count)
-        let parts = min(results.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-        lines.withUnsafeMutableBufferPointer { out in
-            let out = out
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for i in results.count * part / parts..<results.count * (part + 1) / parts {
-                    let (entry, outcome) = results[base + i]
-                    out[i] = Result { try line(entry, outcome) }
-                }
-            }
-        }
+        let lines = System.concurrentMap(results.count) { i in Result { try line(results[base + i].0, results[base + i].1) } }
         return try lines.map { try $0.get() }
     }
 

@@ -92,15 +92,13 @@ public struct SortedBatchExecutor: BatchExecutor {
                 let encodings = indices.map { rows[$0].encodings[0] }
                 let result = try model.forwardPacked(ids: encodings.map(\.ids), types: encodings.map(\.typeIDs))
                 // Each sequence's rows of the packed (N, H) copied out on every core (a GPU pass brings back ~64 MB).
-                outputs.withUnsafeMutableBufferPointer { outputs in
-                    let outputs = outputs, parts = min(indices.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-                    DispatchQueue.concurrentPerform(iterations: parts) { part in
-                        for i in indices.count * part / parts..<indices.count * (part + 1) / parts {
-                            let rows = result.segments[i], index = indices[i]  // (tokens, H) of the packed (N, H)
-                            outputs[index].hidden = Array(UnsafeBufferPointer(start: result.lastHiddenState.data + rows.lowerBound * h, count: rows.count * h))
-                            outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + i * h, count: h)) }
-                        }
-                    }
+                let hidden = System.concurrentMap(indices.count) { i in
+                    let rows = result.segments[i]  // (tokens, H) of the packed (N, H)
+                    return Array(UnsafeBufferPointer(start: result.lastHiddenState.data + rows.lowerBound * h, count: rows.count * h))
+                }
+                for (i, index) in indices.enumerated() {
+                    outputs[index].hidden = hidden[i]
+                    outputs[index].pooled = result.poolerOutput.map { Array(UnsafeBufferPointer(start: $0.data + i * h, count: h)) }
                 }
             }
             return outputs
@@ -158,14 +156,10 @@ public struct SortedBatchExecutor: BatchExecutor {
             return outputs
         }
         var outputs = try run(rows, work: .encoder)
-        outputs.withUnsafeMutableBufferPointer { outputs in
-            let outputs = outputs, parts = min(outputs.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for i in outputs.count * part / parts..<outputs.count * (part + 1) / parts {
-                    outputs[i].pooledRow = outputs[i].hidden.map { Self.pool($0, width: h, pooling) }
-                    outputs[i].hidden = nil
-                }
-            }
+        let pooled = System.concurrentMap(outputs.count) { i in outputs[i].hidden.map { Self.pool($0, width: h, pooling) } }
+        for i in outputs.indices {
+            outputs[i].pooledRow = pooled[i]
+            outputs[i].hidden = nil
         }
         return outputs
     }
@@ -175,17 +169,9 @@ public struct SortedBatchExecutor: BatchExecutor {
     static func pool(_ hidden: [Float], width h: Int, _ pooling: SegmentPooling) -> [Float] {
         let tokens = hidden.count / max(h, 1)
         guard tokens > 0 else { return [Float](repeating: 0, count: h) }
-        switch pooling {
-        case .first:
-            return Array(hidden.prefix(h))
-        case .max:
-            var out = Array(hidden.prefix(h))
-            for t in 1..<tokens { for j in 0..<h { out[j] = Swift.max(out[j], hidden[t * h + j]) } }
-            return out
-        case .sum:
-            var sums = [Double](repeating: 0, count: h)
-            for t in 0..<tokens { for j in 0..<h { sums[j] += Double(hidden[t * h + j]) } }
-            return sums.map(Float.init)
+        return [Float](unsafeUninitializedCapacity: h) { out, initialized in
+            hidden.withUnsafeBufferPointer { pooling.pool($0.baseAddress!, rows: tokens, width: h, into: out.baseAddress!) }
+            initialized = h
         }
     }
 

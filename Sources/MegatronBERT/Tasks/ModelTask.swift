@@ -54,16 +54,7 @@ extension Pipeline {
     /// inputs are encoded on every core (a GPU runs a chunk of 2,048 sentences in ~70 ms); the first input that fails
     /// (in input order) throws.
     func rows<Input>(_ inputs: [Input], _ encode: (Input) throws -> [Encoding]) throws -> (rows: [ModelRow], plan: RowOwners<Input>) {
-        var pieces = [Result<[Encoding], Error>](repeating: .success([]), count: inputs.count)
-        let parts = inputs.count < 64 ? 1 : min(inputs.count / 32, ProcessInfo.processInfo.activeProcessorCount)
-        pieces.withUnsafeMutableBufferPointer { out in
-            let out = out
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for i in inputs.count * part / parts..<inputs.count * (part + 1) / parts {
-                    out[i] = Result { try encode(inputs[i]) }
-                }
-            }
-        }
+        let pieces = System.concurrentMap(inputs.count, minimumPerPart: 32) { i in Result { try encode(inputs[i]) } }
         var rows: [ModelRow] = [], owner: [Int] = []
         rows.reserveCapacity(inputs.count)
         owner.reserveCapacity(inputs.count)

@@ -379,25 +379,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         try checkPoolingSegments(segments, rows: x.shape.first ?? 0)
         let out = Tensor(uninitializedShape: [segments.count, h])  // (B, H)
         Parallel.forEach(segments.count) { range in
-            var sums = [Double](repeating: 0, count: pooling == .sum ? h : 0)  // sums in float64, as the host's pooling
             for (b, segment) in zip(range, segments[range]) {
-                let row = out.data + b * h
-                row.update(from: x.data + segment.lowerBound * h, count: h)  // the first row
-                switch pooling {
-                case .first: break
-                case .max:
-                    for t in segment.dropFirst() {
-                        let source = x.data + t * h
-                        for j in 0..<h { row[j] = Swift.max(row[j], source[j]) }
-                    }
-                case .sum:
-                    for j in 0..<h { sums[j] = 0 }
-                    for t in segment {
-                        let source = x.data + t * h
-                        for j in 0..<h { sums[j] += Double(source[j]) }
-                    }
-                    for j in 0..<h { row[j] = Float(sums[j]) }
-                }
+                pooling.pool(x.data + segment.lowerBound * h, rows: segment.count, width: h, into: out.data + b * h)
             }
         }
         return out
