@@ -380,6 +380,10 @@ final class OneDNN: @unchecked Sendable {
            multiplyWidened(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y, activation: activation) {
             return true
         }
+        if multiplyPanels(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) {
+            if let activation { activateAfter(y, count: rows * matrix.n, activation) }
+            return true
+        }
         if let whole = matrix.whole, rows >= Self.rowSplitRows {
             return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y,
                                          activation: activation)
@@ -394,12 +398,15 @@ final class OneDNN: @unchecked Sendable {
         if !activate(y, count: count, activation) { Kernels.activate(y, count: count, activation) }
     }
 
-    /// `multiply` by column blocks: each core its block, in chunks of rows.
+    /// `multiply` by column blocks: each core its block, in chunks of rows. `panels`: whether few-row int8 products
+    /// may take the panel kernel (tests compare it with oneDNN's).
     func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
-                                   accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
-        // Few rows on row-major int8 weights: the small-product kernel, one chunk, no primitives.
-        let small = matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
-        if small { noteUsed("small:avx2_int8") }
+                           accumulate: Bool, into y: UnsafeMutablePointer<Float>, panels: Bool = true) -> Bool {
+        // Few rows on row-major int8 weights: the small-product kernel; on int8 panels with VNNI, the panel kernel
+        // (`OneDNNPanels.swift`). Either way one chunk, no primitives.
+        let panel = panels && matrix.precision == .int8 && Self.panelProductsInt8 && rows <= Self.panelRows ? matrix.panelStride : nil
+        let small = panel != nil || matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
+        if small { noteUsed(panel != nil ? "panel:avx512_vnni" : "small:avx2_int8") }
         // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
         let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) }
             : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
@@ -442,7 +449,11 @@ final class OneDNN: @unchecked Sendable {
                     let chunkRows = first..<min(rows, first + chunk)
                     let chunkInput = input + first * matrix.k * inputSize
                     var ok = true
-                    if small {
+                    if let panel {
+                        mb_panel_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
+                                              block.data.assumingMemoryBound(to: Int8.self), panel, Int32(width),
+                                              part.assumingMemoryBound(to: Int32.self), width)
+                    } else if small {
                         mb_small_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
                                               block.data.assumingMemoryBound(to: Int8.self), 0, Int32(width),
                                               part.assumingMemoryBound(to: Int32.self), Int32(width))
@@ -635,7 +646,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// Records a kernel of our own that ran a product (for `kernelsUsed`).
-    private func noteUsed(_ name: String) {
+    func noteUsed(_ name: String) {
         lock.lock()
         defer { lock.unlock() }
         used.insert(name)
@@ -734,6 +745,9 @@ final class OneDNNMatrix: @unchecked Sendable {
     let sums: [Int32]
     /// Whether each block holds W's rows as they are, (columns, K) row-major (`OneDNN.keepsInt8Rows`).
     let rowMajor: Bool
+    /// Packed in 64-column panels (FP32 whole, int8 per block): the elements from one panel to the next
+    /// (`OneDNN.panelStride`).
+    let panelStride: Int?
 
     init(n: Int, k: Int, precision: Precision, blocks: [Block], whole: Block?, memories: [dnnl_memory_t], scales: [Float] = [],
          sums: [Int32] = [], rowMajor: Bool = false) {
@@ -746,6 +760,7 @@ final class OneDNNMatrix: @unchecked Sendable {
         self.scales = scales
         self.sums = sums
         self.rowMajor = rowMajor
+        panelStride = OneDNN.panelStride(of: blocks, whole: whole, k: k, precision: precision)
     }
 
     /// Bytes of the packed weights (and int8 scales and sums).

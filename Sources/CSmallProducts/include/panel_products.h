@@ -1,0 +1,33 @@
+#ifndef MEGATRON_PANEL_PRODUCTS_H
+#define MEGATRON_PANEL_PRODUCTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/// The most rows mb_panel_product_f32 takes.
+#define MB_PANEL_ROWS 32
+
+/// Whether this CPU runs the AVX-512 panel kernel below (checked at run time: the library is built for any x86-64).
+bool mb_panel_products_available(void);
+
+/// y[r, j] = sum_i x[r, i] * W[i, j] (+ bias[j]) (+ y[r, j] when accumulate), for rows r < m (m <= MB_PANEL_ROWS)
+/// and columns j < columns, on weights packed in panels of 64 columns: panel p (columns 64p ..< 64p + 64) starts at
+/// panels + p * panel_stride floats and holds W[i, 64p + c] at i * 64 + c (oneDNN's BA16a64b layout for FP32,
+/// 64-byte aligned; columns past `columns` are padding and never written). x (m, k) row-major, y rows `ldy` floats
+/// apart. Every weight is read once, front to back, prefetched ahead: few-row products run near the memory's read
+/// bandwidth. Requires mb_panel_products_available().
+void mb_panel_product_f32(const float *x, int m, int k, const float *panels, long panel_stride, int columns,
+                          const float *bias, bool accumulate, float *y, long ldy);
+
+/// Whether this CPU runs the int8 panel kernel below (AVX-512 with VNNI).
+bool mb_panel_products_int8_available(void);
+
+/// y[r, j] = sum_i x[r, i] * W[i, j] in int32 (exact), for rows r < m (m <= MB_PANEL_ROWS) and columns j < columns:
+/// x (m, k) u8 row-major, k a multiple of 4; W s8 in panels of 64 columns, panel p at panels + p * panel_stride bytes,
+/// W[i, 64p + c] at (i / 4) * 256 + c * 4 + i % 4 (oneDNN's BA16a64b4a layout for VNNI, 64-byte aligned, K padded
+/// with zeros); y rows `ldy` int32s apart. Each weight read once, prefetched ahead. Requires
+/// mb_panel_products_int8_available().
+void mb_panel_product_u8s8(const uint8_t *x, int m, int k, const int8_t *panels, long panel_stride, int columns,
+                           int32_t *y, long ldy);
+
+#endif
