@@ -19,6 +19,22 @@ bool mb_panel_products_available(void);
 void mb_panel_product_f32(const float *x, int m, int k, const float *panels, long panel_stride, int columns,
                           const float *bias, bool accumulate, float *y, long ldy);
 
+/// Whether this CPU runs the BF16 panel kernel below (AVX-512 with AVX512_BF16).
+bool mb_panel_products_bf16_available(void);
+
+/// As mb_panel_product_f32 for BF16 weights and inputs, FP32 accumulation (vdpbf16ps, as oneDNN's AVX512_BF16
+/// kernel): x (m, k) BF16 bits row-major, k even; W in panels of 64 columns, panel p at panels + p * panel_stride
+/// elements, W[i, 64p + c] at (i / 2) * 128 + c * 2 + i % 2 (oneDNN's BA16a64b2a layout, 64-byte aligned, K padded
+/// with zeros). Requires mb_panel_products_bf16_available().
+void mb_panel_product_bf16(const uint16_t *x, int m, int k, const uint16_t *panels, long panel_stride, int columns,
+                           const float *bias, bool accumulate, float *y, long ldy);
+
+/// As mb_panel_product_bf16 on the same BF16 panels, but with FP32 inputs x (m, k) and FP32 products: each weight
+/// widened to FP32 in registers, then FMAs (for CPUs whose BF16 dot products are slower than FP32 FMAs). Requires
+/// mb_panel_products_available().
+void mb_panel_product_bf16_widened(const float *x, int m, int k, const uint16_t *panels, long panel_stride,
+                                   int columns, const float *bias, bool accumulate, float *y, long ldy);
+
 /// Whether this CPU runs the int8 panel kernel below (AVX-512 with VNNI).
 bool mb_panel_products_int8_available(void);
 

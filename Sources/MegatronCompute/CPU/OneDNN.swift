@@ -380,7 +380,7 @@ final class OneDNN: @unchecked Sendable {
            multiplyWidened(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y, activation: activation) {
             return true
         }
-        if multiplyPanels(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) {
+        if multiplyPanels(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y, widenBF16: widenBF16 ?? widensBF16) {
             if let activation { activateAfter(y, count: rows * matrix.n, activation) }
             return true
         }

@@ -29,10 +29,13 @@ extension OneDNN {
 
     /// Whether the int8 panel kernel runs here: AVX-512 with VNNI, and not turned off.
     static let panelProductsInt8 = panelProducts && mb_panel_products_int8_available()
+    /// Whether the BF16 panel kernel runs here: AVX-512 with AVX512_BF16, and not turned off.
+    static let panelProductsBF16 = panelProducts && mb_panel_products_bf16_available()
 
     /// The distance in elements between consecutive 64-column panels of a packed block, when its layout is the one
     /// the panel kernels read, else nil: FP32 BA16a64b (16 × 64 tiles, every K tile of a 64-column block before the
-    /// next block, K padded to 16); int8 BA16a64b4a (64 × 64 tiles, K in quads, K padded to 64).
+    /// next block, K padded to 16); BF16 BA16a64b2a (32 × 64 tiles, K in pairs, K padded to 32); int8 BA16a64b4a
+    /// (64 × 64 tiles, K in quads, K padded to 64).
     static func panelStride(_ block: OneDNNMatrix.Block, k: Int) -> Int? {
         var desc = block.desc
         guard desc.format_kind == dnnl_blocked, desc.ndims == 2, desc.offset0 == 0, Int(bitPattern: block.data) % 64 == 0
@@ -44,6 +47,7 @@ extension OneDNN {
         let (kTile, size): (Int, Int)
         switch desc.data_type {
         case dnnl_f32 where blocks == [16, 64] && indices == [0, 1]: (kTile, size) = (16, 4)
+        case dnnl_bf16 where blocks == [16, 64, 2] && indices == [0, 1, 0] && k % 2 == 0: (kTile, size) = (32, 2)
         case dnnl_s8 where blocks == [16, 64, 4] && indices == [0, 1, 0] && k % 4 == 0: (kTile, size) = (64, 1)
         default: return nil
         }
@@ -54,12 +58,12 @@ extension OneDNN {
         return paddedK * 64
     }
 
-    /// The panel stride of a matrix whose every block is panel-packed (FP32 packed whole and int8; not widened BF16),
-    /// else nil.
+    /// The panel stride of a matrix whose every block is panel-packed (FP32 and BF16 packed whole, int8 per block;
+    /// not widened BF16), else nil.
     static func panelStride(of blocks: [OneDNNMatrix.Block], whole: OneDNNMatrix.Block?, k: Int,
                             precision: OneDNNMatrix.Precision) -> Int? {
         switch precision {
-        case .fp32: return whole.flatMap { panelStride($0, k: k) }
+        case .fp32, .bf16: return whole.flatMap { panelStride($0, k: k) }
         case .int8:
             let strides = blocks.map { panelStride($0, k: k) }
             guard let first = strides.first, let stride = first, strides.allSatisfy({ $0 == stride }) else { return nil }
@@ -68,19 +72,48 @@ extension OneDNN {
         }
     }
 
-    /// `multiply` for few rows on panel-packed FP32 weights: each core its block of columns, written into y in place.
-    /// False when the matrix is not panel-packed or the rows are too many (the caller goes on to oneDNN).
+    /// `multiply` for few rows on panel-packed FP32 or BF16 weights: each core its block of columns, written into y
+    /// in place. BF16 weights are widened to FP32 in registers where `widenBF16` (as `multiplyWidened` does for
+    /// many rows), else multiplied as BF16 dot products with x rounded to BF16. False when the matrix is not
+    /// panel-packed, the rows are too many or the kernel does not run here (the caller goes on to oneDNN).
     func multiplyPanels(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
-                        accumulate: Bool, into y: UnsafeMutablePointer<Float>) -> Bool {
-        guard Self.panelProducts, matrix.precision == .fp32, rows <= Self.panelRows, let stride = matrix.panelStride
-        else { return false }
-        noteUsed("panel:avx512")
+                        accumulate: Bool, into y: UnsafeMutablePointer<Float>, widenBF16: Bool) -> Bool {
+        guard rows <= Self.panelRows, let stride = matrix.panelStride else { return false }
         let k = matrix.k, n = matrix.n
+        // Each core's block: (its data, its first column, its width) → the kernel writes y's columns in place.
+        let run: (UnsafeMutableRawPointer, Int, Int) -> Void
+        var rounded: (buffer: UnsafeMutableRawPointer, bytes: Int)?
+        defer { if let rounded { BufferPool.shared.give(rounded.buffer, rounded.bytes) } }
+        switch matrix.precision {
+        case .fp32 where Self.panelProducts:
+            noteUsed("panel:avx512")
+            run = { data, first, width in
+                mb_panel_product_f32(x, Int32(rows), Int32(k), data.assumingMemoryBound(to: Float.self), stride, Int32(width),
+                                     bias.map { $0 + first }, accumulate, y + first, n)
+            }
+        case .bf16 where widenBF16 && Self.panelProducts:
+            // FP32 products of the BF16 weights, widened in registers (`mb_panel_product_bf16_widened`).
+            noteUsed("fp32-on-bf16:panel:avx512")
+            run = { data, first, width in
+                mb_panel_product_bf16_widened(x, Int32(rows), Int32(k), data.assumingMemoryBound(to: UInt16.self), stride,
+                                              Int32(width), bias.map { $0 + first }, accumulate, y + first, n)
+            }
+        case .bf16 where !widenBF16 && Self.panelProductsBF16:
+            noteUsed("panel:avx512_bf16")
+            let bytes = rows * k * 2, buffer = BufferPool.shared.take(bytes)
+            rounded = (buffer, bytes)
+            let input = buffer.assumingMemoryBound(to: UInt16.self)
+            Self.roundToBFloat16(x, into: input, count: rows * k)
+            run = { data, first, width in
+                mb_panel_product_bf16(input, Int32(rows), Int32(k), data.assumingMemoryBound(to: UInt16.self), stride, Int32(width),
+                                      bias.map { $0 + first }, accumulate, y + first, n)
+            }
+        default: return false
+        }
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
-                let block = matrix.blocks[index], first = block.columns.lowerBound
-                mb_panel_product_f32(x, Int32(rows), Int32(k), block.data.assumingMemoryBound(to: Float.self), stride,
-                                     Int32(block.columns.count), bias.map { $0 + first }, accumulate, y + first, n)
+                let block = matrix.blocks[index]
+                run(block.data, block.columns.lowerBound, block.columns.count)
             }
         }
         return true

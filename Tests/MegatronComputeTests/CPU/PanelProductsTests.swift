@@ -66,9 +66,10 @@ struct PanelProductsTests {
         #expect(stride == (k + 15) / 16 * 16 * 64)
         var panels = [Float](repeating: .nan, count: rows * n), theirs = panels
         bias.withUnsafeBufferPointer { b in
-            #expect(onednn.multiplyPanels(x, rows: rows, matrix: matrix, bias: b.baseAddress, accumulate: false, into: &panels))
+            #expect(onednn.multiplyPanels(x, rows: rows, matrix: matrix, bias: b.baseAddress, accumulate: false, into: &panels, widenBF16: false))
             #expect(onednn.multiplyByColumns(x, rows: rows, matrix: matrix, bias: b.baseAddress, accumulate: false, into: &theirs))
-            #expect(!onednn.multiplyPanels(x, rows: OneDNN.panelRows + 1, matrix: matrix, bias: b.baseAddress, accumulate: false, into: &theirs))
+            #expect(!onednn.multiplyPanels(x, rows: OneDNN.panelRows + 1, matrix: matrix, bias: b.baseAddress, accumulate: false, into: &theirs,
+                                           widenBF16: false))
         }
         let worst = zip(panels, theirs).map { abs($0 - $1) }.max() ?? .nan
         #expect(worst < 1e-3, "rows \(rows), n \(n), k \(k): worst \(worst)")
@@ -139,5 +140,70 @@ struct PanelProductsTests {
         }
         #expect(panels == theirs)
         #expect(onednn.kernelsUsed.contains("panel:avx512_vnni"))
+    }
+
+    /// BF16 bits back to FP32.
+    static func widen(_ bits: [UInt16]) -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
+
+    /// Both BF16 kernels on hand-made BF16 panels (W[64p + c, i] at p · stride + (i / 2) · 128 + c · 2 + i % 2), against
+    /// float64: the widened one with FP32 inputs, the dot-product one (where the CPU has AVX512_BF16) with the inputs
+    /// rounded to BF16 — each on the BF16 weights, exactly what it multiplies.
+    @Test(arguments: [1, 3, 4, 8, 13, 32])
+    func bf16ProductsMatchFloat64(rows: Int) {
+        for (n, k) in [(64, 64), (37, 100), (130, 1024), (9, 2)] {
+            let w = OneDNNTests.random(n * k, seed: 61), x = OneDNNTests.random(rows * k, seed: 62)
+            let bias = OneDNNTests.random(n, seed: 63), y0 = OneDNNTests.random(rows * n, seed: 64)
+            var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
+            OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
+            OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
+            let stride = (k + 31) / 32 * 32 * 64
+            var packed = [UInt16](repeating: 0, count: (n + 63) / 64 * stride)
+            for j in 0..<n { for i in 0..<k { packed[j / 64 * stride + i / 2 * 128 + j % 64 * 2 + i % 2] = wBits[j * k + i] } }
+            let aligned = UnsafeMutablePointer<UInt16>.allocate(capacity: packed.count + 32)
+            defer { aligned.deallocate() }
+            let start = aligned + (32 - Int(bitPattern: aligned) % 64 / 2) % 32
+            start.update(from: packed, count: packed.count)
+            for dot in mb_panel_products_bf16_available() ? [false, true] : [false] {
+                for (useBias, accumulate) in [(false, false), (true, true)] {
+                    var y = accumulate ? y0 : [Float](repeating: .nan, count: rows * n)
+                    bias.withUnsafeBufferPointer { b in
+                        if dot {
+                            mb_panel_product_bf16(xBits, Int32(rows), Int32(k), start, stride, Int32(n), useBias ? b.baseAddress : nil,
+                                                  accumulate, &y, n)
+                        } else {
+                            mb_panel_product_bf16_widened(x, Int32(rows), Int32(k), start, stride, Int32(n), useBias ? b.baseAddress : nil,
+                                                          accumulate, &y, n)
+                        }
+                    }
+                    let expected = OneDNNTests.reference(dot ? Self.widen(xBits) : x, Self.widen(wBits), rows: rows, n: n, k: k,
+                                                         bias: useBias ? bias : nil, y0: accumulate ? y0 : nil)
+                    let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                    // FP32 accumulation over K ≤ 1024 products of magnitude ≤ 1: well inside 1e-3.
+                    #expect(worst < 1e-3, "dot \(dot), rows \(rows), n \(n), k \(k), bias \(useBias), accumulate \(accumulate): worst \(worst)")
+                }
+            }
+        }
+    }
+
+    /// oneDNN packs BF16 weights in the BF16 panel layout, and the backend's few-row BF16 products through either
+    /// kernel match float64 on what they multiply.
+    @Test(.enabled(if: OneDNN.panelProducts && OneDNN.shared?.hasBFloat16 == true, "this CPU has no BF16 products, or MEGATRON_BERT_PANEL_PRODUCTS=0"),
+          arguments: [(8, 1024, 4096), (5, 130, 40)])
+    func oneDNNsBF16LayoutIsThePanels(rows: Int, n: Int, k: Int) throws {
+        let onednn = try #require(OneDNN.shared)
+        let w = OneDNNTests.random(n * k, seed: 71), x = OneDNNTests.random(rows * k, seed: 72)
+        var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
+        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
+        OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
+        let matrix = try #require(wBits.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) })
+        let stride = try #require(matrix.panelStride, "oneDNN packed a (\(n), \(k)) BF16 weight in another layout")
+        #expect(stride == (k + 31) / 32 * 32 * 64)
+        for widen in OneDNN.panelProductsBF16 ? [true, false] : [true] {
+            var y = [Float](repeating: .nan, count: rows * n)
+            #expect(onednn.multiplyPanels(x, rows: rows, matrix: matrix, bias: nil, accumulate: false, into: &y, widenBF16: widen))
+            let expected = OneDNNTests.reference(widen ? x : Self.widen(xBits), Self.widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
+            let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+            #expect(worst < 1e-3, "widen \(widen), rows \(rows), n \(n), k \(k): worst \(worst)")
+        }
     }
 }
