@@ -17,6 +17,8 @@ counting real tokens (`--points ''` runs it alone).
 
 With --baseline, a second megatron-bert binary (an earlier build) runs in the same alternating rounds and the
 table adds its best figure and the ratio new / baseline: before-and-after on the same machine, in one run.
+--baseline-env NAME=VALUE (repeatable) runs the baseline with those settings, e.g. the same binary with a path
+turned off: `--baseline-env MEGATRON_BERT_PANEL_PRODUCTS=0` (--baseline defaults to --binary then).
 """
 import argparse
 import json
@@ -29,8 +31,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(command):
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+def run(command, settings=()):
+    environment = dict(os.environ, **dict(s.split("=", 1) for s in settings))
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -43,8 +46,15 @@ def main():
     parser.add_argument("--min-seconds", default="3")
     parser.add_argument("--points", default="1x8,1x128,8x128,32x32")
     parser.add_argument("--baseline", help="an earlier megatron-bert binary to run beside --binary")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="settings for the baseline's runs (repeatable); without --baseline, the baseline is --binary")
     parser.add_argument("--lengths", help="a file of sequence lengths: one more row, the mixed-length batch")
     args = parser.parse_args()
+    if args.baseline_env and not args.baseline:
+        args.baseline = args.binary
+    for setting in args.baseline_env:
+        if "=" not in setting:
+            parser.error(f"--baseline-env takes NAME=VALUE, not {setting!r}")
     points = [tuple(int(v) for v in p.split("x")) for p in args.points.split(",") if p]
     if args.lengths:
         points.append("mixed")
@@ -69,16 +79,16 @@ def table(args, points, dtype):
     def shape(point):
         return ["--lengths", args.lengths] if point == "mixed" else ["--batch", str(point[0]), "--seq", str(point[1])]
 
-    def swift_run(binary, point):
+    def swift_run(binary, point, settings=()):
         return run([binary, "bench", "--random-weights", "--device", "cpu", *shape(point), "--dtype",
-                    dtype, "--json", "--min-seconds", args.min_seconds])
+                    dtype, "--json", "--min-seconds", args.min_seconds], settings)
 
     for point in points:
         swift, torch, baseline = [], [], []
         for _ in range(args.rounds):
             swift.append(swift_run(args.binary, point))
             if args.baseline:
-                baseline.append(swift_run(args.baseline, point))
+                baseline.append(swift_run(args.baseline, point, args.baseline_env))
             torch.append(run([sys.executable, os.path.join(HERE, "bench_pytorch.py"), *shape(point),
                               "--dtype", reference, "--threads", str(args.threads), "--json", "--min-seconds", args.min_seconds]))
         label = (f"mixed: {swift[0]['batch']} sequences, {swift[0]['tokens']} tokens (padded {swift[0]['batch'] * swift[0]['seq']})"

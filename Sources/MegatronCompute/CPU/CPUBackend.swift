@@ -67,7 +67,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
     /// "brg:avx512_core_amx_int8"; "fp32-on-bf16:brg:avx512_core" for BF16 weights widened to FP32), "openblas:<core>"
-    /// when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when the small-product kernels did.
+    /// when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when the small-product kernels did, "panel:avx512",
+    /// "panel:avx512_vnni", "panel:avx512_bf16" and "fp32-on-bf16:panel:avx512" when the panel kernels did.
     public var kernelsUsed: [String] {
         (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
             + (ranSmallProducts.isSet ? ["small:avx2"] : [])
