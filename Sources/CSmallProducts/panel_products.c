@@ -29,6 +29,11 @@ bool mb_panel_products_bf16_available(void) {
 /* Steps per block: every group of rows runs a block before the next block, so groups after the first read the
    block (16 steps of 256 bytes, 4 KB) from L1. */
 #define STEP_BLOCK 16
+/* The step PANEL_PREFETCH bytes ahead of w, its four cache lines, into L2. */
+#define PREFETCH_STEP(w)                                                                                             \
+    do {                                                                                                             \
+        for (int line = 0; line < 256; line += 64) _mm_prefetch((w) + PANEL_PREFETCH + line, _MM_HINT_T1);          \
+    } while (0)
 
 /* The three kinds share one shape: a panel is a run of 256-byte steps (FP32: one K step; BF16: a pair of K steps,
    each column's two values side by side; int8: a quad), each column's share of a step 4 bytes, so a step is four
@@ -61,12 +66,9 @@ bool mb_panel_products_bf16_available(void) {
 #define S8_XSTEP 1
 /* BF16 weights widened to FP32 in registers (each lane's pair: the even K row shifted up 16 bits, the odd one with
    its low half cleared), multiplied by FP32 inputs with FMAs: FP32 products of the BF16 weights, where the CPU's
-   BF16 dot products are slow (Intel's AVX512_BF16 without AMX: vdpbf16ps ran at ~1 per 3 cycles here, 8 rows of the
-   345M model's BF16 weights 39.5 ms against 23–25 ms widened, two threads, scratch harness). A step is a pair of K
-   rows: two FP32 inputs per row. */
-#define WIDE_VEC __m512
-#define WIDE_LOAD F32_LOAD
-#define WIDE_STORE F32_STORE
+   BF16 dot products are slow (Intel's AVX512_BF16 without AMX: vdpbf16ps ran at ~1 per 3 cycles here; 8 rows of the
+   345M model's BF16 weights 39.5 ms with it against 30.9 ms widened, two threads, scratch harness). A step is a pair
+   of K rows: two FP32 inputs per row. GROUP_WIDE below is GROUP with that step. */
 #define WIDE_TARGET "avx512f"
 #define WIDE_XSTEP 2
 
@@ -82,12 +84,7 @@ bool mb_panel_products_bf16_available(void) {
             for (int c = 0; c < 4; c++) a[r][c] = KIND##_LOAD((char *)acc + (r * 64 + c * 16) * 4);                  \
         for (int i = from; i < to; i++) {                                                                            \
             const char *w = panel + (long)i * 256;                                                                   \
-            if (prefetch) {                                                                                          \
-                _mm_prefetch(w + PANEL_PREFETCH, _MM_HINT_T1);                                                       \
-                _mm_prefetch(w + PANEL_PREFETCH + 64, _MM_HINT_T1);                                                  \
-                _mm_prefetch(w + PANEL_PREFETCH + 128, _MM_HINT_T1);                                                 \
-                _mm_prefetch(w + PANEL_PREFETCH + 192, _MM_HINT_T1);                                                 \
-            }                                                                                                        \
+            if (prefetch) PREFETCH_STEP(w);                                                                          \
             __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 64), w2 = _mm512_load_ps(w + 128),                \
                    w3 = _mm512_load_ps(w + 192);                                                                     \
             for (int r = 0; r < R; r++) {                                                                            \
@@ -113,12 +110,7 @@ bool mb_panel_products_bf16_available(void) {
             for (int c = 0; c < 4; c++) a[r][c] = _mm512_load_ps((float *)acc + r * 64 + c * 16);                    \
         for (int i = from; i < to; i++) {                                                                            \
             const char *w = panel + (long)i * 256;                                                                   \
-            if (prefetch) {                                                                                          \
-                _mm_prefetch(w + PANEL_PREFETCH, _MM_HINT_T1);                                                       \
-                _mm_prefetch(w + PANEL_PREFETCH + 64, _MM_HINT_T1);                                                  \
-                _mm_prefetch(w + PANEL_PREFETCH + 128, _MM_HINT_T1);                                                 \
-                _mm_prefetch(w + PANEL_PREFETCH + 192, _MM_HINT_T1);                                                 \
-            }                                                                                                        \
+            if (prefetch) PREFETCH_STEP(w);                                                                          \
             __m512 even[4], odd[4];                                                                                  \
             for (int c = 0; c < 4; c++) {                                                                            \
                 __m512i pairs = _mm512_load_si512(w + c * 64);                                                       \

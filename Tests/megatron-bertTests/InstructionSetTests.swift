@@ -17,6 +17,10 @@ import TensorFiles
         ("AVX512_CORE_AMX", ["amx_tile", "amx_bf16", "amx_int8"]),
     ]
 
+    /// The cap each of our panel kernels needs.
+    static let panelNeeds = ["panel:avx512": "AVX512_CORE", "fp32-on-bf16:panel:avx512": "AVX512_CORE",
+                             "panel:avx512_vnni": "AVX512_CORE_VNNI", "panel:avx512_bf16": "AVX512_CORE_BF16"]
+
     /// The caps this CPU supports (each needs its own flags and every lower rung's).
     static let caps: [String] = {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -50,6 +54,11 @@ import TensorFiles
             }
             for kernel in kernels {
                 #expect(!above.contains { kernel.hasSuffix(":" + $0) || kernel.contains(":" + $0 + "_") }, "\(cap) \(dtype) ran \(kernel)")
+                // Our panel kernels keep to the cap too (their names say the instructions, not oneDNN's rung).
+                if let needs = Self.panelNeeds[kernel] {
+                    let rung = Self.ladder.firstIndex { $0.cap == needs } ?? 0
+                    #expect(rung <= Self.ladder.firstIndex { $0.cap == cap } ?? 0, "\(cap) \(dtype) ran \(kernel)")
+                }
             }
         }
         func forward(_ model: String, _ dtype: String) throws -> [String: StoredTensor] {

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/// The most rows mb_panel_product_f32 takes.
+/// The most rows the panel kernels take.
 #define MB_PANEL_ROWS 32
 
 /// Whether this CPU runs the AVX-512 panel kernel below (checked at run time: the library is built for any x86-64).

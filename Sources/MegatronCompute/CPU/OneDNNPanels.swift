@@ -4,10 +4,11 @@ import Foundation
 
 /// Products of few rows on weights oneDNN packed, through our own AVX-512 kernels: memory-bound there, and oneDNN's
 /// kernels read the packed weights at ~11 GB/s per core where plain reads reach ~15. The kernels read the same packed
-/// layouts (per 64 columns, every K step's 64 weights contiguous: FP32 BA16a64b, int8 BA16a64b4a), each weight once,
-/// prefetched into L2 ahead of the FMAs. FP32 (`mb_panel_product_f32`) writes y in place (bias and accumulation
-/// fused; no dense buffer and epilogue); int8 (`mb_panel_product_u8s8`, VNNI) writes the int32 sums that oneDNN's
-/// kernel would, for the same epilogue.
+/// layouts (per 64 columns, every K step's 64 weights contiguous: FP32 BA16a64b, BF16 BA16a64b2a, int8 BA16a64b4a),
+/// each weight once, prefetched into L2 ahead of the arithmetic. FP32 (`mb_panel_product_f32`) and BF16 (widened to
+/// FP32 in registers, `mb_panel_product_bf16_widened`, or as BF16 dot products, `mb_panel_product_bf16`) write y in
+/// place (bias and accumulation fused; no dense buffer and epilogue); int8 (`mb_panel_product_u8s8`, VNNI) writes the
+/// int32 sums that oneDNN's kernel would, for the same epilogue.
 ///
 /// Measured on the 345M model's 1×8 products (Intel Xeon 5th generation, 2 cores, AVX-512; per pass, per core, from
 /// `ONEDNN_VERBOSE`): oneDNN's `brg:avx512_core` 60 ms of products against 42–44 ms for pure reads of the same
@@ -19,18 +20,26 @@ import Foundation
 /// let done = onednn.multiply(x, rows: 8, matrix: matrix, bias: b, accumulate: false, into: y)  // the panel kernel
 /// ```
 extension OneDNN {
-    /// FP32 products of at most this many rows on panel-packed weights run through `mb_panel_product_f32`; more rows
-    /// are compute-bound, where oneDNN's kernel reaches more of the FMA units' peak.
-    static let panelRows = 32
+    /// Products of at most this many rows on panel-packed weights run through the panel kernels; more rows are
+    /// compute-bound, where oneDNN's kernels reach more of the FMA units' peak. Measured on the 345M model in FP32
+    /// (kernels on / off, medians): 16 rows 71 against 83 ms, 24 rows 90 against 100–106, 32 rows 110–114 against
+    /// 122–124, 48 and 64 rows level.
+    static let panelRows = Int(MB_PANEL_ROWS)
 
     /// Whether the panel kernel runs here: an AVX-512 CPU, and not turned off (`MEGATRON_BERT_PANEL_PRODUCTS=0`).
     static let panelProducts = mb_panel_products_available()
         && ProcessInfo.processInfo.environment["MEGATRON_BERT_PANEL_PRODUCTS"] != "0"
 
-    /// Whether the int8 panel kernel runs here: AVX-512 with VNNI, and not turned off.
-    static let panelProductsInt8 = panelProducts && mb_panel_products_int8_available()
-    /// Whether the BF16 panel kernel runs here: AVX-512 with AVX512_BF16, and not turned off.
-    static let panelProductsBF16 = panelProducts && mb_panel_products_bf16_available()
+    /// Whether oneDNN multiplies int8 and BF16 with AMX here: its tiles outrun any vector kernel once a product has a
+    /// few rows, and the panel kernels were not measured against them, so int8 and BF16 products stay with oneDNN
+    /// there (FP32 has no AMX: its panels run everywhere on AVX-512).
+    static let onAMX = shared?.isa == dnnl_cpu_isa_avx512_core_amx
+    /// Whether the int8 panel kernel runs here: AVX-512 with VNNI (the CPU's, and oneDNN's under its cap,
+    /// `DNNL_MAX_CPU_ISA`), no AMX, and not turned off.
+    static let panelProductsInt8 = panelProducts && !onAMX && shared?.hasVNNI == true && mb_panel_products_int8_available()
+    /// Whether the BF16 dot-product panel kernel runs here: AVX-512 with AVX512_BF16 (the CPU's, and oneDNN's under
+    /// its cap), no AMX, and not turned off.
+    static let panelProductsBF16 = panelProducts && !onAMX && shared?.hasBFloat16 == true && mb_panel_products_bf16_available()
 
     /// The distance in elements between consecutive 64-column panels of a packed block, when its layout is the one
     /// the panel kernels read, else nil: FP32 BA16a64b (16 × 64 tiles, every K tile of a 64-column block before the
