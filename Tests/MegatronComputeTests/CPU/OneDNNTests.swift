@@ -17,6 +17,16 @@ struct OneDNNTests {
         }
     }
 
+    /// Values rounded to BF16 (their bits), as the backend rounds them.
+    static func bf16(_ values: [Float]) -> [UInt16] {
+        var bits = [UInt16](repeating: 0, count: values.count)
+        OneDNN.roundToBFloat16(values, into: &bits, count: values.count)
+        return bits
+    }
+
+    /// BF16 bits back to FP32.
+    static func widen(_ bits: [UInt16]) -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
+
     /// y (rows, n) = x · Wᵀ + bias + y0, in float64.
     static func reference(_ x: [Float], _ w: [Float], rows: Int, n: Int, k: Int, bias: [Float]?, y0: [Float]?) -> [Double] {
         var y = [Double](repeating: 0, count: rows * n)
@@ -84,17 +94,14 @@ struct OneDNNTests {
     func bf16ProductsRoundTheInputsOnly(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 6), x = Self.random(rows * k, seed: 7)
-        var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
-        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
-        OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
-        let widen = { (bits: [UInt16]) in bits.map { Float(bitPattern: UInt32($0) << 16) } }
+        let wBits = Self.bf16(w), xBits = Self.bf16(x)
         guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) }) else {
             return  // no BF16 kernel on this CPU: the backend multiplies BF16 weights in FP32 (PrecisionTests covers it)
         }
         var y = [Float](repeating: .nan, count: rows * n)
         #expect(onednn.multiply(x, rows: rows, matrix: packed, bias: nil, accumulate: false, into: &y, widenBF16: false))
         // The product of the BF16-rounded operands, accumulated in FP32: only accumulation error remains.
-        let expected = Self.reference(widen(xBits), widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
+        let expected = Self.reference(Self.widen(xBits), Self.widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
         let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
         #expect(worst < 1e-3, "worst \(worst)")
     }
@@ -110,8 +117,7 @@ struct OneDNNTests {
         let onednn = try #require(OneDNN.shared)
         let w = Self.random(n * k, seed: 16), x = Self.random(rows * k, seed: 17), bias = Self.random(n, seed: 18)
         let y0 = Self.random(rows * n, seed: 19)
-        var wBits = [UInt16](repeating: 0, count: n * k)
-        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
+        let wBits = Self.bf16(w)
         guard let packed = wBits.withUnsafeBytes({ onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) }) else {
             return  // no BF16 kernel on this CPU
         }
@@ -124,7 +130,7 @@ struct OneDNNTests {
             return
         }
         #expect(widened)
-        let expected = Self.reference(x, wBits.map { Float(bitPattern: UInt32($0) << 16) }, rows: rows, n: n, k: k, bias: bias, y0: y0)
+        let expected = Self.reference(x, Self.widen(wBits), rows: rows, n: n, k: k, bias: bias, y0: y0)
         let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? 0
         #expect(worst < 1e-4, "rows \(rows), n \(n), k \(k): worst \(worst)")
         #expect(onednn.kernelsUsed.contains { $0.hasPrefix("fp32-on-bf16:") })

@@ -143,9 +143,6 @@ struct PanelProductsTests {
         #expect(onednn.kernelsUsed.contains("panel:avx512_vnni"))
     }
 
-    /// BF16 bits back to FP32.
-    static func widen(_ bits: [UInt16]) -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
-
     /// Both BF16 kernels on hand-made BF16 panels (W[64p + c, i] at p · stride + (i / 2) · 128 + c · 2 + i % 2), against
     /// float64: the widened one with FP32 inputs, the dot-product one (where the CPU has AVX512_BF16) with the inputs
     /// rounded to BF16 — each on the BF16 weights, exactly what it multiplies.
@@ -154,9 +151,7 @@ struct PanelProductsTests {
         for (n, k) in [(64, 64), (37, 100), (130, 1024), (9, 2)] {
             let w = OneDNNTests.random(n * k, seed: 61), x = OneDNNTests.random(rows * k, seed: 62)
             let bias = OneDNNTests.random(n, seed: 63), y0 = OneDNNTests.random(rows * n, seed: 64)
-            var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
-            OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
-            OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
+            let wBits = OneDNNTests.bf16(w), xBits = OneDNNTests.bf16(x)
             let stride = (k + 31) / 32 * 32 * 64
             var packed = [UInt16](repeating: 0, count: (n + 63) / 64 * stride)
             for j in 0..<n { for i in 0..<k { packed[j / 64 * stride + i / 2 * 128 + j % 64 * 2 + i % 2] = wBits[j * k + i] } }
@@ -176,7 +171,7 @@ struct PanelProductsTests {
                                                           accumulate, &y, n)
                         }
                     }
-                    let expected = OneDNNTests.reference(dot ? Self.widen(xBits) : x, Self.widen(wBits), rows: rows, n: n, k: k,
+                    let expected = OneDNNTests.reference(dot ? OneDNNTests.widen(xBits) : x, OneDNNTests.widen(wBits), rows: rows, n: n, k: k,
                                                          bias: useBias ? bias : nil, y0: accumulate ? y0 : nil)
                     let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
                     // FP32 accumulation over K ≤ 1024 products of magnitude ≤ 1: well inside 1e-3.
@@ -194,16 +189,14 @@ struct PanelProductsTests {
     func oneDNNsBF16LayoutIsThePanels(rows: Int, n: Int, k: Int) throws {
         let onednn = try #require(OneDNN.shared)
         let w = OneDNNTests.random(n * k, seed: 71), x = OneDNNTests.random(rows * k, seed: 72)
-        var wBits = [UInt16](repeating: 0, count: n * k), xBits = [UInt16](repeating: 0, count: rows * k)
-        OneDNN.roundToBFloat16(w, into: &wBits, count: n * k)
-        OneDNN.roundToBFloat16(x, into: &xBits, count: rows * k)
+        let wBits = OneDNNTests.bf16(w), xBits = OneDNNTests.bf16(x)
         let matrix = try #require(wBits.withUnsafeBytes { onednn.pack($0.baseAddress!, sourceType: dnnl_bf16, n: n, k: k, precision: .bf16) })
         let stride = try #require(matrix.panelStride, "oneDNN packed a (\(n), \(k)) BF16 weight in another layout")
         #expect(stride == (k + 31) / 32 * 32 * 64)
         for widen in OneDNN.panelProductsBF16 ? [true, false] : [true] {
             var y = [Float](repeating: .nan, count: rows * n)
             #expect(onednn.multiplyPanels(x, rows: rows, matrix: matrix, bias: nil, accumulate: false, into: &y, widenBF16: widen))
-            let expected = OneDNNTests.reference(widen ? x : Self.widen(xBits), Self.widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
+            let expected = OneDNNTests.reference(widen ? x : OneDNNTests.widen(xBits), OneDNNTests.widen(wBits), rows: rows, n: n, k: k, bias: nil, y0: nil)
             let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
             #expect(worst < 1e-3, "widen \(widen), rows \(rows), n \(n), k \(k): worst \(worst)")
         }
