@@ -169,40 +169,21 @@ __attribute__((target("avx512f"))) static void finish_f32(const float *acc, int 
     }
 }
 
-__attribute__((target("avx512f"))) void mb_panel_product_f32(const float *x, int m, int k, const float *panels,
-                                                              long panel_stride, int columns, const float *bias,
-                                                              bool accumulate, float *y, long ldy) {
-    _Alignas(64) float acc[MB_PANEL_ROWS * 64];
-    if (m <= 0) return;
-    for (int p = 0; p * 64 < columns; p++) {
-        panel_F32((const char *)x, m, k, (const char *)(panels + p * panel_stride), acc);
-        finish_f32(acc, m, p, columns, bias, accumulate, y, ldy);
+/* The FP32-output entry points: each panel into acc, then into y. STEP: K rows per 256-byte step of a panel. */
+#define FP32_ENTRY(NAME, KIND, X, W, STEP)                                                                           \
+    __attribute__((target(KIND##_TARGET))) void NAME(const X *x, int m, int k, const W *panels, long panel_stride,  \
+                                                     int columns, const float *bias, bool accumulate, float *y,     \
+                                                     long ldy) {                                                     \
+        _Alignas(64) float acc[MB_PANEL_ROWS * 64];                                                                  \
+        if (m <= 0) return;                                                                                          \
+        for (int p = 0; p * 64 < columns; p++) {                                                                     \
+            panel_##KIND((const char *)x, m, k / STEP, (const char *)(panels + p * panel_stride), acc);              \
+            finish_f32(acc, m, p, columns, bias, accumulate, y, ldy);                                                \
+        }                                                                                                            \
     }
-}
-
-__attribute__((target("avx512f,avx512bf16"))) void mb_panel_product_bf16(const uint16_t *x, int m, int k,
-                                                                          const uint16_t *panels, long panel_stride,
-                                                                          int columns, const float *bias,
-                                                                          bool accumulate, float *y, long ldy) {
-    _Alignas(64) float acc[MB_PANEL_ROWS * 64];
-    if (m <= 0) return;
-    for (int p = 0; p * 64 < columns; p++) {
-        panel_BF16((const char *)x, m, k / 2, (const char *)(panels + p * panel_stride), acc);
-        finish_f32(acc, m, p, columns, bias, accumulate, y, ldy);
-    }
-}
-
-__attribute__((target("avx512f"))) void mb_panel_product_bf16_widened(const float *x, int m, int k,
-                                                                       const uint16_t *panels, long panel_stride,
-                                                                       int columns, const float *bias, bool accumulate,
-                                                                       float *y, long ldy) {
-    _Alignas(64) float acc[MB_PANEL_ROWS * 64];
-    if (m <= 0) return;
-    for (int p = 0; p * 64 < columns; p++) {
-        panel_WIDE((const char *)x, m, k / 2, (const char *)(panels + p * panel_stride), acc);
-        finish_f32(acc, m, p, columns, bias, accumulate, y, ldy);
-    }
-}
+FP32_ENTRY(mb_panel_product_f32, F32, float, float, 1)
+FP32_ENTRY(mb_panel_product_bf16, BF16, uint16_t, uint16_t, 2)
+FP32_ENTRY(mb_panel_product_bf16_widened, WIDE, float, uint16_t, 2)
 
 __attribute__((target("avx512f,avx512vnni"))) void mb_panel_product_u8s8(const uint8_t *x, int m, int k,
                                                                           const int8_t *panels, long panel_stride,
