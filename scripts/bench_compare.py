@@ -64,6 +64,8 @@ def main():
     print(f"{cpu}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags)}; "
           f"{args.rounds} alternating rounds, each point a fresh process (>= {args.min_seconds} s of runs); "
           f"best run and median of round medians; PyTorch with {args.threads} threads")
+    if args.baseline:
+        print(f"baseline: {args.baseline}" + (f" with {' '.join(args.baseline_env)}" if args.baseline_env else ""))
     for dtype in args.dtypes.split(","):
         table(args, points, dtype)
 
