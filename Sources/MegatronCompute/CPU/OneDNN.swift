@@ -216,6 +216,14 @@ final class OneDNN: @unchecked Sendable {
                             sums: sums, rowMajor: precision == .int8 && keepsInt8Rows)
     }
 
+    /// A blocked layout's inner blocks, innermost last: their sizes and the dimension each splits (e.g. BA16a64b2a:
+    /// [16, 64, 2] and [0, 1, 0]).
+    static func innerBlocking(_ desc: dnnl_memory_desc_t) -> (blocks: [dnnl_dim_t], indices: [dnnl_dim_t]) {
+        let blocking = desc.format_desc.blocking, count = Int(blocking.inner_nblks)
+        return (withUnsafeBytes(of: blocking.inner_blks) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(count)) },
+                withUnsafeBytes(of: blocking.inner_idxs) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(count)) })
+    }
+
     /// The column blocks of a matrix packed whole as views into it, each the layout a (K, columns) matrix packed on
     /// its own would have: possible when the layout keeps blocks of columns outermost (oneDNN's brgemm layouts, e.g.
     /// BA16a64b: per 64 columns, every K in blocks of 16) and every block starts on such a column block. nil otherwise.
@@ -223,10 +231,9 @@ final class OneDNN: @unchecked Sendable {
         var desc = whole.desc
         guard desc.format_kind == dnnl_blocked, desc.ndims == 2, desc.offset0 == 0 else { return nil }
         let blocking = desc.format_desc.blocking
-        let innerBlocks = withUnsafeBytes(of: blocking.inner_blks) { Array($0.bindMemory(to: dnnl_dim_t.self)) }
-        let innerIndices = withUnsafeBytes(of: blocking.inner_idxs) { Array($0.bindMemory(to: dnnl_dim_t.self)) }
+        let (innerBlocks, innerIndices) = innerBlocking(desc)
         var columnBlock = 1
-        for i in 0..<Int(blocking.inner_nblks) where innerIndices[i] == 1 { columnBlock *= Int(innerBlocks[i]) }
+        for i in innerBlocks.indices where innerIndices[i] == 1 { columnBlock *= Int(innerBlocks[i]) }
         let columnStride = Int(blocking.strides.1), elementSize = size(type)
         func paddedColumns(_ count: Int) -> Int { (count + columnBlock - 1) / columnBlock * columnBlock }
         // Column blocks outermost: the whole is its padded column blocks one after another.

@@ -50,9 +50,7 @@ extension OneDNN {
         guard desc.format_kind == dnnl_blocked, desc.ndims == 2, desc.offset0 == 0, Int(bitPattern: block.data) % 64 == 0
         else { return nil }
         let blocking = desc.format_desc.blocking
-        let count = Int(blocking.inner_nblks)
-        let blocks = withUnsafeBytes(of: blocking.inner_blks) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(count)) }
-        let indices = withUnsafeBytes(of: blocking.inner_idxs) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(count)) }
+        let (blocks, indices) = innerBlocking(desc)
         let (kTile, size): (Int, Int)
         switch desc.data_type {
         case dnnl_f32 where blocks == [16, 64] && indices == [0, 1]: (kTile, size) = (16, 4)

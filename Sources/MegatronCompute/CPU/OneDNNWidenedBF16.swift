@@ -44,10 +44,9 @@ extension OneDNN {
         guard matrix.precision == .bf16, var desc = matrix.whole?.desc, desc.format_kind == dnnl_blocked, desc.ndims == 2,
               desc.offset0 == 0 else { return false }
         let blocking = desc.format_desc.blocking
-        let blocks = withUnsafeBytes(of: blocking.inner_blks) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(3)) }
-        let indices = withUnsafeBytes(of: blocking.inner_idxs) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(3)) }
+        let (blocks, indices) = innerBlocking(desc)
         let paddedK = Int(desc.padded_dims.0), paddedN = Int(desc.padded_dims.1)
-        return blocking.inner_nblks == 3 && blocks == [16, 64, 2] && indices == [0, 1, 0]
+        return blocks == [16, 64, 2] && indices == [0, 1, 0]
             && Int(blocking.strides.0) == 32 * 64 && Int(blocking.strides.1) == paddedK * 64 && paddedK == (matrix.k + 15) / 16 * 16
             && dnnl_memory_desc_get_size(&desc) == paddedK * paddedN * 2
     }
