@@ -49,8 +49,11 @@ let package = Package(
         // BF16 weights packed by oneDNN widened to its FP32 layout, for CPUs whose BF16 dot products are slower than
         // FP32 ones. Plain C (AVX-512 chosen at run time), no dependencies.
         .target(name: "CPackedBF16"),
+        // Attention of one head of one sequence with its scores in the core's cache (AVX-512 / AVX2 chosen at run
+        // time). Plain C, no dependencies.
+        .target(name: "CAttention"),
         // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
-        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "TensorFiles"]),
+        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
         // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary
         // for machines with and without a GPU), kernels compiled by NVRTC for the GPU at hand.
         .target(name: "MegatronCUDA", dependencies: ["MegatronCompute", "TensorFiles"]),
@@ -86,7 +89,7 @@ let package = Package(
         // The seeded byte mutator the fuzz tests of every target share.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "TensorFiles"]),
+        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
         .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles", "TestSupport"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(

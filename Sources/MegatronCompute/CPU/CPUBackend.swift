@@ -1,3 +1,4 @@
+import CAttention
 import CDNNL
 import COpenBLAS
 import CSmallProducts
@@ -18,6 +19,9 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     public let queryBlock: Int
     /// Where the matrix products run.
     public let products: Products
+    /// The vector width (floats) of the attention kernel: 16 (AVX-512), 8 (AVX2 + FMA), or 0 for attention through
+    /// OpenBLAS (CPUs with neither, and `attentionLanes: 0`).
+    public let attentionLanes: Int
     /// Elements of a half-precision weight widened per SGEMM call (bounds each core's scratch to 4 MB).
     static let widenBlockElements = 1 << 20
 
@@ -38,11 +42,14 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     }
 
     /// The CPU backend; `queryBlock` sets the attention's query rows per block (the tests vary it), `products` the
-    /// library behind the matrix products.
-    public init(queryBlock: Int = 128, products: Products = .preferred) {
+    /// library behind the matrix products; `attentionLanes` the attention kernel's vector width (16 or 8; the widest
+    /// this CPU runs when nil or wider than that; 0: attention through OpenBLAS).
+    public init(queryBlock: Int = 128, products: Products = .preferred, attentionLanes: Int? = nil) {
         _ = Runtime.configured
         self.queryBlock = max(1, queryBlock)
         self.products = products == .oneDNN && OneDNN.shared == nil ? .openBLAS : products
+        let widest = Int(mb_attention_width())
+        self.attentionLanes = attentionLanes.map { [0, 8, 16].contains($0) && $0 <= widest ? $0 : widest } ?? widest
     }
 
     /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX, as oneDNN dispatches): then BF16
@@ -64,6 +71,9 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         let widened = onednn.widensBF16 && onednn.hasBFloat16 ? "; bf16 weights multiplied in fp32 from \(OneDNN.widenRows) rows" : ""
         return "oneDNN \(onednn.version) (\(onednn.isaName)\(widened))"
     }
+
+    /// The attention's kernel, for `info` and `bench`: "avx512" or "avx2" (our kernel at that width) or "openblas".
+    public var attentionKernel: String { attentionLanes == 16 ? "avx512" : attentionLanes == 8 ? "avx2" : "openblas" }
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
     /// "brg:avx512_core_amx_int8"; "fp32-on-bf16:brg:avx512_core" for BF16 weights widened to FP32), "openblas:<core>"
@@ -320,6 +330,25 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         // the softmax and the product with V.
         let longest = sequences.map(\.rows).max() ?? 0
         let block = max(1, min(longest, queryBlock))
+        if attentionLanes > 0 {
+            // One call per (sequence, head): its keys packed once, the scores of `block` queries at a time in cache.
+            let workBytes = mb_attention_work_floats(Int32(longest), Int32(longest), Int32(d), Int32(block), Int32(attentionLanes))
+                * MemoryLayout<Float>.stride
+            Parallel.forEach(sequences.count * heads) { pairs in
+                let work = UnsafeMutableRawPointer.allocate(byteCount: max(workBytes, 64), alignment: 64)
+                defer { work.deallocate() }
+                for pair in pairs {
+                    let sequence = sequences[pair / heads], head = pair % heads
+                    let offset = sequence.start * ld + head * d, target = sequence.start * h + head * d
+                    sequence.keep.withUnsafeBufferPointer {
+                        mb_attention_f32(q + offset, k + offset, v + offset, ld, Int32(sequence.rows), Int32(sequence.keys), Int32(d),
+                                         scale, $0.baseAddress!, context.data + target, h, Int32(block), Int32(attentionLanes),
+                                         work.assumingMemoryBound(to: Float.self))
+                    }
+                }
+            }
+            return context
+        }
         Parallel.forEach(sequences.count * heads) { pairs in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * longest)  // (block, keys)
             let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: block)  // (block)

@@ -37,9 +37,10 @@ import TensorFiles
     }
 
     /// A right-padded sequence's attention is the same bits as the sequence alone, whatever the padding and however
-    /// the query rows are blocked: so a job's outputs do not depend on how its inputs were batched.
-    @Test(arguments: [4, 128]) func paddingDoesNotChangeASequencesBits(queryBlock: Int) throws {
-        let backend = CPUBackend(queryBlock: queryBlock)
+    /// the query rows are blocked, through OpenBLAS (lanes 0) and the attention kernel: so a job's outputs do not
+    /// depend on how its inputs were batched.
+    @Test(arguments: [4, 128], [0] + AttentionKernelTests.widths) func paddingDoesNotChangeASequencesBits(queryBlock: Int, lanes: Int) throws {
+        let backend = CPUBackend(queryBlock: queryBlock, attentionLanes: lanes)
         let heads = 2, d = 8, h = heads * d
         var generator = SystemRandomNumberGenerator()
         for n in [1, 5, 13] {
@@ -63,9 +64,9 @@ import TensorFiles
     }
 
     /// Sequences packed end to end (no padding) attend over their own rows only: each one's context is the same bits
-    /// as when it runs alone.
-    @Test(arguments: [4, 128]) func packedSequencesGetTheirOwnBits(queryBlock: Int) throws {
-        let backend = CPUBackend(queryBlock: queryBlock)
+    /// as when it runs alone (OpenBLAS and the attention kernel).
+    @Test(arguments: [4, 128], [0] + AttentionKernelTests.widths) func packedSequencesGetTheirOwnBits(queryBlock: Int, lanes: Int) throws {
+        let backend = CPUBackend(queryBlock: queryBlock, attentionLanes: lanes)
         let heads = 2, d = 8, h = heads * d, lengths = [5, 1, 13, 7]
         var generator = SystemRandomNumberGenerator()
         func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -2...2, using: &generator) } }
