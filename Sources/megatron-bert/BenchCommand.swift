@@ -100,7 +100,7 @@ struct BenchCommand: ParsableCommand {
             let gpu = backend as? CUDABackend
             if !json {
                 let products = gpu.map { "cuBLASLt \($0.device.cublasLtVersion), kernels \($0.device.kernelTarget)\($0.tf32 ? ", TF32" : "")" }
-                    ?? (backend as? CPUBackend)?.kernels ?? "-"
+                    ?? (backend as? CPUBackend).map { "\($0.kernels), attention: \($0.attentionKernel)" } ?? "-"
                 Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, \((try? System.threads()) ?? System.cores) CPU threads, backend \(loaded.backend.name), products: \(products)")
                 Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (gpu == nil ? "" : "   peak GPU MB"))
             }

@@ -41,7 +41,8 @@ struct InfoCommand: ParsableCommand {
                            ("gpu_memory_bytes", d.totalMemory), ("driver_cuda", d.driverVersion), ("cublaslt", d.cublasLtVersion),
                            ("nvrtc", d.nvrtcVersion), ("cuda_libraries", d.libraryPaths)]
             } else {
-                fields += [("device", "cpu"), ("device_note", note), ("cpu_products", (backend as? CPUBackend)?.kernels ?? "-")]
+                fields += [("device", "cpu"), ("device_note", note), ("cpu_products", (backend as? CPUBackend)?.kernels ?? "-"),
+                           ("cpu_attention", (backend as? CPUBackend)?.attentionKernel ?? "-")]
             }
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))

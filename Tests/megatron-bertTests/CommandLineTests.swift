@@ -125,6 +125,9 @@ func expectWritten(_ path: String, matches expectedPath: String, sourceLocation:
         #expect(object["labels"] as? [String] == ["LABEL_0", "LABEL_1", "LABEL_2"])
         #expect((object["parameters"] as? Int ?? 0) > 0)
         #expect(object["stored_dtypes"] as? [String] == ["F32"])
+        if object["device"] as? String == "cpu" {
+            #expect(["avx512", "avx2", "openblas"].contains(object["cpu_attention"] as? String ?? ""), "\(result.stdout)")
+        }
         let half = try CLI.run(["info", "--model", CLI.fixtures + "/models/megatron-ForPreTraining-f16"])
         #expect(half.stdout.contains("stored_dtypes: [\"F16\"]"), "\(half.stdout)")
         let text = try CLI.run(["info", "--model", CLI.fixtures + "/megatron/ngc.zip"])
