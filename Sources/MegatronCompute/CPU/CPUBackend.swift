@@ -48,9 +48,18 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
         _ = Runtime.configured
         self.queryBlock = max(1, queryBlock)
         self.products = products == .oneDNN && OneDNN.shared == nil ? .openBLAS : products
-        let widest = Int(mb_attention_width())
+        let widest = Self.widestAttentionLanes
         self.attentionLanes = attentionLanes.map { [0, 8, 16].contains($0) && $0 <= widest ? $0 : widest } ?? widest
     }
+
+    /// The attention kernel's widest vector this CPU runs, kept to oneDNN's instruction-set cap (`DNNL_MAX_CPU_ISA`)
+    /// as the product kernels are, so that a capped run measures the smaller CPU: 16 only where oneDNN runs AVX-512.
+    static let widestAttentionLanes: Int = {
+        let cpu = Int(mb_attention_width())
+        guard let onednn = OneDNN.shared else { return cpu }
+        if onednn.prepacksFP32 { return cpu }  // an AVX-512 level
+        return [dnnl_cpu_isa_avx2, dnnl_cpu_isa_avx2_vnni].contains(onednn.isa) ? min(cpu, 8) : 0
+    }()
 
     /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX, as oneDNN dispatches): then BF16
     /// weights multiply in BF16.

@@ -39,7 +39,7 @@ import TensorFiles
     /// A right-padded sequence's attention is the same bits as the sequence alone, whatever the padding and however
     /// the query rows are blocked, through OpenBLAS (lanes 0) and the attention kernel: so a job's outputs do not
     /// depend on how its inputs were batched.
-    @Test(arguments: [4, 128], [0] + AttentionKernelTests.widths) func paddingDoesNotChangeASequencesBits(queryBlock: Int, lanes: Int) throws {
+    @Test(arguments: [4, 128], [0] + AttentionKernelTests.backendWidths) func paddingDoesNotChangeASequencesBits(queryBlock: Int, lanes: Int) throws {
         let backend = CPUBackend(queryBlock: queryBlock, attentionLanes: lanes)
         let heads = 2, d = 8, h = heads * d
         var generator = SystemRandomNumberGenerator()
@@ -65,7 +65,7 @@ import TensorFiles
 
     /// Sequences packed end to end (no padding) attend over their own rows only: each one's context is the same bits
     /// as when it runs alone (OpenBLAS and the attention kernel).
-    @Test(arguments: [4, 128], [0] + AttentionKernelTests.widths) func packedSequencesGetTheirOwnBits(queryBlock: Int, lanes: Int) throws {
+    @Test(arguments: [4, 128], [0] + AttentionKernelTests.backendWidths) func packedSequencesGetTheirOwnBits(queryBlock: Int, lanes: Int) throws {
         let backend = CPUBackend(queryBlock: queryBlock, attentionLanes: lanes)
         let heads = 2, d = 8, h = heads * d, lengths = [5, 1, 13, 7]
         var generator = SystemRandomNumberGenerator()
