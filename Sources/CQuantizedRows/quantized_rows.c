@@ -8,6 +8,52 @@
 #pragma STDC FP_CONTRACT OFF
 #pragma clang fp contract(off)
 
+/* GELU (exact-erf form) of every lane, as VectorMath.geluErf computes it, operation for operation (no fused
+   multiply-adds: FP_CONTRACT is off), so every width gives the same floats: ½v · (1 + erf(v/√2)), erf by Abramowitz &
+   Stegun 7.1.26 (≤ 5e-7 absolute), e^x as VectorMath.exp. Written once with the compiler's vector types (one lane
+   for plain C). */
+#define DEFINE_GELU(NAME, VF, VI, ATTRIBUTES)                                                                        \
+    ATTRIBUTES static inline VF NAME(VF v) {                                                                         \
+        const VI sign = (VI){} + (int32_t)0x80000000;                                                                \
+        VF x = v * 0.7071067811865476f;                                                                              \
+        VI negative = x < 0;                                                                                         \
+        VF a = (VF)((VI)x & ~sign);                                                                                  \
+        VF t = 1.0f / (1.0f + 0.3275911f * a);                                                                       \
+        VF p = (VF){} + 1.061405429f;                                                                                \
+        p = p * t - 1.453152027f;                                                                                    \
+        p = p * t + 1.421413741f;                                                                                    \
+        p = p * t - 0.284496736f;                                                                                    \
+        p = p * t + 0.254829592f;                                                                                    \
+        p = p * t;                                                                                                   \
+        /* e^(−a²): clamped to [−87.3, 88.3], x = n·ln2 + r, a degree-7 Taylor polynomial, 2^n in the exponent. */  \
+        VF e = -(a * a);                                                                                             \
+        VI low = e < -87.3f, high = e > 88.3f;                                                                       \
+        e = (VF)(((VI)e & ~(low | high)) | ((VI)((VF){} - 87.3f) & low) | ((VI)((VF){} + 88.3f) & high));            \
+        VF shifted = e * 1.442695040888963f + 12582912.0f;                                                           \
+        VF n = shifted - 12582912.0f;                                                                                \
+        VF r = e - n * 0.693145751953125f;                                                                           \
+        r = r - n * 1.428606765330187e-06f;                                                                          \
+        VF q = (VF){} + 1.0f / 5040;                                                                                 \
+        q = q * r + 1.0f / 720;                                                                                      \
+        q = q * r + 1.0f / 120;                                                                                      \
+        q = q * r + 1.0f / 24;                                                                                       \
+        q = q * r + 1.0f / 6;                                                                                        \
+        q = q * r + 0.5f;                                                                                            \
+        q = q * r + 1;                                                                                               \
+        q = q * r + 1;                                                                                               \
+        VF power = (VF)((((VI)shifted - 0x4B400000) + 127) << 23);                                                   \
+        VF y = 1 - p * (q * power);                                                                                  \
+        y = (VF)((VI)y ^ (negative & sign));                                                                         \
+        return 0.5f * v * (1 + y);                                                                                   \
+    }
+
+typedef float f1 __attribute__((vector_size(4)));
+typedef int32_t i1 __attribute__((vector_size(4)));
+DEFINE_GELU(gelu_1, f1, i1, )
+
+/* The plain C GELU of one float (the tails of the vector loops too). */
+static inline float gelu_one(float v) { return gelu_1((f1){v})[0]; }
+
 /* ---- plain C: the reference, and the tail of every vector loop ------------------------------------------------ */
 
 /* Scale and zero point of a row from its (0-widened) range. */
@@ -109,25 +155,33 @@ static void weights_scalar(const float *w, int k, float most, int8_t *q, float *
 }
 
 static inline float epilogue_one(int32_t sum, int32_t zero, int32_t colsum, float scale, float wscale, const float *bias,
-                                 int j, bool accumulate, const float *old) {
+                                 int j, bool accumulate, bool gelu, const float *old) {
     float v = (float)(int32_t)((uint32_t)sum - (uint32_t)zero * (uint32_t)colsum) * (scale * wscale);
     if (bias) v += bias[j];
-    return accumulate ? *old + v : v;
+    if (accumulate) v = *old + v;
+    return gelu ? gelu_one(v) : v;
 }
 
 static void epilogue_scalar(const int32_t *part, int rows, int width, int ldp, const float *scale, const int32_t *zero,
-                            const float *wscale, const int32_t *colsum, const float *bias, bool accumulate, float *y,
-                            int ldy) {
+                            const float *wscale, const int32_t *colsum, const float *bias, bool accumulate, bool gelu,
+                            float *y, int ldy) {
     for (int r = 0; r < rows; r++) {
         const int32_t *p = part + (long)r * ldp;
         float *t = y + (long)r * ldy;
         for (int j = 0; j < width; j++)
-            t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+            t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, gelu, t + j);
     }
 }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+typedef float f8 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+typedef float f16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
+DEFINE_GELU(gelu_8, f8, i8, __attribute__((target("avx2"))))
+DEFINE_GELU(gelu_16, f16, i16, __attribute__((target("avx512f"))))
 
 /* ---- AVX2: eight lanes --------------------------------------------------------------------------------------- */
 
@@ -206,7 +260,7 @@ __attribute__((target("avx2"))) static void weights_avx2(const float *w, int k, 
 
 __attribute__((target("avx2"))) static void epilogue_avx2(const int32_t *part, int rows, int width, int ldp,
                                                           const float *scale, const int32_t *zero, const float *wscale,
-                                                          const int32_t *colsum, const float *bias, bool accumulate,
+                                                          const int32_t *colsum, const float *bias, bool accumulate, bool gelu,
                                                           float *y, int ldy) {
     for (int r = 0; r < rows; r++) {
         const int32_t *p = part + (long)r * ldp;
@@ -220,9 +274,11 @@ __attribute__((target("avx2"))) static void epilogue_avx2(const int32_t *part, i
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + j)));
             if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
             if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(t + j), v);
+            if (gelu) v = (__m256)gelu_8((f8)v);
             _mm256_storeu_ps(t + j, v);
         }
-        for (; j < width; j++) t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+        for (; j < width; j++)
+            t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, gelu, t + j);
     }
 }
 
@@ -286,7 +342,7 @@ __attribute__((target("avx512f,avx512bw"))) static void weights_avx512(const flo
 __attribute__((target("avx512f"))) static void epilogue_avx512(const int32_t *part, int rows, int width, int ldp,
                                                                const float *scale, const int32_t *zero,
                                                                const float *wscale, const int32_t *colsum,
-                                                               const float *bias, bool accumulate, float *y, int ldy) {
+                                                               const float *bias, bool accumulate, bool gelu, float *y, int ldy) {
     for (int r = 0; r < rows; r++) {
         const int32_t *p = part + (long)r * ldp;
         float *t = y + (long)r * ldy;
@@ -298,9 +354,11 @@ __attribute__((target("avx512f"))) static void epilogue_avx512(const int32_t *pa
             __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vs, _mm512_loadu_ps(wscale + j)));
             if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
             if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(t + j), v);
+            if (gelu) v = (__m512)gelu_16((f16)v);
             _mm512_storeu_ps(t + j, v);
         }
-        for (; j < width; j++) t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, t + j);
+        for (; j < width; j++)
+            t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, gelu, t + j);
     }
 }
 
@@ -336,12 +394,12 @@ void mb_quantize_weight_row(int width, const float *w, int k, float levels, int8
 
 void mb_int8_epilogue(int width, const int32_t *part, int rows, int columns, int ldp, const float *scale,
                       const int32_t *zero, const float *wscale, const int32_t *colsum, const float *bias, bool accumulate,
-                      float *y, int ldy) {
+                      bool gelu, float *y, int ldy) {
     switch (width) {
 #if defined(__x86_64__)
-    case 2: epilogue_avx512(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy); return;
-    case 1: epilogue_avx2(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy); return;
+    case 2: epilogue_avx512(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, gelu, y, ldy); return;
+    case 1: epilogue_avx2(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, gelu, y, ldy); return;
 #endif
-    default: epilogue_scalar(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, y, ldy);
+    default: epilogue_scalar(part, rows, columns, ldp, scale, zero, wscale, colsum, bias, accumulate, gelu, y, ldy);
     }
 }

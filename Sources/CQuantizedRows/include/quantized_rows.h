@@ -23,10 +23,11 @@ void mb_quantize_weight_row(int width, const float *w, int k, float levels, int8
 
 /// The int8 product's way back to floats, for `rows` rows of int32 sums (`part`, rows `ldp` apart) and `columns`
 /// columns: y[r, j] = float(sum[r, j] − zero[r] · colsum[j]) · (scale[r] · wscale[j]) (+ bias[j]) (+ y[r, j] when
-/// accumulate), the integer part wrapping as two's complement; y rows `ldy` floats apart. scale and zero are per
-/// row (`mb_quantize_row`), wscale and colsum per column (the weights' scales and sums of their int8 levels).
+/// accumulate), the integer part wrapping as two's complement, then GELU (exact-erf form, as VectorMath.geluErf) of
+/// that when `gelu`; y rows `ldy` floats apart. scale and zero are per row (`mb_quantize_row`), wscale and colsum per
+/// column (the weights' scales and sums of their int8 levels).
 void mb_int8_epilogue(int width, const int32_t *part, int rows, int columns, int ldp, const float *scale,
                       const int32_t *zero, const float *wscale, const int32_t *colsum, const float *bias, bool accumulate,
-                      float *y, int ldy);
+                      bool gelu, float *y, int ldy);
 
 #endif

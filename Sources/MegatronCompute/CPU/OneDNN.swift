@@ -395,8 +395,10 @@ final class OneDNN: @unchecked Sendable {
             return multiplySplittingRows(x, rows: rows, matrix: matrix, whole: whole, bias: bias, accumulate: accumulate, into: y,
                                          activation: activation)
         }
-        guard multiplyByColumns(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y) else { return false }
-        if let activation { activateAfter(y, count: rows * matrix.n, activation) }
+        // int8's epilogue applies GELU as it writes y (no second pass over y); other activations follow the product.
+        let gelu = activation == .gelu && matrix.precision == .int8
+        guard multiplyByColumns(x, rows: rows, matrix: matrix, bias: bias, accumulate: accumulate, into: y, gelu: gelu) else { return false }
+        if let activation, !gelu { activateAfter(y, count: rows * matrix.n, activation) }
         return true
     }
 
@@ -406,9 +408,10 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// `multiply` by column blocks: each core its block, in chunks of rows. `panels`: whether few-row int8 products
-    /// may take the panel kernel (tests compare it with oneDNN's).
+    /// may take the panel kernel (tests compare it with oneDNN's); `gelu`: int8 only, y = GELU(…) in the epilogue.
     func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
-                           accumulate: Bool, into y: UnsafeMutablePointer<Float>, panels: Bool = true) -> Bool {
+                           accumulate: Bool, into y: UnsafeMutablePointer<Float>, panels: Bool = true, gelu: Bool = false) -> Bool {
+        precondition(!gelu || matrix.precision == .int8 && !accumulate, "GELU in the epilogue: int8 products of their own output only")
         // Few rows on row-major int8 weights: the small-product kernel; on int8 panels with VNNI, the panel kernel
         // (`OneDNNPanels.swift`). Either way one chunk, no primitives.
         let panel = panels && matrix.precision == .int8 && Self.panelProductsInt8 && rows <= Self.panelRows ? matrix.panelStride : nil
@@ -480,7 +483,7 @@ final class OneDNN: @unchecked Sendable {
                             matrix.sums.withUnsafeBufferPointer { sums in
                                 quantized.epilogue(part.assumingMemoryBound(to: Int32.self), rows: chunkRows, width: width,
                                                    scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
-                                                   bias: blockBias, accumulate: accumulate, into: target, stride: matrix.n)
+                                                   bias: blockBias, accumulate: accumulate, gelu: gelu, into: target, stride: matrix.n)
                             }
                         }
                     } else {

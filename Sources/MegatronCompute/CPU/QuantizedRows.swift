@@ -36,15 +36,15 @@ struct QuantizedRows {
     }
 
     /// y[r, j] = (sum[r, j] − zero[r] · Σ wq[j]) · scale[r] · wScale[j] + bias[j] (+ y[r, j] when accumulating),
-    /// for the int32 sums of `rows` (part: (rows.count, width), its first row that of rows.lowerBound); y (rows.count,
-    /// width) starts at rows.lowerBound's row, its rows `stride` floats apart.
+    /// then GELU (exact erf) of it when `gelu`, for the int32 sums of `rows` (part: (rows.count, width), its first row
+    /// that of rows.lowerBound); y (rows.count, width) starts at rows.lowerBound's row, its rows `stride` floats apart.
     func epilogue(_ part: UnsafePointer<Int32>, rows: Range<Int>, width: Int, scales wScales: UnsafePointer<Float>,
-                  sums: UnsafePointer<Int32>, bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>,
-                  stride: Int) {
+                  sums: UnsafePointer<Int32>, bias: UnsafePointer<Float>?, accumulate: Bool, gelu: Bool = false,
+                  into y: UnsafeMutablePointer<Float>, stride: Int) {
         scales.withUnsafeBufferPointer { scales in
             zeros.withUnsafeBufferPointer { zeros in
                 mb_int8_epilogue(Self.widest, part, Int32(rows.count), Int32(width), Int32(width), scales.baseAddress! + rows.lowerBound,
-                                 zeros.baseAddress! + rows.lowerBound, wScales, sums, bias, accumulate, y, Int32(stride))
+                                 zeros.baseAddress! + rows.lowerBound, wScales, sums, bias, accumulate, gelu, y, Int32(stride))
             }
         }
     }

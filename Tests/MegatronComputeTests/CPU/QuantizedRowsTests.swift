@@ -1,3 +1,4 @@
+import Foundation
 import CQuantizedRows
 import Testing
 @testable import MegatronCompute
@@ -101,7 +102,7 @@ struct QuantizedRowsTests {
                     var y = old
                     bias.withUnsafeBufferPointer { b in
                         mb_int8_epilogue(isa, part, Int32(rows), Int32(width), Int32(ldp), scales, zeros, wScales, sums,
-                                         withBias ? b.baseAddress : nil, accumulate, &y, Int32(ldy))
+                                         withBias ? b.baseAddress : nil, accumulate, false, &y, Int32(ldy))
                     }
                     var expected = old
                     for r in 0..<rows {
@@ -113,6 +114,47 @@ struct QuantizedRowsTests {
                     }
                     #expect(zip(y, expected).allSatisfy { Self.same($0, $1) },
                             "isa \(isa), width \(width), bias \(withBias), accumulate \(accumulate)")
+                }
+            }
+        }
+    }
+
+    /// GELU in the way back (the FFN's first product): at every level the floats of `VectorMath.geluErf` (the Swift
+    /// kernel's, operation for operation) applied to the formula's, bit for bit, and within 2e-6 · max(1, |v|) of
+    /// GELU in float64 — from the saturated ends (|v| up to ~40) through zero.
+    @Test(arguments: levels)
+    func epilogueAppliesGELULikeTheSwiftKernel(isa: Int32) {
+        var state: UInt64 = 9
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 16
+        }
+        for width in [1, 7, 8, 15, 16, 17, 64, 100] {
+            let rows = 4, ldp = width + 2, ldy = width + 1
+            let part = (0..<rows * ldp).map { _ in Int32(Int64(next() % 400_000) - 200_000) }
+            let scales: [Float] = [1e-4, 3e-5, 2e-3, 1e-5], zeros: [Int32] = [0, 17, 128, 255]
+            let wScales = Self.random(width, seed: 21).map { abs($0) / 10 }
+            let sums = (0..<width).map { _ in Int32(Int64(next() % 2_000) - 1_000) }
+            let bias = Self.random(width, seed: 22)
+            var y = [Float](repeating: .nan, count: rows * ldy)
+            bias.withUnsafeBufferPointer { b in
+                mb_int8_epilogue(isa, part, Int32(rows), Int32(width), Int32(ldp), scales, zeros, wScales, sums, b.baseAddress,
+                                 false, true, &y, Int32(ldy))
+            }
+            var values = [Float](repeating: 0, count: rows * width)
+            for r in 0..<rows {
+                for j in 0..<width {
+                    values[r * width + j] = Float(part[r * ldp + j] &- zeros[r] &* sums[j]) * (scales[r] * wScales[j]) + bias[j]
+                }
+            }
+            var expected = values
+            VectorMath.geluErf(&expected, count: expected.count)
+            for r in 0..<rows {
+                for j in 0..<width {
+                    let v = Double(values[r * width + j]), got = y[r * ldy + j]
+                    let exact = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                    #expect(Self.same(got, expected[r * width + j]), "isa \(isa), width \(width), v \(v): \(got) vs \(expected[r * width + j])")
+                    #expect(abs(Double(got) - exact) <= 2e-6 * max(1, abs(v)), "isa \(isa), v \(v): \(got) vs \(exact)")
                 }
             }
         }
