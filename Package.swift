@@ -43,15 +43,17 @@ let package = Package(
         // Products of few rows on plain weights (AVX2 + FMA, chosen at run time), for CPUs without oneDNN's
         // pre-packed kernels. Plain C, no dependencies.
         .target(name: "CSmallProducts"),
+        // e^x on the compiler's vector types, as VectorMath.exp: one header for the C kernels that need it.
+        .target(name: "CVectorMath"),
         // The int8 path's per-row quantization and its way back to floats, AVX-512 / AVX2 / plain C chosen at run
-        // time. Plain C, no dependencies.
-        .target(name: "CQuantizedRows"),
+        // time. Plain C.
+        .target(name: "CQuantizedRows", dependencies: ["CVectorMath"]),
         // BF16 weights packed by oneDNN widened to its FP32 layout, for CPUs whose BF16 dot products are slower than
         // FP32 ones. Plain C (AVX-512 chosen at run time), no dependencies.
         .target(name: "CPackedBF16"),
         // Attention of one head of one sequence with its scores in the core's cache (AVX-512 / AVX2 chosen at run
-        // time). Plain C, no dependencies.
-        .target(name: "CAttention"),
+        // time). Plain C.
+        .target(name: "CAttention", dependencies: ["CVectorMath"]),
         // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
         .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
         // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary

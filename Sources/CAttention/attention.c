@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "vector_math.h"
+
 /* One (sequence, head) at a time: K transposed and V copied into zero-padded panels once, then query rows a block at a time: scores = scale · Q Kᵀ (register
    tiles of rows × key vectors), the softmax's numerators in place with one sum per row, and context = numerators · V
    (register tiles of rows × column vectors) divided by the sums as it is stored. Everything stays in the core's
@@ -40,29 +42,11 @@ typedef int v16i __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 
-/* e^x for every lane, as VectorMath.exp: x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 Taylor polynomial in r, 2^n built
-   in the exponent bits; x clamped to [-87.3, 88.3] so the result stays finite. ≤ 2e-7 relative. */
+/* e^x for every lane, as VectorMath.exp (fused multiply-adds allowed here). */
 #define DEFINE_EXP(VF, VI, TARGET)                                                                                   \
-    __attribute__((target(TARGET), always_inline)) static inline VF exp_##VF(VF x) {                                 \
-        x = __builtin_elementwise_min(__builtin_elementwise_max(x, (VF){} - 87.3f), (VF){} + 88.3f);                 \
-        const float shifter = 12582912.0f; /* x·log2(e) + 1.5·2^23 holds round(x·log2(e)) in its low bits */         \
-        VF shifted = x * 1.442695040888963f + shifter;                                                               \
-        VF n = shifted - shifter;                                                                                    \
-        VF r = x - n * 0.693145751953125f;                                                                           \
-        r = r - n * 1.428606765330187e-06f;                                                                          \
-        VF p = (VF){} + 1.0f / 5040;                                                                                 \
-        p = p * r + 1.0f / 720;                                                                                      \
-        p = p * r + 1.0f / 120;                                                                                      \
-        p = p * r + 1.0f / 24;                                                                                       \
-        p = p * r + 1.0f / 6;                                                                                        \
-        p = p * r + 0.5f;                                                                                            \
-        p = p * r + 1;                                                                                               \
-        p = p * r + 1;                                                                                               \
-        VI integer = (VI)shifted - 0x4B400000; /* shifter's bits */                                                  \
-        return p * (VF)((integer + 127) << 23);                                                                      \
-    }
+    MB_DEFINE_VECTOR_EXP(exp_##VF, VF, VI, __attribute__((target(TARGET), always_inline)) static inline)
 
-#define DEFINE_KERNELS(W, VF, VI, TARGET, GATHER, SR, SC, PR, PC)                                                            \
+#define DEFINE_KERNELS(W, VF, VI, TARGET, GATHER, SR, SC, PR, PC)                                                    \
     DEFINE_EXP(VF, VI, TARGET)                                                                                       \
                                                                                                                      \
     /* scores (R, C·W) = scale · q (R, d) · kt (d, C·W): kt's rows kp apart, scores' sp apart. */                    \

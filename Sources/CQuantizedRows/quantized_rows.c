@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "vector_math.h"
+
 /* Every width rounds the same way: products and sums stay separate operations (no fused multiply-add), so the
    floats match the plain C loop and the earlier Swift code bit for bit. */
 #pragma STDC FP_CONTRACT OFF
@@ -10,9 +12,10 @@
 
 /* GELU (exact-erf form) of every lane, as VectorMath.geluErf computes it, operation for operation (no fused
    multiply-adds: FP_CONTRACT is off), so every width gives the same floats: ½v · (1 + erf(v/√2)), erf by Abramowitz &
-   Stegun 7.1.26 (≤ 5e-7 absolute), e^x as VectorMath.exp. Written once with the compiler's vector types (one lane
-   for plain C). */
-#define DEFINE_GELU(NAME, VF, VI, ATTRIBUTES)                                                                        \
+   Stegun 7.1.26 (≤ 5e-7 absolute) with VectorMath.exp's e^x. Written once with the compiler's vector types (one lane
+   for plain C); EXP is MB_DEFINE_VECTOR_EXP's function for the same types. */
+#define DEFINE_GELU(NAME, EXP, VF, VI, ATTRIBUTES)                                                                   \
+    MB_DEFINE_VECTOR_EXP(EXP, VF, VI, ATTRIBUTES static inline)                                                      \
     ATTRIBUTES static inline VF NAME(VF v) {                                                                         \
         const VI sign = (VI){} + (int32_t)0x80000000;                                                                \
         VF x = v * 0.7071067811865476f;                                                                              \
@@ -25,31 +28,14 @@
         p = p * t - 0.284496736f;                                                                                    \
         p = p * t + 0.254829592f;                                                                                    \
         p = p * t;                                                                                                   \
-        /* e^(−a²): clamped to [−87.3, 88.3], x = n·ln2 + r, a degree-7 Taylor polynomial, 2^n in the exponent. */  \
-        VF e = -(a * a);                                                                                             \
-        VI low = e < -87.3f, high = e > 88.3f;                                                                       \
-        e = (VF)(((VI)e & ~(low | high)) | ((VI)((VF){} - 87.3f) & low) | ((VI)((VF){} + 88.3f) & high));            \
-        VF shifted = e * 1.442695040888963f + 12582912.0f;                                                           \
-        VF n = shifted - 12582912.0f;                                                                                \
-        VF r = e - n * 0.693145751953125f;                                                                           \
-        r = r - n * 1.428606765330187e-06f;                                                                          \
-        VF q = (VF){} + 1.0f / 5040;                                                                                 \
-        q = q * r + 1.0f / 720;                                                                                      \
-        q = q * r + 1.0f / 120;                                                                                      \
-        q = q * r + 1.0f / 24;                                                                                       \
-        q = q * r + 1.0f / 6;                                                                                        \
-        q = q * r + 0.5f;                                                                                            \
-        q = q * r + 1;                                                                                               \
-        q = q * r + 1;                                                                                               \
-        VF power = (VF)((((VI)shifted - 0x4B400000) + 127) << 23);                                                   \
-        VF y = 1 - p * (q * power);                                                                                  \
+        VF y = 1 - p * EXP(-(a * a));                                                                                \
         y = (VF)((VI)y ^ (negative & sign));                                                                         \
         return 0.5f * v * (1 + y);                                                                                   \
     }
 
 typedef float f1 __attribute__((vector_size(4)));
 typedef int32_t i1 __attribute__((vector_size(4)));
-DEFINE_GELU(gelu_1, f1, i1, )
+DEFINE_GELU(gelu_1, exp_1, f1, i1, )
 
 /* The plain C GELU of one float (the tails of the vector loops too). */
 static inline float gelu_one(float v) { return gelu_1((f1){v})[0]; }
@@ -180,8 +166,8 @@ typedef float f8 __attribute__((vector_size(32)));
 typedef int32_t i8 __attribute__((vector_size(32)));
 typedef float f16 __attribute__((vector_size(64)));
 typedef int32_t i16 __attribute__((vector_size(64)));
-DEFINE_GELU(gelu_8, f8, i8, __attribute__((target("avx2"))))
-DEFINE_GELU(gelu_16, f16, i16, __attribute__((target("avx512f"))))
+DEFINE_GELU(gelu_8, exp_8, f8, i8, __attribute__((target("avx2"))))
+DEFINE_GELU(gelu_16, exp_16, f16, i16, __attribute__((target("avx512f"))))
 
 /* ---- AVX2: eight lanes --------------------------------------------------------------------------------------- */
 
