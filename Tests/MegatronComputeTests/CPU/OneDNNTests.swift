@@ -27,6 +27,19 @@ struct OneDNNTests {
     /// BF16 bits back to FP32.
     static func widen(_ bits: [UInt16]) -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
 
+    /// Of an output y (rows, stride ≥ columns) against expected (rows, columns) in float64: the largest difference in
+    /// the first `columns` columns, and whether every element past them is still NaN (nothing written there).
+    static func compare(_ y: [Float], _ expected: [Double], rows: Int, columns: Int, stride: Int) -> (worst: Double, outsideKept: Bool) {
+        var worst = 0.0, outsideKept = true
+        for r in 0..<rows {
+            for c in 0..<stride {
+                if c < columns { worst = max(worst, abs(Double(y[r * stride + c]) - expected[r * columns + c])) }
+                else { outsideKept = outsideKept && y[r * stride + c].isNaN }
+            }
+        }
+        return (worst, outsideKept)
+    }
+
     /// y (rows, n) = x · Wᵀ + bias + y0, in float64.
     static func reference(_ x: [Float], _ w: [Float], rows: Int, n: Int, k: Int, bias: [Float]?, y0: [Float]?) -> [Double] {
         var y = [Double](repeating: 0, count: rows * n)

@@ -56,6 +56,15 @@ struct QuantizedRowsTests {
         return (q, scale, q.reduce(0) { $0 + Int32($1) })
     }
 
+    /// A seeded stream of 48-bit numbers (a linear congruential generator's high bits).
+    struct Draws {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 16
+        }
+    }
+
     static func same(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
 
     @Test(arguments: levels)
@@ -85,17 +94,13 @@ struct QuantizedRowsTests {
     /// The way back, with and without bias and accumulation, rows strided in both buffers, sums that wrap.
     @Test(arguments: levels)
     func epilogueMatchesTheFormula(isa: Int32) {
-        var state: UInt64 = 5
-        func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state >> 16
-        }
+        var draws = Draws(state: 5)
         for width in [1, 7, 8, 15, 16, 17, 64, 100] {
             let rows = 3, ldp = width + 5, ldy = width + 3
-            let part = (0..<rows * ldp).map { i in i == 1 ? Int32.max : Int32(truncatingIfNeeded: Int64(next() % 2_000_000) - 1_000_000) }
+            let part = (0..<rows * ldp).map { i in i == 1 ? Int32.max : Int32(truncatingIfNeeded: Int64(draws.next() % 2_000_000) - 1_000_000) }
             let scales = Self.random(rows, seed: 11).map { abs($0) / 100 }, zeros: [Int32] = [0, 128, 255]
             let wScales = Self.random(width, seed: 12).map { abs($0) / 50 }
-            let sums = (0..<width).map { j in j == 0 ? Int32.min : Int32(truncatingIfNeeded: Int64(next() % 200_000) - 100_000) }
+            let sums = (0..<width).map { j in j == 0 ? Int32.min : Int32(truncatingIfNeeded: Int64(draws.next() % 200_000) - 100_000) }
             let bias = Self.random(width, seed: 13), old = Self.random(rows * ldy, seed: 14)
             for withBias in [false, true] {
                 for accumulate in [false, true] {
@@ -124,17 +129,13 @@ struct QuantizedRowsTests {
     /// GELU in float64 — from the saturated ends (|v| up to ~40) through zero.
     @Test(arguments: levels)
     func epilogueAppliesGELULikeTheSwiftKernel(isa: Int32) {
-        var state: UInt64 = 9
-        func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state >> 16
-        }
+        var draws = Draws(state: 9)
         for width in [1, 7, 8, 15, 16, 17, 64, 100] {
             let rows = 4, ldp = width + 2, ldy = width + 1
-            let part = (0..<rows * ldp).map { _ in Int32(Int64(next() % 400_000) - 200_000) }
+            let part = (0..<rows * ldp).map { _ in Int32(Int64(draws.next() % 400_000) - 200_000) }
             let scales: [Float] = [1e-4, 3e-5, 2e-3, 1e-5], zeros: [Int32] = [0, 17, 128, 255]
             let wScales = Self.random(width, seed: 21).map { abs($0) / 10 }
-            let sums = (0..<width).map { _ in Int32(Int64(next() % 2_000) - 1_000) }
+            let sums = (0..<width).map { _ in Int32(Int64(draws.next() % 2_000) - 1_000) }
             let bias = Self.random(width, seed: 22)
             var y = [Float](repeating: .nan, count: rows * ldy)
             bias.withUnsafeBufferPointer { b in
