@@ -4,13 +4,13 @@
 
 #include "vector_math.h"
 
-/* One (sequence, head) at a time: K transposed and V copied into zero-padded panels once, then query rows a block at a time: scores = scale · Q Kᵀ (register
-   tiles of rows × key vectors), the softmax's numerators in place with one sum per row, and context = numerators · V
-   (register tiles of rows × column vectors) divided by the sums as it is stored. Everything stays in the core's
-   cache: at the 345M model's d = 64 and 128 keys, Kᵀ and V are 32 KB each and a block's scores 64 KB. Written once
-   with the compiler's vector types, instantiated for AVX-512 (16 floats) and AVX2 + FMA (8). Every score is one FMA
-   chain over d in order, then × scale; every context element one FMA chain over the keys in order, then × its row's
-   1 / sum; the tiles only decide which of those run side by side. */
+/* One (sequence, head) at a time: K transposed and V copied into zero-padded panels once, then query rows a block at
+   a time: scores = scale · Q Kᵀ (register tiles of rows × key vectors), the softmax's numerators in place with one
+   sum per row, and context = numerators · V (register tiles of rows × column vectors) divided by the sums as it is
+   stored. Everything stays in the core's cache: at the 345M model's d = 64 and 128 keys, Kᵀ and V are 32 KB each and
+   a block's scores 64 KB. Written once with the compiler's vector types, instantiated for AVX-512 (16 floats) and
+   AVX2 + FMA (8). Every score is one FMA chain over d in order, then × scale; every context element one FMA chain
+   over the keys in order, then × its row's 1 / sum; the tiles only decide which of those run side by side. */
 
 #define ROUND_UP(n, m) (((n) + (m) - 1) / (m) * (m))
 
