@@ -246,8 +246,8 @@ __attribute__((target("avx2"))) static void weights_avx2(const float *w, int k, 
 
 __attribute__((target("avx2"))) static void epilogue_avx2(const int32_t *part, int rows, int width, int ldp,
                                                           const float *scale, const int32_t *zero, const float *wscale,
-                                                          const int32_t *colsum, const float *bias, bool accumulate, bool gelu,
-                                                          float *y, int ldy) {
+                                                          const int32_t *colsum, const float *bias, bool accumulate,
+                                                          bool gelu, float *y, int ldy) {
     for (int r = 0; r < rows; r++) {
         const int32_t *p = part + (long)r * ldp;
         float *t = y + (long)r * ldy;
