@@ -467,7 +467,7 @@ extension CUDABackend: PackedAttention {
     public func poolSegments(_ x: any DeviceTensor, segments: [Range<Int>], _ pooling: SegmentPooling) throws -> any DeviceTensor {
         let x = try cuda(x)
         guard x.element == .f32, x.shape.count == 2 else { throw CUDAError("internal error: pooling takes (N, H) FP32 rows, not \(x.element.rawValue) \(x.shape)") }
-        try checkPoolingSegments(segments, rows: x.shape[0])
+        try checkSegments(segments, rows: x.shape[0], for: "pooling")
         let h = x.shape[1]
         let mode: Int
         switch pooling {

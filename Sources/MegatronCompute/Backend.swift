@@ -167,11 +167,12 @@ public enum SegmentPooling: Sendable, Hashable {
     }
 }
 
-/// The check every `poolSegments` makes: consecutive, non-empty segments covering the N rows.
-public func checkPoolingSegments(_ segments: [Range<Int>], rows n: Int) throws {
+/// The check every `poolSegments` and packed `attention` makes: consecutive, non-empty segments covering the N rows;
+/// `what` names the operation in the error ("pooling", "packed attention").
+public func checkSegments(_ segments: [Range<Int>], rows n: Int, for what: String) throws {
     guard let first = segments.first, first.lowerBound == 0, segments.last?.upperBound == n, segments.allSatisfy({ !$0.isEmpty }),
           zip(segments, segments.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }) else {
-        throw BackendError("pooling needs consecutive, non-empty segments covering the \(n) rows; it was given \(segments.prefix(4))…")
+        throw BackendError("\(what) needs consecutive, non-empty segments covering the \(n) rows; it was given \(segments.prefix(4))…")
     }
 }
 

@@ -314,6 +314,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     }
 
     public func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor {
+        try checkSegments(segments, rows: (qkv as? Tensor)?.shape.first ?? 0, for: "packed attention")
         let ones = [Float](repeating: 1, count: segments.map(\.count).max() ?? 0)
         return try attend(qkv, heads: heads, rows: segments.last?.upperBound ?? 0, sequences: segments.map {
             AttendedSequence(start: $0.lowerBound, rows: $0.count, keys: $0.count, keep: ones)
@@ -415,7 +416,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     public func poolSegments(_ x: any DeviceTensor, segments: [Range<Int>], _ pooling: SegmentPooling) throws -> any DeviceTensor {
         let x = try host(x)
         let h = x.shape.last ?? 0
-        try checkPoolingSegments(segments, rows: x.shape.first ?? 0)
+        try checkSegments(segments, rows: x.shape.first ?? 0, for: "pooling")
         let out = Tensor(uninitializedShape: [segments.count, h])  // (B, H)
         Parallel.forEach(segments.count) { range in
             for (b, segment) in zip(range, segments[range]) {

@@ -24,6 +24,9 @@ import TensorFiles
         let qkv = Tensor(shape: [4, 24], values: [Float](repeating: 0, count: 96))
         #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, batch: 1, sequence: 4, heads: 3, keep: [[1, 1, 1, 1]]) }
         #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, segments: [0..<3], heads: 2) }
+        // Packed segments must be consecutive, non-empty and cover the rows (an empty one, a gap).
+        #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, segments: [0..<2, 2..<2, 2..<4], heads: 2) }
+        #expect(throws: BackendError.self) { try backend.attention(qkv: qkv, segments: [0..<2, 3..<4], heads: 2) }
         #expect(throws: Never.self) { try backend.attention(qkv: qkv, batch: 2, sequence: 2, heads: 2, keep: [[1, 1], [1, 0]]) }
     }
 
