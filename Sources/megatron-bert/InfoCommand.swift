@@ -42,7 +42,8 @@ struct InfoCommand: ParsableCommand {
                            ("nvrtc", d.nvrtcVersion), ("cuda_libraries", d.libraryPaths)]
             } else {
                 fields += [("device", "cpu"), ("device_note", note), ("cpu_products", (backend as? CPUBackend)?.kernels ?? "-"),
-                           ("cpu_attention", (backend as? CPUBackend)?.attentionKernel ?? "-")]
+                           ("cpu_attention", (backend as? CPUBackend)?.attentionKernel ?? "-"),
+                           ("cpu_int8_rows", (backend as? CPUBackend)?.int8RowsKernel ?? "-")]
             }
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))

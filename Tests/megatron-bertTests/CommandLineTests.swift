@@ -127,6 +127,7 @@ func expectWritten(_ path: String, matches expectedPath: String, sourceLocation:
         #expect(object["stored_dtypes"] as? [String] == ["F32"])
         if object["device"] as? String == "cpu" {
             #expect(["avx512", "avx2", "openblas"].contains(object["cpu_attention"] as? String ?? ""), "\(result.stdout)")
+            #expect(["avx512", "avx2", "c"].contains(object["cpu_int8_rows"] as? String ?? ""), "\(result.stdout)")
         }
         let half = try CLI.run(["info", "--model", CLI.fixtures + "/models/megatron-ForPreTraining-f16"])
         #expect(half.stdout.contains("stored_dtypes: [\"F16\"]"), "\(half.stdout)")

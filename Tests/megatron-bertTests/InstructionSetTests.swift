@@ -6,8 +6,8 @@ import TensorFiles
 /// set this CPU has is forced in turn (a fresh process each: the cap is read once) and each must give
 /// transformers' numbers: FP32 within 1e-4; BF16 within 2% of each output's range (against the float64 outputs on
 /// the BF16-rounded weights: exact FP32 math where the cap has no BF16 dot products, BF16 products where it has);
-/// int8 every token's hidden state within cosine 0.99 of FP32's — and no kernel above the cap may run (the products'
-/// and the attention's).
+/// int8 every token's hidden state within cosine 0.99 of FP32's — and no kernel above the cap may run (the products',
+/// the attention's, int8's quantization and epilogue).
 @Suite struct InstructionSetTests {
     /// oneDNN's caps in rising order, with the /proc/cpuinfo flags each needs.
     static let ladder: [(cap: String, flags: [String])] = [
@@ -66,6 +66,9 @@ import TensorFiles
         let info = try CLI.run(["info", "--model", Self.model, "--json"], environment: environment)
         let attention = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["cpu_attention"] as? String
         #expect(attention == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
+        // And int8's quantization and epilogue kernels.
+        let rows = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["cpu_int8_rows"] as? String
+        #expect(rows == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
         func forward(_ model: String, _ dtype: String) throws -> [String: StoredTensor] {
             let output = CLI.temporaryPath("\(cap)-\(dtype).safetensors")
             defer { try? FileManager.default.removeItem(atPath: output) }

@@ -54,12 +54,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
 
     /// The attention kernel's widest vector this CPU runs, kept to oneDNN's instruction-set cap (`DNNL_MAX_CPU_ISA`)
     /// as the product kernels are, so that a capped run measures the smaller CPU: 16 only where oneDNN runs AVX-512.
-    static let widestAttentionLanes: Int = {
-        let cpu = Int(mb_attention_width())
-        guard let onednn = OneDNN.shared else { return cpu }
-        if onednn.prepacksFP32 { return cpu }  // an AVX-512 level
-        return [dnnl_cpu_isa_avx2, dnnl_cpu_isa_avx2_vnni].contains(onednn.isa) ? min(cpu, 8) : 0
-    }()
+    static let widestAttentionLanes: Int = min(Int(mb_attention_width()), OneDNN.shared?.vectorLanes ?? .max)
 
     /// Whether this CPU multiplies BF16 pairs in hardware (AVX512_BF16 or AMX, as oneDNN dispatches): then BF16
     /// weights multiply in BF16.
@@ -83,6 +78,10 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
 
     /// The attention's kernel, for `info` and `bench`: "avx512" or "avx2" (our kernel at that width) or "openblas".
     public var attentionKernel: String { attentionLanes == 16 ? "avx512" : attentionLanes == 8 ? "avx2" : "openblas" }
+
+    /// The vector code of int8's run-time quantization and int32 → FP32 epilogue (`QuantizedRows`), for `info`:
+    /// "avx512", "avx2" or "c"; kept to oneDNN's cap as the attention is.
+    public var int8RowsKernel: String { ["c", "avx2", "avx512"][Int(QuantizedRows.widest)] }
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
     /// "brg:avx512_core_amx_int8"; "fp32-on-bf16:brg:avx512_core" for BF16 weights widened to FP32), "openblas:<core>"

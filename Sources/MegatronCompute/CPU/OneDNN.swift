@@ -39,6 +39,10 @@ final class OneDNN: @unchecked Sendable {
     var prepacksFP32: Bool {
         [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx].contains(isa)
     }
+    /// The widest vectors (floats) our own kernels beside oneDNN's may use under oneDNN's instruction-set cap
+    /// (`DNNL_MAX_CPU_ISA`), so that a capped run measures the smaller CPU: 16 where oneDNN runs an AVX-512 level,
+    /// 8 at AVX2, 0 below. The attention and int8 row kernels keep to it (the CPU's own width may be less).
+    var vectorLanes: Int { prepacksFP32 ? 16 : [dnnl_cpu_isa_avx2, dnnl_cpu_isa_avx2_vnni].contains(isa) ? 8 : 0 }
     /// The largest quantized input value: 255, or 191 without VNNI (`weightLevels`).
     var inputLevels: Int32 { hasVNNI ? 255 : 191 }
     /// The largest quantized weight magnitude: 127, or 85 without VNNI. There the products of a pair are summed in 16

@@ -14,9 +14,13 @@ struct QuantizedRows {
     var scales: [Float]
     var zeros: [Int32]
 
-    /// The widest vector code the C kernels (`CQuantizedRows`) run on this CPU: 2 AVX-512, 1 AVX2, 0 plain C. Every
-    /// level gives the same bytes and floats (tests run each one the CPU has).
-    static let widest = mb_quantized_rows_widest()
+    /// The widest vector code the C kernels (`CQuantizedRows`) run here: 2 AVX-512, 1 AVX2, 0 plain C — the CPU's
+    /// widest, kept to oneDNN's instruction-set cap (`OneDNN.vectorLanes`). Every level gives the same bytes and
+    /// floats (tests run each one the CPU has).
+    static let widest: Int32 = {
+        let cap: Int32 = switch OneDNN.shared?.vectorLanes ?? 16 { case 16...: 2; case 8..<16: 1; default: 0 }
+        return min(mb_quantized_rows_widest(), cap)
+    }()
 
     /// Quantizes x (rows, k) into `out` (rows, k) u8, levels 0…`levels` (255, or 191 where the CPU's int8 dot
     /// products could saturate).
