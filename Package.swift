@@ -42,7 +42,7 @@ let package = Package(
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // Products of few rows on plain weights (AVX2 + FMA, chosen at run time), for CPUs without oneDNN's
         // pre-packed kernels. Plain C, no dependencies.
-        .target(name: "CSmallProducts"),
+        .target(name: "CSmallProducts", dependencies: ["CQuantizedRows"]),
         // e^x on the compiler's vector types, as VectorMath.exp: one header for the C kernels that need it.
         .target(name: "CVectorMath"),
         // The int8 path's per-row quantization and its way back to floats, AVX-512 / AVX2 / plain C chosen at run

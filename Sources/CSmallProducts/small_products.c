@@ -21,18 +21,10 @@ __attribute__((target("avx2,fma"))) static inline void store(float *y, float val
     *y = accumulate ? *y + value : value;
 }
 
-__attribute__((target("avx2"))) static inline int32_t sum8i(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* How far ahead (bytes) each weight row is prefetched: the hardware prefetcher alone left a single core at ~60% of
-   its read bandwidth (one core, 8 rows, (65536, 1024) weights: int8 15–17 ms → 9.3–9.7 ms with 4 KB; FP32 (16384,
-   1024) 9.3–10.4 ms → 7.3–8.1 ms with 8 KB; scripts/small_products_bench.c). Past the end it is only a hint. */
+   its read bandwidth (one core, 8 rows, (16384, 1024) weights: 9.3–10.4 ms → 7.3–8.1 ms with 8 KB;
+   scripts/small_products_bench.c). Past the end it is only a hint. */
 #define PREFETCH_F32 8192
-#define PREFETCH_S8 4096
 
 /* Rows r0 ..< r0 + R (R <= 4) against weight rows j and j + 1: 2R accumulators of 8 lanes each. */
 #define PAIR_KERNEL(R)                                                                                              \
@@ -92,63 +84,6 @@ __attribute__((target("avx2,fma"))) void mb_small_product_f32(const float *x, in
     }
 }
 
-/* int8: rows r0 ..< r0 + R (R <= 4) of u8 inputs against s8 weight rows j and j + 1. vpmaddubsw sums each pair of
-   u8 × s8 products into 16 bits (exact while |sum| <= 32,767, which the caller's levels guarantee), vpmaddwd with
-   ones widens adjacent pairs into 32-bit lanes. */
-#define PAIR_KERNEL_S8(R)                                                                                           \
-    __attribute__((target("avx2"))) static void pair##R##_s8(const uint8_t *x, int k, const int8_t *w0,           \
-                                                             const int8_t *w1, int32_t out[4][2]) {                 \
-        const __m256i ones = _mm256_set1_epi16(1);                                                                  \
-        __m256i a[R][2];                                                                                            \
-        for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_si256();                                     \
-        int i = 0;                                                                                                  \
-        for (; i + 32 <= k; i += 32) {                                                                              \
-            _mm_prefetch((const char *)(w0 + i) + PREFETCH_S8, _MM_HINT_T0);                                        \
-            _mm_prefetch((const char *)(w1 + i) + PREFETCH_S8, _MM_HINT_T0);                                        \
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)(w0 + i));                                             \
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)(w1 + i));                                             \
-            for (int r = 0; r < R; r++) {                                                                           \
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x + (long)r * k + i));                            \
-                a[r][0] = _mm256_add_epi32(a[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, v0), ones));         \
-                a[r][1] = _mm256_add_epi32(a[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(xv, v1), ones));         \
-            }                                                                                                       \
-        }                                                                                                           \
-        for (int r = 0; r < R; r++) {                                                                               \
-            int32_t s0 = sum8i(a[r][0]), s1 = sum8i(a[r][1]);                                                       \
-            for (int t = i; t < k; t++) {                                                                           \
-                s0 += (int32_t)x[(long)r * k + t] * w0[t];                                                          \
-                s1 += (int32_t)x[(long)r * k + t] * w1[t];                                                          \
-            }                                                                                                       \
-            out[r][0] = s0;                                                                                         \
-            out[r][1] = s1;                                                                                         \
-        }                                                                                                           \
-    }
-PAIR_KERNEL_S8(1)
-PAIR_KERNEL_S8(2)
-PAIR_KERNEL_S8(3)
-PAIR_KERNEL_S8(4)
-
-__attribute__((target("avx2"))) void mb_small_product_u8s8(const uint8_t *x, int m, int k, const int8_t *w, int first,
-                                                            int count, int32_t *y, int ldy) {
-    int32_t out[4][2];
-    for (int j = first; j < first + count; j += 2) {
-        const int8_t *w0 = w + (long)j * k, *w1 = j + 1 < first + count ? w0 + k : w0;
-        int pairs = j + 1 < first + count ? 2 : 1;
-        for (int r = 0; r < m; r += 4) {
-            int rows = m - r < 4 ? m - r : 4;
-            const uint8_t *xr = x + (long)r * k;
-            switch (rows) {
-            case 1: pair1_s8(xr, k, w0, w1, out); break;
-            case 2: pair2_s8(xr, k, w0, w1, out); break;
-            case 3: pair3_s8(xr, k, w0, w1, out); break;
-            default: pair4_s8(xr, k, w0, w1, out); break;
-            }
-            for (int q = 0; q < rows; q++)
-                for (int p = 0; p < pairs; p++) y[(long)(r + q) * ldy + (j - first) + p] = out[q][p];
-        }
-    }
-}
-
 #else
 
 bool mb_small_products_available(void) { return false; }
@@ -156,10 +91,6 @@ bool mb_small_products_available(void) { return false; }
 void mb_small_product_f32(const float *x, int m, int k, const float *w, int first, int count, const float *bias,
                           bool accumulate, float *y, int ldy) {
     (void)x; (void)m; (void)k; (void)w; (void)first; (void)count; (void)bias; (void)accumulate; (void)y; (void)ldy;
-}
-
-void mb_small_product_u8s8(const uint8_t *x, int m, int k, const int8_t *w, int first, int count, int32_t *y, int ldy) {
-    (void)x; (void)m; (void)k; (void)w; (void)first; (void)count; (void)y; (void)ldy;
 }
 
 #endif

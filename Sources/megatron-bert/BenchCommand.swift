@@ -203,8 +203,8 @@ struct BenchCommand: ParsableCommand {
         return ", \"device\": \"\(d.name)\", \"compute_capability\": \"\(d.computeCapability.major).\(d.computeCapability.minor)\", \"driver_cuda\": \"\(d.driverVersion)\", \"cublaslt\": \(d.cublasLtVersion), \"nvrtc\": \"\(d.nvrtcVersion)\", \"tf32\": \(gpu.tf32), \"peak_device_bytes\": \(gpu.peakMemory)"
     }
 
-    /// The kernels behind the products so far (oneDNN implementation names, "openblas:<core>", "small:avx2",
-    /// "small:avx2_int8").
+    /// The kernels behind the products so far (oneDNN implementation names, "openblas:<core>", "small:avx2", our panel
+    /// kernels' "panel:…" names).
     private func kernelsUsed(_ model: MegatronBERTModel) -> [String] {
         (model.backend as? CPUBackend)?.kernelsUsed ?? [model.backend.name]
     }

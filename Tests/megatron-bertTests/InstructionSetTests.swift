@@ -19,7 +19,7 @@ import TensorFiles
     ]
 
     /// The cap each of our panel kernels needs.
-    static let panelNeeds = ["panel:avx512": "AVX512_CORE", "fp32-on-bf16:panel:avx512": "AVX512_CORE",
+    static let panelNeeds = ["panel:avx2_int8": "AVX2", "panel:avx512": "AVX512_CORE", "fp32-on-bf16:panel:avx512": "AVX512_CORE",
                              "panel:avx512_vnni": "AVX512_CORE_VNNI", "panel:avx512_bf16": "AVX512_CORE_BF16"]
 
     /// The caps this CPU supports (each needs its own flags and every lower rung's).
@@ -50,8 +50,8 @@ import TensorFiles
             let line = try #require(bench.stdout.split(separator: "\n").last)
             let kernels = try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["kernels"] as? [String])
             if cap == "AVX2" && dtype == "int8" {
-                // No VNNI: 14 rows go through the small-product kernel on the weights' own rows.
-                #expect(kernels.contains("small:avx2_int8"), "\(kernels)")
+                // No VNNI: every int8 product through our AVX2 kernel on the panels we packed.
+                #expect(kernels == ["panel:avx2_int8"], "\(kernels)")
             }
             for kernel in kernels {
                 #expect(!above.contains { kernel.hasSuffix(":" + $0) || kernel.contains(":" + $0 + "_") }, "\(cap) \(dtype) ran \(kernel)")

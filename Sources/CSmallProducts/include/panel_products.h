@@ -46,4 +46,31 @@ bool mb_panel_products_int8_available(void);
 void mb_panel_product_u8s8(const uint8_t *x, int m, int k, const int8_t *panels, long panel_stride, int columns,
                            int32_t *y, long ldy);
 
+/// Whether this CPU runs the AVX2 int8 panel kernel below.
+bool mb_panel_products_int8_avx2_available(void);
+
+/// The int8 epilogue (`mb_int8_epilogue` of CQuantizedRows, at vector level `level`) for a whole product: per row of x
+/// its scale and zero point (m of each), per column the weights' scale and level sum (`columns` of each), the bias
+/// (or NULL), and y (m, columns), rows `ldy` floats apart.
+typedef struct {
+    int level;
+    const float *scale;
+    const int32_t *zero;
+    const float *wscale;
+    const int32_t *colsum;
+    const float *bias;
+    bool accumulate, gelu;
+    float *y;
+    int ldy;
+} mb_int8_finish;
+
+/// As mb_panel_product_u8s8, on the same panels (BA16a64b4a, 64-byte aligned, K padded with zeros), for CPUs without
+/// VNNI: any number of rows m and any k (a last partial quad of x is read without going past its row). With `finish`,
+/// each tile's sums go through its epilogue straight into its y (no buffer of sums; `sums` unused); without, the int32
+/// sums go to `sums`, rows `ldy` int32s apart. Each quad's products are summed in pairs in 16 bits first
+/// (vpmaddubsw), so a sum is exact only while x[r, i] · W[i, j] + x[r, i + 1] · W[i + 1, j] stays within ±32,767 for
+/// every even i (inputs up to 191 and weights within ±85 do). Requires mb_panel_products_int8_avx2_available().
+void mb_panel_product_u8s8_avx2(const uint8_t *x, int m, int k, const int8_t *panels, long panel_stride, int columns,
+                                const mb_int8_finish *finish, int32_t *sums, long ldy);
+
 #endif

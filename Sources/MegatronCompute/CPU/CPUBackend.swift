@@ -85,8 +85,8 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
 
     /// The kernels that have run products so far, for `bench`: oneDNN's implementation names (e.g.
     /// "brg:avx512_core_amx_int8"; "fp32-on-bf16:brg:avx512_core" for BF16 weights widened to FP32), "openblas:<core>"
-    /// when OpenBLAS ran any, "small:avx2" and "small:avx2_int8" when the small-product kernels did, "panel:avx512",
-    /// "panel:avx512_vnni", "panel:avx512_bf16" and "fp32-on-bf16:panel:avx512" when the panel kernels did.
+    /// when OpenBLAS ran any, "small:avx2" when the small-product kernel did, "panel:avx512", "panel:avx512_vnni",
+    /// "panel:avx512_bf16", "fp32-on-bf16:panel:avx512" and "panel:avx2_int8" when the panel kernels did.
     public var kernelsUsed: [String] {
         (products == .oneDNN ? OneDNN.shared?.kernelsUsed ?? [] : []) + (ranOpenBLAS.isSet ? ["openblas:" + Runtime.openBLASCore] : [])
             + (ranSmallProducts.isSet ? ["small:avx2"] : [])
@@ -97,7 +97,7 @@ public final class CPUBackend: Backend, PackedAttention, @unchecked Sendable {
     /// FP32 products of at most this many rows on plain weights run through the small-product kernel (AVX2 + FMA)
     /// instead of OpenBLAS: where oneDNN has no pre-packed kernels (below AVX-512) and with `products: .openBLAS`.
     static let smallProductRows = 16
-    /// Whether this CPU runs the small-product kernels (AVX2 and FMA): FP32 here, int8 in `OneDNN.multiply`.
+    /// Whether this CPU runs the small-product kernel (AVX2 and FMA).
     static let hasSmallProducts = mb_small_products_available()
 
     // A model's tensors and weights come from its own backend; a library user mixing two backends gets an error.

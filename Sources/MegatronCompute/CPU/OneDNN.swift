@@ -53,19 +53,13 @@ final class OneDNN: @unchecked Sendable {
     /// weights 127: 94.0% / 98.4% / 99.3%; 255 and 63: 95.3% / 98.9% / 99.0%; 191 and 85: 96.3% / 98.4% / 99.3%
     /// (with VNNI, 255 and 127: 97.7% / 99.3% / 100%).
     var weightLevels: Int32 { hasVNNI ? 127 : 85 }
-    /// Whether int8 weights keep their own row-major rows (each block (columns, K)) instead of a layout oneDNN picks:
-    /// without VNNI, where oneDNN's int8 kernel (`gemm:jit`) reads plain weights and packs panels on every call
-    /// anyway, so the small-product kernel can read the same rows for few-row products. A trade-off, measured on the
-    /// 345M model under `ONEDNN_MAX_CPU_ISA=AVX2` (one process, a model of each kind, passes alternated): 1×8 27 ms
-    /// against 50 ms with oneDNN's own (K, N) layout, 1×128 level, 32×32 1.1× slower (`gemm:jit` on the transposed
-    /// layout; the small-product kernel there would be 1.28× slower still).
-    var keepsInt8Rows: Bool { !hasVNNI }
-    /// Int8 products of at most this many rows on row-major weights run through the small-product kernel
-    /// (`mb_small_product_u8s8`): each weight row read once, where `gemm:jit` repacks all of them per call. Measured
-    /// on the 345M model under `ONEDNN_MAX_CPU_ISA=AVX2` (one process alternating the two, best passes): 8 rows 41 ms
-    /// against 64 ms, 16 rows 55 against 75, 32 rows 126 against 146, 64 rows 185 against 202, 128 rows 419 against
-    /// 402 (both compute-bound there: the same vpmaddubsw/vpmaddwd pair per 32 products).
-    static let smallProductRows = 32
+    /// Whether int8 weights are packed by us, once, into the int8 panel layout (BA16a64b4a, as oneDNN packs them for
+    /// VNNI) for our AVX2 kernel (`mb_panel_product_u8s8_avx2`), which then runs every int8 product: without VNNI,
+    /// where oneDNN 2.6's int8 kernel (`gemm:jit`) reads plain weights and repacks them on every call (under the
+    /// cap, AVX2 or more with `OneDNN.vectorLanes`). Measured on an AMD EPYC Zen 4 under `DNNL_MAX_CPU_ISA=AVX2` (one
+    /// thread, scratch harness): 112–117 G multiply-adds/s against `gemm:jit`'s 98–115 on the 345M model's shapes.
+    /// Elsewhere (no VNNI, no AVX2) oneDNN picks the layout.
+    var packsInt8Panels: Bool { !hasVNNI && vectorLanes >= 8 && mb_panel_products_int8_avx2_available() }
 
     /// The library's version, e.g. "2.6.3".
     var version: String {
@@ -217,7 +211,7 @@ final class OneDNN: @unchecked Sendable {
             memories.append(memory)
         }
         return OneDNNMatrix(n: n, k: k, precision: precision, blocks: blocks, whole: nil, memories: memories, scales: scales,
-                            sums: sums, rowMajor: precision == .int8 && keepsInt8Rows)
+                            sums: sums, ownPanels: precision == .int8 && packsInt8Panels)
     }
 
     /// A blocked layout's inner blocks, innermost last: their sizes and the dimension each splits (e.g. BA16a64b2a:
@@ -272,11 +266,15 @@ final class OneDNN: @unchecked Sendable {
         var src = Self.plain(128, k, precision.inputType), dst = Self.plain(128, n, precision.outputType)
         var any = dnnl_memory_desc_t()
         var dims: [dnnl_dim_t] = [dnnl_dim_t(k), dnnl_dim_t(n)]
-        if precision == .int8 && keepsInt8Rows {
-            any = Self.transposed(k, n, dnnl_s8)  // W's own rows (`keepsInt8Rows`)
-        } else {
-            guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, precision.weightType, dnnl_format_tag_any) == dnnl_success else { return nil }
+        var source = Self.transposed(k, n, sourceType)
+        if precision == .int8 && packsInt8Panels {
+            // Our panels (`packsInt8Panels`): oneDNN only reorders into them; no oneDNN product reads them.
+            var panels = dnnl_memory_desc_t()
+            guard dnnl_memory_desc_init_by_tag(&panels, 2, &dims, dnnl_s8, dnnl_BA16a64b4a) == dnnl_success,
+                  let to = reorder(from: &source, UnsafeMutableRawPointer(mutating: weights), to: &panels, nil) else { return nil }
+            return (OneDNNMatrix.Block(columns: columns, desc: panels, data: Self.handle(to)), to)
         }
+        guard dnnl_memory_desc_init_by_tag(&any, 2, &dims, precision.weightType, dnnl_format_tag_any) == dnnl_success else { return nil }
         var desc = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&desc, &src, &any, nil, &dst) == dnnl_success else { return nil }
         var pd: dnnl_primitive_desc_t?
@@ -284,7 +282,6 @@ final class OneDNN: @unchecked Sendable {
         guard dnnl_primitive_desc_create(&pd, &desc, nil, engine, nil) == dnnl_success, let pd else { return nil }
         defer { dnnl_primitive_desc_destroy(pd) }
         guard Self.isFast(pd), var packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else { return nil }
-        var source = Self.transposed(k, n, sourceType)
         guard let to = reorder(from: &source, UnsafeMutableRawPointer(mutating: weights), to: &packed, nil) else { return nil }
         return (OneDNNMatrix.Block(columns: columns, desc: packed, data: Self.handle(to)), to)
     }
@@ -412,18 +409,19 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// `multiply` by column blocks: each core its block, in chunks of rows. `panels`: whether few-row int8 products
-    /// may take the panel kernel (tests compare it with oneDNN's); `gelu`: int8 only, y = GELU(…) in the epilogue.
+    /// may take the VNNI panel kernel (tests compare it with oneDNN's); `gelu`: int8 only, y = GELU(…) in the epilogue.
     func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
                            accumulate: Bool, into y: UnsafeMutablePointer<Float>, panels: Bool = true, gelu: Bool = false) -> Bool {
         precondition(!gelu || matrix.precision == .int8 && !accumulate, "GELU in the epilogue: int8 products of their own output only")
-        // Few rows on row-major int8 weights: the small-product kernel; on int8 panels with VNNI, the panel kernel
-        // (`OneDNNPanels.swift`). Either way one chunk, no primitives.
-        let panel = panels && matrix.precision == .int8 && Self.panelProductsInt8 && rows <= Self.panelRows ? matrix.panelStride : nil
-        let small = panel != nil || matrix.rowMajor && rows <= Self.smallProductRows && CPUBackend.hasSmallProducts
-        if small { noteUsed(panel != nil ? "panel:avx512_vnni" : "small:avx2_int8") }
+        // Int8 on our kernels, no primitives: few rows on oneDNN's VNNI panels (`OneDNNPanels.swift`), every row count
+        // on the panels we packed for AVX2 (`packsInt8Panels`; the epilogue fused, so no buffer of sums). One chunk.
+        let stride = matrix.precision == .int8 ? matrix.panelStride : nil
+        let vnni = panels && Self.panelProductsInt8 && rows <= Self.panelRows && matrix.k % 4 == 0 ? stride : nil
+        let avx2 = matrix.ownPanels ? stride : nil
+        if vnni != nil { noteUsed("panel:avx512_vnni") } else if avx2 != nil { noteUsed("panel:avx2_int8") }
+        let small = vnni != nil || avx2 != nil
         // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
-        let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) }
-            : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
+        let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) } : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
             let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
             let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), weights: block.desc)
             return (chunk, full, last == chunk ? full
@@ -451,6 +449,21 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
+                if let avx2, let quantized {
+                    let columns = block.columns
+                    matrix.scales.withUnsafeBufferPointer { scales in
+                        matrix.sums.withUnsafeBufferPointer { sums in
+                            quantized.withFinish(scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
+                                                 bias: bias.map { $0 + columns.lowerBound }, accumulate: accumulate, gelu: gelu,
+                                                 into: y + columns.lowerBound, stride: matrix.n) { finish in
+                                mb_panel_product_u8s8_avx2(input.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(matrix.k),
+                                                           block.data.assumingMemoryBound(to: Int8.self), avx2, Int32(columns.count),
+                                                           finish, nil, 0)
+                            }
+                        }
+                    }
+                    continue
+                }
                 // oneDNN 2.6's fast kernels write only dense outputs: each chunk lands in its own (chunk, width) buffer
                 // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
                 let width = block.columns.count, chunk = plans[index].chunk
@@ -463,14 +476,10 @@ final class OneDNN: @unchecked Sendable {
                     let chunkRows = first..<min(rows, first + chunk)
                     let chunkInput = input + first * matrix.k * inputSize
                     var ok = true
-                    if let panel {
+                    if let vnni {
                         mb_panel_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
-                                              block.data.assumingMemoryBound(to: Int8.self), panel, Int32(width),
+                                              block.data.assumingMemoryBound(to: Int8.self), vnni, Int32(width),
                                               part.assumingMemoryBound(to: Int32.self), width)
-                    } else if small {
-                        mb_small_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
-                                              block.data.assumingMemoryBound(to: Int8.self), 0, Int32(width),
-                                              part.assumingMemoryBound(to: Int32.self), Int32(width))
                     } else if let primitive = chunkRows.count == chunk ? plans[index].full : plans[index].last {
                         ok = self.execute(primitive,
                                           [(DNNL_ARG_SRC, Self.plain(chunkRows.count, matrix.k, matrix.precision.inputType), chunkInput),
@@ -757,14 +766,14 @@ final class OneDNNMatrix: @unchecked Sendable {
     /// int8 only: each output channel's scale, and the sum of its quantized weights (for the inputs' zero points).
     let scales: [Float]
     let sums: [Int32]
-    /// Whether each block holds W's rows as they are, (columns, K) row-major (`OneDNN.keepsInt8Rows`).
-    let rowMajor: Bool
+    /// Whether the blocks are our int8 panels for AVX2 (`OneDNN.packsInt8Panels`): no oneDNN product reads them.
+    let ownPanels: Bool
     /// Packed in 64-column panels (FP32 whole, int8 per block): the elements from one panel to the next
     /// (`OneDNN.panelStride`).
     let panelStride: Int?
 
     init(n: Int, k: Int, precision: Precision, blocks: [Block], whole: Block?, memories: [dnnl_memory_t], scales: [Float] = [],
-         sums: [Int32] = [], rowMajor: Bool = false) {
+         sums: [Int32] = [], ownPanels: Bool = false) {
         self.n = n
         self.k = k
         self.precision = precision
@@ -773,7 +782,7 @@ final class OneDNNMatrix: @unchecked Sendable {
         self.memories = memories
         self.scales = scales
         self.sums = sums
-        self.rowMajor = rowMajor
+        self.ownPanels = ownPanels
         panelStride = OneDNN.panelStride(of: blocks, whole: whole, k: k, precision: precision)
     }
 

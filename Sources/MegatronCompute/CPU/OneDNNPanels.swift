@@ -44,7 +44,7 @@ extension OneDNN {
     /// The distance in elements between consecutive 64-column panels of a packed block, when its layout is the one
     /// the panel kernels read, else nil: FP32 BA16a64b (16 × 64 tiles, every K tile of a 64-column block before the
     /// next block, K padded to 16); BF16 BA16a64b2a (32 × 64 tiles, K in pairs, K padded to 32); int8 BA16a64b4a
-    /// (64 × 64 tiles, K in quads, K padded to 64).
+    /// (64 × 64 tiles, K in quads, K padded to 64; the VNNI kernel needs K a multiple of 4, the AVX2 one does not).
     static func panelStride(_ block: OneDNNMatrix.Block, k: Int) -> Int? {
         var desc = block.desc
         guard desc.format_kind == dnnl_blocked, desc.ndims == 2, desc.offset0 == 0, Int(bitPattern: block.data) % 64 == 0
@@ -55,7 +55,7 @@ extension OneDNN {
         switch desc.data_type {
         case dnnl_f32 where blocks == [16, 64] && indices == [0, 1]: (kTile, size) = (16, 4)
         case dnnl_bf16 where blocks == [16, 64, 2] && indices == [0, 1, 0] && k % 2 == 0: (kTile, size) = (32, 2)
-        case dnnl_s8 where blocks == [16, 64, 4] && indices == [0, 1, 0] && k % 4 == 0: (kTile, size) = (64, 1)
+        case dnnl_s8 where blocks == [16, 64, 4] && indices == [0, 1, 0]: (kTile, size) = (64, 1)
         default: return nil
         }
         let paddedK = Int(desc.padded_dims.0), paddedN = Int(desc.padded_dims.1)

@@ -1,4 +1,5 @@
 import CQuantizedRows
+import CSmallProducts
 
 /// The input of an int8 product, quantized per row (per token) at run time: asymmetric, to u8 with a zero point,
 /// x ≈ (q − zero) · scale, over the row's range widened to include 0 (so 0 stays exact, as PyTorch's dynamic
@@ -49,6 +50,21 @@ struct QuantizedRows {
             zeros.withUnsafeBufferPointer { zeros in
                 mb_int8_epilogue(Self.widest, part, Int32(rows.count), Int32(width), Int32(width), scales.baseAddress! + rows.lowerBound,
                                  zeros.baseAddress! + rows.lowerBound, wScales, sums, bias, accumulate, gelu, y, Int32(stride))
+            }
+        }
+    }
+
+    /// The epilogue of `epilogue(…)` as a kernel's parameter (`mb_int8_finish`), for kernels that apply it to their
+    /// sums as they go (`mb_panel_product_u8s8_avx2`): every row from the first, y (rows, width) rows `stride` floats
+    /// apart, `scales` and `sums` the weights' per column. Valid inside `body` only.
+    func withFinish<T>(scales wScales: UnsafePointer<Float>, sums: UnsafePointer<Int32>, bias: UnsafePointer<Float>?,
+                       accumulate: Bool, gelu: Bool, into y: UnsafeMutablePointer<Float>, stride: Int,
+                       _ body: (UnsafePointer<mb_int8_finish>) -> T) -> T {
+        scales.withUnsafeBufferPointer { scales in
+            zeros.withUnsafeBufferPointer { zeros in
+                var finish = mb_int8_finish(level: Self.widest, scale: scales.baseAddress!, zero: zeros.baseAddress!, wscale: wScales,
+                                            colsum: sums, bias: bias, accumulate: accumulate, gelu: gelu, y: y, ldy: Int32(stride))
+                return withUnsafePointer(to: &finish, body)
             }
         }
     }
