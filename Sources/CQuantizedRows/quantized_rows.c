@@ -162,12 +162,23 @@ static void epilogue_scalar(const int32_t *part, int rows, int width, int ldp, c
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/* gelu_8x2 and gelu_16x2: two vectors at once (the compiler's wider types in pairs of registers). GELU is a long chain
+   of dependent operations per vector, and two chains side by side keep more of the vector units busy (the AVX2 int8
+   epilogue: 345M 32×32 passes 0.8–1.4% faster, three alternations); every lane's operations are the same. */
 typedef float f8 __attribute__((vector_size(32)));
 typedef int32_t i8 __attribute__((vector_size(32)));
 typedef float f16 __attribute__((vector_size(64)));
 typedef int32_t i16 __attribute__((vector_size(64)));
 DEFINE_GELU(gelu_8, exp_8, f8, i8, __attribute__((target("avx2"))))
+/* Inlined, so no 16-lane vector crosses a call under AVX2 (-Wpsabi warns of that calling convention, up to the end of
+   epilogue_avx2, its one caller). */
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpsabi"
+DEFINE_GELU(gelu_8x2, exp_8x2, f16, i16, __attribute__((target("avx2"), always_inline)))
+typedef float f32x __attribute__((vector_size(128)));
+typedef int32_t i32x __attribute__((vector_size(128)));
 DEFINE_GELU(gelu_16, exp_16, f16, i16, __attribute__((target("avx512f"))))
+DEFINE_GELU(gelu_16x2, exp_16x2, f32x, i32x, __attribute__((target("avx512f"))))
 
 /* ---- AVX2: eight lanes --------------------------------------------------------------------------------------- */
 
@@ -254,19 +265,32 @@ __attribute__((target("avx2"))) static void epilogue_avx2(const int32_t *part, i
         const __m256i vz = _mm256_set1_epi32(zero[r]);
         const __m256 vs = _mm256_set1_ps(scale[r]);
         int j = 0;
+#define VALUE_8(j)                                                                                                   \
+    ({                                                                                                               \
+        __m256i s = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(p + (j))),                                 \
+                                     _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i *)(colsum + (j)))));    \
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + (j))));           \
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + (j)));                                                 \
+        if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(t + (j)), v);                                              \
+        v;                                                                                                           \
+    })
+        for (; gelu && j + 16 <= width; j += 16) {
+            f16 both = gelu_8x2(__builtin_shufflevector((f8)VALUE_8(j), (f8)VALUE_8(j + 8), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                        10, 11, 12, 13, 14, 15));
+            _mm256_storeu_ps(t + j, (__m256)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7));
+            _mm256_storeu_ps(t + j + 8, (__m256)__builtin_shufflevector(both, both, 8, 9, 10, 11, 12, 13, 14, 15));
+        }
         for (; j + 8 <= width; j += 8) {
-            __m256i s = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(p + j)),
-                                         _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i *)(colsum + j))));
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + j)));
-            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
-            if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(t + j), v);
+            __m256 v = VALUE_8(j);
             if (gelu) v = (__m256)gelu_8((f8)v);
             _mm256_storeu_ps(t + j, v);
         }
+#undef VALUE_8
         for (; j < width; j++)
             t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, gelu, t + j);
     }
 }
+#pragma clang diagnostic pop
 
 /* ---- AVX-512: sixteen lanes ---------------------------------------------------------------------------------- */
 
@@ -335,14 +359,29 @@ __attribute__((target("avx512f"))) static void epilogue_avx512(const int32_t *pa
         const __m512i vz = _mm512_set1_epi32(zero[r]);
         const __m512 vs = _mm512_set1_ps(scale[r]);
         int j = 0;
+#define VALUE_16(j)                                                                                                  \
+    ({                                                                                                               \
+        __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(p + (j)), _mm512_mullo_epi32(vz, _mm512_loadu_si512(colsum + (j)))); \
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vs, _mm512_loadu_ps(wscale + (j))));           \
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + (j)));                                                 \
+        if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(t + (j)), v);                                              \
+        v;                                                                                                           \
+    })
+        for (; gelu && j + 32 <= width; j += 32) {
+            f32x both = gelu_16x2(__builtin_shufflevector((f16)VALUE_16(j), (f16)VALUE_16(j + 16), 0, 1, 2, 3, 4, 5, 6, 7, 8,
+                                                          9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+                                                          26, 27, 28, 29, 30, 31));
+            _mm512_storeu_ps(t + j, (__m512)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                                     13, 14, 15));
+            _mm512_storeu_ps(t + j + 16, (__m512)__builtin_shufflevector(both, both, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+                                                                          25, 26, 27, 28, 29, 30, 31));
+        }
         for (; j + 16 <= width; j += 16) {
-            __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(p + j), _mm512_mullo_epi32(vz, _mm512_loadu_si512(colsum + j)));
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vs, _mm512_loadu_ps(wscale + j)));
-            if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
-            if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(t + j), v);
+            __m512 v = VALUE_16(j);
             if (gelu) v = (__m512)gelu_16((f16)v);
             _mm512_storeu_ps(t + j, v);
         }
+#undef VALUE_16
         for (; j < width; j++)
             t[j] = epilogue_one(p[j], zero[r], colsum[j], scale[r], wscale[j], bias, j, accumulate, gelu, t + j);
     }

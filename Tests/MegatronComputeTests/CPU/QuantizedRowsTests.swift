@@ -130,7 +130,7 @@ struct QuantizedRowsTests {
     @Test(arguments: levels)
     func epilogueAppliesGELULikeTheSwiftKernel(isa: Int32) {
         var draws = Draws(state: 9)
-        for width in [1, 7, 8, 15, 16, 17, 64, 100] {
+        for width in [1, 7, 8, 15, 16, 17, 24, 40, 48, 64, 100] {
             let rows = 4, ldp = width + 2, ldy = width + 1
             let part = (0..<rows * ldp).map { _ in Int32(Int64(draws.next() % 400_000) - 200_000) }
             let scales: [Float] = [1e-4, 3e-5, 2e-3, 1e-5], zeros: [Int32] = [0, 17, 128, 255]
