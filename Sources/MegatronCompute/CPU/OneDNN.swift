@@ -56,9 +56,13 @@ final class OneDNN: @unchecked Sendable {
     /// Whether int8 weights are packed by us, once, into the int8 panel layout (BA16a64b4a, as oneDNN packs them for
     /// VNNI) for our AVX2 kernel (`mb_panel_product_u8s8_avx2`), which then runs every int8 product: without VNNI,
     /// where oneDNN 2.6's int8 kernel (`gemm:jit`) reads plain weights and repacks them on every call (under the
-    /// cap, AVX2 or more with `OneDNN.vectorLanes`). Measured on an AMD EPYC Zen 4 under `DNNL_MAX_CPU_ISA=AVX2` (one
-    /// thread, scratch harness): 112–117 G multiply-adds/s against `gemm:jit`'s 98–115 on the 345M model's shapes.
-    /// Elsewhere (no VNNI, no AVX2) oneDNN picks the layout.
+    /// cap, AVX2 or more with `OneDNN.vectorLanes`). Its tiles keep the whole of K in registers, so the epilogue runs
+    /// on each tile as it leaves them (no buffer of int32 sums, no second pass). Measured on the 345M model on an AMD
+    /// EPYC Zen 4 under `DNNL_MAX_CPU_ISA=AVX2` (`bench_compare.py --baseline` the build with `gemm:jit` and the
+    /// row-major few-row kernel, best tokens/s): 1×8 1.03×, 1×128 1.07–1.09×, 8×128 1.01–1.02×, 32×32 1.00–1.05×; the
+    /// same int32 sums, so the same outputs bit for bit. The same design with VNNI (tiles of 4 × 64 columns) against
+    /// oneDNN's `brg:avx512_core_vnni` was level at many rows and 13% slower at 1×8, so VNNI stays with oneDNN and
+    /// the few-row panel kernel. Elsewhere (no VNNI, no AVX2) oneDNN picks the layout.
     var packsInt8Panels: Bool { !hasVNNI && vectorLanes >= 8 && mb_panel_products_int8_avx2_available() }
 
     /// The library's version, e.g. "2.6.3".
