@@ -361,16 +361,17 @@ __attribute__((target("avx512f"))) static void epilogue_avx512(const int32_t *pa
         int j = 0;
 #define VALUE_16(j)                                                                                                  \
     ({                                                                                                               \
-        __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(p + (j)), _mm512_mullo_epi32(vz, _mm512_loadu_si512(colsum + (j)))); \
+        __m512i s = _mm512_sub_epi32(_mm512_loadu_si512(p + (j)),                                                    \
+                                     _mm512_mullo_epi32(vz, _mm512_loadu_si512(colsum + (j))));                       \
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(vs, _mm512_loadu_ps(wscale + (j))));           \
         if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + (j)));                                                 \
         if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(t + (j)), v);                                              \
         v;                                                                                                           \
     })
         for (; gelu && j + 32 <= width; j += 32) {
-            f32x both = gelu_16x2(__builtin_shufflevector((f16)VALUE_16(j), (f16)VALUE_16(j + 16), 0, 1, 2, 3, 4, 5, 6, 7, 8,
-                                                          9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-                                                          26, 27, 28, 29, 30, 31));
+            f32x both = gelu_16x2(__builtin_shufflevector((f16)VALUE_16(j), (f16)VALUE_16(j + 16), 0, 1, 2, 3, 4, 5, 6,
+                                                          7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+                                                          24, 25, 26, 27, 28, 29, 30, 31));
             _mm512_storeu_ps(t + j, (__m512)__builtin_shufflevector(both, both, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                                                      13, 14, 15));
             _mm512_storeu_ps(t + j + 16, (__m512)__builtin_shufflevector(both, both, 16, 17, 18, 19, 20, 21, 22, 23, 24,
