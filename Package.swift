@@ -40,8 +40,8 @@ let package = Package(
         // oneDNN (the library PyTorch uses on CPU): matrix products on weights packed once, with run-time dispatch
         // to AVX2 / AVX-512 / VNNI / BF16 / AMX; Debian/Ubuntu: `apt-get install libdnnl-dev`.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
-        // Products of few rows on plain weights (AVX2 + FMA, chosen at run time), for CPUs without oneDNN's
-        // pre-packed kernels. Plain C, no dependencies.
+        // Our own products, chosen at run time: few rows on plain FP32 weights (AVX2 + FMA) and on oneDNN's panels
+        // (AVX-512); int8 on panels for CPUs without VNNI (AVX2), its epilogue from CQuantizedRows fused.
         .target(name: "CSmallProducts", dependencies: ["CQuantizedRows"]),
         // e^x on the compiler's vector types, as VectorMath.exp: one header for the C kernels that need it.
         .target(name: "CVectorMath"),

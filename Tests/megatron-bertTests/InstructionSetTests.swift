@@ -64,11 +64,10 @@ import TensorFiles
         }
         // The attention kernel keeps to the cap too: AVX2's width below AVX-512.
         let info = try CLI.run(["info", "--model", Self.model, "--json"], environment: environment)
-        let attention = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["cpu_attention"] as? String
-        #expect(attention == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
+        let fields = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+        #expect(fields?["cpu_attention"] as? String == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
         // And int8's quantization and epilogue kernels.
-        let rows = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["cpu_int8_rows"] as? String
-        #expect(rows == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
+        #expect(fields?["cpu_int8_rows"] as? String == (cap == "AVX2" ? "avx2" : "avx512"), "\(cap): \(info.stdout) \(info.stderr)")
         func forward(_ model: String, _ dtype: String) throws -> [String: StoredTensor] {
             let output = CLI.temporaryPath("\(cap)-\(dtype).safetensors")
             defer { try? FileManager.default.removeItem(atPath: output) }

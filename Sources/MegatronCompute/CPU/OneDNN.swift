@@ -417,21 +417,25 @@ final class OneDNN: @unchecked Sendable {
     func multiplyByColumns(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, bias: UnsafePointer<Float>?,
                            accumulate: Bool, into y: UnsafeMutablePointer<Float>, panels: Bool = true, gelu: Bool = false) -> Bool {
         precondition(!gelu || matrix.precision == .int8 && !accumulate, "GELU in the epilogue: int8 products of their own output only")
-        // Int8 on our kernels, no primitives: few rows on oneDNN's VNNI panels (`OneDNNPanels.swift`), every row count
-        // on the panels we packed for AVX2 (`packsInt8Panels`; the epilogue fused, so no buffer of sums). One chunk.
-        let stride = matrix.precision == .int8 ? matrix.panelStride : nil
-        let vnni = panels && Self.panelProductsInt8 && rows <= Self.panelRows && matrix.k % 4 == 0 ? stride : nil
-        let avx2 = matrix.ownPanels ? stride : nil
-        if vnni != nil { noteUsed("panel:avx512_vnni") } else if avx2 != nil { noteUsed("panel:avx2_int8") }
-        let small = vnni != nil || avx2 != nil
+        // Int8 on the panels we packed for AVX2 (`packsInt8Panels`): every row count through our kernel, its epilogue
+        // fused (`OneDNNPanels.swift`).
+        if matrix.ownPanels, let stride = matrix.panelStride {
+            multiplyInt8PanelsAVX2(x, rows: rows, matrix: matrix, stride: stride, bias: bias, accumulate: accumulate, into: y, gelu: gelu)
+            return true
+        }
+        // Few rows on oneDNN's int8 panels with VNNI: the panel kernel (`OneDNNPanels.swift`; one chunk, no primitives).
+        let panel = panels && matrix.precision == .int8 && Self.panelProductsInt8 && rows <= Self.panelRows && matrix.k % 4 == 0
+            ? matrix.panelStride : nil
+        if panel != nil { noteUsed("panel:avx512_vnni") }
         // Per block: rows per chunk, and the primitives for a chunk and for the last, shorter chunk (when there is one).
-        let plans = small ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) } : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
+        let plans = panel != nil ? matrix.blocks.map { _ in (chunk: rows, full: nil, last: nil) }
+            : matrix.blocks.map { block -> (chunk: Int, full: Primitive?, last: Primitive?) in
             let chunk = Self.chunk(rows: rows, width: block.columns.count, precision: matrix.precision), last = rows - (rows - 1) / chunk * chunk
             let full = self.primitive(.matmul(rows: chunk, columns: block.columns.count, k: matrix.k, precision: matrix.precision), weights: block.desc)
             return (chunk, full, last == chunk ? full
                 : self.primitive(.matmul(rows: last, columns: block.columns.count, k: matrix.k, precision: matrix.precision), weights: block.desc))
         }
-        guard small || plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
+        guard panel != nil || plans.allSatisfy({ $0.full != nil && $0.last != nil }) else { return false }
         let count = rows * matrix.k
         // Buffers from the pool: the same sizes come back every layer and every pass (no fresh pages to fault in).
         let inputSize = Self.size(matrix.precision.inputType)
@@ -453,21 +457,6 @@ final class OneDNN: @unchecked Sendable {
         Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
             for index in range {
                 let block = matrix.blocks[index]
-                if let avx2, let quantized {
-                    let columns = block.columns
-                    matrix.scales.withUnsafeBufferPointer { scales in
-                        matrix.sums.withUnsafeBufferPointer { sums in
-                            quantized.withFinish(scales: scales.baseAddress! + columns.lowerBound, sums: sums.baseAddress! + columns.lowerBound,
-                                                 bias: bias.map { $0 + columns.lowerBound }, accumulate: accumulate, gelu: gelu,
-                                                 into: y + columns.lowerBound, stride: matrix.n) { finish in
-                                mb_panel_product_u8s8_avx2(input.assumingMemoryBound(to: UInt8.self), Int32(rows), Int32(matrix.k),
-                                                           block.data.assumingMemoryBound(to: Int8.self), avx2, Int32(columns.count),
-                                                           finish, nil, 0)
-                            }
-                        }
-                    }
-                    continue
-                }
                 // oneDNN 2.6's fast kernels write only dense outputs: each chunk lands in its own (chunk, width) buffer
                 // (FP32, or int32 sums), and the epilogue moves it into y's columns, adding the bias and y's old values.
                 let width = block.columns.count, chunk = plans[index].chunk
@@ -480,9 +469,9 @@ final class OneDNN: @unchecked Sendable {
                     let chunkRows = first..<min(rows, first + chunk)
                     let chunkInput = input + first * matrix.k * inputSize
                     var ok = true
-                    if let vnni {
+                    if let panel {
                         mb_panel_product_u8s8(chunkInput.assumingMemoryBound(to: UInt8.self), Int32(chunkRows.count), Int32(matrix.k),
-                                              block.data.assumingMemoryBound(to: Int8.self), vnni, Int32(width),
+                                              block.data.assumingMemoryBound(to: Int8.self), panel, Int32(width),
                                               part.assumingMemoryBound(to: Int32.self), width)
                     } else if let primitive = chunkRows.count == chunk ? plans[index].full : plans[index].last {
                         ok = self.execute(primitive,

@@ -125,4 +125,31 @@ extension OneDNN {
         }
         return true
     }
+
+    /// `multiply` for int8 matrices in the panels we packed for AVX2 (`packsInt8Panels`): x quantized per row, then
+    /// each core its block of columns through `mb_panel_product_u8s8_avx2`, every row at once (the kernel blocks the
+    /// rows itself), the epilogue fused, into y in place: no buffer of int32 sums, no primitives.
+    func multiplyInt8PanelsAVX2(_ x: UnsafePointer<Float>, rows: Int, matrix: OneDNNMatrix, stride: Int,
+                                bias: UnsafePointer<Float>?, accumulate: Bool, into y: UnsafeMutablePointer<Float>, gelu: Bool) {
+        noteUsed("panel:avx2_int8")
+        let k = matrix.k, bytes = max(rows * k, 64), buffer = BufferPool.shared.take(bytes)
+        defer { BufferPool.shared.give(buffer, bytes) }
+        let input = buffer.assumingMemoryBound(to: UInt8.self)
+        let quantized = QuantizedRows(x, rows: rows, k: k, levels: inputLevels, into: input)
+        matrix.scales.withUnsafeBufferPointer { scales in
+            matrix.sums.withUnsafeBufferPointer { sums in
+                Parallel.forEach(matrix.blocks.count, minimumPerThread: 1) { range in
+                    for index in range {
+                        let block = matrix.blocks[index], first = block.columns.lowerBound
+                        quantized.withFinish(scales: scales.baseAddress! + first, sums: sums.baseAddress! + first,
+                                             bias: bias.map { $0 + first }, accumulate: accumulate, gelu: gelu,
+                                             into: y + first, stride: matrix.n) { finish in
+                            mb_panel_product_u8s8_avx2(input, Int32(rows), Int32(k), block.data.assumingMemoryBound(to: Int8.self),
+                                                       stride, Int32(block.columns.count), finish, nil, 0)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
