@@ -5,7 +5,9 @@ let package = Package(
     name: "MegatronBERT",
     products: [
         .library(name: "MegatronBERT", targets: ["MegatronBERT"]),
-        .library(name: "MegatronCompute", targets: ["MegatronCompute"]),
+        .library(name: "MegatronModel", targets: ["MegatronModel"]),
+        .library(name: "MegatronBackend", targets: ["MegatronBackend"]),
+        .library(name: "MegatronCPU", targets: ["MegatronCPU"]),
         .library(name: "MegatronCUDA", targets: ["MegatronCUDA"]),
         .library(name: "TensorFiles", targets: ["TensorFiles"]),
         .library(name: "BERTTokenizer", targets: ["BERTTokenizer"]),
@@ -33,8 +35,11 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // A stored tensor's bytes and number formats (FP16 / BF16 ⇄ FP32): what checkpoint readers produce and backends
+        // take. Foundation only.
+        .target(name: "TensorStorage"),
         // Checkpoint bytes: safetensors, PyTorch zip archives (zlib for deflated entries), the pickle machine.
-        .target(name: "TensorFiles", dependencies: ["CZlib"]),
+        .target(name: "TensorFiles", dependencies: ["TensorStorage", "CZlib"]),
         // WordPiece tokenization with Hugging Face's semantics. No dependencies.
         .target(name: "BERTTokenizer"),
         // oneDNN (the library PyTorch uses on CPU): matrix products on weights packed once, with run-time dispatch
@@ -54,16 +59,22 @@ let package = Package(
         // Attention of one head of one sequence with its scores in the core's cache (AVX-512 / AVX2 chosen at run
         // time). Plain C.
         .target(name: "CAttention", dependencies: ["CVectorMath"]),
-        // The Backend seam: the protocol, host tensors, and the CPU backend (the reference) with its kernels.
-        .target(name: "MegatronCompute", dependencies: ["COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
+        // The Backend seam: the protocol, host tensors, DType, activations and what a backend can do (capabilities).
+        // Foundation only (and TensorStorage, itself Foundation only): a new backend is a sibling target of the two below.
+        .target(name: "MegatronBackend", dependencies: ["TensorStorage"]),
+        // The CPU backend (the reference) with its kernels and libraries.
+        .target(name: "MegatronCPU", dependencies: ["MegatronBackend", "COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention"]),
         // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary
         // for machines with and without a GPU), kernels compiled by NVRTC for the GPU at hand.
-        .target(name: "MegatronCUDA", dependencies: ["MegatronCompute", "TensorFiles"]),
-        // The model (written once against Backend), its heads, checkpoints and tasks.
-        .target(
-            name: "MegatronBERT",
-            dependencies: ["MegatronCompute", "MegatronCUDA", "TensorFiles", "BERTTokenizer"]
-        ),
+        .target(name: "MegatronCUDA", dependencies: ["MegatronBackend"]),
+        // The reference backend (plain loops in Double) and the operation-by-operation parity checks every backend is
+        // held to (`megatron-bert test-ops`, ggml's test-backend-ops for this protocol).
+        .target(name: "MegatronBackendChecks", dependencies: ["MegatronBackend"]),
+        // The model (written once against Backend), its heads, checkpoints and tasks. Sees the protocol only.
+        .target(name: "MegatronModel", dependencies: ["MegatronBackend", "TensorFiles", "BERTTokenizer"]),
+        // The one place that knows every backend: `Device` opens one; re-exports the model and the backends, so that
+        // `import MegatronBERT` is the whole library.
+        .target(name: "MegatronBERT", dependencies: ["MegatronModel", "MegatronCPU", "MegatronCUDA"]),
         // `megatron-bert serve`: text-embeddings-inference's HTTP API on Hummingbird 2, one batch queue for every route.
         .target(
             name: "MegatronServer",
@@ -83,7 +94,6 @@ let package = Package(
             dependencies: [
                 "MegatronBERT",
                 "MegatronServer",
-                "MegatronCUDA",
                 "BERTTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -91,12 +101,13 @@ let package = Package(
         // The seeded byte mutator the fuzz tests of every target share.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MegatronComputeTests", dependencies: ["MegatronCompute", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
-        .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCompute", "TensorFiles", "TestSupport"]),
+        .testTarget(name: "MegatronBackendTests", dependencies: ["MegatronBackend"]),
+        .testTarget(name: "MegatronCPUTests", dependencies: ["MegatronCPU", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
+        .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCPU", "TensorFiles", "TestSupport"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MegatronBERTTests",
-            dependencies: ["MegatronBERT", "TensorFiles", "BERTTokenizer", "TestSupport"],
+            dependencies: ["MegatronBERT", "MegatronModel", "MegatronBackendChecks", "TensorFiles", "BERTTokenizer", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "MegatronServerTests", dependencies: ["MegatronServer", "MegatronBERT", "BERTTokenizer"]),

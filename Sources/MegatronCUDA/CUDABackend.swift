@@ -1,6 +1,6 @@
 import Foundation
-import MegatronCompute
-import TensorFiles
+import MegatronBackend
+import TensorStorage
 
 /// The model on an NVIDIA GPU: weights uploaded once in their storage dtype (FP32, FP16 or BF16), products through
 /// cuBLASLt accumulating in FP32, the rest in our NVRTC-compiled kernels computing in FP32.
@@ -34,11 +34,38 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         products = CUDAProducts(device: device)
     }
 
-    /// Bytes of device memory this backend's tensors and weights hold now, and the most they have held.
+    /// Bytes of device memory this backend's tensors and weights hold now.
     public var memoryInUse: Int { device.pool.inUse }
-    public var peakMemory: Int { device.pool.peak }
+    /// The most bytes of device memory this backend's tensors and weights have held since `resetPeakDeviceBytes`.
+    public var peakDeviceBytes: Int? { device.pool.peak }
     /// Starts a new peak (bench measures each point's own).
-    public func resetPeakMemory() { device.pool.resetPeak() }
+    public func resetPeakDeviceBytes() { device.pool.resetPeak() }
+
+    /// int8 (dynamic quantization) has no GPU kernels here.
+    public static func unsupportedReason(for dtype: DType) -> String? {
+        dtype == .int8 ? "--dtype int8 runs on the CPU only; on the GPU use --dtype fp16 or bf16 (or run int8 with --device cpu)" : nil
+    }
+
+    /// Packed sequences with the fused attention kernel (`prefersPackedSequences`), pooling on the GPU when
+    /// `MEGATRON_BERT_CUDA_POOLING=device`; its memory is its own.
+    public var capabilities: BackendCapabilities {
+        BackendCapabilities(packedSequences: true, prefersPackedSequences: prefersPackedSequences,
+                            packedTokensPerPass: packedTokensPerPass, poolsSegments: poolsSegments, runsOnHost: false)
+    }
+
+    /// `info`: the GPU, its compute capability and memory, the driver's and libraries' versions and paths; `bench`:
+    /// cuBLASLt's version and the kernels' target, and per point the GPU and its peak memory.
+    public func report() -> BackendReport {
+        let d = device, capability = "\(d.computeCapability.major).\(d.computeCapability.minor)"
+        return BackendReport(
+            fields: [("device", name), ("gpu", d.name), ("compute_capability", capability), ("gpu_memory_bytes", d.totalMemory),
+                     ("driver_cuda", d.driverVersion), ("cublaslt", d.cublasLtVersion), ("nvrtc", d.nvrtcVersion),
+                     ("cuda_libraries", d.libraryPaths)],
+            products: "cuBLASLt \(d.cublasLtVersion), kernels \(d.kernelTarget)\(tf32 ? ", TF32" : "")",
+            benchFields: [("device", "\"\(d.name)\""), ("compute_capability", "\"\(capability)\""), ("driver_cuda", "\"\(d.driverVersion)\""),
+                          ("cublaslt", "\(d.cublasLtVersion)"), ("nvrtc", "\"\(d.nvrtcVersion)\""), ("tf32", "\(tf32)"),
+                          ("peak_device_bytes", "\(d.pool.peak)")])
+    }
 
     public func computePrecision(for dtype: DType) -> ComputePrecision {
         switch dtype {
@@ -345,17 +372,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// With MEGATRON_BERT_CUDA_PROFILE=1 every operation waits for the GPU and its time is added up by kind and
     /// shape (`profileReport`): where a forward pass spends its time (the waits cost some speed).
     public let profiling = ProcessInfo.processInfo.environment["MEGATRON_BERT_CUDA_PROFILE"] == "1"
-    private var profile: [String: (count: Int, seconds: Double)] = [:]
+    private var times: [String: (count: Int, seconds: Double)] = [:]
 
-    /// The operations' total times so far, largest first (empty unless profiling).
-    public func profileReport() -> String {
-        let total = profile.values.map(\.seconds).reduce(0, +)
-        return profile.sorted { $0.value.seconds > $1.value.seconds }.map {
+    /// The operations' total times so far, largest first (nil unless profiling).
+    public var profile: String? {
+        guard profiling else { return nil }
+        let total = times.values.map(\.seconds).reduce(0, +)
+        return times.sorted { $0.value.seconds > $1.value.seconds }.map {
             String(format: "%9.3f ms %5.1f%% %7d  ", $0.value.seconds * 1000, 100 * $0.value.seconds / max(total, 1e-12), $0.value.count) + $0.key
         }.joined(separator: "\n")
     }
 
-    public func resetProfile() { profile = [:] }
+    public func resetProfile() { times = [:] }
 
     /// Runs `body` (inside `withContext`), timing it to the GPU's completion when profiling.
     private func timed(_ name: @autoclosure () -> String, _ body: () throws -> Void) throws {
@@ -366,7 +394,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try device.driver.check(device.driver.cuCtxSynchronize(), "profiling")
         let key = name()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        profile[key, default: (0, 0)] = (profile[key, default: (0, 0)].count + 1, profile[key, default: (0, 0)].seconds + seconds)
+        times[key, default: (0, 0)] = (times[key, default: (0, 0)].count + 1, times[key, default: (0, 0)].seconds + seconds)
     }
 
     // MARK: - Helpers (called with the device's lock held where they touch the GPU)
@@ -414,29 +442,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return out
     }
 
-    private func cuda(_ x: any DeviceTensor) throws -> CUDATensor {
-        guard let tensor = x as? CUDATensor else {
-            throw CUDAError("internal error: the CUDA backend was given a tensor of another backend (\(type(of: x)))")
-        }
-        return tensor
-    }
-
-    private func matrix(_ w: any PreparedMatrix) throws -> CUDAMatrix {
-        guard let matrix = w as? CUDAMatrix else {
-            throw CUDAError("internal error: the CUDA backend was given a weight prepared by another backend (\(type(of: w)))")
-        }
-        return matrix
-    }
-
-    private func vectorOf(_ v: any PreparedVector) throws -> CUDAVector {
-        guard let vector = v as? CUDAVector else {
-            throw CUDAError("internal error: the CUDA backend was given a vector prepared by another backend")
-        }
-        return vector
-    }
+    private func cuda(_ x: any DeviceTensor) throws -> CUDATensor { try own(x, as: CUDATensor.self, "a tensor") }
+    private func matrix(_ w: any PreparedMatrix) throws -> CUDAMatrix { try own(w, as: CUDAMatrix.self, "a weight") }
+    private func vectorOf(_ v: any PreparedVector) throws -> CUDAVector { try own(v, as: CUDAVector.self, "parameters") }
 }
 
-extension CUDABackend: PackedAttention {
+extension CUDABackend {
     /// Sequences packed end to end: the fused kernel over each sequence's own rows where it applies; elsewhere the
     /// rows are gathered into a padded batch, run by the unfused path with its padding masked, and gathered back.
     public func attention(qkv: any DeviceTensor, segments: [Range<Int>], heads: Int) throws -> any DeviceTensor {

@@ -1,5 +1,5 @@
-import MegatronCompute
-import TensorFiles
+import MegatronBackend
+import TensorStorage
 
 /// How a tensor's elements are stored on the GPU.
 enum Element: String, Sendable {

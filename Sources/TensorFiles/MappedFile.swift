@@ -1,3 +1,4 @@
+@_exported import TensorStorage
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,7 +13,7 @@ import Darwin
 /// let file = try MappedFile(path: "model.safetensors")
 /// print(file.bytes.count)
 /// ```
-public final class MappedFile: @unchecked Sendable {
+public final class MappedFile: FileMapping, @unchecked Sendable {
     public let path: String
     /// The file's bytes (empty for an empty file).
     public let bytes: UnsafeRawBufferPointer

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
-import MegatronCUDA
 import TensorFiles
 
 struct BenchCommand: ParsableCommand {
@@ -97,12 +96,12 @@ struct BenchCommand: ParsableCommand {
             let backend = try device.backend(dtype: dtype, tf32: tf32, quiet: json)
             let loaded: MegatronBERTModel = try model.map { try MegatronBERTModel(path: $0, dtype: dtype, backend: backend) }
                 ?? MegatronBERTModel(randomWeightsFor: .megatronBERT345M, dtype: dtype, backend: backend)
-            let gpu = backend as? CUDABackend
+            // A device with memory of its own: outputs stay there, and its peak memory is a column.
+            let onDevice = !backend.capabilities.runsOnHost
             if !json {
-                let products = gpu.map { "cuBLASLt \($0.device.cublasLtVersion), kernels \($0.device.kernelTarget)\($0.tf32 ? ", TF32" : "")" }
-                    ?? (backend as? CPUBackend).map { "\($0.kernels), attention: \($0.attentionKernel)" } ?? "-"
+                let products = backend.report().products
                 Console.line("model: \(model ?? "random 345M Megatron-BERT (pre-training heads)"), \(loaded.head.rawValue), \(loaded.parameterCount) parameters, dtype \(dtype), \(System.cores) cores, \((try? System.threads()) ?? System.cores) CPU threads, backend \(loaded.backend.name), products: \(products)")
-                Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (gpu == nil ? "" : "   peak GPU MB"))
+                Console.line("batch  seq  runs   median ms   tokens/s   best tok/s   peak RSS MB" + (onDevice ? "   peak GPU MB" : ""))
             }
             for (index, (b, s)) in points.enumerated() {
                 let mixedLengths = mixed != nil && index == points.count - 1 ? mixed : nil
@@ -116,7 +115,7 @@ struct BenchCommand: ParsableCommand {
                 let input = Self.batch(b, s, vocab: loaded.config.vocabSize, choices: loaded.head == .multipleChoice ? 2 : nil)
                 // On a GPU the outputs stay there (PyTorch's benchmark keeps its logits on the GPU too); on the CPU
                 // `forward` is the same work.
-                var run = { gpu == nil ? _ = try loaded.forward(input) : try loaded.forwardOnDevice(input) }
+                var run = { if onDevice { try loaded.forwardOnDevice(input) } else { _ = try loaded.forward(input) } }
                 var tokens = b * s
                 if let mixedLengths {
                     guard loaded.head != .multipleChoice else {
@@ -130,12 +129,12 @@ struct BenchCommand: ParsableCommand {
                         run = { try loaded.forwardPackedOnDevice(ids: ids, types: types) }
                     } else {
                         let padded = Batch(inputIDs: input.inputIDs, attentionMask: mixedLengths.map { n in (0..<s).map { $0 < n ? 1 : 0 } })
-                        run = { gpu == nil ? _ = try loaded.forward(padded, runHead: false) : try loaded.forwardOnDevice(padded, runHead: false) }
+                        run = { if onDevice { try loaded.forwardOnDevice(padded, runHead: false) } else { _ = try loaded.forward(padded, runHead: false) } }
                     }
                 }
-                gpu?.resetPeakMemory()
+                backend.resetPeakDeviceBytes()
                 try run()  // warm-up
-                gpu?.resetProfile()
+                backend.resetProfile()
                 var times: [Double] = []
                 let started = Date()
                 while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
@@ -150,14 +149,14 @@ struct BenchCommand: ParsableCommand {
                 let rss = System.peakResidentBytes
                 if json {
                     let mixedFields = mixedLengths.map { _ in ", \"mixed\": true, \"tokens\": \(tokens), \"packed\": \(loaded.runsPackedSequences)" } ?? ""
-                    Console.line("{\"batch\": \(b), \"seq\": \(s)\(mixedFields), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]\(gpu.map(Self.deviceFields) ?? "")}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s)\(mixedFields), \"dtype\": \"\(dtype)\", \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokensPerSecond), \"best_tokens_per_second\": \(best), \"peak_rss_bytes\": \(rss), \"backend\": \"\(loaded.backend.name)\", \"kernels\": [\(kernelsUsed(loaded).map { "\"\($0)\"" }.joined(separator: ", "))]\(onDevice ? Self.deviceFields(backend) : "")}")
                 } else {
                     Console.line(String(format: "%5d %4d %5d %11.3f %10.1f %12.1f %13.0f", b, s, times.count, median * 1000, tokensPerSecond, best,
-                                 Double(rss) / 1_048_576) + (gpu.map { String(format: " %13.0f", Double($0.peakMemory) / 1_048_576) } ?? "")
+                                 Double(rss) / 1_048_576) + (backend.peakDeviceBytes.map { String(format: " %13.0f", Double($0) / 1_048_576) } ?? "")
                                  + (mixedLengths.map { _ in "   mixed: \(tokens) tokens, longest \(s), \(loaded.runsPackedSequences ? "packed" : "padded")" } ?? ""))
                 }
-                if let gpu, gpu.profiling {
-                    Console.error("profile of \(b)x\(s), \(times.count) runs (MEGATRON_BERT_CUDA_PROFILE):\n\(gpu.profileReport())\n")
+                if let profile = backend.profile {
+                    Console.error("profile of \(b)x\(s), \(times.count) runs (MEGATRON_BERT_CUDA_PROFILE):\n\(profile)\n")
                 }
                 Console.flush()
             }
@@ -196,17 +195,16 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// The GPU's facts for `--json`: its name, compute capability, driver and library versions, and the point's peak
-    /// device memory (weights included).
-    static func deviceFields(_ gpu: CUDABackend) -> String {
-        let d = gpu.device
-        return ", \"device\": \"\(d.name)\", \"compute_capability\": \"\(d.computeCapability.major).\(d.computeCapability.minor)\", \"driver_cuda\": \"\(d.driverVersion)\", \"cublaslt\": \(d.cublasLtVersion), \"nvrtc\": \"\(d.nvrtcVersion)\", \"tf32\": \(gpu.tf32), \"peak_device_bytes\": \(gpu.peakMemory)"
+    /// The device's facts for `--json` (a GPU's name, compute capability, driver and library versions, and the point's
+    /// peak device memory, weights included), as its backend reports them.
+    static func deviceFields(_ backend: any Backend) -> String {
+        backend.report().benchFields.map { ", \"\($0.key)\": \($0.json)" }.joined()
     }
 
     /// The kernels behind the products so far (oneDNN implementation names, "openblas:<core>", "small:avx2", our panel
     /// kernels' "panel:…" names).
     private func kernelsUsed(_ model: MegatronBERTModel) -> [String] {
-        (model.backend as? CPUBackend)?.kernelsUsed ?? [model.backend.name]
+        model.backend.kernelsUsed
     }
 
     /// Deterministic ids, above the special tokens' range when the vocabulary is large enough.

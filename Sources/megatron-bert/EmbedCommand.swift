@@ -64,7 +64,7 @@ struct EmbedCommand: ParsableCommand {
             let task = try EmbeddingTask(pipeline: pipeline, pooling: pooling, normalize: normalize, stride: stride)
             // On a GPU the next chunk is tokenized while this one runs; on the CPU both would share the same cores
             // (measured: no faster), unless MEGATRON_BERT_PREPARE_AHEAD=1 asks for it.
-            let ahead = try prepareAhead(default: !(pipeline.model.backend is CPUBackend))
+            let ahead = try prepareAhead(default: !pipeline.model.backend.capabilities.runsOnHost)
             let stages = !ahead ? nil : TaskRunner<String, Output>.Stages(
                 prepare: { try task.prepare($0) },
                 execute: { prepared in

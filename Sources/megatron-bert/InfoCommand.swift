@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import MegatronBERT
-import MegatronCUDA
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,16 +34,9 @@ struct InfoCommand: ParsableCommand {
             ]
             // What --device auto would run this model on.
             let (backend, note) = try Device.auto.open(dtype: .fp32)
-            if let gpu = backend as? CUDABackend {
-                let d = gpu.device
-                fields += [("device", "cuda:0"), ("gpu", d.name), ("compute_capability", "\(d.computeCapability.major).\(d.computeCapability.minor)"),
-                           ("gpu_memory_bytes", d.totalMemory), ("driver_cuda", d.driverVersion), ("cublaslt", d.cublasLtVersion),
-                           ("nvrtc", d.nvrtcVersion), ("cuda_libraries", d.libraryPaths)]
-            } else {
-                fields += [("device", "cpu"), ("device_note", note), ("cpu_products", (backend as? CPUBackend)?.kernels ?? "-"),
-                           ("cpu_attention", (backend as? CPUBackend)?.attentionKernel ?? "-"),
-                           ("cpu_int8_rows", (backend as? CPUBackend)?.int8RowsKernel ?? "-")]
-            }
+            // The backend's own fields ("device" first), with the line saying why it was chosen after "device".
+            let reported = backend.report().fields.map { ($0.key, $0.value as Any) }
+            fields += reported.prefix(1) + [("device_note", note)] + reported.dropFirst()
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))
             }

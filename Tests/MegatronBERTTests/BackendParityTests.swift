@@ -1,7 +1,9 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
+import MegatronBackendChecks
 
 /// Every head, both architectures, run through the `Backend` protocol on a second, deliberately naive backend
 /// (plain loops, no shared kernel): its outputs match `CPUBackend`'s and transformers' within 1e-4 (the parity
@@ -12,7 +14,7 @@ import TensorFiles
     func aNaiveBackendGivesTheSameOutputs(name: String) throws {
         let batch = try Fixtures.batch(name.hasSuffix("ForMultipleChoice") ? "batch_mc" : "batch")
         let cpu = try MegatronBERTModel(path: Fixtures.model(name)).forward(batch)
-        let naive = try MegatronBERTModel(path: Fixtures.model(name), backend: NaiveBackend()).forward(batch)
+        let naive = try MegatronBERTModel(path: Fixtures.model(name), backend: ReferenceBackend()).forward(batch)
         #expect(naive.all.map(\.name) == cpu.all.map(\.name))
         for ((output, a), (_, b)) in zip(naive.all, cpu.all) {
             #expect(a.shape == b.shape, "\(output)")
@@ -29,7 +31,7 @@ import TensorFiles
             // The naive backend multiplies in FP32, as the CPU backend does on OpenBLAS (oneDNN may multiply BF16 in BF16).
             let cpu = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: dtype,
                                             backend: CPUBackend(products: .openBLAS))
-            let naive = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: dtype, backend: NaiveBackend())
+            let naive = try MegatronBERTModel(path: Fixtures.model("megatron-ForPreTraining"), dtype: dtype, backend: ReferenceBackend())
             let positions = [(row: 0, position: 2), (row: 2, position: 4)]
             let a = try naive.maskedLMLogits(batch, at: positions), b = try cpu.maskedLMLogits(batch, at: positions)
             #expect(a.shape == b.shape)

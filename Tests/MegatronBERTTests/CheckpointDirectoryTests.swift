@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
-@testable import MegatronCompute
+import MegatronBERT
+@testable import MegatronModel
+@testable import MegatronCPU
 
 @Suite struct CheckpointDirectoryTests {
     /// FP32 safetensors kept as FP32 are used in place in the memory map; a conversion owns its copy (the plain rows

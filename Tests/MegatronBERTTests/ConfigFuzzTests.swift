@@ -1,7 +1,8 @@
 import Foundation
 import TestSupport
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// The config and batch readers on mutated JSON (see `Mutator`): every mutant is read or refused with a
 /// `ModelError`, never a crash.

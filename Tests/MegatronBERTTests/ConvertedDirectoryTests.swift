@@ -1,7 +1,8 @@
 import BERTTokenizer
 import Foundation
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 import TestSupport
 
 /// Writing a converted directory: inputs checked first, all or nothing, never over someone else's files, one

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 import TestSupport
 
 /// The fixtures written by scripts/make_fixtures.py (see Fixtures/NOTES.md).

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// Strict loading: every problem with a checkpoint is a `ModelError` that names what is wrong.
 @Suite struct LoadingErrorTests {

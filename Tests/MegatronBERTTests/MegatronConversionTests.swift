@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TensorFiles
 import BERTTokenizer
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 import TestSupport
 
 /// Megatron-format checkpoints written by scripts/make_megatron_fixtures.py from the megatron-ForPreTraining

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 #if canImport(Glibc)
 import Glibc
 import TestSupport

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import BERTTokenizer
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// Sequences packed end to end (`forwardPacked`, what the executor runs for embeddings on the CPU) give the padded
 /// forward pass's numbers at every real token and the same pooled vectors: max |Δ| ≤ 1e-5 (the same bits where the

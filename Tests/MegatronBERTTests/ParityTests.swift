@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// FP32 outputs against transformers' float64 outputs on the same weights and batch: max |Δ| ≤ 1e-4
 /// on every output (the bound; measured worst ≈ 6e-6).

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
-@testable import MegatronCompute
+import MegatronBERT
+@testable import MegatronModel
+@testable import MegatronCPU
 
 /// Half-precision weights. FP32 and FP16 weights multiply in FP32 (on either product library), so a model whose
 /// weights are FP16 (or BF16, on a CPU without BF16 products) must reproduce transformers' float64 outputs of those

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import TensorFiles
-@testable import MegatronBERT
-@testable import MegatronCompute
+import MegatronBERT
+@testable import MegatronModel
+@testable import MegatronCPU
 
 /// `--dtype int8` (dynamic quantization) against the same model in FP32 — itself checked against transformers to
 /// 1e-4 elsewhere. Quantization changes every number a little, so the bounds are on what a user sees: sentence

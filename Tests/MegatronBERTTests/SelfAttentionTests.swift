@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
-@testable import MegatronCompute
+import MegatronBERT
+@testable import MegatronModel
+@testable import MegatronCPU
 
 @Suite struct SelfAttentionTests {
     /// Splitting the queries into blocks (as sequences longer than the CPU backend's `queryBlock` are) changes

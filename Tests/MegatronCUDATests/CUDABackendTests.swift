@@ -1,4 +1,4 @@
-import MegatronCompute
+import MegatronCPU
 import Testing
 @testable import MegatronCUDA
 

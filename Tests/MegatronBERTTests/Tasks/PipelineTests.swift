@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import BERTTokenizer
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 import TestSupport
 
 @Suite struct PipelineTests {

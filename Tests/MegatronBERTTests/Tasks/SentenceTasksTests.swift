@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// Next sentence, classification and multiple choice: scores from the pooled output.
 @Suite struct SentenceTasksTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 /// Fixtures/tasks (scripts/make_task_fixtures.py, transformers 5.24.0): tiny Megatron-BERT models with a
 /// 60-token cased vocabulary (5 padded rows after it), model_max_length 24, and the reference answers.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import MegatronBERT
+import MegatronBERT
+@testable import MegatronModel
 
 @Suite struct TokenClassificationTests {
     @Test(arguments: Aggregation.allCases)

@@ -1,0 +1,2 @@
+// The CPU backend implements the Backend seam; its API speaks the seam's types.
+@_exported import MegatronBackend
