@@ -93,6 +93,7 @@ let package = Package(
             name: "megatron-bert",
             dependencies: [
                 "MegatronBERT",
+                "MegatronBackendChecks",
                 "MegatronServer",
                 "BERTTokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -102,6 +103,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronBackendTests", dependencies: ["MegatronBackend"]),
+        .testTarget(name: "MegatronBackendChecksTests", dependencies: ["MegatronBackendChecks", "MegatronCPU"]),
         .testTarget(name: "MegatronCPUTests", dependencies: ["MegatronCPU", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention", "TensorFiles"]),
         .testTarget(name: "MegatronCUDATests", dependencies: ["MegatronCUDA", "MegatronCPU", "TensorFiles", "TestSupport"]),
         .testTarget(name: "BERTTokenizerTests", dependencies: ["BERTTokenizer", "TensorFiles", "TestSupport"], resources: [.copy("Fixtures")]),

@@ -3,7 +3,8 @@
 #
 #   scripts/gpu-check.sh prepare   # here: a static release binary and the shared libraries it needs beyond a base
 #                                  # system (oneDNN, OpenBLAS, ...), packed into .build/gpu-check/bundle.tar.xz
-#   scripts/gpu-check.sh run       # there (carry .build/gpu-check): CUDA against the CPU on every fixture and head,
+#   scripts/gpu-check.sh run       # there (carry .build/gpu-check): every Backend operation against the reference
+#                                  # (`megatron-bert test-ops --device cuda`), CUDA against the CPU on every fixture and head,
 #                                  # the 345M shape against transformers, every task, the error paths, and bench
 #                                  # beside PyTorch FP16; the report goes to $OUT/gpu-report.md (or ./gpu-report.md)
 #
@@ -50,6 +51,8 @@ run)
     if "$candidate" -c "import torch, transformers, safetensors" 2>/dev/null; then python=$candidate; break; fi
   done
   "$work/bundle/megatron-bert" info --model Tests/MegatronBERTTests/Fixtures/models/megatron-Model | tail -12
+  # Every Backend operation on the GPU against the reference backend (fp32, fp16, bf16; random and odd shapes).
+  "$work/bundle/megatron-bert" test-ops --device cuda | tee "${OUT:-.}/gpu-test-ops.txt" | tail -40 || echo "test-ops: some operations are outside their bounds (above)"
   "$python" scripts/gpu_check.py --binary "$work/bundle/megatron-bert" --report "${OUT:-.}/gpu-report.md" ${GPU_CHECK_SKIP:+--skip "$GPU_CHECK_SKIP"} \
     --compile-seconds "${GPU_CHECK_COMPILE_SECONDS:-150}"
   ;;

@@ -91,9 +91,10 @@ public protocol Backend: AnyObject, Sendable {
 
     // MARK: What it can do, and what it says about itself (asked, never found by casting)
 
-    /// nil when this kind of backend runs models kept in `dtype`; else why not, and what to choose instead (the
-    /// message a user sees). Asked before a backend is opened (`Device.open`) and when a model is built on one.
-    static func unsupportedReason(for dtype: DType) -> String?
+    /// nil when this backend runs models kept in `dtype`; else why not, and what to choose instead (the message a
+    /// user sees). Asked when a model is built on it (a backend kind that never runs a dtype can also say so before it
+    /// is opened, as `CUDABackend.unsupportedReason(for:)` does for `Device.open`).
+    func unsupportedReason(for dtype: DType) -> String?
     /// What this backend can do now: packed sequences, pooling on the device, where its work runs.
     var capabilities: BackendCapabilities { get }
     /// qkv (N, 3H) = Q | K | V → context (N, H) over sequences packed end to end: the rows `segments[i]` are sequence

@@ -14,7 +14,7 @@ public final class ReferenceBackend: Backend, @unchecked Sendable {
     public let name = "reference"
     public init() {}
     public func computePrecision(for dtype: DType) -> ComputePrecision { .fp32 }
-    public static func unsupportedReason(for dtype: DType) -> String? { nil }
+    public func unsupportedReason(for dtype: DType) -> String? { nil }
     public var capabilities: BackendCapabilities {
         BackendCapabilities(packedSequences: true, prefersPackedSequences: true, poolsSegments: true, runsOnHost: true)
     }

@@ -107,8 +107,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: - What it can do, and what it reports
 
-    /// Every precision runs here (int8 included).
-    public static func unsupportedReason(for dtype: DType) -> String? { nil }
+    /// Every precision runs here, int8 where the products run on oneDNN.
+    public func unsupportedReason(for dtype: DType) -> String? {
+        guard dtype == .int8, products != .oneDNN else { return nil }
+        return "int8 products need oneDNN, and this backend multiplies with \(products.rawValue) (MEGATRON_BERT_PRODUCTS=\(products.rawValue)?): unset it or choose --dtype fp32, fp16 or bf16"
+    }
 
     /// Packed sequences always pay on the CPU (every product but attention costs only the real tokens), and pooling
     /// there costs nothing more than on the host. 2,048 tokens per pass: measured on 2 cores (`bench`, MiniLM), 32
@@ -133,9 +136,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// once into oneDNN's layout (FP32; BF16 when `computePrecision(for: .bf16)` is BF16; int8 for `.int8`), and its
     /// plain rows are kept only when they are gathered too (in FP32 for `.int8`).
     public func prepareMatrix(_ tensor: StoredTensor, dtype: DType, use: MatrixUse) throws -> any PreparedMatrix {
-        if dtype == .int8 && use != .gather && products != .oneDNN {
-            throw BackendError("int8 products need oneDNN, and this backend multiplies with \(products.rawValue) (MEGATRON_BERT_PRODUCTS=\(products.rawValue)?): unset it or choose --dtype fp32, fp16 or bf16")
-        }
+        if use != .gather, let why = unsupportedReason(for: dtype) { throw BackendError(why) }
         // Below AVX-512 oneDNN has no kernels on pre-packed FP32 weights: there a half-precision weight multiplied in
         // FP32 is widened once, here, and kept plain as FP32 weights are (for the small-product kernel and OpenBLAS),
         // so fp16 and bf16 run as fast as fp32.

@@ -41,10 +41,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Starts a new peak (bench measures each point's own).
     public func resetPeakDeviceBytes() { device.pool.resetPeak() }
 
-    /// int8 (dynamic quantization) has no GPU kernels here.
+    /// int8 (dynamic quantization) has no GPU kernels here: known before a GPU is opened (`Device.open` asks).
     public static func unsupportedReason(for dtype: DType) -> String? {
         dtype == .int8 ? "--dtype int8 runs on the CPU only; on the GPU use --dtype fp16 or bf16 (or run int8 with --device cpu)" : nil
     }
+
+    public func unsupportedReason(for dtype: DType) -> String? { Self.unsupportedReason(for: dtype) }
 
     /// Packed sequences with the fused attention kernel (`prefersPackedSequences`), pooling on the GPU when
     /// `MEGATRON_BERT_CUDA_POOLING=device`; its memory is its own.

@@ -59,7 +59,7 @@ public final class MegatronBERTModel: @unchecked Sendable {
     }
 
     init(config: BertConfig, loader: WeightLoader) throws {
-        if let why = type(of: loader.backend).unsupportedReason(for: loader.dtype) { throw ModelError(.unsupported, why) }
+        if let why = loader.backend.unsupportedReason(for: loader.dtype) { throw ModelError(.unsupported, why) }
         self.config = config
         self.dtype = loader.dtype
         self.backend = loader.backend
