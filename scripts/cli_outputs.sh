@@ -27,7 +27,7 @@ run() {  # run NAME ARGS…: one case
 }
 
 run help --help
-for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench convert inspect download serve; do
+for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench test-ops convert inspect download serve; do
   run "help-$command" "$command" --help
 done
 pre=$tasks/pretraining

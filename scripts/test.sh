@@ -13,6 +13,8 @@ if ! ls .build/nvrtc/nvidia/*/lib/libnvrtc.so.* >/dev/null 2>&1; then
 fi
 MEGATRON_BERT_CUDA_PATH="$(cd .build/nvrtc/nvidia/*/lib && pwd)"
 export MEGATRON_BERT_CUDA_PATH
+# The architecture's rules (MegatronBackend links nothing but Foundation, the model sees the protocol only, …).
+swift package dump-package | python3 scripts/check_targets.py
 swift build --build-tests
 # The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
 swift build -c release
