@@ -72,6 +72,15 @@ for name, target in targets.items():
     if backends & set(dependencies(name)[0]) and name not in ("MegatronBERT", "megatron-bert") and name not in backends:
         problems.append(f"{name} names a backend directly; only MegatronBERT (Device) opens backends")
 
+# Settings: the environment is read in one place (MegatronBackend/Settings.swift); serve's flags fall back on TEI's
+# variables where ArgumentParser declares them.
+for file in pathlib.Path("Sources").rglob("*.swift"):
+    if file.name in ("Settings.swift", "ServeCommand.swift"):
+        continue
+    text = file.read_text()
+    if "processInfo.environment" in text or re.search(r"\bgetenv\(\s*\"MEGATRON_BERT", text):
+        problems.append(f"{file} reads the environment: read it through Settings (MegatronBackend/Settings.swift)")
+
 readme = pathlib.Path("README.md").read_text()
 layout = readme.split("## Layout", 1)[-1]
 note = pathlib.Path("docs/architecture.md")

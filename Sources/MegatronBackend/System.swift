@@ -12,11 +12,10 @@ public enum System {
     /// `cores`. Read once, when the first split runs.
     ///
     /// ```swift
-    /// setenv("MEGATRON_BERT_THREADS", "4", 1)  // before the first model runs
-    /// let threads = try System.threads()        // 4
+    /// let threads = try System.threads(Settings(environment: ["MEGATRON_BERT_THREADS": "4"]))  // 4
     /// ```
-    public static func threads(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
-        guard let text = environment["MEGATRON_BERT_THREADS"], !text.isEmpty else { return cores }
+    public static func threads(_ settings: Settings = .current) throws -> Int {
+        guard let text = settings[.threads] else { return cores }
         guard let count = Int(text), (1...1024).contains(count) else {
             throw BackendError("MEGATRON_BERT_THREADS=\(text) is not a thread count: use a number from 1 to 1024 (or leave it unset for every core, \(cores) here)")
         }

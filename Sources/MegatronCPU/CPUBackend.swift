@@ -33,8 +33,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         case openBLAS = "openblas"
 
         /// `MEGATRON_BERT_PRODUCTS` (onednn or openblas) when set, else oneDNN where it starts, else OpenBLAS.
-        public static var preferred: Products {
-            if let name = ProcessInfo.processInfo.environment["MEGATRON_BERT_PRODUCTS"], let chosen = Products(rawValue: name) {
+        public static func preferred(_ settings: Settings = .current) -> Products {
+            if let name = settings[.products], let chosen = Products(rawValue: name) {
                 return chosen == .oneDNN && OneDNN.shared == nil ? .openBLAS : chosen
             }
             return OneDNN.shared == nil ? .openBLAS : .oneDNN
@@ -44,7 +44,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// The CPU backend; `queryBlock` sets the attention's query rows per block (the tests vary it), `products` the
     /// library behind the matrix products; `attentionLanes` the attention kernel's vector width (16 or 8; the widest
     /// this CPU runs when nil or wider than that; 0: attention through OpenBLAS).
-    public init(queryBlock: Int = 128, products: Products = .preferred, attentionLanes: Int? = nil) {
+    public init(queryBlock: Int = 128, products: Products = .preferred(), attentionLanes: Int? = nil) {
         _ = Runtime.configured
         self.queryBlock = max(1, queryBlock)
         self.products = products == .oneDNN && OneDNN.shared == nil ? .openBLAS : products

@@ -128,7 +128,7 @@ final class OneDNN: @unchecked Sendable {
         guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { throw OneDNNError("no CPU engine") }
         self.engine = engine
         isa = dnnl_get_effective_cpu_isa()
-        widensBF16 = Self.widensBF16(isa: isa, vendor: Runtime.cpuVendor, setting: ProcessInfo.processInfo.environment["MEGATRON_BERT_BF16_PRODUCTS"])
+        widensBF16 = Self.widensBF16(isa: isa, vendor: Runtime.cpuVendor, setting: Settings.current[.bf16Products])
     }
 
     /// The memory descriptor of a row-major 2-D array (rows `stride` elements apart).

@@ -28,7 +28,7 @@ extension OneDNN {
 
     /// Whether the panel kernel runs here: an AVX-512 CPU, and not turned off (`MEGATRON_BERT_PANEL_PRODUCTS=0`).
     static let panelProducts = mb_panel_products_available()
-        && ProcessInfo.processInfo.environment["MEGATRON_BERT_PANEL_PRODUCTS"] != "0"
+        && Settings.current[.panelProducts] != "0"
 
     /// Whether oneDNN multiplies int8 and BF16 with AMX here: its tiles outrun any vector kernel once a product has a
     /// few rows, and the panel kernels were not measured against them, so int8 and BF16 products stay with oneDNN

@@ -24,11 +24,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Sequences' scores per attention chunk are kept under this many bytes (bounds memory at long sequences).
     static let scoresBudget = 128 << 20
 
-    /// Opens GPU `device` (throws `CUDAUnavailable` or `CUDAError` with the reason when it cannot).
-    public init(device ordinal: Int = 0, tf32: Bool = false) throws {
+    /// Opens GPU `device` (throws `CUDAUnavailable` or `CUDAError` with the reason when it cannot); `settings` choose
+    /// the attention kernel, where pooling runs and whether operations are timed.
+    public init(device ordinal: Int = 0, tf32: Bool = false, settings: Settings = .current) throws {
         device = try CUDADevice(ordinal: ordinal)  // first: without a GPU, `auto` falls back to the CPU whatever the choice
-        fusedAttention = try Self.fusedAttention(environment: ProcessInfo.processInfo.environment)
-        poolsSegments = try Self.poolsSegments(environment: ProcessInfo.processInfo.environment)
+        fusedAttention = try Self.fusedAttention(settings)
+        poolsSegments = try Self.poolsSegments(settings)
+        profiling = settings[.cudaProfile] == "1"
         name = "cuda:\(ordinal)"
         self.tf32 = tf32
         products = CUDAProducts(device: device)
@@ -285,19 +287,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let fusedAttention: Bool
 
     /// `MEGATRON_BERT_CUDA_ATTENTION`: "fused" (the default while unset) or "unfused".
-    static func fusedAttention(environment: [String: String]) throws -> Bool {
-        try choice("MEGATRON_BERT_CUDA_ATTENTION", in: environment, on: "fused", off: "unfused", unset: true)
+    static func fusedAttention(_ settings: Settings) throws -> Bool {
+        try choice(.cudaAttention, in: settings, on: "fused", off: "unfused", unset: true)
     }
 
-    /// An on/off setting read from `environment[variable]`: `on`, `off`, or unset (or empty) for `unset`; anything
-    /// else is an error rather than a silent choice.
-    static func choice(_ variable: String, in environment: [String: String], on: String, off: String, unset: Bool) throws -> Bool {
-        switch environment[variable] {
-        case nil, "": return unset
+    /// An on/off setting, `settings[variable]`: `on`, `off`, or unset (or empty) for `unset`; anything else is an
+    /// error rather than a silent choice.
+    static func choice(_ variable: Settings.Variable, in settings: Settings, on: String, off: String, unset: Bool) throws -> Bool {
+        switch settings[variable] {
+        case nil: return unset
         case on: return true
         case off: return false
         case let other?:
-            throw CUDAError("\(variable)=\(other) is not a choice: use \(on) or \(off) (or leave it unset for \(unset ? on : off))")
+            throw CUDAError("\(variable.rawValue)=\(other) is not a choice: use \(on) or \(off) (or leave it unset for \(unset ? on : off))")
         }
     }
 
@@ -307,8 +309,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let poolsSegments: Bool
 
     /// `MEGATRON_BERT_CUDA_POOLING`: "device" or "host" (the default while unset).
-    static func poolsSegments(environment: [String: String]) throws -> Bool {
-        try choice("MEGATRON_BERT_CUDA_POOLING", in: environment, on: "device", off: "host", unset: false)
+    static func poolsSegments(_ settings: Settings) throws -> Bool {
+        try choice(.cudaPooling, in: settings, on: "device", off: "host", unset: false)
     }
 
     /// Packing pays where the fused kernel runs: attention then costs only each sequence's own tokens.
@@ -373,7 +375,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// With MEGATRON_BERT_CUDA_PROFILE=1 every operation waits for the GPU and its time is added up by kind and
     /// shape (`profileReport`): where a forward pass spends its time (the waits cost some speed).
-    public let profiling = ProcessInfo.processInfo.environment["MEGATRON_BERT_CUDA_PROFILE"] == "1"
+    public let profiling: Bool
     private var times: [String: (count: Int, seconds: Double)] = [:]
 
     /// The operations' total times so far, largest first (nil unless profiling).

@@ -19,12 +19,12 @@ public enum CUDALibrarySearch {
     public static let environmentVariable = "MEGATRON_BERT_CUDA_PATH"
 
     /// Candidate directories, most specific first (the loader's own path is tried last, by bare name).
-    public static var directories: [String] { directories(environment: ProcessInfo.processInfo.environment) }
+    public static var directories: [String] { directories(.current) }
 
-    /// The candidate directories for the given environment.
-    static func directories(environment: [String: String]) -> [String] {
-        var result = (environment[environmentVariable] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
-        var prefixes = [environment["VIRTUAL_ENV"], environment["CONDA_PREFIX"]].compactMap { $0 }
+    /// The candidate directories for the given settings.
+    static func directories(_ settings: Settings) -> [String] {
+        var result = (settings[.cudaPath] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        var prefixes = [settings[.virtualEnv], settings[.condaPrefix]].compactMap { $0 }
         prefixes += [NSHomeDirectory() + "/.local", "/usr/local", "/usr"]
         let fm = FileManager.default
         for prefix in prefixes {

@@ -26,7 +26,7 @@ public struct KernelCompiler {
     }
 
     public static var defaultCacheDirectory: String {
-        let root = ProcessInfo.processInfo.environment["MEGATRON_BERT_CACHE"]
+        let root = Settings.current[.cache]
             ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/megatron-bert")
         return (root as NSString).appendingPathComponent("cuda")
     }

@@ -40,8 +40,8 @@ struct EmbedCommand: ParsableCommand {
 
     /// `MEGATRON_BERT_PREPARE_AHEAD`: 1 or 0, or unset for `default`.
     func prepareAhead(default value: Bool) throws -> Bool {
-        switch ProcessInfo.processInfo.environment["MEGATRON_BERT_PREPARE_AHEAD"] {
-        case nil, "": return value
+        switch Settings.current[.prepareAhead] {
+        case nil: return value
         case "1": return true
         case "0": return false
         case let other?: throw CommandError("MEGATRON_BERT_PREPARE_AHEAD=\(other) is not a choice: use 1 or 0 (or leave it unset)")

@@ -37,6 +37,10 @@ struct InfoCommand: ParsableCommand {
             // The backend's own fields ("device" first), with the line saying why it was chosen after "device".
             let reported = backend.report().fields.map { ($0.key, $0.value as Any) }
             fields += reported.prefix(1) + [("device_note", note)] + reported.dropFirst()
+            // The MEGATRON_BERT_* (and Python environment) variables set for this process, as read at its start.
+            let settings = Settings.current
+            fields.append(("settings", json ? settings.fields as Any
+                                            : settings.values.isEmpty ? "none" : settings.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
             if !c.id2label.isEmpty {
                 fields.append(("labels", c.id2label.sorted { $0.key < $1.key }.map(\.value)))
             }

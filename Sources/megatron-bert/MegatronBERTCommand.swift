@@ -30,7 +30,8 @@ struct MegatronBERTCommand: ParsableCommand {
     static func main() {
         reexecWithBetterOpenBLASKernels()
         signal(SIGPIPE, SIG_IGN)
-        if let path = ProcessInfo.processInfo.environment["MEGATRON_BERT_PEAK_MEMORY_FILE"], !path.isEmpty {
+        _ = Settings.current  // every setting read once, before anything runs
+        if let path = Settings.current[.peakMemoryFile] {
             peakMemoryFile = path
             atexit { recordPeakMemory() }
         }

@@ -64,8 +64,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     private func openPipeline() throws -> Pipeline {
-        let environment = ProcessInfo.processInfo.environment["MEGATRON_BERT_VOCAB"].flatMap { $0.isEmpty ? nil : $0 }
-        let vocabulary = vocab ?? environment
+        let vocabulary = vocab ?? Settings.current[.vocab]
         let path: String
         if let model {
             path = model
@@ -83,7 +82,7 @@ struct ModelOptions: ParsableArguments {
         let quiet = self.quiet
         let backend = try device.backend(dtype: dtype, tf32: tf32, quiet: quiet)
         return try Pipeline(path: path, dtype: dtype, vocabulary: model == nil ? nil : vocab,
-                            fallbackVocabulary: model == nil ? nil : environment, batchSize: batchSize, backend: backend,
+                            fallbackVocabulary: model == nil ? nil : Settings.current[.vocab], batchSize: batchSize, backend: backend,
                             warn: { if !quiet { note("warning: " + $0) } })
     }
 }

@@ -49,18 +49,18 @@ import Testing
     }
 
     @Test func thePoolingChoiceIsHostDeviceOrAnError() throws {
-        #expect(try CUDABackend.poolsSegments(environment: [:]) == false)  // until a GPU run has checked it
-        #expect(try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "host"]) == false)
-        #expect(try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "device"]) == true)
-        #expect(throws: CUDAError.self) { try CUDABackend.poolsSegments(environment: ["MEGATRON_BERT_CUDA_POOLING": "gpu"]) }
+        #expect(try CUDABackend.poolsSegments(Settings(environment: [:])) == false)  // until a GPU run has checked it
+        #expect(try CUDABackend.poolsSegments(Settings(environment: ["MEGATRON_BERT_CUDA_POOLING": "host"])) == false)
+        #expect(try CUDABackend.poolsSegments(Settings(environment: ["MEGATRON_BERT_CUDA_POOLING": "device"])) == true)
+        #expect(throws: CUDAError.self) { try CUDABackend.poolsSegments(Settings(environment: ["MEGATRON_BERT_CUDA_POOLING": "gpu"])) }
     }
 
     @Test func theAttentionChoiceIsFusedUnfusedOrAnError() throws {
-        #expect(try CUDABackend.fusedAttention(environment: [:]) == true)  // fused by default since the H200 run
-        #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "unfused"]) == false)
-        #expect(try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "fused"]) == true)
+        #expect(try CUDABackend.fusedAttention(Settings(environment: [:])) == true)  // fused by default since the H200 run
+        #expect(try CUDABackend.fusedAttention(Settings(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "unfused"])) == false)
+        #expect(try CUDABackend.fusedAttention(Settings(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "fused"])) == true)
         do {
-            _ = try CUDABackend.fusedAttention(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "on"])
+            _ = try CUDABackend.fusedAttention(Settings(environment: ["MEGATRON_BERT_CUDA_ATTENTION": "on"]))
             Issue.record("an unknown choice was accepted")
         } catch let error as CUDAError {
             #expect(error.description.contains("use fused or unfused"), "\(error)")

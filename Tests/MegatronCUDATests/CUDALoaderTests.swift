@@ -21,7 +21,7 @@ import TestSupport
     @Test func theEnvironmentVariableComesFirst() throws {
         let directory = "/opt/some/cuda/lib64"
         let environment = [CUDALibrarySearch.environmentVariable: directory + ":/nonexistent"]
-        #expect(Array(CUDALibrarySearch.directories(environment: environment).prefix(2)) == [directory, "/nonexistent"])
+        #expect(Array(CUDALibrarySearch.directories(Settings(environment: environment)).prefix(2)) == [directory, "/nonexistent"])
     }
 
     /// PyTorch users have the libraries as nvidia-* wheels: CUDA 13's share nvidia/cu13/lib, CUDA 12's have a folder each.
@@ -30,7 +30,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: root) }
         let wheels = ["cu13", "cublas", "cuda_nvrtc"].map { "\(root)/lib/python3.12/site-packages/nvidia/\($0)/lib" }
         for dir in wheels { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let found = CUDALibrarySearch.directories(environment: ["VIRTUAL_ENV": root])
+        let found = CUDALibrarySearch.directories(Settings(environment: ["VIRTUAL_ENV": root]))
         #expect(Array(found.prefix(3)) == wheels)
     }
 

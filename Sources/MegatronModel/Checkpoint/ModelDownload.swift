@@ -43,7 +43,7 @@ public struct ModelDownload: Sendable {
     public init(variant: Variant, baseURL: String = ModelDownload.defaultBaseURL, cacheDirectory: String? = nil) {
         self.variant = variant
         self.baseURL = baseURL
-        self.cacheDirectory = cacheDirectory ?? ProcessInfo.processInfo.environment["MEGATRON_BERT_CACHE"]
+        self.cacheDirectory = cacheDirectory ?? Settings.current[.cache]
             ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/megatron-bert")
     }
 

@@ -10,7 +10,7 @@ import Foundation
 /// ```
 public final class StageTimes: @unchecked Sendable {
     /// The process's timings; measuring costs nothing unless `MEGATRON_BERT_TIMINGS=1`.
-    public static let shared = StageTimes(enabled: ProcessInfo.processInfo.environment["MEGATRON_BERT_TIMINGS"] == "1")
+    public static let shared = StageTimes(enabled: Settings.current[.timings] == "1")
 
     public let enabled: Bool
     private let lock = NSLock()
