@@ -66,7 +66,12 @@ let package = Package(
         .target(name: "MegatronCPU", dependencies: ["MegatronBackend", "COpenBLAS", "CDNNL", "CSmallProducts", "CQuantizedRows", "CPackedBF16", "CAttention"]),
         // The CUDA backend: the driver, cuBLASLt and NVRTC opened at run time (no CUDA toolkit to build, one binary
         // for machines with and without a GPU), kernels compiled by NVRTC for the GPU at hand.
-        .target(name: "MegatronCUDA", dependencies: ["MegatronBackend"]),
+        // Its kernels are the .cu files of Sources/MegatronCUDA/Kernels, embedded at build time (EmbedCUDAKernels).
+        .target(name: "MegatronCUDA", dependencies: ["MegatronBackend"],
+                plugins: ["EmbedCUDAKernels"]),
+        // Writes the kernel files into one Swift file of string constants (the plugin's tool).
+        .executableTarget(name: "embed-kernels"),
+        .plugin(name: "EmbedCUDAKernels", capability: .buildTool(), dependencies: ["embed-kernels"]),
         // The reference backend (plain loops in Double) and the operation-by-operation parity checks every backend is
         // held to (`megatron-bert test-ops`, ggml's test-backend-ops for this protocol).
         .target(name: "MegatronBackendChecks", dependencies: ["MegatronBackend"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Checks the CUDA backend's fused attention kernel on the CPU: extracts it from
-Sources/MegatronCUDA/CUDAKernelSource.swift, compiles it with scripts/fused_attention_emulator.cpp (which emulates
-a block's threads, barriers, warp shuffles and mma.sync m16n8k16 from the PTX ISA's fragment layouts) and runs it
+"""Checks the CUDA backend's fused attention kernel on the CPU: compiles its file,
+Sources/MegatronCUDA/Kernels/fused_attention.cu (the one NVRTC compiles), with scripts/fused_attention_emulator.cpp
+(which emulates a block's threads, barriers, warp shuffles and mma.sync m16n8k16 from the PTX ISA's fragment
+layouts) and runs it
 against attention computed in double: padded batches with masks (a padded tail, no key kept, every third key),
 packed sequences of many lengths, head sizes 16-128, q/k/v in one (N, 3H) buffer.
 
@@ -20,14 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def kernel_text():
-    source = open(os.path.join(ROOT, "Sources/MegatronCUDA/CUDAKernelSource.swift")).read()
-    start = source.index("#define FA_ROWS")
-    end = source.index("#define FUSED(T, D)")
-    text = source[start:end]
-    # The device primitives (PTX conversions and mma.sync) are the emulator's own.
-    first = text.index("template <typename T> __device__ __forceinline__ unsigned pack2")
-    body = text.index("template <typename T, int D>")
-    return text[:first] + text[body:]
+    """The kernel exactly as NVRTC compiles it: Sources/MegatronCUDA/Kernels/fused_attention.cu. Its device primitives
+    (PTX conversions and mma.sync, Kernels/fused_attention_mma.cuh) are the emulator's own."""
+    return open(os.path.join(ROOT, "Sources/MegatronCUDA/Kernels/fused_attention.cu")).read()
 
 
 def main():

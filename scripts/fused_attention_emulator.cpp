@@ -1,12 +1,12 @@
 /* Runs the CUDA backend's fused attention kernel on the CPU: every CUDA thread of a block is a host thread, and
  * __syncthreads, warp shuffles and mma.sync m16n8k16 are emulated, the last from the PTX ISA's fragment layouts
- * ("Matrix Fragments for mma.m16n8k16 with floating point type"). The kernel's own text is compiled here (the part
- * of Sources/MegatronCUDA/CUDAKernelSource.swift between `#define FA_ROWS` and `#define FUSED`, written to
- * fused_attention_kernel.inc by scripts/check_fused_attention.py), so its indexing, masking, online softmax and
+ * ("Matrix Fragments for mma.m16n8k16 with floating point type"). The kernel's own file is compiled here
+ * (Sources/MegatronCUDA/Kernels/fused_attention.cu, the one NVRTC compiles, copied to fused_attention_kernel.inc
+ * by scripts/check_fused_attention.py), so its indexing, masking, online softmax and
  * barriers are checked against attention computed in double, without a GPU. What it cannot check: the real
  * hardware's timing, and that the GPU's fragment layout is what the PTX ISA says.
  *
- *     python3 scripts/check_fused_attention.py      # extracts the kernel, builds this file, runs every case
+ *     python3 scripts/check_fused_attention.py      # builds this file with the kernel, runs every case
  */
 #include <barrier>
 #include <cmath>
