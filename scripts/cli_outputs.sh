@@ -27,7 +27,7 @@ run() {  # run NAME ARGS…: one case
 }
 
 run help --help
-for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench test-ops convert inspect download serve; do
+for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench test-ops tasks convert inspect download serve; do
   run "help-$command" "$command" --help
 done
 pre=$tasks/pretraining
@@ -66,4 +66,8 @@ run inspect inspect "$fx/megatron/ngc.zip"
 run convert convert "$fx/megatron/ngc.zip" --output "$work/converted"
 (cd "$work/converted" 2>/dev/null && for f in *; do cp "$f" "$out/converted-$f"; done)
 run bench-bad-point bench --random-weights --points 0x8
+run tasks tasks --json
+printf '{"prompt": "The sky is", "choices": "blue"}\n{"question": "Where?"}\n' >"$work/bad-fields.jsonl"
+run jsonl-bad-choices multiple-choice --model "$tasks/multiple-choice" --device cpu --json --input "$work/bad-fields.jsonl" --on-error record
+run jsonl-bad-qa qa --model "$tasks/qa" --device cpu --json --input "$work/bad-fields.jsonl" --on-error record
 echo "$n cases written to $out"

@@ -1,4 +1,5 @@
 import Foundation
+import MegatronBERT
 
 /// `GET /openapi.json`: the OpenAPI 3 document of every route — TEI's with TEI's schemas, ours with Hugging Face
 /// Inference API bodies.
@@ -30,14 +31,43 @@ enum OpenAPI {
                          "responses": responses]]
     }
 
+    /// A task's Hugging Face body: `inputs` (a text or texts for a task of one text field; else an object of its
+    /// fields, or a list of them) and `parameters`.
+    static func request(_ task: TaskDescriptor) -> Object {
+        func schema(_ kind: TaskDescriptor.Field.Kind) -> Object { kind == .text ? string : array(string) }
+        let inputs: Object
+        if task.fields.count == 1, task.fields[0].kind == .text {
+            inputs = oneOf(string, array(string))
+        } else {
+            let one = object(Dictionary(uniqueKeysWithValues: task.fields.map { ($0.name, schema($0.kind) as Any) }),
+                             required: task.fields.filter(\.required).map(\.name))
+            inputs = oneOf(one, array(one))
+        }
+        let parameters = Dictionary(uniqueKeysWithValues: task.parameters.map { parameter -> (String, Any) in
+            switch parameter.kind {
+            case .integer: (parameter.name, integer)
+            case .boolean: (parameter.name, boolean)
+            case .texts: (parameter.name, oneOf(string, array(string)))
+            case .choice(let values): (parameter.name, ["type": "string", "enum": values])
+            }
+        })
+        return object(["inputs": inputs, "parameters": object(parameters)], required: ["inputs"])
+    }
+
+    /// A task's answer: to one input, or to a batch (one more list).
+    static func answer(_ task: TaskDescriptor) -> Object {
+        let item = task.answer == "number" ? number : ref(task.answer)
+        let shapes = task.depths.map { depth in (0..<depth).reduce(item) { inner, _ in array(inner) } }
+        return shapes.count == 1 ? shapes[0] : ["oneOf": shapes]
+    }
+
     static func document(version: String) -> Object {
         let texts = oneOf(string, array(string))
         let tokenIDs = oneOf(array(integer), array(array(integer)))
         let embedInputs = oneOf(string, array(string), array(integer), array(array(integer)))
-        let hf = { (inputs: Object, parameters: Object) in object(["inputs": inputs, "parameters": object(parameters)], required: ["inputs"]) }
         let vector = array(number)
         let direction: Object = ["type": "string", "enum": ["Left", "Right"]]
-        let schemas: Object = [
+        var schemas: Object = [
             "ErrorResponse": object(["error": string, "error_type": ["type": "string", "enum": ["Validation", "Tokenizer", "Backend", "Overloaded", "Unhealthy", "Empty", "Unauthorized", "Unsupported"]]],
                                     required: ["error", "error_type"]),
             "EmbedRequest": object(["inputs": embedInputs, "truncate": boolean, "truncation_direction": direction,
@@ -60,19 +90,10 @@ enum OpenAPI {
             "Rank": object(["index": integer, "score": number, "text": string]),
             "SimilarityRequest": object(["inputs": object(["source_sentence": string, "sentences": array(string)], required: ["source_sentence", "sentences"]),
                                          "truncate": boolean, "truncation_direction": direction], required: ["inputs"]),
-            "FillMaskRequest": hf(texts, ["top_k": integer, "targets": texts]),
             "MaskPrediction": object(["score": number, "token": integer, "token_str": string, "sequence": string]),
-            "NERRequest": hf(texts, ["aggregation_strategy": ["type": "string", "enum": ["none", "simple", "first", "average", "max"]]]),
             "Entity": object(["entity_group": string, "entity": string, "index": integer, "score": number, "word": string, "start": integer, "end": integer]),
-            "QARequest": hf(oneOf(object(["question": string, "context": string], required: ["question", "context"]),
-                                  array(object(["question": string, "context": string], required: ["question", "context"]))),
-                            ["top_k": integer, "max_answer_len": integer, "doc_stride": integer, "max_seq_len": integer, "handle_impossible_answer": boolean]),
             "Answer": object(["answer": string, "score": number, "start": integer, "end": integer]),
-            "NSPRequest": hf(oneOf(object(["text": string, "text_pair": string], required: ["text", "text_pair"]),
-                                   array(object(["text": string, "text_pair": string], required: ["text", "text_pair"]))), [:]),
             "NSPResponse": object(["is_next_probability": number, "is_next": boolean]),
-            "MultipleChoiceRequest": hf(oneOf(object(["prompt": string, "choices": array(string)], required: ["prompt", "choices"]),
-                                              array(object(["prompt": string, "choices": array(string)], required: ["prompt", "choices"]))), [:]),
             "ChoiceScore": object(["index": integer, "choice": string, "score": number, "logit": number]),
             "Info": object(["model_id": string, "model_sha": string, "model_dtype": string, "model_type": ["type": "object"],
                             "max_concurrent_requests": integer, "max_input_length": integer, "max_batch_tokens": integer,
@@ -81,25 +102,21 @@ enum OpenAPI {
         ]
         let tei = "Text Embeddings Inference", tasks = "Tasks (Hugging Face Inference API)"
         var paths: Object = [
-            "/embed": post("Sentence vectors (normalized by default)", request: ref("EmbedRequest"), answer: array(vector), tag: tei),
             "/embed_all": post("Every token's vector", request: ref("EmbedRequest"), answer: array(array(vector)), tag: tei),
             "/v1/embeddings": post("OpenAI's embeddings", request: ref("OpenAICompatRequest"), answer: ref("OpenAICompatResponse"), tag: tei),
             "/similarity": post("Cosine of each sentence with the source", request: ref("SimilarityRequest"), answer: array(number), tag: tei),
             "/tokenize": post("Tokens with byte offsets", request: ref("TokenizeRequest"), answer: array(array(ref("SimpleToken"))), tag: tei),
             "/decode": post("Token ids to text", request: ref("DecodeRequest"), answer: array(string), tag: tei),
-            "/predict": post("Sequence classification: every label scored", request: ref("PredictRequest"),
-                             answer: oneOf(array(ref("Prediction")), array(array(ref("Prediction")))), tag: tei),
             "/rerank": post("Cross-encoder reranking (one-label classification heads)", request: ref("RerankRequest"), answer: array(ref("Rank")), tag: tei),
-            "/fill-mask": post("The words behind [MASK]", request: ref("FillMaskRequest"),
-                               answer: oneOf(array(ref("MaskPrediction")), array(array(ref("MaskPrediction")))), tag: tasks),
-            "/ner": post("Named entities", request: ref("NERRequest"), answer: oneOf(array(ref("Entity")), array(array(ref("Entity")))), tag: tasks),
-            "/qa": post("Extractive question answering", request: ref("QARequest"),
-                        answer: oneOf(ref("Answer"), array(ref("Answer")), array(array(ref("Answer")))), tag: tasks),
-            "/nsp": post("Next-sentence prediction", request: ref("NSPRequest"), answer: oneOf(ref("NSPResponse"), array(ref("NSPResponse"))), tag: tasks),
-            "/multiple-choice": post("Multiple choice", request: ref("MultipleChoiceRequest"),
-                                     answer: oneOf(array(ref("ChoiceScore")), array(array(ref("ChoiceScore")))), tag: tasks),
             "/": post("The model's default task (--task)", request: ["type": "object"], answer: [:], tag: tasks),
         ]
+        // Every task's route, from its descriptor: a Hugging Face body's schema is made from the task's fields and
+        // parameters; a TEI body's is written above.
+        for task in TaskDescriptor.all {
+            if case .huggingFace(let name) = task.body { schemas[name] = request(task) }
+            paths[task.route] = post(task.summary, request: ref(task.body.schema), answer: answer(task),
+                                     tag: { if case .tei = task.body { tei } else { tasks } }())
+        }
         paths["/health"] = ["get": ["summary": "200 when the model is loaded and warmed up", "tags": [tei], "responses": ["200": ["description": "Healthy"]]]]
         paths["/info"] = ["get": ["summary": "The model and the router's limits", "tags": [tei],
                                   "responses": ["200": ["description": "OK", "content": ["application/json": ["schema": ref("Info")]]]]]]

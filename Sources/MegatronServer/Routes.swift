@@ -30,17 +30,13 @@ extension Server {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))
         }
-        modelRoute(router, "/embed") { body, timings in try await self.embed(body, &timings) }
+        for task in TaskDescriptor.all {  // every task's route
+            modelRoute(router, RouterPath(task.route)) { body, timings in try await self.run(task, body, &timings) }
+        }
         modelRoute(router, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
         modelRoute(router, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
         modelRoute(router, "/tokenize") { body, _ in try self.tokenize(body) }
         modelRoute(router, "/decode") { body, _ in try self.decode(body) }
-        modelRoute(router, "/fill-mask") { body, timings in try await self.fillMask(body, &timings) }
-        modelRoute(router, "/ner") { body, timings in try await self.ner(body, &timings) }
-        modelRoute(router, "/qa") { body, timings in try await self.questionAnswering(body, &timings) }
-        modelRoute(router, "/nsp") { body, timings in try await self.nextSentence(body, &timings) }
-        modelRoute(router, "/multiple-choice") { body, timings in try await self.multipleChoice(body, &timings) }
-        modelRoute(router, "/predict") { body, timings in try await self.predict(body, &timings) }
         modelRoute(router, "/rerank") { body, timings in try await self.rerank(body, &timings) }
         modelRoute(router, "/similarity") { body, timings in try await self.similarity(body, &timings) }
         modelRoute(router, "/") { body, timings in try await self.route(self.defaultRoute, body, &timings) }
@@ -128,16 +124,29 @@ extension Server {
 
     /// A task route by name (what `POST /` serves).
     func route(_ name: String, _ body: Body, _ timings: inout Timings) async throws -> any Encodable {
-        switch name {
-        case "fill-mask": try await fillMask(body, &timings)
-        case "ner": try await ner(body, &timings)
-        case "qa": try await questionAnswering(body, &timings)
-        case "nsp": try await nextSentence(body, &timings)
-        case "multiple-choice": try await multipleChoice(body, &timings)
-        case "predict": try await predict(body, &timings)
-        default: try await embed(body, &timings)
-        }
+        try await run(TaskDescriptor.named(name) ?? .embed, body, &timings)
     }
+
+    /// A task's route: its body read and run by the task's handler.
+    func run(_ task: TaskDescriptor, _ body: Body, _ timings: inout Timings) async throws -> any Encodable {
+        guard let handler = Self.taskHandlers[task.name] else {
+            throw APIError(.internalServerError, .backend, "internal error: no handler for the task \(task.name)")
+        }
+        return try await handler(self, body, &timings)
+    }
+
+    typealias TaskHandler = @Sendable (Server, Body, inout Timings) async throws -> any Encodable
+
+    /// Each task's handler, by task name (a test checks that every `TaskDescriptor` has one).
+    static let taskHandlers: [String: TaskHandler] = [
+        TaskDescriptor.embed.name: { server, body, timings in try await server.embed(body, &timings) },
+        TaskDescriptor.fillMask.name: { server, body, timings in try await server.fillMask(body, &timings) },
+        TaskDescriptor.ner.name: { server, body, timings in try await server.ner(body, &timings) },
+        TaskDescriptor.questionAnswering.name: { server, body, timings in try await server.questionAnswering(body, &timings) },
+        TaskDescriptor.nextSentence.name: { server, body, timings in try await server.nextSentence(body, &timings) },
+        TaskDescriptor.multipleChoice.name: { server, body, timings in try await server.multipleChoice(body, &timings) },
+        TaskDescriptor.classify.name: { server, body, timings in try await server.predict(body, &timings) },
+    ]
 
     // MARK: - Inputs
 
@@ -312,7 +321,7 @@ extension Server {
         let (texts, batch) = try inputTexts(body)
         let parameters = try body.parameters()
         let topK = try parameters.int("top_k") ?? 5
-        guard topK >= 1 else { throw APIError.validation("`top_k` must be at least 1, not \(topK)") }
+        try TaskDescriptor.fillMask.check("top_k", topK)
         var targets: [String]?
         if let value = parameters.json["targets"], value != .null {
             if let one = value.string { targets = [one] } else if let list = value.array, list.allSatisfy({ $0.string != nil }), !list.isEmpty {

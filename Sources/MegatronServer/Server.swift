@@ -57,38 +57,26 @@ public final class Server: Sendable {
         return nil
     }
 
-    /// The model routes `POST /` (and `--task`) can name.
-    public static let tasks = ["embed", "fill-mask", "ner", "qa", "nsp", "multiple-choice", "predict"]
+    /// The model routes `POST /` (and `--task`) can name: every task's route.
+    public static let tasks = TaskDescriptor.all.map(\.routeName)
 
-    /// What a head is for: the route `POST /` serves by default.
+    /// What a head is for: the route `POST /` serves by default (the first task that names the head; embed for the
+    /// encoder alone).
     static func route(for head: ModelHead) -> String {
-        switch head {
-        case .preTraining, .maskedLM: "fill-mask"
-        case .nextSentencePrediction: "nsp"
-        case .sequenceClassification: "predict"
-        case .tokenClassification: "ner"
-        case .questionAnswering: "qa"
-        case .multipleChoice: "multiple-choice"
-        case .base: "embed"
-        }
+        TaskDescriptor.all.first { $0.heads?.contains(head) == true }?.routeName ?? TaskDescriptor.embed.routeName
     }
 
     /// The routes this model's head can serve (printed at start); the others answer 424.
     public var liveRoutes: [String] {
         let head = pipeline.model.head
-        var routes = ["GET /health", "GET /info", "GET /metrics", "GET /openapi.json", "POST /embed", "POST /embed_all", "POST /v1/embeddings", "POST /similarity",
-                      "POST /tokenize", "POST /decode"]
-        switch head {
-        case .preTraining: routes += ["POST /fill-mask", "POST /nsp"]
-        case .maskedLM: routes += ["POST /fill-mask"]
-        case .nextSentencePrediction: routes += ["POST /nsp"]
-        case .sequenceClassification: routes += ["POST /predict"] + (pipeline.model.config.numLabels == 1 ? ["POST /rerank"] : [])
-        case .tokenClassification: routes += ["POST /ner"]
-        case .questionAnswering: routes += ["POST /qa"]
-        case .multipleChoice: routes += ["POST /multiple-choice"]
-        case .base: break
-        }
-        return routes + ["POST / (\(defaultRoute))"]
+        // The tasks every model serves among TEI's routes, then those of this model's head (and /rerank for a
+        // one-label classifier).
+        let everyModel = TaskDescriptor.all.filter { $0.heads == nil }.map { "POST " + $0.route }
+        let byHead = TaskDescriptor.all.filter { $0.heads != nil && $0.serves(head) }.map { "POST " + $0.route }
+        let rerank = head == .sequenceClassification && pipeline.model.config.numLabels == 1 ? ["POST /rerank"] : []
+        return ["GET /health", "GET /info", "GET /metrics", "GET /openapi.json"] + everyModel
+            + ["POST /embed_all", "POST /v1/embeddings", "POST /similarity", "POST /tokenize", "POST /decode"] + byHead + rerank
+            + ["POST / (\(defaultRoute))"]
     }
 
     /// Runs one request through the model before the server listens, so that the first client does not pay for

@@ -15,23 +15,25 @@ extension Server {
         return try task.finish(try await outputs(rows, work: task.work, &timings), plan: plan)
     }
 
-    /// `inputs` as objects with string members (`{"question", "context"}`), one or a list.
-    func inputObjects(_ body: Body, fields: [String]) throws -> (objects: [[String: JSONValue]], batch: Bool) {
+    /// `inputs` as objects holding the task's fields (`{"question", "context"}`), one or a list, each read by the
+    /// task's descriptor.
+    func inputObjects(_ body: Body, task: TaskDescriptor) throws -> (objects: [InputFields], batch: Bool) {
         guard let value = body.json["inputs"], value != .null else { throw APIError.badRequest("missing field `inputs`") }
-        let shape = "{" + fields.map { "\"\($0)\": …" }.joined(separator: ", ") + "}"
+        let shape = "{" + task.fields.map { "\"\($0.name)\": …" }.joined(separator: ", ") + "}"
         let (items, batch): ([JSONValue], Bool) = value.array.map { ($0, true) } ?? ([value], false)
         guard !items.isEmpty else { throw APIError(.badRequest, .empty, "`inputs` cannot be empty") }
         try checkBatchSize(items.count)
-        let objects = try items.map { item -> [String: JSONValue] in
+        let objects = try items.map { item -> InputFields in
             guard let object = item.object else { throw APIError.badRequest("`inputs` must be \(shape) or a list of them, not \(item)") }
-            return object
+            do { return try task.read(object) } catch let error as TaskDescriptor.FieldError {
+                switch (error.field.kind, error.field.required) {
+                case (.texts, _): throw APIError.badRequest("each input needs `\(error.field.name)`: a non-empty list of strings")
+                case (.text, true): throw APIError.badRequest("each input needs a string `\(error.field.name)`")
+                case (.text, false): throw APIError.badRequest("`\(error.field.name)` must be a string")
+                }
+            }
         }
         return (objects, batch)
-    }
-
-    func field(_ object: [String: JSONValue], _ key: String) throws -> String {
-        guard let text = object[key]?.string else { throw APIError.badRequest("each input needs a string `\(key)`") }
-        return text
     }
 
     /// One answer for a single input, the list for a batch.
@@ -52,13 +54,14 @@ extension Server {
     /// "doc_stride", "max_seq_len", "handle_impossible_answer"}} → an answer ({answer, score, start, end}), a list
     /// of them when top_k > 1, per input.
     func questionAnswering(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
-        let (objects, batch) = try inputObjects(body, fields: ["question", "context"])
-        let inputs = try objects.map { QuestionInput(question: try field($0, "question"), context: try field($0, "context")) }
+        let (objects, batch) = try inputObjects(body, task: .questionAnswering)
+        let inputs = objects.map { QuestionInput(question: $0.text("question"), context: $0.text("context")) }
         let parameters = try body.parameters()
         let settings = AnswerOptions(topK: try parameters.int("top_k") ?? 1, maxAnswerLength: try parameters.int("max_answer_len") ?? 15,
                                      docStride: try parameters.int("doc_stride"), maxSequenceLength: try parameters.int("max_seq_len"),
                                      allowNoAnswer: try parameters.bool("handle_impossible_answer", default: false))
-        guard settings.topK >= 1, settings.maxAnswerLength >= 1 else { throw APIError.validation("top_k and max_answer_len must be at least 1") }
+        try TaskDescriptor.questionAnswering.check("top_k", settings.topK)
+        try TaskDescriptor.questionAnswering.check("max_answer_len", settings.maxAnswerLength)
         let task = try QuestionAnsweringTask(pipeline: pipeline, options: settings)
         let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.question.count + $1.context.count }, &timings)
         let each: [any Encodable] = answers.map { settings.topK == 1 && $0.count == 1 ? $0[0] as any Encodable : $0 as any Encodable }
@@ -67,8 +70,8 @@ extension Server {
 
     /// `POST /nsp`: {"inputs": {"text", "text_pair"} (or a list)} → {"is_next_probability", "is_next"} per pair.
     func nextSentence(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
-        let (objects, batch) = try inputObjects(body, fields: ["text", "text_pair"])
-        let inputs = try objects.map { TextInput(text: try field($0, "text"), textPair: try field($0, "text_pair")) }
+        let (objects, batch) = try inputObjects(body, task: .nextSentence)
+        let inputs = objects.map { TextInput(text: $0.text("text"), textPair: $0.text("text_pair")) }
         let answers = try await run(try NextSentenceTask(pipeline: pipeline), inputs,
                                     characters: inputs.reduce(0) { $0 + $1.text.count + ($1.textPair?.count ?? 0) }, &timings)
         return shaped(answers.map { NextSentenceAnswer(isNextProbability: $0.isNextProbability, isNext: $0.isNext) }, batch: batch)
@@ -76,13 +79,8 @@ extension Server {
 
     /// `POST /multiple-choice`: {"inputs": {"prompt", "choices"} (or a list)} → the choices scored, best first.
     func multipleChoice(_ body: Body, _ timings: inout Timings) async throws -> any Encodable {
-        let (objects, batch) = try inputObjects(body, fields: ["prompt", "choices"])
-        let inputs = try objects.map { object -> ChoiceInput in
-            guard let list = object["choices"]?.array, !list.isEmpty, list.allSatisfy({ $0.string != nil }) else {
-                throw APIError.badRequest("each input needs `choices`: a non-empty list of strings")
-            }
-            return ChoiceInput(prompt: try field(object, "prompt"), choices: list.compactMap(\.string))
-        }
+        let (objects, batch) = try inputObjects(body, task: .multipleChoice)
+        let inputs = objects.map { ChoiceInput(prompt: $0.text("prompt"), choices: $0.texts("choices")) }
         let answers = try await run(try MultipleChoiceTask(pipeline: pipeline), inputs,
                                     characters: inputs.reduce(0) { $0 + $1.prompt.count + $1.choices.reduce(0) { $0 + $1.count } }, &timings)
         return shaped(answers, batch: batch)

@@ -42,7 +42,7 @@ struct ClassifyCommand: ParsableCommand {
             let pipeline = try options.loadPipeline()
             let runner = TaskRunner<(text: String, pair: String?), [LabelScore]>(
                 options: options,
-                parse: { (try $0.text("text", $1), try $0.optionalText("text_pair", $1)) },
+                task: .classify, item: { ($0.text("text"), $0.optionalText("text_pair")) },
                 fromLine: { ($0, nil) },
                 run: { try pipeline.classify($0, topK: topK == 0 ? nil : topK, function: function) },
                 describe: { item, labels in

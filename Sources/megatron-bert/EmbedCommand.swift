@@ -75,7 +75,7 @@ struct EmbedCommand: ParsableCommand {
                 })
             let runner = TaskRunner<String, Output>(
                 options: options,
-                parse: { try $0.text("text", $1) },
+                task: .embed, item: { $0.text("text") },
                 fromLine: { $0 },
                 run: { try pipeline.run(task, $0).map(Output.init) },
                 describe: { text, output in

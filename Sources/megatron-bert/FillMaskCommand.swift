@@ -25,7 +25,7 @@ struct FillMaskCommand: ParsableCommand {
     var topK: Int = 5
 
     func validate() throws {
-        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (it is \(topK))") }
+        try validating { try TaskDescriptor.fillMask.check("top_k", topK) }
     }
 
     @Option(help: "Only score these words (comma-separated).")
@@ -43,7 +43,7 @@ struct FillMaskCommand: ParsableCommand {
             let targetList = targets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             let runner = TaskRunner<String, Output>(
                 options: options,
-                parse: { try $0.text("text", $1) },
+                task: .fillMask, item: { $0.text("text") },
                 fromLine: { $0 },
                 run: { try pipeline.fillMask($0, topK: topK, targets: targetList).map(Output.init) },
                 describe: { text, output in

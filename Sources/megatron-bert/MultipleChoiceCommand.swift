@@ -33,13 +33,7 @@ struct MultipleChoiceCommand: ParsableCommand {
             let pipeline = try options.loadPipeline()
             let runner = TaskRunner<ChoiceInput, [ChoiceScore]>(
                 options: options,
-                parse: { object, reader in
-                    guard let choices = object["choices"]?.array?.compactMap(\.string), !choices.isEmpty,
-                          choices.count == object["choices"]?.array?.count else {
-                        throw CommandError("\(reader.name):\(reader.lineNumber): needs \"choices\": a non-empty array of strings")
-                    }
-                    return ChoiceInput(prompt: try object.text("prompt", reader), choices: choices)
-                },
+                task: .multipleChoice, item: { ChoiceInput(prompt: $0.text("prompt"), choices: $0.texts("choices")) },
                 run: { items in try pipeline.multipleChoice(items) },  // batched: batch-size examples per forward pass
                 describe: { item, scores in
                     ([item.prompt] + scores.map { "  \(formatScore($0.score))  \($0.choice)" }).joined(separator: "\n")

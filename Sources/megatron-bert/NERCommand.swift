@@ -44,7 +44,7 @@ struct NERCommand: ParsableCommand {
             let ignored = ignoreLabels.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
             let runner = TaskRunner<String, [Entity]>(
                 options: options,
-                parse: { try $0.text("text", $1) },
+                task: .ner, item: { $0.text("text") },
                 fromLine: { $0 },
                 run: { try pipeline.entities($0, aggregation: aggregation, stride: stride, ignoreLabels: ignored) },
                 describe: { text, entities in

@@ -34,7 +34,7 @@ struct NextSentenceCommand: ParsableCommand {
             let pipeline = try options.loadPipeline()
             let runner = TaskRunner<(String, String), Output>(
                 options: options,
-                parse: { (try $0.text("text", $1), try $0.text("text_pair", $1)) },
+                task: .nextSentence, item: { ($0.text("text"), $0.text("text_pair")) },
                 run: { try pipeline.nextSentence($0).map { Output(is_next_probability: $0.isNextProbability, is_next: $0.isNext) } },
                 describe: { pair, output in
                     "\(output.is_next ? "is next" : "not next")  p(is next) = \(formatScore(output.is_next_probability))  A: \(pair.0)  B: \(pair.1)"

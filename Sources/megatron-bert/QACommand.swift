@@ -43,8 +43,10 @@ struct QACommand: ParsableCommand {
     func validate() throws {
         guard (question == nil) == (context == nil) else { throw ValidationError("give --question and --context together") }
         guard (question == nil) != (options.input == nil) else { throw ValidationError("give --question and --context, or --input FILE.jsonl") }
-        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1 (it is \(topK))") }
-        guard maxAnswerLength >= 1 else { throw ValidationError("--max-answer-length must be at least 1 (it is \(maxAnswerLength))") }
+        try validating {
+            try TaskDescriptor.questionAnswering.check("top_k", topK)
+            try TaskDescriptor.questionAnswering.check("max_answer_len", maxAnswerLength)
+        }
         if let docStride, docStride < 0 { throw ValidationError("--doc-stride must be 0 or more (it is \(docStride))") }
         if let maxSeqLength, maxSeqLength < 4 { throw ValidationError("--max-seq-length must be at least 4 (it is \(maxSeqLength)): a window holds [CLS], the question, [SEP], context and [SEP]") }
     }
@@ -56,7 +58,7 @@ struct QACommand: ParsableCommand {
                                          maxSequenceLength: maxSeqLength, allowNoAnswer: allowNoAnswer)
             let runner = TaskRunner<(question: String, context: String), [Answer]>(
                 options: options,
-                parse: { (try $0.text("question", $1), try $0.text("context", $1)) },
+                task: .questionAnswering, item: { ($0.text("question"), $0.text("context")) },
                 run: { try pipeline.answer($0, options: settings) },
                 describe: { item, answers in
                     ([item.question] + answers.map { "  \(formatScore($0.score))  \($0.start)..<\($0.end)  \($0.answer.isEmpty ? "(no answer)" : $0.answer)" })

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import MegatronBERT
 import TensorFiles
@@ -8,8 +9,10 @@ import TensorFiles
 /// readable table.
 struct TaskRunner<Item, Output: Encodable> {
     let options: ModelOptions
-    /// Reads one JSON Lines object as an item (errors name the line).
-    let parse: ([String: JSONValue], JSONLinesReader) throws -> Item
+    /// The task: its descriptor says which fields a JSON Lines object holds.
+    let task: TaskDescriptor
+    /// The item of one input's fields (read and checked by `task`).
+    let item: (InputFields) -> Item
     /// Makes an item of one plain line of standard input; nil when the task needs structured input.
     var fromLine: ((String) -> Item)?
     /// Runs the task on a chunk of items.
@@ -44,7 +47,7 @@ struct TaskRunner<Item, Output: Encodable> {
             try stream(reader, total: total) { reader in
                 guard let object = try reader.next() else { return nil }
                 let id = object["id"]
-                do { return Entry(id: id, line: reader.lineNumber, item: .success(try parse(object, reader))) } catch {
+                do { return Entry(id: id, line: reader.lineNumber, item: .success(item(try read(object, reader)))) } catch {
                     return Entry(id: id, line: reader.lineNumber, item: .failure(error))
                 }
             }
@@ -65,6 +68,19 @@ struct TaskRunner<Item, Output: Encodable> {
             let reader = try JSONLinesReader(path: "-")
             try stream(reader, total: nil) { reader in
                 try reader.nextText().map { Entry(id: nil, line: reader.lineNumber, item: .success(fromLine($0))) }
+            }
+        }
+    }
+
+    /// One JSON Lines object's fields, as the task's descriptor reads them; a missing or mistyped field is an error
+    /// naming the line.
+    func read(_ object: [String: JSONValue], _ reader: JSONLinesReader) throws -> InputFields {
+        do { return try task.read(object) } catch let error as TaskDescriptor.FieldError {
+            let field = error.field, at = "\(reader.name):\(reader.lineNumber)"
+            switch (field.kind, field.required) {
+            case (.texts, _): throw CommandError("\(at): needs \"\(field.name)\": a non-empty array of strings")
+            case (.text, true): throw CommandError("\(at): needs a string \"\(field.name)\"")
+            case (.text, false): throw CommandError("\(at): \"\(field.name)\" must be a string")
             }
         }
     }
@@ -266,6 +282,11 @@ final class ChunkWriter: @unchecked Sendable {
         group.wait()
         if let failure { throw failure }
     }
+}
+
+/// A task parameter's check (`TaskDescriptor.check`) as a command-line usage error.
+func validating(_ checks: () throws -> Void) throws {
+    do { try checks() } catch let error as ModelError { throw ValidationError(error.message) }
 }
 
 /// A score as the tables show it.

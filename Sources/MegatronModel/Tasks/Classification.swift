@@ -43,8 +43,7 @@ public struct ClassificationTask: ModelTask {
 
     /// - Parameter function: softmax, sigmoid or none; nil chooses from config.json's `problem_type`.
     public init(pipeline: Pipeline, topK: Int? = 1, function: ScoreFunction? = nil) throws {
-        try pipeline.requireHead([.sequenceClassification], for: "classification",
-                                 hint: "pass a fine-tuned MegatronBertForSequenceClassification checkpoint (its config.json names the labels)")
+        try pipeline.require(.classify)
         if let topK, topK < 1 { throw ModelError("top-k must be at least 1 (got \(topK))") }
         self.pipeline = pipeline
         self.topK = topK

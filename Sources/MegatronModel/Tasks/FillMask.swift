@@ -63,9 +63,8 @@ public struct FillMaskTask: ModelTask {
     ///   WordPiece, with a warning, as transformers does).
     /// - Throws: for a model without a masked-LM head, an empty target list.
     public init(pipeline: Pipeline, topK: Int = 5, targets: [String]? = nil) throws {
-        try pipeline.requireHead([.preTraining, .maskedLM], for: "fill-mask",
-                                 hint: "use a masked-LM checkpoint such as NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining)")
-        guard topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(topK))") }
+        try pipeline.require(.fillMask)
+        try TaskDescriptor.fillMask.check("top_k", topK)
         let tokenizer = pipeline.tokenizer
         guard let maskID = tokenizer.maskTokenID else {
             throw ModelError(.unsupported, "the vocabulary has no \(tokenizer.maskToken) token, so fill-mask cannot mark a position")

@@ -19,8 +19,7 @@ public struct MultipleChoiceTask: ModelTask {
 
     /// - Throws: for a model without a multiple-choice head.
     public init(pipeline: Pipeline) throws {
-        try pipeline.requireHead([.multipleChoice], for: "multiple choice",
-                                 hint: "fine-tune a MegatronBertForMultipleChoice head (e.g. on SWAG) and pass that checkpoint")
+        try pipeline.require(.multipleChoice)
         self.pipeline = pipeline
     }
 

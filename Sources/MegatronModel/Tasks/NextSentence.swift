@@ -17,8 +17,7 @@ public struct NextSentenceTask: ModelTask {
 
     /// - Throws: for a model without the next-sentence head (`cls.seq_relationship`).
     public init(pipeline: Pipeline) throws {
-        try pipeline.requireHead([.preTraining, .nextSentencePrediction], for: "next-sentence prediction",
-                                 hint: "NVIDIA's megatron-bert-cased-345m (MegatronBertForPreTraining) has the binary head")
+        try pipeline.require(.nextSentence)
         self.pipeline = pipeline
     }
 

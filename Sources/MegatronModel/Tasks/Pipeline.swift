@@ -90,11 +90,11 @@ public final class Pipeline: Sendable {
     }
 
     /// Throws unless the model's head is one of `heads`; the message says which checkpoint has what the task needs.
-    func requireHead(_ heads: [ModelHead], for task: String, hint: String) throws {
-        guard heads.contains(model.head) else {
-            let wanted = heads.map { "MegatronBert" + $0.rawValue }.joined(separator: " or ")
-            throw ModelError(.unsupported, "\(task) needs a model with a \(wanted) head, but \(source) is MegatronBert\(model.head.rawValue): \(hint)")
-        }
+    /// Throws unless this model has a head that serves `task` (the message names the heads and what to use instead).
+    func require(_ task: TaskDescriptor) throws {
+        guard !task.serves(model.head) else { return }
+        let wanted = (task.heads ?? []).map { "MegatronBert" + $0.rawValue }.joined(separator: " or ")
+        throw ModelError(.unsupported, "\(task.title) needs a model with a \(wanted) head, but \(source) is MegatronBert\(model.head.rawValue): \(task.hint)")
     }
 }
 

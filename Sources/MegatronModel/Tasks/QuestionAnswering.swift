@@ -47,10 +47,9 @@ public struct QuestionAnsweringTask: ModelTask {
     public var work: RowWork { .head }
 
     public init(pipeline: Pipeline, options: AnswerOptions = AnswerOptions()) throws {
-        try pipeline.requireHead([.questionAnswering], for: "question answering",
-                                 hint: "pass a fine-tuned MegatronBertForQuestionAnswering checkpoint (e.g. trained on SQuAD)")
-        guard options.topK >= 1 else { throw ModelError("top-k must be at least 1 (got \(options.topK))") }
-        guard options.maxAnswerLength >= 1 else { throw ModelError("max answer length must be at least 1 (got \(options.maxAnswerLength))") }
+        try pipeline.require(.questionAnswering)
+        try TaskDescriptor.questionAnswering.check("top_k", options.topK)
+        try TaskDescriptor.questionAnswering.check("max_answer_len", options.maxAnswerLength)
         self.pipeline = pipeline
         self.options = options
         length = min(options.maxSequenceLength ?? min(384, pipeline.maxLength), pipeline.maxLength)

@@ -48,8 +48,7 @@ public struct TokenClassificationTask: ModelTask {
     ///   the model's own.
     public init(pipeline: Pipeline, aggregation: Aggregation = .simple, stride: Int? = nil,
                 ignoreLabels: Set<String>? = nil) throws {
-        try pipeline.requireHead([.tokenClassification], for: "NER",
-                                 hint: "pass a fine-tuned MegatronBertForTokenClassification checkpoint (its config.json names the labels)")
+        try pipeline.require(.ner)
         let labels = (0..<pipeline.model.config.numLabels).map(pipeline.label)
         if let unknown = ignoreLabels?.subtracting(labels).sorted().first {
             throw ModelError("unknown label \"\(unknown)\": \(pipeline.source)'s labels are \(labels.joined(separator: ", "))")

@@ -27,7 +27,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 log = logging.getLogger("megatron_bert")
 
-#: The JSON fields each task reads from an input line: (required, optional).
+#: The JSON fields each task reads from an input line: (required, optional). The binary declares them (`megatron-bert
+#: tasks --json`); tests/test_worker.py checks that this table agrees.
 TASK_FIELDS: Dict[str, tuple] = {
     "embed": (("text",), ()),
     "fill-mask": (("text",), ()),

@@ -64,3 +64,19 @@ def test_clear_errors_for_a_missing_binary_column_or_task(binary, tmp_path):
     with pytest.raises(KeyError, match="qa needs a column 'question'"):
         runner({"text": ["x"]})
     runner.close()
+
+
+def test_the_field_table_matches_the_binarys_task_list(binary):
+    """TASK_FIELDS and OBJECT_RESULTS are what `megatron-bert tasks --json` declares (each task is declared once, in
+    the binary's TaskDescriptor): a task added there without its worker entry, or a field renamed, fails here."""
+    import json
+    import subprocess
+
+    from megatron_bert.worker import OBJECT_RESULTS, TASK_FIELDS
+
+    listed = json.loads(subprocess.run([binary, "tasks", "--json"], check=True, capture_output=True, text=True).stdout)
+    declared = {task["name"]: (tuple(f["name"] for f in task["fields"] if f["required"]),
+                               tuple(f["name"] for f in task["fields"] if not f["required"])) for task in listed}
+    assert TASK_FIELDS == declared
+    objects = {task["name"]: tuple(sorted(task["result"]["object"])) for task in listed if "object" in task["result"]}
+    assert {name: tuple(sorted(members)) for name, members in OBJECT_RESULTS.items()} == objects
