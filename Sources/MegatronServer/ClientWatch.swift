@@ -56,10 +56,12 @@ final class ClientWatch: @unchecked Sendable {
     }
 }
 
-/// The request context of the server's routes: Hummingbird's, and the connection, to see whether its client left.
+/// The request context of the server's routes: Hummingbird's, the connection (to see whether its client left), and
+/// the request's record, which its middleware and handler share.
 struct ServerContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    let record = RequestRecord()
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

@@ -21,7 +21,7 @@ extension Server {
     /// TEI's routes and ours.
     func addRoutes(to router: Router<ServerContext>) {
         router.get("/health") { _, _ in Response(status: .ok) }
-        router.get("/info") { _, _ in self.json(self.info, status: .ok) }
+        router.get("/info") { _, _ in Self.json(self.info, status: .ok) }
         let openAPI = OpenAPI.json(version: "0.1.0")
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: openAPI)))
@@ -30,16 +30,24 @@ extension Server {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))
         }
+        // The model routes: the cross-cutting work in middleware, outermost first, then each route's handler.
+        let models = router.group()
+            .add(middleware: MetricsMiddleware(metrics: metrics, clientWatch: clientWatch))
+            .add(middleware: ErrorMiddleware(logger: logger))
+        if let key = options.apiKey { models.add(middleware: APIKeyMiddleware(key: key)) }
+        models.add(middleware: ConcurrencyMiddleware(limiter: limiter))
+            .add(middleware: TimingHeadersMiddleware())
+            .add(middleware: PayloadLimitMiddleware(limit: options.payloadLimit))
         for task in TaskDescriptor.all {  // every task's route
-            modelRoute(router, RouterPath(task.route)) { body, timings in try await self.run(task, body, &timings) }
+            modelRoute(models, RouterPath(task.route)) { body, timings in try await self.run(task, body, &timings) }
         }
-        modelRoute(router, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
-        modelRoute(router, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
-        modelRoute(router, "/tokenize") { body, _ in try self.tokenize(body) }
-        modelRoute(router, "/decode") { body, _ in try self.decode(body) }
-        modelRoute(router, "/rerank") { body, timings in try await self.rerank(body, &timings) }
-        modelRoute(router, "/similarity") { body, timings in try await self.similarity(body, &timings) }
-        modelRoute(router, "/") { body, timings in try await self.route(self.defaultRoute, body, &timings) }
+        modelRoute(models, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
+        modelRoute(models, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
+        modelRoute(models, "/tokenize") { body, _ in try self.tokenize(body) }
+        modelRoute(models, "/decode") { body, _ in try self.decode(body) }
+        modelRoute(models, "/rerank") { body, timings in try await self.rerank(body, &timings) }
+        modelRoute(models, "/similarity") { body, timings in try await self.similarity(body, &timings) }
+        modelRoute(models, "/") { body, timings in try await self.route(self.defaultRoute, body, &timings) }
     }
 
     var info: Info {
@@ -53,68 +61,20 @@ extension Server {
              version: "0.1.0", sha: nil, dockerLabel: nil)
     }
 
-    /// A model route: the API key, the concurrency limit, the body within the payload limit, every failure as TEI's
-    /// JSON error, the timing headers on the answer.
-    func modelRoute(_ router: Router<ServerContext>, _ path: RouterPath,
+    /// A model route on `group` (the one with the middleware): the handler reads the body (collected by
+    /// `PayloadLimitMiddleware`), runs, and answers JSON; its timings go to the request's record.
+    func modelRoute(_ group: RouterGroup<ServerContext>, _ path: RouterPath,
                     _ handler: @escaping @Sendable (Body, inout Timings) async throws -> any Encodable) {
-        let route = path.description
-        router.post(path) { request, context in
-            let channel = context.channel, watch = self.clientWatch
-            return await self.respond(to: request, route: route, clientLeft: { watch.hasLeft(channel) }, handler)
+        group.post(path) { request, context in
+            let buffer = try await request.body.collect(upTo: .max)  // already collected, within the payload limit
+            var timings = context.record.timings
+            defer { context.record.timings = timings }
+            return Self.json(try await handler(try Body(Array(buffer.readableBytesView)), &timings), status: .ok)
         }
     }
 
-    func respond(to request: Request, route: String, clientLeft: @escaping @Sendable () -> Bool,
-                 _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> Response {
-        let started = ContinuousClock.now
-        metrics.received(route)
-        var timings = Timings(clientLeft: clientLeft)
-        let (response, failure) = await answer(request, &timings, handler)
-        metrics.answered(route, error: failure?.rawValue, timings: timings, total: ContinuousClock.now - started)
-        return response
-    }
-
-    /// The response, and the kind of error it reports (nil: success).
-    func answer(_ request: Request, _ timings: inout Timings,
-                _ handler: @Sendable (Body, inout Timings) async throws -> any Encodable) async -> (Response, APIError.Kind?) {
-        let started = ContinuousClock.now
-        if let key = options.apiKey, request.headers[.authorization] != "Bearer \(key)" {
-            return json(APIError(.unauthorized, .unauthorized, "this server needs the header `Authorization: Bearer <api key>`"))
-        }
-        guard limiter.enter() else {
-            return json(APIError(.tooManyRequests, .overloaded, "Model is overloaded: more than \(options.maxConcurrentRequests) requests in flight (--max-concurrent-requests)"))
-        }
-        defer { limiter.leave() }
-        do {
-            let buffer: ByteBuffer
-            do { buffer = try await request.body.collect(upTo: options.payloadLimit) } catch is NIOTooManyBytesError {
-                throw APIError(.contentTooLarge, .validation, "the request body is over the payload limit of \(options.payloadLimit) bytes (--payload-limit)")
-            }
-            let result = try await handler(try Body(Array(buffer.readableBytesView)), &timings)
-            var response = json(result, status: .ok)
-            func milliseconds(_ d: Duration) -> String { String(Int((Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15).rounded())) }
-            let total = ContinuousClock.now - started
-            response.headers[HTTPField.Name("x-compute-time")!] = milliseconds(total)
-            response.headers[HTTPField.Name("x-compute-characters")!] = String(timings.characters)
-            response.headers[HTTPField.Name("x-compute-tokens")!] = String(timings.tokens)
-            response.headers[HTTPField.Name("x-total-time")!] = milliseconds(total)
-            response.headers[HTTPField.Name("x-tokenization-time")!] = milliseconds(timings.tokenization)
-            response.headers[HTTPField.Name("x-queue-time")!] = milliseconds(timings.queue)
-            response.headers[HTTPField.Name("x-inference-time")!] = milliseconds(timings.inference)
-            return (response, nil)
-        } catch {
-            let failure = APIError.from(error)
-            if failure.status.code >= 500 && failure.errorType != .unhealthy { logger.error("\(request.method) \(request.uri.path): \(failure.error)") }
-            if failure.errorType == .cancelled { logger.debug("\(request.method) \(request.uri.path): \(failure.error)") }
-            return json(failure)
-        }
-    }
-
-    func json(_ error: APIError) -> (Response, APIError.Kind?) {
-        (json(error, status: error.status), error.errorType)
-    }
-
-    func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
+    /// A value as a JSON response, keys sorted.
+    static func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded","error_type":"Backend"}"#.utf8)
@@ -321,7 +281,7 @@ extension Server {
         let (texts, batch) = try inputTexts(body)
         let parameters = try body.parameters()
         let topK = try parameters.int("top_k") ?? 5
-        try TaskDescriptor.fillMask.check("top_k", topK)
+        try checkParameter(.fillMask, "top_k", topK)
         var targets: [String]?
         if let value = parameters.json["targets"], value != .null {
             if let one = value.string { targets = [one] } else if let list = value.array, list.allSatisfy({ $0.string != nil }), !list.isEmpty {

@@ -36,6 +36,12 @@ extension Server {
         return (objects, batch)
     }
 
+    /// A task parameter's bound (`TaskDescriptor.Parameter.violation`) checked on its JSON field: "`top_k` must be at
+    /// least 1, not 0", a 422.
+    func checkParameter(_ task: TaskDescriptor, _ name: String, _ value: Int) throws {
+        if let violation = try task.require(name).violation(value) { throw APIError.validation("`\(name)` \(violation), not \(value)") }
+    }
+
     /// One answer for a single input, the list for a batch.
     func shaped<T: Encodable>(_ answers: [T], batch: Bool) -> any Encodable { batch ? answers : answers[0] }
 
@@ -60,8 +66,8 @@ extension Server {
         let settings = AnswerOptions(topK: try parameters.int("top_k") ?? 1, maxAnswerLength: try parameters.int("max_answer_len") ?? 15,
                                      docStride: try parameters.int("doc_stride"), maxSequenceLength: try parameters.int("max_seq_len"),
                                      allowNoAnswer: try parameters.bool("handle_impossible_answer", default: false))
-        try TaskDescriptor.questionAnswering.check("top_k", settings.topK)
-        try TaskDescriptor.questionAnswering.check("max_answer_len", settings.maxAnswerLength)
+        try checkParameter(.questionAnswering, "top_k", settings.topK)
+        try checkParameter(.questionAnswering, "max_answer_len", settings.maxAnswerLength)
         let task = try QuestionAnsweringTask(pipeline: pipeline, options: settings)
         let answers = try await run(task, inputs, characters: inputs.reduce(0) { $0 + $1.question.count + $1.context.count }, &timings)
         let each: [any Encodable] = answers.map { settings.topK == 1 && $0.count == 1 ? $0[0] as any Encodable : $0 as any Encodable }

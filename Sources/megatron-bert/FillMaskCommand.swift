@@ -25,7 +25,7 @@ struct FillMaskCommand: ParsableCommand {
     var topK: Int = 5
 
     func validate() throws {
-        try validating { try TaskDescriptor.fillMask.check("top_k", topK) }
+        try checkFlag(.fillMask, "top_k", topK)
     }
 
     @Option(help: "Only score these words (comma-separated).")

@@ -43,10 +43,8 @@ struct QACommand: ParsableCommand {
     func validate() throws {
         guard (question == nil) == (context == nil) else { throw ValidationError("give --question and --context together") }
         guard (question == nil) != (options.input == nil) else { throw ValidationError("give --question and --context, or --input FILE.jsonl") }
-        try validating {
-            try TaskDescriptor.questionAnswering.check("top_k", topK)
-            try TaskDescriptor.questionAnswering.check("max_answer_len", maxAnswerLength)
-        }
+        try checkFlag(.questionAnswering, "top_k", topK)
+        try checkFlag(.questionAnswering, "max_answer_len", maxAnswerLength)
         if let docStride, docStride < 0 { throw ValidationError("--doc-stride must be 0 or more (it is \(docStride))") }
         if let maxSeqLength, maxSeqLength < 4 { throw ValidationError("--max-seq-length must be at least 4 (it is \(maxSeqLength)): a window holds [CLS], the question, [SEP], context and [SEP]") }
     }

@@ -284,9 +284,11 @@ final class ChunkWriter: @unchecked Sendable {
     }
 }
 
-/// A task parameter's check (`TaskDescriptor.check`) as a command-line usage error.
-func validating(_ checks: () throws -> Void) throws {
-    do { try checks() } catch let error as ModelError { throw ValidationError(error.message) }
+/// A task parameter's bound (`TaskDescriptor.Parameter.violation`) checked on its flag: "--top-k must be at least 1
+/// (it is 0)", a usage error.
+func checkFlag(_ task: TaskDescriptor, _ name: String, _ value: Int) throws {
+    let parameter = try task.require(name)
+    if let violation = parameter.violation(value) { throw ValidationError("\(parameter.flag ?? name) \(violation) (it is \(value))") }
 }
 
 /// A score as the tables show it.

@@ -9,7 +9,7 @@ import TensorFiles
 /// ```swift
 /// let task = TaskDescriptor.named("qa")!
 /// print(task.route, task.fields.map(\.name))        // "/qa" ["question", "context"]
-/// try task.check("top_k", 0)                         // throws: top_k (--top-k) must be at least 1, not 0
+/// try task.check("top_k", 0)                         // throws: top_k must be at least 1, not 0
 /// ```
 public struct TaskDescriptor: Sendable, Equatable {
     /// One field of an input.
@@ -52,12 +52,11 @@ public struct TaskDescriptor: Sendable, Equatable {
             self.defaultValue = defaultValue
         }
 
-        /// Checks an integer against its minimum: the one check the task, its command and its route all make.
-        /// - Throws: `ModelError` (bad input) naming the parameter and its flag.
-        public func check(_ value: Int) throws {
-            if case .integer(let minimum?) = kind, value < minimum {
-                throw ModelError("\(name)\(flag.map { " (\($0))" } ?? "") must be at least \(minimum), not \(value)")
-            }
+        /// What is wrong with `value` ("must be at least 1"), nil when nothing is: the one bound the task, its command
+        /// and its route all check, each wording it its own way (the flag, the JSON field).
+        public func violation(_ value: Int) -> String? {
+            if case .integer(let minimum?) = kind, value < minimum { return "must be at least \(minimum)" }
+            return nil
         }
     }
 
@@ -104,10 +103,16 @@ public struct TaskDescriptor: Sendable, Equatable {
     /// The parameter named `name`.
     public func parameter(_ name: String) -> Parameter? { parameters.first { $0.name == name } }
 
-    /// Checks the integer parameter `name` against its minimum (`Parameter.check`).
+    /// The parameter `name` (an internal error when the task has none: a misspelt name in the code).
+    public func require(_ name: String) throws -> Parameter {
+        guard let parameter = parameter(name) else { throw ModelError(.internal, "internal error: \(self.name) has no parameter \(name)") }
+        return parameter
+    }
+
+    /// Checks the integer parameter `name` against its bound (`Parameter.violation`).
+    /// - Throws: `ModelError` (bad input): "top_k must be at least 1, not 0".
     public func check(_ name: String, _ value: Int) throws {
-        guard let parameter = parameter(name) else { throw ModelError(.internal, "\(self.name) has no parameter \(name)") }
-        try parameter.check(value)
+        if let violation = try require(name).violation(value) { throw ModelError("\(name) \(violation), not \(value)") }
     }
 
     /// One input's fields read from a JSON object (a JSON Lines line, an element of a route's `inputs`): every field
