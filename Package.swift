@@ -77,9 +77,12 @@ let package = Package(
         .target(name: "MegatronBackendChecks", dependencies: ["MegatronBackend"]),
         // The model (written once against Backend), its heads, checkpoints and tasks. Sees the protocol only.
         .target(name: "MegatronModel", dependencies: ["MegatronBackend", "TensorFiles", "BERTTokenizer"]),
+        // Training beside inference: forward/backward pairs per layer on FP32 master parameters, losses, (next) the
+        // optimizer and the trainer. Sees the Backend seam's protocols (MatrixProducts) and the model's loaders only.
+        .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend"]),
         // The one place that knows every backend: `Device` opens one; re-exports the model and the backends, so that
         // `import MegatronBERT` is the whole library.
-        .target(name: "MegatronBERT", dependencies: ["MegatronModel", "MegatronCPU", "MegatronCUDA"]),
+        .target(name: "MegatronBERT", dependencies: ["MegatronModel", "MegatronTraining", "MegatronCPU", "MegatronCUDA"]),
         // `megatron-bert serve`: text-embeddings-inference's HTTP API on Hummingbird 2, one batch queue for every route.
         .target(
             name: "MegatronServer",
@@ -117,6 +120,8 @@ let package = Package(
             dependencies: ["MegatronBERT", "MegatronModel", "MegatronBackendChecks", "TensorFiles", "BERTTokenizer", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "MegatronTrainingTests", dependencies: ["MegatronTraining", "MegatronModel", "MegatronCPU", "TensorFiles"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronServerTests", dependencies: ["MegatronServer", "MegatronBERT", "BERTTokenizer"]),
         // Runs the built executable end to end.
         .testTarget(name: "megatron-bertTests", dependencies: ["megatron-bert", "TensorFiles", "BERTTokenizer", "TestSupport"]),

@@ -4,3 +4,4 @@
 @_exported import MegatronCPU
 @_exported import MegatronCUDA
 @_exported import MegatronModel
+@_exported import MegatronTraining

@@ -1,0 +1,35 @@
+import COpenBLAS
+
+/// `MatrixProducts` on OpenBLAS's SGEMM (single-threaded per call, see `Runtime`), the columns of c split across cores
+/// as the inference products are (`Matmul`).
+///
+/// ```swift
+/// let products = CPUMatrixProducts()
+/// products.multiply(m: 2, n: 3, k: 4, a, transposeA: false, b, transposeB: true, into: c, alpha: 1, beta: 0)
+/// ```
+public struct CPUMatrixProducts: MatrixProducts {
+    public init() { _ = Runtime.configured }
+
+    public func multiply(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>,
+                         transposeB: Bool, into c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {  // no terms: c = β · c
+            for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }
+            return
+        }
+        let parts = m * n * k >= 1 << 21 ? Parallel.cores : 1
+        // Column blocks in multiples of 16 so each core's SGEMM keeps whole micro-tiles.
+        let chunk = ((n + parts - 1) / parts + 15) / 16 * 16
+        let lda = transposeA ? m : k, ldb = transposeB ? k : n
+        Parallel.forEach(parts, minimumPerThread: 1) { range in
+            for part in range {
+                let start = part * chunk, width = min(chunk, n - start)
+                guard width > 0 else { continue }
+                // Columns start..<start+width of op(b): rows of b when it is read transposed, else its columns.
+                let columns = transposeB ? b + start * ldb : b + start
+                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(width), Int32(k), alpha, a, Int32(lda), columns, Int32(ldb), beta, c + start, Int32(n))
+            }
+        }
+    }
+}

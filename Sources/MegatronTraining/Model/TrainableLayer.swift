@@ -1,0 +1,144 @@
+import MegatronBackend
+
+/// One encoder layer as a forward/backward pair, either architecture:
+/// Megatron-BERT (pre-LayerNorm): x1 = x + drop(Wo·Attn(LN_a(x))), x2 = x1 + drop(W2·act(W1·LN_m(x1)));
+/// BERT (post-LayerNorm): x1 = LN_a(x + drop(Wo·Attn(x))), x2 = LN_m(x1 + drop(W2·act(W1·x1))).
+/// Shapes: x (B·S, H) → (B·S, H); the intermediate (B·S, F).
+struct TrainableLayer {
+    let preLayerNorm: Bool
+    let query: Linear, key: Linear, value: Linear  // (H, H) each
+    let attention: Attention
+    let attentionOutput: Linear  // (H, H)
+    let attentionNorm: LayerNorm  // attention.ln (Megatron) or attention.output.LayerNorm (BERT)
+    let intermediate: Linear  // (F, H)
+    let output: Linear  // (H, F)
+    let mlpNorm: LayerNorm  // ln (Megatron) or output.LayerNorm (BERT)
+    let activation: Activation
+    let hiddenDropout: Dropout
+
+    /// The activations the backward pass reads.
+    struct Saved {
+        var input: Tensor  // x (N, H)
+        var attentionInput: Tensor  // LN_a(x) (Megatron) or x (BERT)
+        var attentionNorm: LayerNorm.Saved
+        var qkv: Tensor  // (N, 3H)
+        var attention: Attention.Saved
+        var context: Tensor  // (N, H)
+        var attentionMask: [Float]?
+        var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a
+        var mlpInput: Tensor  // LN_m(x1) (Megatron) or x1 (BERT)
+        var mlpNorm: LayerNorm.Saved
+        var preActivation: Tensor  // (N, F)
+        var activated: Tensor  // (N, F)
+        var outputMask: [Float]?
+        var residual2: Tensor  // BERT: x1 + MLP output, before LN_m
+    }
+
+    func forward(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], _ random: inout SeededRandom,
+                 _ products: any MatrixProducts) -> (Tensor, Saved) {
+        let h = x.shape[1]
+        var attentionNormSaved = LayerNorm.Saved(mean: [], inverseDeviation: [])  // both architectures set it below
+        let attentionInput: Tensor
+        if preLayerNorm {
+            let (normed, saved) = attentionNorm.forward(x)
+            attentionInput = normed
+            attentionNormSaved = saved
+        } else {
+            attentionInput = x
+        }
+        let qkv = Self.concatenate([query, key, value].map { $0.forward(attentionInput, products) }, width: h)  // (N, 3H)
+        let (context, attentionSaved) = attention.forward(qkv, batch: b, sequence: s, keep: keep, &random, products)
+        let attended = attentionOutput.forward(context, products)
+        let attentionMask = hiddenDropout.mask(count: attended.count, &random)
+        Dropout.apply(attentionMask, to: attended)
+        let residual1 = Self.sum(x, attended)
+        let x1: Tensor, mlpInput: Tensor
+        var mlpNormSaved = LayerNorm.Saved(mean: [], inverseDeviation: [])
+        if preLayerNorm {
+            x1 = residual1
+            let (normed, saved) = mlpNorm.forward(x1)
+            mlpInput = normed
+            mlpNormSaved = saved
+        } else {
+            let (normed, saved) = attentionNorm.forward(residual1)
+            x1 = normed
+            attentionNormSaved = saved
+            mlpInput = x1
+        }
+        let preActivation = intermediate.forward(mlpInput, products)
+        let activated = Activations.forward(preActivation, activation)
+        let out = output.forward(activated, products)
+        let outputMask = hiddenDropout.mask(count: out.count, &random)
+        Dropout.apply(outputMask, to: out)
+        let residual2 = Self.sum(x1, out)
+        var y = residual2
+        if !preLayerNorm {
+            let (normed, saved) = mlpNorm.forward(residual2)
+            y = normed
+            mlpNormSaved = saved
+        }
+        return (y, Saved(input: x, attentionInput: attentionInput, attentionNorm: attentionNormSaved, qkv: qkv,
+                         attention: attentionSaved, context: context, attentionMask: attentionMask, residual1: residual1,
+                         mlpInput: mlpInput, mlpNorm: mlpNormSaved, preActivation: preActivation, activated: activated,
+                         outputMask: outputMask, residual2: residual2))
+    }
+
+    /// dy (B·S, H) → dx (B·S, H), every parameter's gradient added to.
+    func backward(_ dy: Tensor, saved: Saved, batch b: Int, sequence s: Int, _ products: any MatrixProducts) -> Tensor {
+        let h = dy.shape[1]
+        // The MLP block: dResidual2 → dx1.
+        let dResidual2 = preLayerNorm ? dy : mlpNorm.backward(dy, input: saved.residual2, saved: saved.mlpNorm)
+        let dOut = Tensor(shape: dResidual2.shape, values: dResidual2.toArray())
+        Dropout.apply(saved.outputMask, to: dOut)
+        let dActivated = output.backward(dOut, input: saved.activated, products)
+        let dPre = Activations.backward(dActivated, input: saved.preActivation, activation)
+        let dMLPInput = intermediate.backward(dPre, input: saved.mlpInput, products)
+        let dx1: Tensor
+        if preLayerNorm {
+            dx1 = Self.sum(dResidual2, mlpNorm.backward(dMLPInput, input: saved.residual1, saved: saved.mlpNorm))
+        } else {
+            dx1 = Self.sum(dResidual2, dMLPInput)
+        }
+        // The attention block: dx1 → dx.
+        let dResidual1 = preLayerNorm ? dx1 : attentionNorm.backward(dx1, input: saved.residual1, saved: saved.attentionNorm)
+        let dAttended = Tensor(shape: dResidual1.shape, values: dResidual1.toArray())
+        Dropout.apply(saved.attentionMask, to: dAttended)
+        let dContext = attentionOutput.backward(dAttended, input: saved.context, products)
+        let dqkv = attention.backward(dContext, input: saved.qkv, batch: b, sequence: s, saved: saved.attention, products)
+        let parts = Self.split(dqkv, width: h)
+        var dAttentionInput = query.backward(parts[0], input: saved.attentionInput, products)
+        dAttentionInput = Self.sum(dAttentionInput, key.backward(parts[1], input: saved.attentionInput, products))
+        dAttentionInput = Self.sum(dAttentionInput, value.backward(parts[2], input: saved.attentionInput, products))
+        if preLayerNorm {
+            return Self.sum(dResidual1, attentionNorm.backward(dAttentionInput, input: saved.input, saved: saved.attentionNorm))
+        }
+        return Self.sum(dResidual1, dAttentionInput)
+    }
+
+    /// a + b, a new tensor of a's shape.
+    static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let out = Tensor(shape: a.shape)
+        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        return out
+    }
+
+    /// Tensors (N, width) side by side → (N, parts · width).
+    static func concatenate(_ parts: [Tensor], width: Int) -> Tensor {
+        let n = parts[0].count / width, total = parts.count * width
+        let out = Tensor(shape: [n, total])
+        for (p, part) in parts.enumerated() {
+            for row in 0..<n { (out.data + row * total + p * width).update(from: part.data + row * width, count: width) }
+        }
+        return out
+    }
+
+    /// `concatenate`'s inverse: (N, parts · width) → parts of (N, width).
+    static func split(_ x: Tensor, width: Int) -> [Tensor] {
+        let total = x.shape[1], n = x.shape[0]
+        return (0..<(total / width)).map { p in
+            let part = Tensor(shape: [n, width])
+            for row in 0..<n { (part.data + row * width).update(from: x.data + row * total + p * width, count: width) }
+            return part
+        }
+    }
+}

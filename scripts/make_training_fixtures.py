@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Writes the training engine's gradient fixtures: tiny Megatron-BERT and BERT sequence classifiers (every
+problem_type), one padded batch, and transformers' loss and every parameter's gradient from loss.backward() in float64
+(dropout off: the models in eval mode).
+
+    python3 -m venv /tmp/ref && /tmp/ref/bin/pip install 'torch==2.13.0+cpu' transformers safetensors
+    /tmp/ref/bin/python scripts/make_training_fixtures.py Tests/MegatronTrainingTests/Fixtures
+
+Layout under the output folder:
+  <name>/config.json, <name>/model.safetensors   the model (F32 weights; the reference runs them upcast to float64)
+  batch.json                                       input_ids, attention_mask, token_type_ids, and labels per problem type
+  <name>.expected.safetensors                      "loss" (1) and "grad.<parameter name>" (float64)
+  NOTES.md                                         versions and what each model is
+"""
+import json
+import os
+import sys
+
+import safetensors.torch
+import torch
+import transformers
+from transformers import BertConfig, BertForSequenceClassification, MegatronBertConfig, MegatronBertForSequenceClassification
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "Tests/MegatronTrainingTests/Fixtures"
+
+# Odd sizes on purpose: head dim 5 and 9, FFN 37 and 23.
+MODELS = {
+    "megatron-single": (MegatronBertConfig, MegatronBertForSequenceClassification,
+                        dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                             max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 3, "single_label_classification"),
+    "bert-single": (BertConfig, BertForSequenceClassification,
+                    dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
+                         max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 3, "single_label_classification"),
+    "megatron-regression": (MegatronBertConfig, MegatronBertForSequenceClassification,
+                            dict(vocab_size=41, hidden_size=18, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                                 max_position_embeddings=10, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-5), 1, "regression"),
+    "bert-multilabel": (BertConfig, BertForSequenceClassification,
+                        dict(vocab_size=41, hidden_size=20, num_hidden_layers=1, num_attention_heads=4, intermediate_size=23,
+                             max_position_embeddings=10, hidden_act="relu", layer_norm_eps=1e-12), 4, "multi_label_classification"),
+}
+
+BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
+    "input_ids": [[2, 17, 5, 40, 3, 9, 3], [2, 30, 22, 3, 0, 0, 0], [2, 11, 12, 13, 3, 0, 0]],
+    "attention_mask": [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0]],
+    "token_type_ids": [[0, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0, 0]],
+    "labels": {
+        "single_label_classification": [2, -100, 0],  # one ignored
+        "regression": [[0.7], [-1.2], [0.1]],
+        "multi_label_classification": [[1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0]],
+    },
+}
+
+
+def randomize(model, generator):
+    """Weights with non-trivial LayerNorm scales and biases, rounded to float32 (what the file stores)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("LayerNorm.weight") or name.endswith(".ln.weight"):
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=generator, dtype=torch.float64))
+            p.copy_(p.float().double())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    generator = torch.Generator().manual_seed(1234)
+    with open(os.path.join(OUT, "batch.json"), "w") as f:
+        json.dump(BATCH, f)
+    notes = [f"Written by scripts/make_training_fixtures.py with torch {torch.__version__}, transformers "
+             f"{transformers.__version__}; gradients from loss.backward() in float64 with dropout off (eval mode).", ""]
+    for name, (config_class, model_class, sizes, labels, problem) in MODELS.items():
+        config = config_class(**sizes, num_labels=labels, problem_type=problem, type_vocab_size=2,
+                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        config.architectures = [model_class.__name__]
+        model = model_class(config).double()
+        randomize(model, generator)
+        model.eval()
+        directory = os.path.join(OUT, name)
+        model.float().save_pretrained(directory, safe_serialization=True)
+        model.double()
+        target = torch.tensor(BATCH["labels"][problem], dtype=torch.float64 if problem != "single_label_classification" else torch.long)
+        out = model(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
+                    token_type_ids=torch.tensor(BATCH["token_type_ids"]), labels=target)
+        out.loss.backward()
+        expected = {"loss": out.loss.detach().reshape(1), "logits": out.logits.detach()}
+        for pname, p in model.named_parameters():
+            expected["grad." + pname] = p.grad.detach().clone()
+        safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))
+        notes.append(f"- {name}: {model_class.__name__}, {problem}, {labels} labels, {sizes}; loss {out.loss.item():.6f}")
+    with open(os.path.join(OUT, "NOTES.md"), "w") as f:
+        f.write("\n".join(notes) + "\n")
+
+
+if __name__ == "__main__":
+    main()
