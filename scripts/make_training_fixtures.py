@@ -10,6 +10,10 @@ Layout under the output folder:
   <name>/config.json, <name>/model.safetensors   the model (F32 weights; the reference runs them upcast to float64)
   batch.json                                       input_ids, attention_mask, token_type_ids, and labels per problem type
   <name>.expected.safetensors                      "loss" (1) and "grad.<parameter name>" (float64)
+  steps.json, steps.expected.safetensors           20 AdamW steps of megatron-single in float32 as the HF Trainer takes
+                                                   them (groups, warmup + linear decay, clipping at 1.0, accumulation 2):
+                                                   the batches and settings; every micro-batch's loss, each step's
+                                                   gradient norm and learning rate, and the final weights
   NOTES.md                                         versions and what each model is
 """
 import json
@@ -88,8 +92,59 @@ def main():
             expected["grad." + pname] = p.grad.detach().clone()
         safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))
         notes.append(f"- {name}: {model_class.__name__}, {problem}, {labels} labels, {sizes}; loss {out.loss.item():.6f}")
+    notes.append(steps())
     with open(os.path.join(OUT, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")
+
+
+STEPS = dict(steps=20, accumulation=2, learning_rate=1e-3, weight_decay=0.01, warmup_steps=4, max_norm=1.0,
+             betas=[0.9, 0.999], epsilon=1e-8)
+
+
+def step_batches():
+    """Four micro-batches (3 x 7, padded) cycled through: the fixture batch with its ids shifted, labels 0..2."""
+    batches = []
+    for shift in range(4):
+        ids = [[(t + 5 * shift) % 41 if t not in (0, 2, 3) else t for t in row] for row in BATCH["input_ids"]]
+        batches.append({"input_ids": ids, "attention_mask": BATCH["attention_mask"],
+                        "token_type_ids": BATCH["token_type_ids"], "labels": [(shift + i) % 3 for i in range(3)]})
+    return batches
+
+
+def steps():
+    """The optimizer's fixture: megatron-single trained in float32 exactly as transformers' Trainer steps it."""
+    model = MegatronBertForSequenceClassification.from_pretrained(os.path.join(OUT, "megatron-single"), dtype=torch.float32)
+    model.eval()  # dropout off
+    no_decay = set()
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            no_decay.update(f"{module_name}.{p}" for p, _ in module.named_parameters(recurse=False))
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if n not in no_decay and "bias" not in n], "weight_decay": STEPS["weight_decay"]},
+              {"params": [p for n, p in named if n in no_decay or "bias" in n], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=STEPS["learning_rate"], betas=tuple(STEPS["betas"]), eps=STEPS["epsilon"])
+    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, STEPS["warmup_steps"], STEPS["steps"])
+    batches = step_batches()
+    losses, norms, rates = [], [], []
+    for step in range(STEPS["steps"]):
+        rates.append(scheduler.get_last_lr()[0])
+        for micro in range(STEPS["accumulation"]):
+            batch = batches[(step * STEPS["accumulation"] + micro) % len(batches)]
+            out = model(input_ids=torch.tensor(batch["input_ids"]), attention_mask=torch.tensor(batch["attention_mask"]),
+                        token_type_ids=torch.tensor(batch["token_type_ids"]), labels=torch.tensor(batch["labels"]))
+            (out.loss / STEPS["accumulation"]).backward()
+            losses.append(out.loss.item())
+        norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), STEPS["max_norm"]).item())
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    with open(os.path.join(OUT, "steps.json"), "w") as f:
+        json.dump(dict(STEPS, batches=batches, model="megatron-single"), f)
+    expected = {"losses": torch.tensor(losses, dtype=torch.float64), "norms": torch.tensor(norms, dtype=torch.float64),
+                "rates": torch.tensor(rates, dtype=torch.float64)}
+    expected.update({"weight." + n: p.detach().clone() for n, p in named})
+    safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, "steps.expected.safetensors"))
+    return (f"- steps: megatron-single in float32, {STEPS}; losses {losses[0]:.6f} → {losses[-1]:.6f}")
 
 
 if __name__ == "__main__":

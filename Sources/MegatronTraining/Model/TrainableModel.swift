@@ -36,14 +36,14 @@ public final class TrainableModel: @unchecked Sendable {
         self.products = products
         self.dropout = dropout
         var parameters: [String: Parameter] = [:]
-        func take(_ name: String, _ shape: [Int]) throws -> Parameter {
+        func take(_ name: String, _ shape: [Int], decays: Bool = true) throws -> Parameter {
             guard let stored = tensors[name] else {
                 throw TrainingError("the checkpoint has no tensor \(name) (shape \(shape)), which a \(config.architecture.rawValue) sequence classifier needs")
             }
             guard stored.shape == shape else {
                 throw TrainingError("\(name) has shape \(stored.shape) in the checkpoint; this config needs \(shape)")
             }
-            let parameter = Parameter(name: name, shape: shape, values: stored.toFloats())
+            let parameter = Parameter(name: name, shape: shape, values: stored.toFloats(), decays: decays && !name.hasSuffix(".bias"))
             parameters[name] = parameter
             return parameter
         }
@@ -53,7 +53,7 @@ public final class TrainableModel: @unchecked Sendable {
             Linear(weight: try take(prefix + ".weight", [out, inputs]), bias: try take(prefix + ".bias", [out]))
         }
         func norm(_ prefix: String) throws -> LayerNorm {
-            LayerNorm(gamma: try take(prefix + ".weight", [h]), beta: try take(prefix + ".bias", [h]), epsilon: eps)
+            LayerNorm(gamma: try take(prefix + ".weight", [h], decays: false), beta: try take(prefix + ".bias", [h]), epsilon: eps)
         }
         embeddings = Embeddings(word: try take("bert.embeddings.word_embeddings.weight", [config.vocabSize, h]),
                                 position: try take("bert.embeddings.position_embeddings.weight", [config.maxPositionEmbeddings, h]),
@@ -83,13 +83,17 @@ public final class TrainableModel: @unchecked Sendable {
         self.parameters = parameters
     }
 
+    /// Every parameter, in name order (what the optimizer and the clipping walk).
+    public var parameterList: [Parameter] { parameters.keys.sorted().compactMap { parameters[$0] } }
+
     /// Sets every gradient to zero.
     public func zeroGradients() { parameters.values.forEach { $0.zeroGradient() } }
 
     /// Forward, loss and backward on one batch: ids, types and mask (B, S); targets as `Loss.evaluate` takes them.
-    /// Adds each parameter's gradient of the loss (a mean over the batch) to `gradient`.
-    /// - Returns: the loss and the logits (B, labels).
-    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double], loss: Loss,
+    /// Adds each parameter's gradient of `lossScale` × the loss (a mean over the batch) to `gradient`: with gradient
+    /// accumulation over n batches, `lossScale` 1/n (as the HF Trainer divides the loss).
+    /// - Returns: the loss (unscaled) and the logits (B, labels).
+    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double], loss: Loss, lossScale: Double = 1,
                      random: inout SeededRandom) throws -> (loss: Double, logits: Tensor) {
         let b = ids.count, s = ids.first?.count ?? 0, h = config.hiddenSize
         guard b > 0, s > 0, ids.allSatisfy({ $0.count == s }), types.count == b, mask.count == b,
@@ -129,6 +133,7 @@ public final class TrainableModel: @unchecked Sendable {
         Dropout.apply(classifierMask, to: dropped)
         let logits = classifier.forward(dropped, products)
         let (value, dLogits) = try loss.evaluate(logits, targets: targets)
+        if lossScale != 1 { for i in 0..<dLogits.count { dLogits.data[i] *= Float(lossScale) } }
 
         // Backward, in the reverse order.
         let dDropped = classifier.backward(dLogits, input: dropped, products)

@@ -14,10 +14,13 @@ public final class Parameter: @unchecked Sendable {
     public let value: Tensor
     /// ∂loss/∂value, summed over the backward passes since `zeroGradient`.
     public let gradient: Tensor
+    /// Whether weight decay applies (the HF Trainer's groups: not to biases and LayerNorm weights).
+    public let decays: Bool
 
-    public init(name: String, shape: [Int], values: [Float]) {
+    public init(name: String, shape: [Int], values: [Float], decays: Bool = true) {
         self.name = name
         self.shape = shape
+        self.decays = decays
         value = Tensor(shape: shape, values: values)
         gradient = Tensor(shape: shape)
     }
