@@ -59,7 +59,8 @@ public final class MegatronBERTModel: @unchecked Sendable {
     }
 
     init(config: BertConfig, loader: WeightLoader) throws {
-        if let why = loader.backend.unsupportedReason(for: loader.dtype) { throw ModelError(.unsupported, why) }
+        // The backend's own answer, as the error it would give when asked to prepare the first weight.
+        if let why = loader.backend.unsupportedReason(for: loader.dtype) { throw BackendError(why) }
         self.config = config
         self.dtype = loader.dtype
         self.backend = loader.backend
