@@ -33,6 +33,14 @@ public struct BertConfig: Sendable, Equatable {
     public var id2label: [Int: String]
     public var numLabels: Int
     public var problemType: String?
+    /// Dropout after the embeddings and each block (`hidden_dropout_prob`, 0.1 by default), on the attention
+    /// probabilities (`attention_probs_dropout_prob`), before a classifier (`classifier_dropout`, nil: the hidden
+    /// one); training uses them, inference never.
+    public var hiddenDropoutProb: Double = 0.1
+    public var attentionProbsDropoutProb: Double = 0.1
+    public var classifierDropout: Double?
+    /// The standard deviation a new head's weights are drawn with (`initializer_range`).
+    public var initializerRange: Double = 0.02
 
     /// The 345M Megatron-BERT (cased) shape.
     public static let megatronBERT345M = BertConfig(
@@ -159,6 +167,18 @@ public struct BertConfig: Sendable, Equatable {
         id2label = labels
         numLabels = present("num_labels") == nil ? (labels.isEmpty ? 2 : labels.count) : try int("num_labels", 2)
         problemType = try string("problem_type")
+        func probability(_ key: String) throws -> Double? {
+            guard let value = present(key) else { return nil }
+            guard let p = value.double, p >= 0, p < 1 else { throw wrong(key, "a probability from 0 up to (not including) 1") }
+            return p
+        }
+        hiddenDropoutProb = try probability("hidden_dropout_prob") ?? 0.1
+        attentionProbsDropoutProb = try probability("attention_probs_dropout_prob") ?? 0.1
+        classifierDropout = try probability("classifier_dropout")
+        if let range = present("initializer_range") {
+            guard let value = range.double, value > 0 else { throw wrong("initializer_range", "a positive number") }
+            initializerRange = value
+        }
     }
 
     /// hidden_size / num_attention_heads.
@@ -173,8 +193,10 @@ public struct BertConfig: Sendable, Equatable {
             "hidden_size": hiddenSize, "num_hidden_layers": numHiddenLayers, "num_attention_heads": numAttentionHeads,
             "intermediate_size": intermediateSize, "hidden_act": hiddenAct, "max_position_embeddings": maxPositionEmbeddings,
             "type_vocab_size": typeVocabSize, "layer_norm_eps": layerNormEps, "tie_word_embeddings": tieWordEmbeddings,
-            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02, "pad_token_id": 0,
+            "hidden_dropout_prob": hiddenDropoutProb, "attention_probs_dropout_prob": attentionProbsDropoutProb,
+            "initializer_range": initializerRange, "pad_token_id": 0,
         ]
+        if let classifierDropout { object["classifier_dropout"] = classifierDropout }
         if !id2label.isEmpty {
             object["id2label"] = Dictionary(uniqueKeysWithValues: id2label.map { (String($0.key), $0.value) })
             object["label2id"] = Dictionary(uniqueKeysWithValues: id2label.map { ($0.value, $0.key) })

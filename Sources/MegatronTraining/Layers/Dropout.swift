@@ -1,3 +1,4 @@
+import Foundation
 import MegatronBackend
 
 /// Dropout as transformers applies it in training: each element kept with probability 1 − p and scaled by 1 / (1 − p),
@@ -37,4 +38,10 @@ public struct SeededRandom: Sendable, Equatable {
 
     /// Uniform in [0, 1), 53 bits.
     public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Standard normal (Box–Muller).
+    public mutating func normal() -> Double {
+        let u = max(uniform(), Double.leastNonzeroMagnitude), v = uniform()
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
 }

@@ -25,22 +25,43 @@ public final class TrainableModel: @unchecked Sendable {
     let pooler: Linear  // (H, H), then tanh
     let classifier: Linear  // (labels, H)
     /// Dropout probabilities: after the embeddings and each block (hidden), on attention probabilities, before the
-    /// classifier. All 0 unless set (evaluation, and the gradient checks).
-    public let dropout: (hidden: Double, attention: Double, classifier: Double)
+    /// classifier.
+    public let dropout: DropoutRates
 
-    /// Builds the model from named tensors (Hugging Face names), strictly: every tensor the encoder, pooler and
-    /// classifier need must be there with its shape; tensors of other heads (the pre-training heads) are left aside.
+    /// Builds the model from named tensors (Hugging Face names; an encoder saved alone, without the `bert.` prefix,
+    /// is read too), strictly: every tensor the encoder, pooler and classifier need must be there with its shape;
+    /// tensors of other heads (the pre-training heads) are left aside. With `newHead`, the classifier (and a pooler
+    /// the checkpoint lacks) is drawn anew as transformers initialises it — normal(0, `initializer_range`) weights,
+    /// zero biases — from `seed`, for `config.numLabels` labels.
+    /// - Parameter dropout: the rates to train with (default: the config's); `.none` for evaluation and the checks.
     public init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
-                dropout: (hidden: Double, attention: Double, classifier: Double) = (0, 0, 0)) throws {
+                dropout: DropoutRates? = nil, newHead: Bool = false, seed: UInt64 = 42) throws {
         self.config = config
         self.products = products
-        self.dropout = dropout
+        self.dropout = dropout ?? DropoutRates(config)
         var parameters: [String: Parameter] = [:]
+        let prefixed = tensors["bert.embeddings.word_embeddings.weight"] != nil
+        var random = SeededRandom(seed: seed)
         func take(_ name: String, _ shape: [Int], decays: Bool = true) throws -> Parameter {
-            guard let stored = tensors[name] else {
+            let head = name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.")
+            let stored = tensors[prefixed || !name.hasPrefix("bert.") ? name : String(name.dropFirst(5))]
+            if newHead && head && (name.hasPrefix("classifier.") || stored == nil) {
+                let values = name.hasSuffix(".bias") ? [Float](repeating: 0, count: shape.reduce(1, *))
+                    : (0..<shape.reduce(1, *)).map { _ in Float(random.normal() * config.initializerRange) }
+                let parameter = Parameter(name: name, shape: shape, values: values, decays: decays && !name.hasSuffix(".bias"))
+                parameters[name] = parameter
+                return parameter
+            }
+            guard let stored else {
+                if head {
+                    throw TrainingError("the checkpoint has no \(name): it has no sequence-classification head for these labels (start one with --new-head)")
+                }
                 throw TrainingError("the checkpoint has no tensor \(name) (shape \(shape)), which a \(config.architecture.rawValue) sequence classifier needs")
             }
             guard stored.shape == shape else {
+                if name.hasPrefix("classifier.") {
+                    throw TrainingError("the checkpoint's classifier has \(stored.shape[0]) labels, and these data have \(shape[0]): replace it with --new-head")
+                }
                 throw TrainingError("\(name) has shape \(stored.shape) in the checkpoint; this config needs \(shape)")
             }
             let parameter = Parameter(name: name, shape: shape, values: stored.toFloats(), decays: decays && !name.hasSuffix(".bias"))
@@ -69,12 +90,12 @@ public final class TrainableModel: @unchecked Sendable {
                 preLayerNorm: megatron,
                 query: try linear(p + ".attention.self.query", out: h, in: h), key: try linear(p + ".attention.self.key", out: h, in: h),
                 value: try linear(p + ".attention.self.value", out: h, in: h),
-                attention: Attention(heads: config.numAttentionHeads, dropout: Dropout(probability: dropout.attention)),
+                attention: Attention(heads: config.numAttentionHeads, dropout: Dropout(probability: self.dropout.attention)),
                 attentionOutput: try linear(p + ".attention.output.dense", out: h, in: h),
                 attentionNorm: try norm(p + (megatron ? ".attention.ln" : ".attention.output.LayerNorm")),
                 intermediate: try linear(p + ".intermediate.dense", out: f, in: h), output: try linear(p + ".output.dense", out: h, in: f),
                 mlpNorm: try norm(p + (megatron ? ".ln" : ".output.LayerNorm")), activation: activation,
-                hiddenDropout: Dropout(probability: dropout.hidden)))
+                hiddenDropout: Dropout(probability: self.dropout.hidden)))
         }
         self.layers = layers
         finalNorm = megatron ? try norm("bert.encoder.ln") : nil
@@ -153,4 +174,28 @@ public final class TrainableModel: @unchecked Sendable {
         embeddings.backward(dx, ids: ids, types: types)
         return (value, logits)
     }
+}
+
+/// The dropout probabilities of training: after the embeddings and each block, on the attention probabilities, and
+/// before the classifier, as transformers takes them from the config (BERT's `classifier_dropout` when set, else the
+/// hidden one; Megatron-BERT's classifier always the hidden one).
+public struct DropoutRates: Sendable, Equatable {
+    public var hidden: Double
+    public var attention: Double
+    public var classifier: Double
+
+    public init(hidden: Double, attention: Double, classifier: Double) {
+        self.hidden = hidden
+        self.attention = attention
+        self.classifier = classifier
+    }
+
+    public init(_ config: BertConfig) {
+        hidden = config.hiddenDropoutProb
+        attention = config.attentionProbsDropoutProb
+        classifier = config.architecture == .bert ? config.classifierDropout ?? config.hiddenDropoutProb : config.hiddenDropoutProb
+    }
+
+    /// No dropout: evaluation, and the gradient checks.
+    public static let none = DropoutRates(hidden: 0, attention: 0, classifier: 0)
 }

@@ -1,0 +1,47 @@
+import Foundation
+import MegatronBackend
+import MegatronModel
+import TensorFiles
+
+extension TrainableModel {
+    /// The files a trained model's directory holds; a directory with anything else in it is not replaced.
+    static let writtenFiles: Set<String> = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                                            "tokenizer.json", "special_tokens_map.json"]
+
+    /// Writes the model as a Hugging Face directory that transformers' `AutoModelForSequenceClassification` and our
+    /// `classify` and `serve` load: config.json (`architectures` `MegatronBertForSequenceClassification` or
+    /// `BertForSequenceClassification`, `id2label` / `label2id`, `problem_type`), model.safetensors (FP32, every
+    /// parameter under its name) and the tokenizer's files copied from `tokenizerDirectory`. Whole or not at all
+    /// (`ModelDirectoryWriter`).
+    ///
+    /// ```swift
+    /// try model.write(to: "./my-classifier", labels: ["negative", "positive"], problemType: .crossEntropy,
+    ///                 tokenizerDirectory: source.tokenizerDirectory)
+    /// ```
+    public func write(to directory: String, labels: [String], problemType: Loss, tokenizerDirectory: String?) throws {
+        var config = self.config
+        config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + "ForSequenceClassification"]
+        config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
+        config.numLabels = labels.count
+        config.problemType = problemType.rawValue
+        var tensors: [String: StoredTensor] = [:]
+        for (name, parameter) in parameters {
+            let owned = OwnedBytes(count: parameter.count * 4)
+            owned.pointer.copyMemory(from: UnsafeRawBufferPointer(start: parameter.value.data, count: parameter.count * 4))
+            tensors[name] = StoredTensor(dtype: .float32, shape: parameter.shape,
+                                         bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<(parameter.count * 4)]), owner: owned)
+        }
+        try ModelDirectoryWriter(directory: directory, files: Self.writtenFiles, writer: "fine-tune",
+                                 advice: "write the model into a new or empty directory").write { staging in
+            try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
+            try SafeTensorsFile.write(tensors, to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
+            guard let tokenizerDirectory else { return }
+            for name in ["vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"] {
+                let source = (tokenizerDirectory as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: source) {
+                    try FileManager.default.copyItem(atPath: source, toPath: staging.appendingPathComponent(name).path)
+                }
+            }
+        }
+    }
+}
