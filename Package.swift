@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "MegatronModel", dependencies: ["MegatronBackend", "TensorFiles", "BERTTokenizer"]),
         // Training beside inference: forward/backward pairs per layer on FP32 master parameters, losses, (next) the
         // optimizer and the trainer. Sees the Backend seam's protocols (MatrixProducts) and the model's loaders only.
-        .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend"]),
+        .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend", "TensorFiles", "BERTTokenizer"]),
         // The one place that knows every backend: `Device` opens one; re-exports the model and the backends, so that
         // `import MegatronBERT` is the whole library.
         .target(name: "MegatronBERT", dependencies: ["MegatronModel", "MegatronTraining", "MegatronCPU", "MegatronCUDA"]),

@@ -20,7 +20,7 @@ struct MegatronBERTCommand: ParsableCommand {
         subcommands: [
             FillMaskCommand.self, NextSentenceCommand.self, EmbedCommand.self, SimilarityCommand.self, ClassifyCommand.self,
             NERCommand.self, QACommand.self, MultipleChoiceCommand.self, InfoCommand.self, TokenizeCommand.self,
-            ServeCommand.self, TasksCommand.self, ForwardCommand.self, BenchCommand.self, TestOpsCommand.self, InspectCommand.self, ConvertCommand.self,
+            FinetuneCommand.self, ServeCommand.self, TasksCommand.self, ForwardCommand.self, BenchCommand.self, TestOpsCommand.self, InspectCommand.self, ConvertCommand.self,
             DownloadCommand.self,
         ]
     )
@@ -107,6 +107,8 @@ func describe(_ error: Error) -> String {
     case let e as TensorFileError: return e.description
     case let e as TokenizerError: return e.message
     case let e as CommandError: return e.description
+    case let e as BackendError: return e.description
+    case let e as TrainingError: return e.description
     default: break
     }
     let ns = error as NSError

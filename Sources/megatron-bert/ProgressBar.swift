@@ -9,6 +9,8 @@ final class ProgressBar: @unchecked Sendable {
     private let started = Date()
     private var lastDraw = Date.distantPast
     private(set) var done = 0
+    /// Shown after the count, rate and ETA (a training run's epoch, loss and learning rate).
+    var detail = ""
 
     init(total: Int?, unit: String, quiet: Bool) {
         self.total = total
@@ -46,7 +48,7 @@ final class ProgressBar: @unchecked Sendable {
         } else {
             text += String(format: " %@ %.1f/s %@", unit, rate, Self.clock(seconds))
         }
-        return text
+        return detail.isEmpty ? text : text + "  " + detail
     }
 
     static func clock(_ seconds: Double) -> String {

@@ -6,7 +6,7 @@ import TensorFiles
 extension TrainableModel {
     /// The files a trained model's directory holds; a directory with anything else in it is not replaced.
     static let writtenFiles: Set<String> = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
-                                            "tokenizer.json", "special_tokens_map.json"]
+                                            "tokenizer.json", "special_tokens_map.json", "metrics.jsonl"]
 
     /// Writes the model as a Hugging Face directory that transformers' `AutoModelForSequenceClassification` and our
     /// `classify` and `serve` load: config.json (`architectures` `MegatronBertForSequenceClassification` or
@@ -18,7 +18,9 @@ extension TrainableModel {
     /// try model.write(to: "./my-classifier", labels: ["negative", "positive"], problemType: .crossEntropy,
     ///                 tokenizerDirectory: source.tokenizerDirectory)
     /// ```
-    public func write(to directory: String, labels: [String], problemType: Loss, tokenizerDirectory: String?) throws {
+    /// - Parameter metrics: the lines of `metrics.jsonl` written beside the model (none: no file).
+    public func write(to directory: String, labels: [String], problemType: Loss, tokenizerDirectory: String?,
+                      metrics: [String] = []) throws {
         var config = self.config
         config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + "ForSequenceClassification"]
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
@@ -35,6 +37,9 @@ extension TrainableModel {
                                  advice: "write the model into a new or empty directory").write { staging in
             try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
             try SafeTensorsFile.write(tensors, to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
+            if !metrics.isEmpty {
+                try Data(metrics.map { $0 + "\n" }.joined().utf8).write(to: staging.appendingPathComponent("metrics.jsonl"))
+            }
             guard let tokenizerDirectory else { return }
             for name in ["vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"] {
                 let source = (tokenizerDirectory as NSString).appendingPathComponent(name)

@@ -7,14 +7,22 @@ import MegatronBackend
 struct TrainableLayer {
     let preLayerNorm: Bool
     let query: Linear, key: Linear, value: Linear  // (H, H) each
-    let attention: Attention
+    var attention: Attention
     let attentionOutput: Linear  // (H, H)
     let attentionNorm: LayerNorm  // attention.ln (Megatron) or attention.output.LayerNorm (BERT)
     let intermediate: Linear  // (F, H)
     let output: Linear  // (H, F)
     let mlpNorm: LayerNorm  // ln (Megatron) or output.LayerNorm (BERT)
     let activation: Activation
-    let hiddenDropout: Dropout
+    var hiddenDropout: Dropout
+
+    /// The same layer with no dropout (evaluation).
+    var withoutDropout: TrainableLayer {
+        var layer = self
+        layer.attention = Attention(heads: attention.heads, dropout: Dropout(probability: 0))
+        layer.hiddenDropout = Dropout(probability: 0)
+        return layer
+    }
 
     /// The activations the backward pass reads.
     struct Saved {

@@ -110,19 +110,57 @@ public final class TrainableModel: @unchecked Sendable {
     /// Sets every gradient to zero.
     public func zeroGradients() { parameters.values.forEach { $0.zeroGradient() } }
 
+    /// What a forward pass keeps for its backward pass.
+    struct ForwardState {
+        var batch: Int, sequence: Int
+        var ids: [[Int]], types: [[Int]]
+        var embeddingNorm: (input: Tensor, saved: LayerNorm.Saved)?
+        var embeddingMask: [Float]?
+        var layers: [TrainableLayer.Saved]
+        var encoded: Tensor  // before the final LayerNorm
+        var finalNorm: LayerNorm.Saved?
+        var first: Tensor  // the [CLS] rows (B, H)
+        var poolerInput: Tensor  // before tanh
+        var classifierMask: [Float]?
+        var dropped: Tensor  // the classifier's input
+    }
+
+    /// The logits (B, labels) of one batch: ids, types and mask (B, S). With `training`, dropout at the model's rates
+    /// (masks drawn from `random`), else none.
+    public func logits(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool = false,
+                       random: inout SeededRandom) throws -> Tensor {
+        try forward(ids: ids, types: types, mask: mask, training: training, random: &random).logits
+    }
+
     /// Forward, loss and backward on one batch: ids, types and mask (B, S); targets as `Loss.evaluate` takes them.
     /// Adds each parameter's gradient of `lossScale` × the loss (a mean over the batch) to `gradient`: with gradient
-    /// accumulation over n batches, `lossScale` 1/n (as the HF Trainer divides the loss).
+    /// accumulation over n batches, `lossScale` 1/n (as the HF Trainer divides the loss). Dropout at the model's rates.
     /// - Returns: the loss (unscaled) and the logits (B, labels).
     public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double], loss: Loss, lossScale: Double = 1,
                      random: inout SeededRandom) throws -> (loss: Double, logits: Tensor) {
+        let (logits, state) = try forward(ids: ids, types: types, mask: mask, training: true, random: &random)
+        let (value, dLogits) = try loss.evaluate(logits, targets: targets)
+        if lossScale != 1 { for i in 0..<dLogits.count { dLogits.data[i] *= Float(lossScale) } }
+        backward(dLogits, state)
+        return (value, logits)
+    }
+
+    func forward(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool,
+                 random: inout SeededRandom) throws -> (logits: Tensor, state: ForwardState) {
         let b = ids.count, s = ids.first?.count ?? 0, h = config.hiddenSize
         guard b > 0, s > 0, ids.allSatisfy({ $0.count == s }), types.count == b, mask.count == b,
               zip(types, mask).allSatisfy({ $0.count == s && $1.count == s }) else {
             throw TrainingError("a batch needs ids, token types and an attention mask of one shape (B, S), B and S at least 1")
         }
+        guard s <= config.maxPositionEmbeddings else {
+            throw TrainingError("a sequence of \(s) tokens is longer than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+        for row in ids where row.contains(where: { !(0..<config.vocabSize).contains($0) }) {
+            throw TrainingError("a token id is outside the vocabulary (0..<\(config.vocabSize)): does the tokenizer belong to this model?")
+        }
+        let rates = training ? dropout : .none
         let keep = mask.map { $0.map { Float($0) } }
-        // Forward: (B·S, H) through the layers, the pooled [CLS] (B, H), the logits (B, labels).
+        // (B·S, H) through the layers, the pooled [CLS] (B, H), the logits (B, labels).
         var x = embeddings.forward(ids: ids, types: types)
         var embeddingNormSaved: (input: Tensor, saved: LayerNorm.Saved)?
         if let embeddingNorm {
@@ -130,10 +168,10 @@ public final class TrainableModel: @unchecked Sendable {
             embeddingNormSaved = (x, saved)
             x = normed
         }
-        let embeddingMask = Dropout(probability: dropout.hidden).mask(count: x.count, &random)
+        let embeddingMask = Dropout(probability: rates.hidden).mask(count: x.count, &random)
         Dropout.apply(embeddingMask, to: x)
         var saved: [TrainableLayer.Saved] = []
-        for layer in layers {
+        for layer in training ? layers : layers.map({ $0.withoutDropout }) {
             let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, &random, products)
             saved.append(layerSaved)
             x = y
@@ -149,30 +187,32 @@ public final class TrainableModel: @unchecked Sendable {
         for row in 0..<b { (first.data + row * h).update(from: x.data + row * s * h, count: h) }
         let poolerInput = pooler.forward(first, products)
         let pooled = Activations.forward(poolerInput, .tanh)
-        let classifierMask = Dropout(probability: dropout.classifier).mask(count: pooled.count, &random)
-        let dropped = Tensor(shape: pooled.shape, values: pooled.toArray())
-        Dropout.apply(classifierMask, to: dropped)
-        let logits = classifier.forward(dropped, products)
-        let (value, dLogits) = try loss.evaluate(logits, targets: targets)
-        if lossScale != 1 { for i in 0..<dLogits.count { dLogits.data[i] *= Float(lossScale) } }
+        let classifierMask = Dropout(probability: rates.classifier).mask(count: pooled.count, &random)
+        Dropout.apply(classifierMask, to: pooled)
+        let logits = classifier.forward(pooled, products)
+        return (logits, ForwardState(batch: b, sequence: s, ids: ids, types: types, embeddingNorm: embeddingNormSaved,
+                                     embeddingMask: embeddingMask, layers: saved, encoded: encoded, finalNorm: finalSaved,
+                                     first: first, poolerInput: poolerInput, classifierMask: classifierMask, dropped: pooled))
+    }
 
-        // Backward, in the reverse order.
-        let dDropped = classifier.backward(dLogits, input: dropped, products)
-        Dropout.apply(classifierMask, to: dDropped)
-        let dPoolerInput = Activations.backward(dDropped, input: poolerInput, .tanh)
-        let dFirst = pooler.backward(dPoolerInput, input: first, products)
+    /// dLogits (B, labels) back through the head, the layers and the embeddings, every gradient added to.
+    func backward(_ dLogits: Tensor, _ state: ForwardState) {
+        let b = state.batch, s = state.sequence, h = config.hiddenSize
+        let dDropped = classifier.backward(dLogits, input: state.dropped, products)
+        Dropout.apply(state.classifierMask, to: dDropped)
+        let dPoolerInput = Activations.backward(dDropped, input: state.poolerInput, .tanh)
+        let dFirst = pooler.backward(dPoolerInput, input: state.first, products)
         var dx = Tensor(shape: [b * s, h])
         for row in 0..<b { (dx.data + row * s * h).update(from: dFirst.data + row * h, count: h) }
-        if let finalNorm, let finalSaved { dx = finalNorm.backward(dx, input: encoded, saved: finalSaved) }
-        for (layer, layerSaved) in zip(layers, saved).reversed() {
+        if let finalNorm, let finalSaved = state.finalNorm { dx = finalNorm.backward(dx, input: state.encoded, saved: finalSaved) }
+        for (layer, layerSaved) in zip(layers, state.layers).reversed() {
             dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
         }
-        Dropout.apply(embeddingMask, to: dx)
-        if let embeddingNorm, let embeddingNormSaved {
+        Dropout.apply(state.embeddingMask, to: dx)
+        if let embeddingNorm, let embeddingNormSaved = state.embeddingNorm {
             dx = embeddingNorm.backward(dx, input: embeddingNormSaved.input, saved: embeddingNormSaved.saved)
         }
-        embeddings.backward(dx, ids: ids, types: types)
-        return (value, logits)
+        embeddings.backward(dx, ids: state.ids, types: state.types)
     }
 }
 

@@ -1,0 +1,48 @@
+/// How to fine-tune: the Hugging Face Trainer's settings and defaults (learning rate 5e-5, linear schedule without
+/// warmup, no weight decay, AdamW β (0.9, 0.999) and ε 1e-8, clipping at 1.0, batch size 8, 3 epochs), so that a
+/// user's numbers carry over.
+public struct TrainingOptions: Sendable, Equatable {
+    public var learningRate = 5e-5
+    public var epochs = 3.0
+    /// Optimizer steps in all; overrides `epochs` when set.
+    public var maxSteps: Int?
+    public var batchSize = 8
+    public var gradientAccumulation = 1
+    public var warmupRatio = 0.0
+    public var weightDecay = 0.0
+    public var maxGradNorm = 1.0
+    public var schedule = Schedule.Kind.linear
+    public var seed: UInt64 = 42
+    /// Tokens per example, the longer text cut first (nil: the model's limit).
+    public var maxLength: Int?
+    /// Evaluate every this many optimizer steps (nil: at the end of each epoch).
+    public var evalEvery: Int?
+    /// The metric that picks the best model: "loss" (lower is better) or "accuracy", "f1", "matthews_correlation",
+    /// "pearson", "spearman" (higher is better).
+    public var metric = "loss"
+    /// Stop after this many evaluations without improvement (nil: never).
+    public var earlyStopping: Int?
+
+    public init() {}
+
+    /// Checks the options, each error naming its flag.
+    public func validate() throws {
+        guard learningRate > 0, learningRate.isFinite else { throw TrainingError("--learning-rate must be positive") }
+        guard epochs > 0 || maxSteps != nil else { throw TrainingError("--epochs must be positive (or give --max-steps)") }
+        if let maxSteps, maxSteps < 1 { throw TrainingError("--max-steps must be at least 1") }
+        guard batchSize >= 1 else { throw TrainingError("--batch-size must be at least 1") }
+        guard gradientAccumulation >= 1 else { throw TrainingError("--gradient-accumulation must be at least 1") }
+        guard (0..<1).contains(warmupRatio) else { throw TrainingError("--warmup-ratio must be from 0 up to (not including) 1") }
+        guard weightDecay >= 0 else { throw TrainingError("--weight-decay must not be negative") }
+        guard maxGradNorm > 0 else { throw TrainingError("--max-grad-norm must be positive") }
+        if let maxLength, maxLength < 2 { throw TrainingError("--max-length must be at least 2 ([CLS] and [SEP])") }
+        if let evalEvery, evalEvery < 1 { throw TrainingError("--eval-every must be at least 1") }
+        if let earlyStopping, earlyStopping < 1 { throw TrainingError("--early-stopping must be at least 1") }
+        guard ["loss", "accuracy", "f1", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
+            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, matthews_correlation, pearson, spearman, mse")
+        }
+    }
+
+    /// Whether a larger value of `metric` is better.
+    var higherIsBetter: Bool { !["loss", "mse"].contains(metric) }
+}

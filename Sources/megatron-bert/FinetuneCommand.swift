@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+import BERTTokenizer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, serve and transformers load.",
+        subcommands: [FinetuneClassifyCommand.self]
+    )
+}
+
+struct FinetuneClassifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classify",
+        abstract: "Fine-tune a sequence classifier (single-label, multi-label or regression) on labelled texts.",
+        discussion: """
+        The whole encoder is trained with AdamW as the Hugging Face Trainer trains it, with its defaults: learning \
+        rate 5e-5, linear schedule, no warmup, no weight decay, clipping at 1.0, batch size 8, 3 epochs; dropout as \
+        config.json says. Data: JSON Lines ({"text", "text_pair", "label"}), CSV or TSV with a header; a label is a \
+        class (string or integer), a number (regression) or a list of classes (multi-label); the classes are the \
+        training data's in sorted order unless --labels names them. A checkpoint without a classifier (NVIDIA's \
+        pre-trained model) gets a new one; --new-head replaces one that has other labels. With --eval, every epoch \
+        (or --eval-every steps) is evaluated — loss, accuracy, F1, Matthews correlation; regression: Pearson and \
+        Spearman — each a line of OUTPUT/metrics.jsonl, and OUTPUT holds the best model by --metric; without, the \
+        last. Not yet: resuming (--resume), BF16 products, activation recomputation.
+
+        Examples:
+          megatron-bert finetune classify --model ./megatron-bert-cased-345m --train train.jsonl --eval dev.jsonl --output ./sentiment
+          megatron-bert finetune classify --model M --train train.csv --text-column sentence --label-column label --epochs 5 --output out
+        """
+    )
+
+    @Option(help: "The model to start from: a Hugging Face directory, or a Megatron-LM .pt / NGC .zip.")
+    var model: String
+
+    @Option(help: "Training data: .jsonl, .csv or .tsv.")
+    var train: String
+
+    @Option(help: "Evaluation data, the same format (optional).")
+    var eval: String?
+
+    @Option(help: "Where to write the model and metrics.jsonl (a new or empty directory, or one this command wrote).")
+    var output: String
+
+    @Option(help: "Epochs (fractions allowed).") var epochs: Double = 3
+    @Option(help: "Optimizer steps in all (overrides --epochs).") var maxSteps: Int?
+    @Option(help: "The peak learning rate.") var learningRate: Double = 5e-5
+    @Option(help: "Examples per forward pass.") var batchSize: Int = 8
+    @Option(help: "Batches per optimizer step.") var gradientAccumulation: Int = 1
+    @Option(help: "The fraction of the steps the learning rate warms up over.") var warmupRatio: Double = 0
+    @Option(help: "AdamW's decoupled weight decay (not on biases and LayerNorm weights).") var weightDecay: Double = 0
+    @Option(help: "Clip the gradients' global norm to this.") var maxGradNorm: Double = 1
+    @Option(help: "linear, cosine or constant (after the warmup).") var scheduler: String = "linear"
+    @Option(help: "Tokens per example, the longer text cut first (default: the model's limit).") var maxLength: Int?
+    @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
+    @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
+    @Option(help: "The metric that picks the best model: loss, accuracy, f1, matthews_correlation, pearson, spearman.") var metric: String = "loss"
+    @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
+    @Option(help: "The labels in order (comma-separated; default: the training data's, sorted).") var labels: String?
+    @Option(help: "The text column.") var textColumn: String = "text"
+    @Option(help: "The pair column (read when present).") var pairColumn: String = "text_pair"
+    @Option(help: "The label column.") var labelColumn: String = "label"
+    @Option(help: "A vocab.txt for models without one.") var vocab: String?
+    @Flag(help: "Replace the checkpoint's classifier with a new one.") var newHead = false
+    @Flag(help: "Say nothing on standard error but errors.") var quiet = false
+
+    func run() throws {
+        try reportingErrors {
+            var options = TrainingOptions()
+            guard let kind = Schedule.Kind(rawValue: scheduler) else {
+                throw CommandError("--scheduler \(scheduler) is not one of linear, cosine, constant")
+            }
+            (options.learningRate, options.epochs, options.maxSteps, options.batchSize) = (learningRate, epochs, maxSteps, batchSize)
+            (options.gradientAccumulation, options.warmupRatio, options.weightDecay, options.maxGradNorm) = (gradientAccumulation, warmupRatio, weightDecay, maxGradNorm)
+            (options.schedule, options.maxLength, options.seed, options.evalEvery) = (kind, maxLength, seed, evalEvery)
+            (options.metric, options.earlyStopping) = (metric, earlyStopping)
+            try options.validate()
+            let columns = LabeledTexts.Columns(text: textColumn, pair: pairColumn, label: labelColumn)
+            let training = try LabeledTexts.read(train, columns: columns)
+            let evaluation = try eval.map { try LabeledTexts.read($0, columns: columns) }
+            let labelSet = try LabelSet(training: training, given: labels.map { $0.split(separator: ",").map(String.init) })
+            let source = try ModelSource.open(model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: vocab ?? Settings.current[.vocab])
+            var config = source.config
+            config.numLabels = labelSet.problem == .meanSquaredError ? 1 : labelSet.names.count
+            let hasHead = source.tensors["classifier.weight"] != nil
+            if !hasHead && !quiet { note("\(model) has no classifier: a new one is trained for \(config.numLabels) label(s)") }
+            let network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(),
+                                             newHead: newHead || !hasHead, seed: seed)
+            let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: labelSet, options: options)
+            let bar = ProgressBar(total: nil, unit: "steps", quiet: quiet)
+            let quiet = self.quiet
+            trainer.warn = { if !quiet { note("warning: " + $0) } }
+            trainer.progress = { report in
+                if let metrics = report.evaluation {
+                    bar.finish()
+                    if !quiet {
+                        note("step \(report.step)/\(report.totalSteps): " + metrics.sorted { $0.key < $1.key }
+                            .map { "eval_\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
+                    }
+                } else {
+                    bar.detail = String(format: "of %d, epoch %d, loss %.4f, lr %.2e", report.totalSteps, report.epoch + 1, report.loss, report.learningRate)
+                    bar.advance(by: 1)
+                }
+            }
+            if !quiet {
+                note("fine-tuning \(config.architecture.rawValue) (\(network.parameters.values.reduce(0) { $0 + $1.count }) parameters) on \(training.count) examples, \(labelSet.problem.rawValue), labels: \(labelSet.names.joined(separator: ", "))")
+            }
+            let summary = try trainer.run(train: training, eval: evaluation, output: output, tokenizerDirectory: source.tokenizerDirectory)
+            bar.finish()
+            if !quiet {
+                let best = summary.best.map { " best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
+                note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "");\(best); model in \(output)")
+            }
+        }
+    }
+}

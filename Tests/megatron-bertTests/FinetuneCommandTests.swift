@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// `finetune classify` end to end on the tiny fixture classifier: a task it can learn (the label's word is in the
+/// text), evaluated every epoch into metrics.jsonl, the best model written where `classify` runs it; and each mistake
+/// in the data an error naming the file and line.
+@Suite struct FinetuneCommandTests {
+    static let model = TaskCommandTests.models + "/classification"
+
+    /// JSON Lines of texts whose label ("positive" / "negative") is told by the word "big" or "small" in them.
+    static func data(_ count: Int, seed: UInt64) -> String {
+        let words = "the capital of France is Paris a city in Europe John Smith lives New York and works at Google river long very old"
+            .split(separator: " ").map(String.init)
+        var state = seed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % bound
+        }
+        return (0..<count).map { _ in
+            var sentence = (0..<(3 + next(7))).map { _ in words[next(words.count)] }
+            let big = next(2) == 0
+            sentence.insert(big ? "big" : "small", at: next(sentence.count + 1))
+            return "{\"text\": \"\(sentence.joined(separator: " "))\", \"label\": \"\(big ? "positive" : "negative")\"}"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func write(_ text: String, _ name: String) throws -> String {
+        let path = CLI.temporaryPath(name)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func aClassifierLearnsAndClassifyRunsIt() throws {
+        let train = try Self.write(Self.data(200, seed: 1), "finetune-train.jsonl"), dev = try Self.write(Self.data(60, seed: 2), "finetune-dev.jsonl")
+        let output = CLI.temporaryPath("finetuned")
+        let ran = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", train, "--eval", dev, "--output", output,
+                               "--learning-rate", "1e-3", "--epochs", "6", "--metric", "accuracy", "--new-head"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 6, "one line per epoch")
+        let accuracies = try lines.map { try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["eval_accuracy"] as? Double) }
+        #expect((accuracies.max() ?? 0) >= 0.85, "it learns the task: \(accuracies)")
+        #expect((accuracies.first ?? 1) < (accuracies.max() ?? 0), "and gets better: \(accuracies)")
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForSequenceClassification"])
+        #expect(config["id2label"] as? [String: String] == ["0": "negative", "1": "positive"])
+        #expect(config["problem_type"] as? String == "single_label_classification")
+        let classified = try CLI.run(["classify", "--model", output, "--device", "cpu", "--json", "a big city", "a small river"])
+        #expect(classified.status == 0, "\(classified.stderr)")
+        let labels = (try JSONSerialization.jsonObject(with: Data(classified.stdout.utf8)) as? [[[String: Any]]])?.map { $0.first?["label"] as? String }
+        #expect(labels == ["positive", "negative"], "\(classified.stdout)")
+    }
+
+    @Test(arguments: [
+        ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
+        ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),
+        ("\n\n", nil, "holds no examples"),
+        ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"x\"}\n", nil, "one class only"),
+        ("{\"text\": 5, \"label\": \"x\"}\n", nil, "train.jsonl:1: \"text\" is not text"),
+        ("{\"text\": \"a\", \"label\": 0.5}\n{\"text\": \"b\", \"label\": \"high\"}\n", nil, "train.jsonl:2: the label \"high\" is not a number"),
+        ("{\"text\": \"a\", \"label\": \"x\"}\nnot json\n", nil, "train.jsonl:2: not valid JSON"),
+    ] as [(String, String?, String)])
+    func badDataIsAnErrorNamingTheLine(train: String, dev: String?, message: String) throws {
+        let trainPath = try Self.write(train, "train.jsonl")
+        var arguments = ["finetune", "classify", "--model", Self.model, "--train", trainPath, "--output", CLI.temporaryPath("never"), "--new-head"]
+        if let dev { arguments += ["--eval", try Self.write(dev, "dev.jsonl")] }
+        let ran = try CLI.run(arguments)
+        #expect(ran.status != 0)
+        #expect(ran.stderr.contains(message), "\(ran.stderr)")
+    }
+
+    @Test func csvMistakesNameTheLineToo() throws {
+        let csv = try Self.write("text,label\n\"a, quoted\",x\nb,y,extra\n", "train.csv")
+        let ran = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", csv, "--output", CLI.temporaryPath("never"), "--new-head"])
+        #expect(ran.stderr.contains("train.csv:3: 3 fields where the header has 2"), "\(ran.stderr)")
+        let missing = try Self.write("sentence,label\na,x\n", "missing.csv")
+        let other = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", missing, "--output", CLI.temporaryPath("never")])
+        #expect(other.stderr.contains("missing.csv:1: no column \"text\""), "\(other.stderr)")
+        // A classifier with another label count needs --new-head.
+        let two = try Self.write("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "two.jsonl")
+        let head = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", two, "--output", CLI.temporaryPath("never")])
+        #expect(head.stderr.contains("--new-head"), "\(head.stderr)")
+    }
+}
