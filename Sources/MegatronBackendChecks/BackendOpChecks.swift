@@ -217,24 +217,16 @@ public enum BackendOpChecks {
         }
     }
 
-    /// Seeded draws (SplitMix64): the same inputs on every machine.
+    /// Seeded draws (`SeededRandom`): the same inputs on every machine.
     struct Draws {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random: SeededRandom
+        init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
         /// `count` values uniform in offset ± scale.
         mutating func values(_ count: Int, scale: Double = 1, offset: Double = 0) -> [Float] {
-            (0..<count).map { _ in Float(offset + scale * (Double(next() >> 11) / Double(1 << 53) * 2 - 1)) }
+            (0..<count).map { _ in Float(offset + scale * (random.uniform() * 2 - 1)) }
         }
 
-        mutating func index(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+        mutating func index(_ bound: Int) -> Int { Int(random.next() % UInt64(bound)) }
     }
 }
