@@ -27,7 +27,7 @@ run() {  # run NAME ARGS…: one case
 }
 
 run help --help
-for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench test-ops tasks convert inspect download serve; do
+for command in fill-mask nsp embed similarity classify ner qa multiple-choice info tokenize forward bench bench-train test-ops tasks finetune convert inspect download serve; do
   run "help-$command" "$command" --help
 done
 pre=$tasks/pretraining

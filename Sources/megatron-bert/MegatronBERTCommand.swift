@@ -20,7 +20,7 @@ struct MegatronBERTCommand: ParsableCommand {
         subcommands: [
             FillMaskCommand.self, NextSentenceCommand.self, EmbedCommand.self, SimilarityCommand.self, ClassifyCommand.self,
             NERCommand.self, QACommand.self, MultipleChoiceCommand.self, InfoCommand.self, TokenizeCommand.self,
-            FinetuneCommand.self, ServeCommand.self, TasksCommand.self, ForwardCommand.self, BenchCommand.self, TestOpsCommand.self, InspectCommand.self, ConvertCommand.self,
+            FinetuneCommand.self, ServeCommand.self, TasksCommand.self, ForwardCommand.self, BenchCommand.self, BenchTrainCommand.self, TestOpsCommand.self, InspectCommand.self, ConvertCommand.self,
             DownloadCommand.self,
         ]
     )

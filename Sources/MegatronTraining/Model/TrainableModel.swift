@@ -34,8 +34,25 @@ public final class TrainableModel: @unchecked Sendable {
     /// the checkpoint lacks) is drawn anew as transformers initialises it — normal(0, `initializer_range`) weights,
     /// zero biases — from `seed`, for `config.numLabels` labels.
     /// - Parameter dropout: the rates to train with (default: the config's); `.none` for evaluation and the checks.
-    public init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
-                dropout: DropoutRates? = nil, newHead: Bool = false, seed: UInt64 = 42) throws {
+    public convenience init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
+                            dropout: DropoutRates? = nil, newHead: Bool = false, seed: UInt64 = 42) throws {
+        try self.init(config: config, tensors: tensors, products: products, dropout: dropout, newHead: newHead, seed: seed,
+                      randomWeights: false)
+    }
+
+    /// A classifier of `config`'s shape with every weight drawn as transformers initialises a new model (normal(0,
+    /// `initializer_range`), LayerNorm weights 1, biases 0), for benchmarks.
+    ///
+    /// ```swift
+    /// let model = try TrainableModel(randomWeightsFor: .megatronBERT345M, products: CPUMatrixProducts())
+    /// ```
+    public convenience init(randomWeightsFor config: BertConfig, products: any MatrixProducts, dropout: DropoutRates? = nil,
+                            seed: UInt64 = 42) throws {
+        try self.init(config: config, tensors: [:], products: products, dropout: dropout, newHead: true, seed: seed, randomWeights: true)
+    }
+
+    init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
+         dropout: DropoutRates?, newHead: Bool, seed: UInt64, randomWeights: Bool) throws {
         self.config = config
         self.products = products
         self.dropout = dropout ?? DropoutRates(config)
@@ -45,9 +62,11 @@ public final class TrainableModel: @unchecked Sendable {
         func take(_ name: String, _ shape: [Int], decays: Bool = true) throws -> Parameter {
             let head = name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.")
             let stored = tensors[prefixed || !name.hasPrefix("bert.") ? name : String(name.dropFirst(5))]
-            if newHead && head && (name.hasPrefix("classifier.") || stored == nil) {
-                let values = name.hasSuffix(".bias") ? [Float](repeating: 0, count: shape.reduce(1, *))
-                    : (0..<shape.reduce(1, *)).map { _ in Float(random.normal() * config.initializerRange) }
+            if randomWeights || newHead && head && (name.hasPrefix("classifier.") || stored == nil) {
+                let count = shape.reduce(1, *)
+                let values = name.hasSuffix(".bias") ? [Float](repeating: 0, count: count)
+                    : !decays ? [Float](repeating: 1, count: count)  // a LayerNorm weight
+                    : (0..<count).map { _ in Float(random.normal() * config.initializerRange) }
                 let parameter = Parameter(name: name, shape: shape, values: values, decays: decays && !name.hasSuffix(".bias"))
                 parameters[name] = parameter
                 return parameter

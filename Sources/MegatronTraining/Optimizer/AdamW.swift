@@ -16,8 +16,8 @@ public struct AdamW: Sendable {
     public var weightDecay: Double
     /// Optimizer steps taken (t).
     public private(set) var steps = 0
-    /// m and v per parameter name.
-    var moments: [String: (m: [Float], v: [Float])] = [:]
+    /// m and v per parameter name (tensors: updated in place, never copied).
+    var moments: [String: (m: Tensor, v: Tensor)] = [:]
 
     /// The HF Trainer's defaults: β (0.9, 0.999), ε 1e-8, no weight decay.
     public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0) {
@@ -27,27 +27,36 @@ public struct AdamW: Sendable {
         self.weightDecay = weightDecay
     }
 
-    /// One step of every parameter by its gradient, at `learningRate`.
+    /// One step of every parameter by its gradient, at `learningRate`. In FP32 as torch computes it for FP32
+    /// parameters, split across cores in chunks.
     public mutating func step(_ parameters: [Parameter], learningRate: Double) {
         steps += 1
         let t = Double(steps)
-        let correction1 = 1 - pow(beta1, t), correction2 = (1 - pow(beta2, t)).squareRoot()
-        let stepSize = learningRate / correction1
+        let correction2 = Float((1 - pow(beta2, t)).squareRoot())
+        let stepSize = Float(learningRate / (1 - pow(beta1, t)))
+        let b1 = Float(beta1), b2 = Float(beta2), eps = Float(epsilon)
         for parameter in parameters {
-            var (m, v) = moments[parameter.name] ?? ([Float](repeating: 0, count: parameter.count), [Float](repeating: 0, count: parameter.count))
-            let p = parameter.value.data, g = parameter.gradient.data
+            let (mTensor, vTensor) = moments[parameter.name] ?? (Tensor(shape: parameter.shape), Tensor(shape: parameter.shape))
+            moments[parameter.name] = (mTensor, vTensor)
+            let p = parameter.value.data, g = parameter.gradient.data, m = mTensor.data, v = vTensor.data
             let decay = parameter.decays ? Float(1 - learningRate * weightDecay) : 1
-            let b1 = Float(beta1), b2 = Float(beta2)
-            for i in 0..<parameter.count {
-                p[i] *= decay
-                m[i] = b1 * m[i] + (1 - b1) * g[i]
-                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                let denominator = Double(v[i]).squareRoot() / correction2 + epsilon
-                p[i] -= Float(stepSize * Double(m[i]) / denominator)
+            inChunks(parameter.count) { range in
+                for i in range {
+                    p[i] *= decay
+                    m[i] = b1 * m[i] + (1 - b1) * g[i]
+                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                    p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + eps)
+                }
             }
-            moments[parameter.name] = (m, v)
         }
     }
+}
+
+/// `body` over 0..<count in contiguous chunks of 64 Ki elements (the last shorter), on every core.
+func inChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let chunk = 1 << 16, parts = (count + chunk - 1) / chunk
+    guard parts > 1 else { return body(0..<count) }
+    DispatchQueue.concurrentPerform(iterations: parts) { part in body(part * chunk..<min(count, (part + 1) * chunk)) }
 }
 
 /// Gradient clipping by the global norm, as `torch.nn.utils.clip_grad_norm_`: every gradient scaled by
@@ -56,14 +65,25 @@ public struct AdamW: Sendable {
 @discardableResult
 public func clipGradients(_ parameters: [Parameter], maxNorm: Double) -> Double {
     var squares = 0.0
-    for parameter in parameters {
-        for i in 0..<parameter.count { squares += Double(parameter.gradient.data[i]) * Double(parameter.gradient.data[i]) }
+    for parameter in parameters {  // per chunk on every core, the chunks' sums added in order (the same bits every run)
+        let g = parameter.gradient.data, chunk = 1 << 16
+        let sums = [Double](unsafeUninitializedCapacity: (parameter.count + chunk - 1) / chunk) { out, initialized in
+            let out = out
+            inChunks(parameter.count) { range in
+                var sum = 0.0
+                for i in range { sum += Double(g[i]) * Double(g[i]) }
+                out[range.lowerBound / chunk] = sum
+            }
+            initialized = (parameter.count + chunk - 1) / chunk
+        }
+        squares += sums.reduce(0, +)
     }
     let norm = squares.squareRoot()
     let coefficient = Float(min(1, maxNorm / (norm + 1e-6)))
     if coefficient < 1 {
         for parameter in parameters {
-            for i in 0..<parameter.count { parameter.gradient.data[i] *= coefficient }
+            let g = parameter.gradient.data
+            inChunks(parameter.count) { range in for i in range { g[i] *= coefficient } }
         }
     }
     return norm

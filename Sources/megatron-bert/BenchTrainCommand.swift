@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import MegatronBERT
+
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-train",
+        abstract: "Measure fine-tuning throughput (training tokens/s): sequence classification steps on the CPU.",
+        discussion: """
+        Each run is one optimizer step on one batch of random ids: forward with dropout as config.json says, \
+        cross-entropy, backward, clipping at 1.0, AdamW — what the Hugging Face Trainer does per step. Each point \
+        runs once to warm up, then for at least --min-seconds and --min-runs; tokens/s from the median and the best \
+        run. --random-weights builds the 345M Megatron-BERT shape with a 2-label classifier.
+        Compare with PyTorch on the same machine, in one run: python3 scripts/bench_training.py.
+
+        Example:
+          megatron-bert bench-train --random-weights --points 8x128 --json
+        """
+    )
+
+    @Option(help: "Model directory (its encoder, with a new 2-label classifier when it has none).")
+    var model: String?
+
+    @Flag(help: "The 345M Megatron-BERT shape with random weights.")
+    var randomWeights = false
+
+    @Option(help: "Comma-separated BxS points.")
+    var points: String = "8x128"
+
+    @Option(help: "Minimum measured seconds per point.")
+    var minSeconds: Double = 10
+
+    @Option(parsing: .unconditional, help: "Minimum measured runs per point.")
+    var minRuns: Int = 2
+
+    @Flag(help: "Print one JSON object per point.")
+    var json = false
+
+    func validate() throws {
+        guard (model == nil) == randomWeights else { throw ValidationError("give exactly one of --model DIR or --random-weights") }
+        guard minRuns >= 1 else { throw ValidationError("--min-runs must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let grid = try points.split(separator: ",").map { point -> (Int, Int) in
+                let parts = point.split(separator: "x")
+                guard parts.count == 2, let b = Int(parts[0]), let s = Int(parts[1]), b >= 1, s >= 2 else {
+                    throw CommandError("--points: '\(point)' is not BxS (batch at least 1, sequence at least 2)")
+                }
+                return (b, s)
+            }
+            let network: TrainableModel
+            if let model {
+                let source = try ModelSource.open(model)
+                var config = source.config
+                config.numLabels = 2
+                network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(),
+                                             newHead: source.tensors["classifier.weight"] == nil)
+            } else {
+                var config = BertConfig.megatronBERT345M
+                config.numLabels = 2
+                network = try TrainableModel(randomWeightsFor: config, products: CPUMatrixProducts())
+            }
+            let config = network.config, parameters = network.parameterList
+            var optimizer = AdamW()
+            var random = SeededRandom(seed: 7)
+            if !json {
+                Console.line("model: \(model ?? "random 345M Megatron-BERT, 2-label classifier"), \(parameters.reduce(0) { $0 + $1.count }) parameters, \(System.cores) cores, fp32, dropout \(network.dropout.hidden)")
+                Console.line("batch  seq  runs   median s   tokens/s   best tok/s   peak RSS MB")
+            }
+            for (b, s) in grid {
+                guard s <= config.maxPositionEmbeddings else { throw CommandError("--points: \(s) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)") }
+                let ids = (0..<b).map { _ in [2] + (1..<s).map { _ in 1000 % config.vocabSize + Int(random.next() % UInt64(config.vocabSize - 1000 % config.vocabSize)) } }
+                let types = ids.map { $0.map { _ in 0 } }, mask = ids.map { $0.map { _ in 1 } }
+                let targets = (0..<b).map { Double($0 % 2) }
+                func step() throws {
+                    network.zeroGradients()
+                    _ = try network.step(ids: ids, types: types, mask: mask, targets: targets, loss: .crossEntropy, random: &random)
+                    clipGradients(parameters, maxNorm: 1)
+                    optimizer.step(parameters, learningRate: 5e-5)
+                }
+                try step()  // warm-up (and the optimizer's moments)
+                var times: [Double] = []
+                let started = Date()
+                while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try step()
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                times.sort()
+                let median = times[times.count / 2], tokens = Double(b * s)
+                if json {
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokens / median), \"best_tokens_per_second\": \(tokens / times[0]), \"peak_rss_bytes\": \(System.peakResidentBytes)}")
+                } else {
+                    Console.line(String(format: "%5d %4d %5d %10.3f %10.1f %12.1f %13.0f", b, s, times.count, median, tokens / median,
+                                        tokens / times[0], Double(System.peakResidentBytes) / 1_048_576))
+                }
+                Console.flush()
+            }
+        }
+    }
+}

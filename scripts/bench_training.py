@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Fine-tuning throughput side by side: `megatron-bert bench-train` against PyTorch doing what the Hugging Face Trainer
+does per step (forward with dropout, cross-entropy, backward, clip_grad_norm_ 1.0, AdamW), the same model shape
+(345M Megatron-BERT with a 2-label classifier, random weights), the same batch sizes, 2 threads, alternating the two
+engines for --rounds rounds; each engine's best and median tokens/s and peak RSS.
+
+    swift build -c release
+    /tmp/ref/bin/python scripts/bench_training.py [--points 8x128] [--rounds 2] [--min-seconds 20]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytorch(point, min_seconds, min_runs, threads):
+    """One point in this process's child: returns best and median seconds per step and the peak RSS."""
+    code = f"""
+import json, resource, time, torch, transformers
+torch.set_num_threads({threads}); torch.manual_seed(0)
+b, s = {point[0]}, {point[1]}
+config = transformers.MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+    intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-5, num_labels=2)
+model = transformers.MegatronBertForSequenceClassification(config).train()
+optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
+ids = torch.randint(1000, 29000, (b, s)); ids[:, 0] = 2
+labels = torch.arange(b) % 2
+def step():
+    loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step(); optimizer.zero_grad()
+step()
+times = []; started = time.time()
+while len(times) < {min_runs} or time.time() - started < {min_seconds}:
+    t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+times.sort()
+print(json.dumps(dict(best=times[0], median=times[len(times) // 2], runs=len(times), rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def ours(binary, point, min_seconds, min_runs, threads):
+    env = dict(os.environ, MEGATRON_BERT_THREADS=str(threads))
+    out = subprocess.run([binary, "bench-train", "--random-weights", "--points", f"{point[0]}x{point[1]}", "--min-seconds",
+                          str(min_seconds), "--min-runs", str(min_runs), "--json"], check=True, capture_output=True, text=True,
+                         env=env).stdout
+    line = json.loads(out.strip().splitlines()[-1])
+    tokens = point[0] * point[1]
+    return dict(best=tokens / line["best_tokens_per_second"], median=line["median_seconds"], runs=line["runs"], rss=line["peak_rss_bytes"])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(HERE, "..", ".build", "release", "megatron-bert"))
+    parser.add_argument("--points", default="8x128")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--min-seconds", type=float, default=20)
+    parser.add_argument("--min-runs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split() if os.path.exists("/proc/cpuinfo") else []
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    print(f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_tile'] if f in flags)}; "
+          f"{args.rounds} alternating rounds, each point a fresh process; training steps (forward, loss, backward, clip, AdamW) of the "
+          f"345M Megatron-BERT classifier, fp32, dropout 0.1, {args.threads} threads")
+    print("| batch x seq | ours best tok/s | PyTorch best tok/s | ours / PyTorch | ours median | PyTorch median | ours peak RSS MB | PyTorch peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for text in args.points.split(","):
+        point = tuple(int(x) for x in text.split("x"))
+        runs = {"ours": [], "pytorch": []}
+        for _ in range(args.rounds):
+            runs["ours"].append(ours(args.binary, point, args.min_seconds, args.min_runs, args.threads))
+            runs["pytorch"].append(pytorch(point, args.min_seconds, args.min_runs, args.threads))
+        tokens = point[0] * point[1]
+        best = {k: tokens / min(r["best"] for r in v) for k, v in runs.items()}
+        median = {k: tokens / statistics.median(r["median"] for r in v) for k, v in runs.items()}
+        rss = {k: max(r["rss"] for r in v) / 2**20 for k, v in runs.items()}
+        print(f"| {point[0]} x {point[1]} | {best['ours']:.1f} | {best['pytorch']:.1f} | {best['ours'] / best['pytorch']:.2f} | "
+              f"{median['ours']:.1f} | {median['pytorch']:.1f} | {rss['ours']:.0f} | {rss['pytorch']:.0f} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
