@@ -135,14 +135,7 @@ struct BenchCommand: ParsableCommand {
                 backend.resetPeakDeviceBytes()
                 try run()  // warm-up
                 backend.resetProfile()
-                var times: [Double] = []
-                let started = Date()
-                while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try run()
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                }
-                times.sort()
+                let times = try Self.timedRuns(minRuns: minRuns, minSeconds: minSeconds, run)
                 let median = times[times.count / 2]
                 let tokensPerSecond = Double(tokens) / median
                 let best = Double(tokens) / times[0]
@@ -183,16 +176,29 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// --points as (batch, seq) pairs.
-    private func parsedPoints() throws -> [(Int, Int)]? {
-        try points.map { text in
-            try text.split(separator: ",").map { point in
-                let parts = point.split(separator: "x")
-                guard parts.count == 2, let b = Int(parts[0]), let s = Int(parts[1]), b >= 1, s >= 1 else {
-                    throw ValidationError("--points: '\(point)' is not BxS with both at least 1 (e.g. 8x128)")
-                }
-                return (b, s)
+    private func parsedPoints() throws -> [(Int, Int)]? { try points.map { try Self.points($0) } }
+
+    /// "1x8,8x128" as (batch, seq) pairs, each at least `minimumSequence` tokens long.
+    static func points(_ text: String, minimumSequence: Int = 1) throws -> [(Int, Int)] {
+        try text.split(separator: ",").map { point in
+            let parts = point.split(separator: "x")
+            guard parts.count == 2, let b = Int(parts[0]), let s = Int(parts[1]), b >= 1, s >= minimumSequence else {
+                throw ValidationError("--points: '\(point)' is not BxS with the batch at least 1 and the sequence at least \(minimumSequence) (e.g. 8x128)")
             }
+            return (b, s)
         }
+    }
+
+    /// `run` repeated until it has run `minRuns` times and for `minSeconds`: each run's seconds, fastest first.
+    static func timedRuns(minRuns: Int, minSeconds: Double, _ run: () throws -> Void) throws -> [Double] {
+        var times: [Double] = []
+        let started = Date()
+        while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try run()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()
     }
 
     /// The device's facts for `--json` (a GPU's name, compute capability, driver and library versions, and the point's

@@ -18,7 +18,7 @@ struct BenchTrainCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Model directory (its encoder, with a new 2-label classifier when it has none).")
+    @Option(help: "Model directory (its classifier, or a new 2-label one when it has none).")
     var model: String?
 
     @Flag(help: "The 345M Megatron-BERT shape with random weights.")
@@ -39,24 +39,19 @@ struct BenchTrainCommand: ParsableCommand {
     func validate() throws {
         guard (model == nil) == randomWeights else { throw ValidationError("give exactly one of --model DIR or --random-weights") }
         guard minRuns >= 1 else { throw ValidationError("--min-runs must be at least 1") }
+        _ = try BenchCommand.points(points, minimumSequence: 2)  // [CLS] and a token
     }
 
     func run() throws {
         try reportingErrors {
-            let grid = try points.split(separator: ",").map { point -> (Int, Int) in
-                let parts = point.split(separator: "x")
-                guard parts.count == 2, let b = Int(parts[0]), let s = Int(parts[1]), b >= 1, s >= 2 else {
-                    throw CommandError("--points: '\(point)' is not BxS (batch at least 1, sequence at least 2)")
-                }
-                return (b, s)
-            }
+            let grid = try BenchCommand.points(points, minimumSequence: 2)
             let network: TrainableModel
             if let model {
                 let source = try ModelSource.open(model)
                 var config = source.config
-                config.numLabels = 2
-                network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(),
-                                             newHead: source.tensors["classifier.weight"] == nil)
+                let hasHead = source.tensors["classifier.weight"] != nil
+                if !hasHead { config.numLabels = 2 }  // its own classifier, else a new 2-label one
+                network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(), newHead: !hasHead)
             } else {
                 var config = BertConfig.megatronBERT345M
                 config.numLabels = 2
@@ -73,22 +68,19 @@ struct BenchTrainCommand: ParsableCommand {
                 guard s <= config.maxPositionEmbeddings else { throw CommandError("--points: \(s) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)") }
                 let ids = (0..<b).map { _ in [2] + (1..<s).map { _ in 1000 % config.vocabSize + Int(random.next() % UInt64(config.vocabSize - 1000 % config.vocabSize)) } }
                 let types = ids.map { $0.map { _ in 0 } }, mask = ids.map { $0.map { _ in 1 } }
-                let targets = (0..<b).map { Double($0 % 2) }
+                // Targets of the head's problem type: a class per row, a value, or a 0/1 per label.
+                let labels = config.numLabels
+                let loss = config.problemType.flatMap(Loss.init(rawValue:)) ?? (labels == 1 ? .meanSquaredError : .crossEntropy)
+                let targets: [Double] = loss == .crossEntropy ? (0..<b).map { Double($0 % labels) }
+                    : (0..<(b * labels)).map { Double($0 % 2) }
                 func step() throws {
                     network.zeroGradients()
-                    _ = try network.step(ids: ids, types: types, mask: mask, targets: targets, loss: .crossEntropy, random: &random)
+                    _ = try network.step(ids: ids, types: types, mask: mask, targets: targets, loss: loss, random: &random)
                     clipGradients(parameters, maxNorm: 1)
                     optimizer.step(parameters, learningRate: 5e-5)
                 }
                 try step()  // warm-up (and the optimizer's moments)
-                var times: [Double] = []
-                let started = Date()
-                while times.count < minRuns || Date().timeIntervalSince(started) < minSeconds {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try step()
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                }
-                times.sort()
+                let times = try BenchCommand.timedRuns(minRuns: minRuns, minSeconds: minSeconds, step)
                 let median = times[times.count / 2], tokens = Double(b * s)
                 if json {
                     Console.line("{\"batch\": \(b), \"seq\": \(s), \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokens / median), \"best_tokens_per_second\": \(tokens / times[0]), \"peak_rss_bytes\": \(System.peakResidentBytes)}")
