@@ -27,11 +27,15 @@ struct FinetuneClassifyCommand: ParsableCommand {
         pre-trained model) gets a new one; --new-head replaces one that has other labels. With --eval, every epoch \
         (or --eval-every steps) is evaluated — loss, accuracy, F1, Matthews correlation; regression: Pearson and \
         Spearman — each a line of OUTPUT/metrics.jsonl, and OUTPUT holds the best model by --metric; without, the \
-        last. Not yet: resuming (--resume), BF16 products, activation recomputation.
+        last. Ctrl-C ends the run after the current optimizer step with a checkpoint (OUTPUT/checkpoint-STEP, also \
+        written every --save-every steps); the same command with --resume goes on from it to the same weights, bit \
+        for bit, as a run never stopped. --train-layers N trains only the top N layers and the head. Not yet: BF16 \
+        products, activation recomputation.
 
         Examples:
           megatron-bert finetune classify --model ./megatron-bert-cased-345m --train train.jsonl --eval dev.jsonl --output ./sentiment
           megatron-bert finetune classify --model M --train train.csv --text-column sentence --label-column label --epochs 5 --output out
+          megatron-bert finetune classify --model M --train train.jsonl --output out --save-every 500 --resume
         """
     )
 
@@ -61,6 +65,10 @@ struct FinetuneClassifyCommand: ParsableCommand {
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
     @Option(help: "The metric that picks the best model: loss, accuracy, f1, matthews_correlation, pearson, spearman.") var metric: String = "loss"
     @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
+    @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
+    @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
+    @Flag(help: "Go on from the newest checkpoint in --output (give the same options and data).") var resume = false
+    @Option(help: "Train only the top N encoder layers and the head; 0 trains the head (pooler and classifier) only (default: everything).") var trainLayers: Int?
     @Option(help: "The labels in order (comma-separated; default: the training data's, sorted).") var labels: String?
     @Option(help: "The text column.") var textColumn: String = "text"
     @Option(help: "The pair column (read when present).") var pairColumn: String = "text_pair"
@@ -79,6 +87,7 @@ struct FinetuneClassifyCommand: ParsableCommand {
             (options.gradientAccumulation, options.warmupRatio, options.weightDecay, options.maxGradNorm) = (gradientAccumulation, warmupRatio, weightDecay, maxGradNorm)
             (options.schedule, options.maxLength, options.seed, options.evalEvery) = (kind, maxLength, seed, evalEvery)
             (options.metric, options.earlyStopping) = (metric, earlyStopping)
+            (options.saveEvery, options.saveTotalLimit, options.trainLayers) = (saveEvery, saveTotalLimit, trainLayers)
             try options.validate()
             let columns = LabeledTexts.Columns(text: textColumn, pair: pairColumn, label: labelColumn)
             let training = try LabeledTexts.read(train, columns: columns)
@@ -111,12 +120,51 @@ struct FinetuneClassifyCommand: ParsableCommand {
             if !quiet {
                 note("fine-tuning \(config.architecture.rawValue) (\(network.parameters.values.reduce(0) { $0 + $1.count }) parameters) on \(training.count) examples, \(labelSet.problem.rawValue), labels: \(labelSet.names.joined(separator: ", "))")
             }
-            let summary = try trainer.run(train: training, eval: evaluation, output: output, tokenizerDirectory: source.tokenizerDirectory)
+            let interrupt = Interrupt()
+            trainer.shouldStop = { interrupt.requested }
+            let summary = try trainer.run(train: training, eval: evaluation, output: output, tokenizerDirectory: source.tokenizerDirectory,
+                                          resume: resume)
             bar.finish()
+            if summary.interrupted {
+                note("stopped at step \(summary.steps); the checkpoint \(summary.checkpoint ?? output) holds the run: the same command with --resume goes on")
+                throw ExitCode(130)
+            }
             if !quiet {
                 let best = summary.best.map { " best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
                 note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "");\(best); model in \(output)")
             }
         }
+    }
+}
+
+/// Ctrl-C during a fine-tune: the first asks the run to stop after its current optimizer step (with a checkpoint); a
+/// second ends the process at once (the previous checkpoint stays whole).
+final class Interrupt: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [unowned self] in
+            let seen = self.lock.withLock { () -> Int in
+                self.count += 1
+                return self.count
+            }
+            if seen == 1 {
+                note("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)")
+            } else {
+                _exit(130)
+            }
+        }
+        source.resume()
+    }
+
+    var requested: Bool { lock.withLock { count > 0 } }
+
+    deinit {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
     }
 }

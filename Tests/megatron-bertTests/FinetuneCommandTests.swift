@@ -81,4 +81,43 @@ import Testing
         let head = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", two, "--output", CLI.temporaryPath("never")])
         #expect(head.stderr.contains("--new-head"), "\(head.stderr)")
     }
+
+    /// Ctrl-C stops a run after its step with a checkpoint (exit 130); SIGKILL at a random moment leaves the last
+    /// checkpoint whole; either way the same command with --resume ends with the uninterrupted run's bits.
+    @Test(arguments: [SIGINT, SIGKILL])
+    func aStoppedRunResumesToTheSameBits(signal: Int32) throws {
+        let train = try Self.write(Self.data(200, seed: 1), "resume-train.jsonl")
+        let whole = CLI.temporaryPath("resume-whole-\(signal)"), parts = CLI.temporaryPath("resume-parts-\(signal)")
+        for path in [whole, parts] { try? FileManager.default.removeItem(atPath: path) }
+        let arguments = ["finetune", "classify", "--model", Self.model, "--train", train, "--learning-rate", "1e-3",
+                         "--max-steps", "400", "--new-head", "--quiet", "--save-every", "20", "--gradient-accumulation", "2"]
+        let uninterrupted = try CLI.run(arguments + ["--output", whole])
+        #expect(uninterrupted.status == 0, "\(uninterrupted.stderr)")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.executable)
+        process.arguments = arguments + ["--output", parts]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)  // the first checkpoint, then a random moment more
+        while process.isRunning, Date() < deadline,
+              !((try? FileManager.default.contentsOfDirectory(atPath: parts)) ?? []).contains(where: { $0.hasPrefix("checkpoint-") }) {
+            usleep(2_000)
+        }
+        usleep(UInt32.random(in: 0...150_000))
+        let wasRunning = process.isRunning
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        if wasRunning {
+            #expect(signal == SIGKILL ? process.terminationReason == .uncaughtSignal : process.terminationStatus == 130)
+        }
+        let resumed = try CLI.run(arguments + ["--output", parts, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        for name in ["model.safetensors", "metrics.jsonl"] {
+            let a = try Data(contentsOf: URL(fileURLWithPath: whole + "/" + name)), b = try Data(contentsOf: URL(fileURLWithPath: parts + "/" + name))
+            #expect(a == b, "\(name) of the resumed run")
+        }
+        let changed = try CLI.run(arguments.map { $0 == "1e-3" ? "2e-3" : $0 } + ["--output", parts, "--resume"])
+        #expect(changed.stderr.contains("trained with --learning-rate 0.001, this run asks --learning-rate 0.002"), "\(changed.stderr)")
+    }
 }

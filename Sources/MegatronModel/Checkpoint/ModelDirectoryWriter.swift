@@ -87,10 +87,10 @@ public struct ModelDirectoryWriter {
 }
 
 /// An exclusive lock on a file (`flock`), taken without waiting; released by `release()` or when the process ends.
-final class DirectoryLock {
+package final class DirectoryLock {
     private var descriptor: Int32
 
-    init(_ path: String, for directory: String, writer: String = "conversion") throws {
+    package init(_ path: String, for directory: String, writer: String = "conversion") throws {
         descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw ModelError(.resource, "cannot create the lock file \(path): \(String(cString: strerror(errno)))")
@@ -102,7 +102,7 @@ final class DirectoryLock {
         }
     }
 
-    func release() {
+    package func release() {
         guard descriptor >= 0 else { return }
         close(descriptor)
         descriptor = -1

@@ -21,32 +21,45 @@ extension TrainableModel {
     /// - Parameter metrics: the lines of `metrics.jsonl` written beside the model (none: no file).
     public func write(to directory: String, labels: [String], problemType: Loss, tokenizerDirectory: String?,
                       metrics: [String] = []) throws {
+        try ModelDirectoryWriter(directory: directory, files: Self.writtenFiles, writer: "fine-tune",
+                                 advice: "write the model into a new or empty directory").write { staging in
+            try writeFiles(into: staging, labels: labels, problemType: problemType, tokenizerDirectory: tokenizerDirectory,
+                           metrics: metrics)
+        }
+    }
+
+    /// Writes the model's files (config.json, model.safetensors, the tokenizer's, metrics.jsonl when `metrics` has
+    /// lines) into the existing directory `staging`.
+    func writeFiles(into staging: URL, labels: [String], problemType: Loss, tokenizerDirectory: String?, metrics: [String]) throws {
         var config = self.config
         config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + "ForSequenceClassification"]
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
         config.numLabels = labels.count
         config.problemType = problemType.rawValue
-        var tensors: [String: StoredTensor] = [:]
-        for (name, parameter) in parameters {
-            let owned = OwnedBytes(count: parameter.count * 4)
-            owned.pointer.copyMemory(from: UnsafeRawBufferPointer(start: parameter.value.data, count: parameter.count * 4))
-            tensors[name] = StoredTensor(dtype: .float32, shape: parameter.shape,
-                                         bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<(parameter.count * 4)]), owner: owned)
+        try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
+        try SafeTensorsFile.write(Self.stored(parameterList.map { ($0.name, $0.value) }),
+                                  to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
+        if !metrics.isEmpty {
+            try Data(metrics.map { $0 + "\n" }.joined().utf8).write(to: staging.appendingPathComponent("metrics.jsonl"))
         }
-        try ModelDirectoryWriter(directory: directory, files: Self.writtenFiles, writer: "fine-tune",
-                                 advice: "write the model into a new or empty directory").write { staging in
-            try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
-            try SafeTensorsFile.write(tensors, to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
-            if !metrics.isEmpty {
-                try Data(metrics.map { $0 + "\n" }.joined().utf8).write(to: staging.appendingPathComponent("metrics.jsonl"))
-            }
-            guard let tokenizerDirectory else { return }
-            for name in ["vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"] {
-                let source = (tokenizerDirectory as NSString).appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: source) {
-                    try FileManager.default.copyItem(atPath: source, toPath: staging.appendingPathComponent(name).path)
-                }
+        guard let tokenizerDirectory else { return }
+        for name in ["vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"] {
+            let source = (tokenizerDirectory as NSString).appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: source) {
+                try FileManager.default.copyItem(atPath: source, toPath: staging.appendingPathComponent(name).path)
             }
         }
+    }
+
+    /// FP32 tensors as stored tensors (copies) under their names.
+    static func stored(_ tensors: [(String, Tensor)]) -> [String: StoredTensor] {
+        var stored: [String: StoredTensor] = [:]
+        for (name, tensor) in tensors {
+            let owned = OwnedBytes(count: tensor.count * 4)
+            owned.pointer.copyMemory(from: UnsafeRawBufferPointer(start: tensor.data, count: tensor.count * 4))
+            stored[name] = StoredTensor(dtype: .float32, shape: tensor.shape,
+                                        bytes: UnsafeRawBufferPointer(rebasing: owned.bytes[0..<(tensor.count * 4)]), owner: owned)
+        }
+        return stored
     }
 }

@@ -123,8 +123,30 @@ public final class TrainableModel: @unchecked Sendable {
         self.parameters = parameters
     }
 
-    /// Every parameter, in name order (what the optimizer and the clipping walk).
+    /// How many of the top encoder layers are trained (nil: all, and the embeddings). The last `trainedLayers`
+    /// layers, the final LayerNorm (Megatron's `encoder.ln`), the pooler and the classifier are trained; the
+    /// embeddings and the layers below are frozen, and the backward pass stops above them. 0 trains the head (pooler
+    /// and classifier) only.
+    public var trainedLayers: Int? {
+        didSet { trainedLayers = trainedLayers.map { min(max($0, 0), layers.count) } }
+    }
+
+    /// Every parameter, in name order.
     public var parameterList: [Parameter] { parameters.keys.sorted().compactMap { parameters[$0] } }
+
+    /// The parameters that train (all, unless `trainedLayers` freezes some), in name order: what the optimizer and
+    /// the clipping walk.
+    public var trainableParameters: [Parameter] { parameterList.filter { isTrained($0.name) } }
+
+    /// Whether the parameter `name` trains under `trainedLayers`.
+    public func isTrained(_ name: String) -> Bool {
+        guard let trained = trainedLayers, trained < layers.count else { return true }
+        if name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.") { return true }
+        if name.hasPrefix("bert.encoder.ln.") { return trained > 0 }
+        let prefix = "bert.encoder.layer."
+        guard name.hasPrefix(prefix), let index = Int(name.dropFirst(prefix.count).prefix { $0 != "." }) else { return false }
+        return index >= layers.count - trained
+    }
 
     /// Sets every gradient to zero.
     public func zeroGradients() { parameters.values.forEach { $0.zeroGradient() } }
@@ -221,12 +243,15 @@ public final class TrainableModel: @unchecked Sendable {
         Dropout.apply(state.classifierMask, to: dDropped)
         let dPoolerInput = Activations.backward(dDropped, input: state.poolerInput, .tanh)
         let dFirst = pooler.backward(dPoolerInput, input: state.first, products)
+        let trained = trainedLayers ?? layers.count
+        guard trained > 0 else { return }  // the head only
         var dx = Tensor(shape: [b * s, h])
         for row in 0..<b { (dx.data + row * s * h).update(from: dFirst.data + row * h, count: h) }
         if let finalNorm, let finalSaved = state.finalNorm { dx = finalNorm.backward(dx, input: state.encoded, saved: finalSaved) }
-        for (layer, layerSaved) in zip(layers, state.layers).reversed() {
+        for (index, (layer, layerSaved)) in zip(layers, state.layers).enumerated().reversed() where index >= layers.count - trained {
             dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
         }
+        guard trained == layers.count else { return }  // the embeddings frozen
         Dropout.apply(state.embeddingMask, to: dx)
         if let embeddingNorm, let embeddingNormSaved = state.embeddingNorm {
             dx = embeddingNorm.backward(dx, input: embeddingNormSaved.input, saved: embeddingNormSaved.saved)

@@ -52,6 +52,31 @@ public struct AdamW: Sendable {
     }
 }
 
+extension AdamW {
+    /// The moments under torch's names (`NAME.exp_avg`, `NAME.exp_avg_sq`), for a checkpoint.
+    var momentTensors: [(String, Tensor)] {
+        moments.keys.sorted().flatMap { name in [(name + ".exp_avg", moments[name]!.m), (name + ".exp_avg_sq", moments[name]!.v)] }
+    }
+
+    /// Takes the step count and the moments back from a checkpoint: for each of `parameters` that has moments there,
+    /// both, of its shape.
+    mutating func restore(steps: Int, tensors: [String: StoredTensor], parameters: [Parameter]) throws {
+        self.steps = steps
+        moments = [:]
+        for parameter in parameters {
+            let m = tensors[parameter.name + ".exp_avg"], v = tensors[parameter.name + ".exp_avg_sq"]
+            guard let m, let v else {
+                if m == nil && v == nil && steps == 0 { continue }
+                throw TrainingError("the checkpoint's optimizer state has no moments for \(parameter.name)")
+            }
+            guard m.shape == parameter.shape, v.shape == parameter.shape else {
+                throw TrainingError("the checkpoint's optimizer moments for \(parameter.name) have shape \(m.shape), not \(parameter.shape)")
+            }
+            moments[parameter.name] = (Tensor(shape: m.shape, values: m.toFloats()), Tensor(shape: v.shape, values: v.toFloats()))
+        }
+    }
+}
+
 /// `body` over 0..<count in contiguous chunks of 64 Ki elements (the last shorter), on every core.
 func inChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
     let chunk = 1 << 16, parts = (count + chunk - 1) / chunk

@@ -11,7 +11,7 @@ import Foundation
 /// schedule.rate(at: 10)  // 5e-5
 /// ```
 public struct Schedule: Sendable, Equatable {
-    public enum Kind: String, Sendable, CaseIterable { case linear, cosine, constant }
+    public enum Kind: String, Sendable, CaseIterable, Codable { case linear, cosine, constant }
 
     public var kind: Kind
     public var peak: Double

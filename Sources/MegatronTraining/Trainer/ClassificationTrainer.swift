@@ -2,6 +2,7 @@ import Foundation
 import BERTTokenizer
 import MegatronBackend
 import MegatronModel
+import TensorFiles
 
 /// Fine-tunes a sequence classifier as the Hugging Face Trainer does: batches in a seeded shuffled order each epoch,
 /// padded to their longest; AdamW with its groups, a schedule with warmup, global-norm clipping, gradient accumulation;
@@ -73,96 +74,190 @@ public final class ClassificationTrainer {
         /// The best evaluation's metrics (nil without evaluation data).
         public var best: [String: Double]?
         public var stoppedEarly: Bool
+        /// Whether `shouldStop` ended the run before its last step (a checkpoint was written to resume from).
+        public var interrupted: Bool
+        /// The newest checkpoint written, if any.
+        public var checkpoint: String?
     }
 
+    /// Asked after each optimizer step; true ends the run there with a checkpoint (Ctrl-C).
+    public var shouldStop: () -> Bool = { false }
+
     /// Trains on `train`, evaluating on `eval` when given, and writes the model (the best by `metric`, or the last)
-    /// and `metrics.jsonl` into `output`.
+    /// and `metrics.jsonl` into `output`, with a checkpoint every `saveEvery` steps and when `shouldStop` says so.
+    /// With `resume`, goes on from the newest checkpoint in `output`, to the same weights, bit for bit, as a run never
+    /// stopped (the options that decide the weights, the labels and the training data must be the same).
     /// - Throws: `TrainingError` for data the labels do not fit, a loss that becomes NaN or infinite (naming the step),
-    ///   an output directory that holds other files.
-    public func run(train: [LabeledText], eval: [LabeledText]?, output: String, tokenizerDirectory: String?) throws -> Summary {
+    ///   an output directory that holds other files (or an earlier run's, without `resume`), a checkpoint that does not
+    ///   fit this run.
+    public func run(train: [LabeledText], eval: [LabeledText]?, output: String, tokenizerDirectory: String?,
+                    resume: Bool = false) throws -> Summary {
         let examples = try prepare(train), held = try eval.map(prepare)
+        let directory = try RunDirectory(output)
         let microBatches = (examples.count + options.batchSize - 1) / options.batchSize
         let stepsPerEpoch = max(1, microBatches / options.gradientAccumulation)
         let totalSteps = options.maxSteps ?? max(1, Int((Double(stepsPerEpoch) * options.epochs).rounded(.up)))
         let schedule = Schedule(options.schedule, peak: options.learningRate,
                                 warmupSteps: Int((Double(totalSteps) * options.warmupRatio).rounded(.up)), totalSteps: totalSteps)
+        model.trainedLayers = options.trainLayers
         var optimizer = AdamW(weightDecay: options.weightDecay)
-        var random = SeededRandom(seed: options.seed)
-        var order = Array(examples.indices)
-        var step = 0, micro = 0, epoch = 0, lossSum = 0.0, lossCount = 0, totalLoss = 0.0, totalCount = 0
-        var metricsLines: [String] = [], best: [String: Double]?, sinceBest = 0, stoppedEarly = false
-        let parameters = model.parameterList
+        var state = TrainingState(order: Array(examples.indices), random: options.seed)
+        let dataHash = Self.hash(examples)
+        if resume {
+            (state, optimizer) = try self.resume(from: directory, examples: examples.count, dataHash: dataHash, optimizer: optimizer)
+            try directory.writeMetrics(state.metricsLines)  // evaluations after the checkpoint are made again
+        } else if directory.holdsARun {
+            throw TrainingError("\(output) holds an earlier run's model or checkpoints: add --resume to go on with it, or write into a new or empty directory")
+        }
+        var random = SeededRandom(seed: state.random)
+        var stoppedEarly = false, interrupted = false, checkpoint: String?
+        let parameters = model.trainableParameters
         model.zeroGradients()
-        func save() throws {
-            try model.write(to: output, labels: labels.names, problemType: labels.problem, tokenizerDirectory: tokenizerDirectory,
-                            metrics: metricsLines)
+        func saveModel() throws {
+            try directory.placeModel { staging in
+                try model.writeFiles(into: staging, labels: labels.names, problemType: labels.problem,
+                                     tokenizerDirectory: tokenizerDirectory, metrics: state.metricsLines)
+            }
+        }
+        func saveCheckpoint() throws {
+            state.random = random.state
+            let manifest = CheckpointManifest(state: state, options: options, labels: labels.names, problemType: labels.problem.rawValue,
+                                              examples: examples.count, dataHash: dataHash, optimizerSteps: optimizer.steps)
+            checkpoint = try directory.writeCheckpoint(step: state.step, keep: options.saveTotalLimit) { staging in
+                try model.writeCheckpoint(into: staging, manifest: manifest, optimizer: optimizer, labels: labels.names,
+                                          problemType: labels.problem, tokenizerDirectory: tokenizerDirectory)
+            }.path
         }
         func evaluate() throws {
-            var line: [String: Any] = ["step": step, "epoch": Double(step) / Double(stepsPerEpoch),
-                                       "learning_rate": schedule.rate(at: max(0, step - 1)),
-                                       "loss": lossCount == 0 ? 0 : lossSum / Double(lossCount)]
+            var line: [String: Any] = ["step": state.step, "epoch": Double(state.step) / Double(stepsPerEpoch),
+                                       "learning_rate": schedule.rate(at: max(0, state.step - 1)),
+                                       "loss": state.lossCount == 0 ? 0 : state.lossSum / Double(state.lossCount)]
             var improved = held == nil
             if let held {
                 let metrics = try evaluation(held)
                 for (name, value) in metrics { line["eval_" + name] = value }
                 let value = metrics[options.metric] ?? metrics["loss"] ?? 0
-                let previous = best?[options.metric] ?? best?["loss"]
+                let previous = state.best?[options.metric] ?? state.best?["loss"]
                 improved = previous.map { options.higherIsBetter ? value > $0 : value < $0 } ?? true
                 if improved {
-                    best = metrics
-                    sinceBest = 0
+                    state.best = metrics
+                    state.sinceBest = 0
                 } else {
-                    sinceBest += 1
+                    state.sinceBest += 1
                 }
-                progress(TrainingProgress(step: step, totalSteps: totalSteps, epoch: epoch, loss: line["loss"] as? Double ?? 0,
-                                          learningRate: schedule.rate(at: max(0, step - 1)), evaluation: metrics))
+                progress(TrainingProgress(step: state.step, totalSteps: totalSteps, epoch: state.epoch, loss: line["loss"] as? Double ?? 0,
+                                          learningRate: schedule.rate(at: max(0, state.step - 1)), evaluation: metrics))
             }
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
-            metricsLines.append(String(decoding: data, as: UTF8.self))
-            (lossSum, lossCount) = (0, 0)  // "loss": the mean since the last line, as the Trainer logs it
-            if improved { try save() } else { try appendMetrics(metricsLines.last ?? "", to: output) }
+            state.metricsLines.append(String(decoding: data, as: UTF8.self))
+            (state.lossSum, state.lossCount) = (0, 0)  // "loss": the mean since the last line, as the Trainer logs it
+            if improved { try saveModel() } else { try directory.writeMetrics(state.metricsLines) }
         }
-        training: while step < totalSteps {
-            // Each epoch a new order (Fisher–Yates from the seeded generator).
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(random.next() % UInt64(i + 1))) }
-            var start = 0
-            while start < order.count {
-                let indices = order[start..<min(start + options.batchSize, order.count)]
-                start += options.batchSize
+        var patienceOver: Bool { options.earlyStopping.map { state.sinceBest >= $0 } ?? false }
+        training: while state.step < totalSteps {
+            if state.position == 0 {  // each epoch a new order (Fisher–Yates from the seeded generator)
+                for i in stride(from: state.order.count - 1, to: 0, by: -1) {
+                    state.order.swapAt(i, Int(random.next() % UInt64(i + 1)))
+                }
+            }
+            while state.position < state.order.count {
+                let indices = state.order[state.position..<min(state.position + options.batchSize, state.order.count)]
+                state.position += options.batchSize
                 let batch = batch(examples, indices)
                 let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask, targets: batch.targets,
                                                loss: labels.problem, lossScale: 1 / Double(options.gradientAccumulation), random: &random)
                 guard loss.isFinite else {
-                    throw TrainingError("the loss became \(loss) at step \(step + 1) (epoch \(epoch + 1)): lower the learning rate (--learning-rate \(options.learningRate / 10)) or add warmup (--warmup-ratio 0.1)")
+                    throw TrainingError("the loss became \(loss) at step \(state.step + 1) (epoch \(state.epoch + 1)): lower the learning rate (--learning-rate \(options.learningRate / 10)) or add warmup (--warmup-ratio 0.1)")
                 }
-                lossSum += loss
-                lossCount += 1
-                totalLoss += loss
-                totalCount += 1
-                micro += 1
-                guard micro % options.gradientAccumulation == 0 else { continue }
+                state.lossSum += loss
+                state.lossCount += 1
+                state.totalLoss += loss
+                state.totalCount += 1
+                state.micro += 1
+                guard state.micro % options.gradientAccumulation == 0 else { continue }
                 clipGradients(parameters, maxNorm: options.maxGradNorm)
-                optimizer.step(parameters, learningRate: schedule.rate(at: step))
+                optimizer.step(parameters, learningRate: schedule.rate(at: state.step))
                 model.zeroGradients()
-                step += 1
-                progress(TrainingProgress(step: step, totalSteps: totalSteps, epoch: epoch, loss: totalLoss / Double(totalCount),
-                                          learningRate: schedule.rate(at: step - 1), evaluation: nil))
-                if let every = options.evalEvery, step % every == 0 {
+                state.step += 1
+                progress(TrainingProgress(step: state.step, totalSteps: totalSteps, epoch: state.epoch,
+                                          loss: state.totalLoss / Double(state.totalCount),
+                                          learningRate: schedule.rate(at: state.step - 1), evaluation: nil))
+                if let every = options.evalEvery, state.step % every == 0 {
                     try evaluate()
-                    if let patience = options.earlyStopping, sinceBest >= patience { stoppedEarly = true; break training }
+                    if patienceOver { stoppedEarly = true; break training }
                 }
-                if step >= totalSteps { break }
+                if state.step >= totalSteps { break training }
+                if shouldStop() {
+                    interrupted = true
+                    try saveCheckpoint()
+                    break training
+                }
+                if let every = options.saveEvery, state.step % every == 0 { try saveCheckpoint() }
             }
-            epoch += 1
-            micro = 0  // a partial accumulation at an epoch's end is dropped, as the Trainer's dataloader length gives
+            state.epoch += 1
+            state.position = 0
+            state.micro = 0  // a partial accumulation at an epoch's end is dropped, as the Trainer's dataloader length gives
             model.zeroGradients()
             if options.evalEvery == nil {
                 try evaluate()
-                if let patience = options.earlyStopping, sinceBest >= patience { stoppedEarly = true; break training }
+                if patienceOver { stoppedEarly = true; break training }
             }
         }
-        if options.evalEvery != nil && step % (options.evalEvery ?? 1) != 0 && !stoppedEarly { try evaluate() }
-        return Summary(steps: step, trainingLoss: totalCount == 0 ? 0 : totalLoss / Double(totalCount), best: best, stoppedEarly: stoppedEarly)
+        if !interrupted && !stoppedEarly {
+            if options.evalEvery == nil ? state.position != 0 : state.step % (options.evalEvery ?? 1) != 0 { try evaluate() }
+        }
+        return Summary(steps: state.step, trainingLoss: state.totalCount == 0 ? 0 : state.totalLoss / Double(state.totalCount),
+                       best: state.best, stoppedEarly: stoppedEarly, interrupted: interrupted, checkpoint: checkpoint)
+    }
+
+    /// The state, weights and optimizer of the newest checkpoint in `directory`, checked against this run.
+    func resume(from directory: RunDirectory, examples: Int, dataHash: UInt64, optimizer: AdamW) throws -> (TrainingState, AdamW) {
+        guard let newest = directory.checkpoints.last else {
+            throw TrainingError("--resume: \(directory.path) has no checkpoint (one is written every --save-every steps, and when Ctrl-C stops a run)")
+        }
+        let manifest: CheckpointManifest
+        do {
+            manifest = try JSONDecoder().decode(CheckpointManifest.self,
+                                                from: Data(contentsOf: newest.url.appendingPathComponent("trainer_state.json")))
+        } catch {
+            throw TrainingError("--resume: \(newest.url.path)/trainer_state.json cannot be read: \(error)")
+        }
+        guard manifest.format == CheckpointManifest.currentFormat else {
+            throw TrainingError("--resume: \(newest.url.path) has checkpoint format \(manifest.format); this build reads \(CheckpointManifest.currentFormat)")
+        }
+        let changed = zip(manifest.options.trajectory, options.trajectory).filter { $0.value != $1.value }
+        guard changed.isEmpty else {
+            throw TrainingError("--resume: the checkpoint was trained with " + changed.map { "\($0.0.flag) \($0.0.value)" }.joined(separator: ", ")
+                                + ", this run asks " + changed.map { "\($0.1.flag) \($0.1.value)" }.joined(separator: ", ")
+                                + ": give the same options to resume (or write into a new directory)")
+        }
+        guard manifest.labels == labels.names, manifest.problemType == labels.problem.rawValue else {
+            throw TrainingError("--resume: the checkpoint's labels are \(manifest.labels.joined(separator: ", ")) (\(manifest.problemType)); these data give \(labels.names.joined(separator: ", ")) (\(labels.problem.rawValue))")
+        }
+        guard manifest.examples == examples, manifest.dataHash == dataHash else {
+            throw TrainingError("--resume: the training data are not those the checkpoint was trained on (\(manifest.examples) examples then, \(examples) now, or other texts or labels): resume with the same --train file")
+        }
+        guard manifest.state.order.count == examples, Set(manifest.state.order) == Set(0..<examples) else {
+            throw TrainingError("--resume: \(newest.url.path)/trainer_state.json is damaged (its example order is not a permutation)")
+        }
+        let weights = try SafeTensorsFile(path: newest.url.appendingPathComponent("model.safetensors").path)
+        try model.restore(from: weights.tensors)
+        let moments = try SafeTensorsFile(path: newest.url.appendingPathComponent("optimizer.safetensors").path)
+        var optimizer = optimizer
+        try optimizer.restore(steps: manifest.optimizerSteps, tensors: moments.tensors, parameters: model.trainableParameters)
+        return (manifest.state, optimizer)
+    }
+
+    /// The training data's fingerprint: every example's tokens, token types and targets, in order.
+    static func hash(_ examples: [Prepared]) -> UInt64 {
+        var hash = DataHash()
+        for example in examples {
+            hash.add(UInt64(example.encoding.count))
+            for id in example.encoding.ids { hash.add(UInt64(bitPattern: Int64(id))) }
+            for type in example.encoding.typeIDs { hash.add(UInt64(bitPattern: Int64(type))) }
+            for target in example.targets { hash.add(target.bitPattern) }
+        }
+        return hash.value
     }
 
     /// Loss and metrics on held-out examples, dropout off, in batches of `batchSize`.
@@ -206,16 +301,6 @@ public final class ClassificationTrainer {
         }
         metrics["loss"] = lossSum / max(counted, 1)
         return metrics
-    }
-
-    func appendMetrics(_ line: String, to output: String) throws {
-        let path = (output as NSString).appendingPathComponent("metrics.jsonl")
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw TrainingError("cannot append to \(path)")
-        }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data((line + "\n").utf8))
     }
 }
 

@@ -1,7 +1,7 @@
 /// How to fine-tune: the Hugging Face Trainer's settings and defaults (learning rate 5e-5, linear schedule without
 /// warmup, no weight decay, AdamW β (0.9, 0.999) and ε 1e-8, clipping at 1.0, batch size 8, 3 epochs), so that a
 /// user's numbers carry over.
-public struct TrainingOptions: Sendable, Equatable {
+public struct TrainingOptions: Sendable, Equatable, Codable {
     public var learningRate = 5e-5
     public var epochs = 3.0
     /// Optimizer steps in all; overrides `epochs` when set.
@@ -22,6 +22,13 @@ public struct TrainingOptions: Sendable, Equatable {
     public var metric = "loss"
     /// Stop after this many evaluations without improvement (nil: never).
     public var earlyStopping: Int?
+    /// Train only the top this many encoder layers and the head (0: the head only; nil: everything).
+    public var trainLayers: Int?
+    /// Write a checkpoint to resume from (`OUTPUT/checkpoint-STEP`) every this many optimizer steps (nil: only when
+    /// interrupted).
+    public var saveEvery: Int?
+    /// How many checkpoints to keep (the newest).
+    public var saveTotalLimit = 1
 
     public init() {}
 
@@ -38,9 +45,23 @@ public struct TrainingOptions: Sendable, Equatable {
         if let maxLength, maxLength < 2 { throw TrainingError("--max-length must be at least 2 ([CLS] and [SEP])") }
         if let evalEvery, evalEvery < 1 { throw TrainingError("--eval-every must be at least 1") }
         if let earlyStopping, earlyStopping < 1 { throw TrainingError("--early-stopping must be at least 1") }
+        if let trainLayers, trainLayers < 0 { throw TrainingError("--train-layers must not be negative (0: the head only)") }
+        if let saveEvery, saveEvery < 1 { throw TrainingError("--save-every must be at least 1") }
+        guard saveTotalLimit >= 1 else { throw TrainingError("--save-total-limit must be at least 1") }
         guard ["loss", "accuracy", "f1", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
             throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, matthews_correlation, pearson, spearman, mse")
         }
+    }
+
+    /// The options that decide the weights, by flag: a resumed run must have the same (evaluation, early stopping
+    /// and saving may change).
+    var trajectory: [(flag: String, value: String)] {
+        func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "(none)" }
+        return [("--learning-rate", "\(learningRate)"), ("--epochs", "\(epochs)"), ("--max-steps", text(maxSteps)),
+                ("--batch-size", "\(batchSize)"), ("--gradient-accumulation", "\(gradientAccumulation)"),
+                ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
+                ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
+                ("--train-layers", text(trainLayers))]
     }
 
     /// Whether a larger value of `metric` is better.

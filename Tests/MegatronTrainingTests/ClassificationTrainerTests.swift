@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+import BERTTokenizer
+import MegatronCPU
+import MegatronModel
+import TensorFiles
+@testable import MegatronTraining
+
+/// The trainer's run state: a run stopped at any step and resumed from its checkpoint ends with the same bits as one
+/// never stopped (dropout on, gradient accumulation, evaluation between checkpoints); checkpoints are pruned to the
+/// newest; a resumed run with other options or data is refused; frozen layers stay as they were.
+@Suite struct ClassificationTrainerTests {
+    static let words = ["red", "green", "blue", "cat", "dog", "bird", "runs", "sleeps", "sings", "big", "small", "old",
+                        "new", "the", "a", "and", "on", "in", "tree", "house", "river", "sky", "sun", "moon", "day",
+                        "night", "fast", "slow", "very", "not", "is", "was", "one", "two", "three", "four"]
+
+    static func tokenizer() throws -> BERTTokenizer {
+        try BERTTokenizer(vocabulary: try Vocabulary(tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    }
+
+    /// `count` texts of 2–6 words; the label is which of "cat", "dog", "bird" comes first (else the last class).
+    static func examples(_ count: Int, seed: UInt64) -> [LabeledText] {
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { i in
+            let text = (0..<(2 + Int(random.next() % 5))).map { _ in words[Int(random.next() % UInt64(words.count))] }
+            let label = text.first { ["cat", "dog", "bird"].contains($0) } ?? "none"
+            return LabeledText(text: text.joined(separator: " "), pair: nil, label: .name(label), location: "data:\(i + 1)")
+        }
+    }
+
+    static func options() -> TrainingOptions {
+        var options = TrainingOptions()
+        (options.maxSteps, options.batchSize, options.gradientAccumulation, options.evalEvery) = (14, 4, 2, 3)
+        (options.learningRate, options.warmupRatio, options.weightDecay, options.seed) = (3e-3, 0.2, 0.01, 5)
+        options.metric = "accuracy"
+        return options
+    }
+
+    static func trainer(_ options: TrainingOptions = options()) throws -> ClassificationTrainer {
+        let source = try TrainableModelTests.source("megatron-single")
+        var config = source.config
+        config.numLabels = 4
+        let model = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(),
+                                       dropout: DropoutRates(hidden: 0.1, attention: 0.1, classifier: 0.1), newHead: true, seed: 3)
+        let labels = try LabelSet(training: examples(40, seed: 1), given: nil)
+        return try ClassificationTrainer(model: model, tokenizer: try tokenizer(), labels: labels, options: options)
+    }
+
+    static func directory(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: path)
+        return path
+    }
+
+    static func bytes(_ directory: String, _ name: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(name))
+    }
+
+    @Test(arguments: [1, 4, 7, 13])
+    func aResumedRunEndsWithTheSameBits(stopAt: Int) throws {
+        let train = Self.examples(40, seed: 1), dev = Self.examples(12, seed: 2)
+        let whole = Self.directory("whole-\(stopAt)"), parts = Self.directory("parts-\(stopAt)")
+        defer { for path in [whole, parts] { try? FileManager.default.removeItem(atPath: path) } }
+        let uninterrupted = try Self.trainer().run(train: train, eval: dev, output: whole, tokenizerDirectory: nil)
+        #expect(uninterrupted.steps == 14 && !uninterrupted.interrupted)
+
+        let first = try Self.trainer()
+        var steps = 0
+        first.progress = { if $0.evaluation == nil { steps = $0.step } }
+        first.shouldStop = { steps >= stopAt }
+        let stopped = try first.run(train: train, eval: dev, output: parts, tokenizerDirectory: nil)
+        #expect(stopped.interrupted && stopped.steps == stopAt)
+        #expect(stopped.checkpoint?.hasSuffix("checkpoint-\(stopAt)") == true, "\(stopped.checkpoint ?? "none")")
+
+        let resumed = try Self.trainer().run(train: train, eval: dev, output: parts, tokenizerDirectory: nil, resume: true)
+        #expect(resumed.steps == 14 && !resumed.interrupted)
+        #expect(resumed.best == uninterrupted.best)
+        #expect(try Self.bytes(parts, "model.safetensors") == (try Self.bytes(whole, "model.safetensors")), "the best model's bits")
+        #expect(try Self.bytes(parts, "metrics.jsonl") == (try Self.bytes(whole, "metrics.jsonl")))
+    }
+
+    @Test func checkpointsAreTheNewestAndHoldTheOptimizer() throws {
+        var options = Self.options()
+        (options.saveEvery, options.saveTotalLimit) = (4, 2)
+        let output = Self.directory("pruned")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        // What a save killed half-way leaves is cleaned up, never read.
+        try FileManager.default.createDirectory(atPath: output + "/.checkpoint-2.partial-1", withIntermediateDirectories: true)
+        let trainer = try Self.trainer(options)
+        _ = try trainer.run(train: Self.examples(40, seed: 1), eval: nil, output: output, tokenizerDirectory: nil)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: output).sorted()
+        #expect(entries == ["checkpoint-12", "checkpoint-8", "config.json", "metrics.jsonl", "model.safetensors"], "\(entries)")
+        let moments = try SafeTensorsFile(path: output + "/checkpoint-12/optimizer.safetensors")
+        #expect(moments.metadata["steps"] == "12")
+        #expect(moments.tensors.count == 2 * trainer.model.trainableParameters.count)
+        #expect(moments.tensors["classifier.weight.exp_avg_sq"]?.shape == [4, 18])
+        let state = try JSONSerialization.jsonObject(with: Self.bytes(output + "/checkpoint-12", "trainer_state.json")) as? [String: Any]
+        #expect((state?["state"] as? [String: Any])?["step"] as? Int == 12)
+    }
+
+    @Test func aResumeWithOtherOptionsOrDataIsRefused() throws {
+        var options = Self.options()
+        options.saveEvery = 5
+        let output = Self.directory("refused")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let train = Self.examples(40, seed: 1)
+        _ = try Self.trainer(options).run(train: train, eval: nil, output: output, tokenizerDirectory: nil)
+        func refusal(_ options: TrainingOptions, _ data: [LabeledText], resume: Bool = true) -> String {
+            do {
+                _ = try Self.trainer(options).run(train: data, eval: nil, output: output, tokenizerDirectory: nil, resume: resume)
+                return "none"
+            } catch {
+                return "\(error)"
+            }
+        }
+        var other = options
+        other.batchSize = 8
+        #expect(refusal(other, train).contains("trained with --batch-size 4, this run asks --batch-size 8"))
+        #expect(refusal(options, Array(train.dropLast())).contains("the training data are not those the checkpoint was trained on"))
+        #expect(refusal(options, train, resume: false).contains("add --resume"))
+        other = options
+        other.evalEvery = 2  // what only evaluates may change
+        #expect(refusal(other, train) == "none")
+    }
+
+    @Test func frozenLayersStayAndTheTopGetsTheWholeGradient() throws {
+        let all = try Self.trainer(), top = try Self.trainer()
+        top.model.trainedLayers = 1
+        let names = top.model.trainableParameters.map(\.name)
+        #expect(names.allSatisfy { $0.hasPrefix("bert.encoder.layer.1.") || $0.hasPrefix("bert.encoder.ln.") || $0.hasPrefix("bert.pooler.") || $0.hasPrefix("classifier.") })
+        #expect(names.contains("bert.encoder.layer.1.attention.self.query.weight") && names.contains("bert.encoder.ln.weight"))
+        let ids = [[2, 10, 12, 3, 0], [2, 9, 3, 0, 0]], types = [[Int]](repeating: [0, 0, 0, 0, 0], count: 2)
+        let mask = [[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]
+        for trainer in [all, top] {
+            var random = SeededRandom(seed: 9)
+            _ = try trainer.model.step(ids: ids, types: types, mask: mask, targets: [1, 2], loss: .crossEntropy, random: &random)
+        }
+        for parameter in top.model.parameterList {
+            let gradient = parameter.gradient.toArray()
+            if top.model.isTrained(parameter.name) {
+                #expect(gradient == all.model.parameters[parameter.name]?.gradient.toArray(), "\(parameter.name)")
+            } else {
+                #expect(gradient.allSatisfy { $0 == 0 }, "\(parameter.name) is frozen")
+            }
+        }
+        // A run with the head only changes nothing else.
+        var options = Self.options()
+        options.trainLayers = 0
+        let head = try Self.trainer(options), before = head.model.parameterList.map { ($0.name, $0.value.toArray()) }
+        let output = Self.directory("head")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        _ = try head.run(train: Self.examples(40, seed: 1), eval: nil, output: output, tokenizerDirectory: nil)
+        for (name, values) in before {
+            let changed = head.model.parameters[name]?.value.toArray() != values
+            #expect(changed == (name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.")), "\(name)")
+        }
+    }
+}
