@@ -5,7 +5,7 @@ does per step (forward with dropout, cross-entropy, backward, clip_grad_norm_ 1.
 engines for --rounds rounds; each engine's best and median tokens/s and peak RSS.
 
     swift build -c release
-    /tmp/ref/bin/python scripts/bench_training.py [--points 8x128] [--rounds 2] [--min-seconds 20]
+    /tmp/ref/bin/python scripts/bench_training.py [--points 8x128] [--rounds 2] [--min-seconds 20] [--model DIR]
 """
 import argparse
 import json
@@ -20,17 +20,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def pytorch(point, min_seconds, min_runs, threads):
+def pytorch(point, min_seconds, min_runs, threads, model_path):
     """One point in this process's child: returns best and median seconds per step and the peak RSS."""
+    if model_path:
+        build = f"""model = transformers.AutoModelForSequenceClassification.from_pretrained({model_path!r}, num_labels=2).train()
+vocab = model.config.vocab_size"""
+    else:
+        build = """config = transformers.MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+    intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-5, num_labels=2)
+model = transformers.MegatronBertForSequenceClassification(config).train()
+vocab = 29056"""
     code = f"""
 import json, resource, time, torch, transformers
 torch.set_num_threads({threads}); torch.manual_seed(0)
 b, s = {point[0]}, {point[1]}
-config = transformers.MegatronBertConfig(vocab_size=29056, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-    intermediate_size=4096, max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-5, num_labels=2)
-model = transformers.MegatronBertForSequenceClassification(config).train()
+{build}
 optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
-ids = torch.randint(1000, 29000, (b, s)); ids[:, 0] = 2
+ids = torch.randint(1000, vocab - 56, (b, s)); ids[:, 0] = 2
 labels = torch.arange(b) % 2
 def step():
     loss = model(input_ids=ids, labels=labels).loss
@@ -48,9 +54,9 @@ print(json.dumps(dict(best=times[0], median=times[len(times) // 2], runs=len(tim
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ours(binary, point, min_seconds, min_runs, threads):
+def ours(binary, point, min_seconds, min_runs, threads, model_path):
     env = dict(os.environ, MEGATRON_BERT_THREADS=str(threads))
-    out = subprocess.run([binary, "bench-train", "--random-weights", "--points", f"{point[0]}x{point[1]}", "--min-seconds",
+    out = subprocess.run([binary, "bench-train"] + (["--model", model_path] if model_path else ["--random-weights"]) + ["--points", f"{point[0]}x{point[1]}", "--min-seconds",
                           str(min_seconds), "--min-runs", str(min_runs), "--json"], check=True, capture_output=True, text=True,
                          env=env).stdout
     line = json.loads(out.strip().splitlines()[-1])
@@ -66,20 +72,21 @@ def main():
     parser.add_argument("--min-seconds", type=float, default=20)
     parser.add_argument("--min-runs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", help="a Hugging Face BERT directory both load, with a new 2-label head (default: the 345M Megatron-BERT, random weights)")
     args = parser.parse_args()
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split() if os.path.exists("/proc/cpuinfo") else []
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_tile'] if f in flags)}; "
           f"{args.rounds} alternating rounds, each point a fresh process; training steps (forward, loss, backward, clip, AdamW) of the "
-          f"345M Megatron-BERT classifier, fp32, dropout 0.1, {args.threads} threads")
+          f"{args.model or '345M Megatron-BERT'} classifier, fp32, dropout 0.1, {args.threads} threads")
     print("| batch x seq | ours best tok/s | PyTorch best tok/s | ours / PyTorch | ours median | PyTorch median | ours peak RSS MB | PyTorch peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for text in args.points.split(","):
         point = tuple(int(x) for x in text.split("x"))
         runs = {"ours": [], "pytorch": []}
         for _ in range(args.rounds):
-            runs["ours"].append(ours(args.binary, point, args.min_seconds, args.min_runs, args.threads))
-            runs["pytorch"].append(pytorch(point, args.min_seconds, args.min_runs, args.threads))
+            runs["ours"].append(ours(args.binary, point, args.min_seconds, args.min_runs, args.threads, args.model))
+            runs["pytorch"].append(pytorch(point, args.min_seconds, args.min_runs, args.threads, args.model))
         tokens = point[0] * point[1]
         best = {k: tokens / min(r["best"] for r in v) for k, v in runs.items()}
         median = {k: tokens / statistics.median(r["median"] for r in v) for k, v in runs.items()}

@@ -13,7 +13,7 @@ package final class BufferPool: @unchecked Sendable {
     /// Smaller buffers come from malloc as usual (its heap reuses them without new pages).
     static let minimumBytes = 64 << 10
 
-    private let capacity: Int
+    private var capacity: Int
     private let lock = NSLock()
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var pooledBytes = 0
@@ -40,6 +40,15 @@ package final class BufferPool: @unchecked Sendable {
         }
         lock.unlock()
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    }
+
+    /// Lets the pool hold at least `bytes` (never less than now). Training, which frees a whole pass's activations each
+    /// step and asks for the same shapes again, raises it so that they are reused instead of coming back from the
+    /// system as fresh zeroed pages.
+    package func reserve(atLeast bytes: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        capacity = max(capacity, bytes)
     }
 
     /// How many buffers are held for reuse, per size class (for tests).

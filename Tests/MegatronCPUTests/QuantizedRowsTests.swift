@@ -2,6 +2,7 @@ import Foundation
 import CQuantizedRows
 import Testing
 @testable import MegatronCPU
+import MegatronBackend
 
 /// The int8 path's C kernels (`CQuantizedRows`) at every vector level this CPU has (plain C, AVX2, AVX-512),
 /// against the formulas written out here in Swift, bit for bit: the quantized bytes, scales, zero points and level

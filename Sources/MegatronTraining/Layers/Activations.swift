@@ -2,45 +2,67 @@ import Foundation
 import MegatronBackend
 
 /// The activations as forward/backward pairs, element by element: GELU (exact erf, or the tanh approximation), ReLU
-/// and tanh (the pooler's). Shapes: x (any) → y (the same).
+/// and tanh (the pooler's). Shapes: x (any) → y (the same). In FP32 on eight lanes (`VectorMath`: the forward's floats
+/// are the inference kernels'), chunks on every core.
 enum Activations {
+    typealias V = VectorMath.V
+
     /// y = act(x), a new tensor.
     static func forward(_ x: Tensor, _ activation: Activation) -> Tensor {
         let y = Tensor(shape: x.shape)
-        for i in 0..<x.count { y.data[i] = Float(value(Double(x.data[i]), activation)) }
+        inChunks(x.count) { range in
+            let out = y.data + range.lowerBound
+            out.update(from: x.data + range.lowerBound, count: range.count)
+            VectorMath.apply(out, count: range.count) { value($0, activation) }
+        }
         return y
     }
 
     /// dy, x the forward's input → dx = dy · act′(x).
     static func backward(_ dy: Tensor, input x: Tensor, _ activation: Activation) -> Tensor {
         let dx = Tensor(shape: x.shape)
-        for i in 0..<x.count { dx.data[i] = Float(Double(dy.data[i]) * derivative(Double(x.data[i]), activation)) }
+        inChunks(x.count) { range in
+            let out = dx.data + range.lowerBound, grad = dy.data + range.lowerBound
+            out.update(from: x.data + range.lowerBound, count: range.count)
+            VectorMath.apply(out, count: range.count) { derivative($0, activation) }
+            for i in 0..<range.count { out[i] *= grad[i] }
+        }
         return dx
     }
 
-    static let tanhScale = (2 / Double.pi).squareRoot()
+    static let tanhScale: Float = 0.7978845608028654  // √(2/π)
 
-    static func value(_ x: Double, _ activation: Activation) -> Double {
+    @inline(__always)
+    static func value(_ x: V, _ activation: Activation) -> V {
         switch activation {
-        case .gelu: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
-        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(tanhScale * (x + 0.044715 * x * x * x)))
-        case .relu: return max(x, 0)
-        case .tanh: return Foundation.tanh(x)
+        case .gelu: return 0.5 * x * (1 + VectorMath.erf(x * 0.7071067811865476))
+        case .geluTanh:
+            let inner: V = tanhScale * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1 + VectorMath.tanh(inner))
+        case .relu: return x.replacing(with: 0, where: x .< 0)
+        case .tanh: return VectorMath.tanh(x)
         }
     }
 
     /// act′(x): GELU's Φ(x) + x φ(x); the tanh form's 0.5 (1 + t) + 0.5 x (1 − t²) √(2/π) (1 + 3·0.044715 x²).
-    static func derivative(_ x: Double, _ activation: Activation) -> Double {
+    @inline(__always)
+    static func derivative(_ x: V, _ activation: Activation) -> V {
         switch activation {
         case .gelu:
-            return 0.5 * (1 + erf(x / 2.0.squareRoot())) + x * exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+            let cdf: V = 0.5 * (1 + VectorMath.erf(x * 0.7071067811865476))
+            let density: V = VectorMath.exp(-0.5 * x * x) * 0.3989422804014327
+            return cdf + x * density
         case .geluTanh:
-            let t = Foundation.tanh(tanhScale * (x + 0.044715 * x * x * x))
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * tanhScale * (1 + 3 * 0.044715 * x * x)
+            let x2: V = x * x
+            let inner: V = tanhScale * (x + 0.044715 * x2 * x)
+            let t: V = VectorMath.tanh(inner)
+            let slope: V = tanhScale * (1 + 0.134145 * x2)  // 3 · 0.044715
+            let left: V = 0.5 * (1 + t)
+            return left + 0.5 * x * (1 - t * t) * slope
         case .relu:
-            return x > 0 ? 1 : 0
+            return V(repeating: 0).replacing(with: 1, where: x .> 0)
         case .tanh:
-            let t = Foundation.tanh(x)
+            let t = VectorMath.tanh(x)
             return 1 - t * t
         }
     }

@@ -19,81 +19,94 @@ struct Attention {
         var masks: [[Float]?]
     }
 
+    /// Per (sequence, head) on every core; the dropout masks drawn first, in (sequence, head) order.
     func forward(_ qkv: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], _ random: inout SeededRandom,
                  _ products: any MatrixProducts) -> (context: Tensor, saved: Saved) {
         let h = qkv.shape[1] / 3, d = h / heads, scale = 1 / Float(d).squareRoot()
         let context = Tensor(shape: [b * s, h])
-        var saved = Saved(probabilities: [], masks: [])
-        var q = [Float](repeating: 0, count: s * d), k = q, v = q, out = q
-        var scores = [Float](repeating: 0, count: s * s)
-        for sequence in 0..<b {
-            for head in 0..<heads {
+        var masks: [[Float]?] = []
+        for _ in 0..<(b * heads) { masks.append(dropout.mask(count: s * s, &random)) }
+        var probabilities = [[Float]](repeating: [], count: b * heads)
+        probabilities.withUnsafeMutableBufferPointer { saved in
+            let saved = saved
+            DispatchQueue.concurrentPerform(iterations: b * heads) { index in
+                let sequence = index / heads, head = index % heads
+                var q = [Float](repeating: 0, count: s * d), k = q, v = q, out = q
+                var scores = [Float](repeating: 0, count: s * s)
                 Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
                 Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
                 Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
                 products.multiply(m: s, n: s, k: d, q, transposeA: false, k, transposeB: true, into: &scores, alpha: scale, beta: 0)
                 Self.softmax(&scores, s: s, keep: keep[sequence])
-                saved.probabilities.append(scores)
-                let mask = dropout.mask(count: s * s, &random)
-                saved.masks.append(mask)
-                var dropped = scores
-                if let mask { for i in 0..<(s * s) { dropped[i] *= mask[i] } }
-                products.multiply(m: s, n: d, k: s, dropped, transposeA: false, v, transposeB: false, into: &out, alpha: 1, beta: 0)
+                saved[index] = scores
+                if let mask = masks[index] { for i in 0..<(s * s) { scores[i] *= mask[i] } }
+                products.multiply(m: s, n: d, k: s, scores, transposeA: false, v, transposeB: false, into: &out, alpha: 1, beta: 0)
                 Self.scatter(out, into: context, sequence: sequence, s: s, column: head * d, width: d)
             }
         }
-        return (context, saved)
+        return (context, Saved(probabilities: probabilities, masks: masks))
     }
 
-    /// dContext (B·S, H), qkv the forward's input → dqkv (B·S, 3H). With P′ = dropout(P):
-    /// dV = P′ᵀ dC, dP = (dC Vᵀ) ⊙ mask, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS K / √d, dK = dSᵀ Q / √d.
+    /// dContext (B·S, H), qkv the forward's input → dqkv (B·S, 3H), per (sequence, head) on every core. With
+    /// P′ = dropout(P): dV = P′ᵀ dC, dP = (dC Vᵀ) ⊙ mask, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS K / √d,
+    /// dK = dSᵀ Q / √d.
     func backward(_ dContext: Tensor, input qkv: Tensor, batch b: Int, sequence s: Int, saved: Saved,
                   _ products: any MatrixProducts) -> Tensor {
         let h = qkv.shape[1] / 3, d = h / heads, scale = 1 / Float(d).squareRoot()
         let dqkv = Tensor(shape: qkv.shape)
-        var q = [Float](repeating: 0, count: s * d), k = q, v = q, dc = q, dq = q, dk = q, dv = q
-        var dp = [Float](repeating: 0, count: s * s)
-        for sequence in 0..<b {
-            for head in 0..<heads {
-                let index = sequence * heads + head
-                let p = saved.probabilities[index], mask = saved.masks[index]
-                Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
-                Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
-                Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
-                Self.gather(dContext, sequence: sequence, s: s, column: head * d, width: d, into: &dc)
-                var dropped = p
-                if let mask { for i in 0..<(s * s) { dropped[i] *= mask[i] } }
-                products.multiply(m: s, n: d, k: s, dropped, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
-                products.multiply(m: s, n: s, k: d, dc, transposeA: false, v, transposeB: true, into: &dp, alpha: 1, beta: 0)
-                if let mask { for i in 0..<(s * s) { dp[i] *= mask[i] } }
-                for row in 0..<s {  // softmax backward, in place: dp becomes dS
-                    var dot = 0.0
-                    for j in 0..<s { dot += Double(dp[row * s + j]) * Double(p[row * s + j]) }
-                    for j in 0..<s { dp[row * s + j] = Float(Double(p[row * s + j]) * (Double(dp[row * s + j]) - dot)) }
+        DispatchQueue.concurrentPerform(iterations: b * heads) { index in
+            let sequence = index / heads, head = index % heads
+            var q = [Float](repeating: 0, count: s * d), k = q, v = q, dc = q, dq = q, dk = q, dv = q
+            var dp = [Float](repeating: 0, count: s * s)
+            let p = saved.probabilities[index], mask = saved.masks[index]
+            Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
+            Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
+            Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
+            Self.gather(dContext, sequence: sequence, s: s, column: head * d, width: d, into: &dc)
+            var dropped = p
+            if let mask { for i in 0..<(s * s) { dropped[i] *= mask[i] } }
+            products.multiply(m: s, n: d, k: s, dropped, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
+            products.multiply(m: s, n: s, k: d, dc, transposeA: false, v, transposeB: true, into: &dp, alpha: 1, beta: 0)
+            if let mask { for i in 0..<(s * s) { dp[i] *= mask[i] } }
+            p.withUnsafeBufferPointer { p in
+                dp.withUnsafeMutableBufferPointer { dp in  // softmax backward, in place: dp becomes dS
+                    for row in 0..<s {
+                        let pr = p.baseAddress! + row * s, dr = dp.baseAddress! + row * s
+                        let dot = Rows.dot(dr, pr, s)
+                        for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
+                    }
                 }
-                products.multiply(m: s, n: d, k: s, dp, transposeA: false, k, transposeB: false, into: &dq, alpha: scale, beta: 0)
-                products.multiply(m: s, n: d, k: s, dp, transposeA: true, q, transposeB: false, into: &dk, alpha: scale, beta: 0)
-                Self.scatter(dq, into: dqkv, sequence: sequence, s: s, column: head * d, width: d)
-                Self.scatter(dk, into: dqkv, sequence: sequence, s: s, column: h + head * d, width: d)
-                Self.scatter(dv, into: dqkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d)
             }
+            products.multiply(m: s, n: d, k: s, dp, transposeA: false, k, transposeB: false, into: &dq, alpha: scale, beta: 0)
+            products.multiply(m: s, n: d, k: s, dp, transposeA: true, q, transposeB: false, into: &dk, alpha: scale, beta: 0)
+            Self.scatter(dq, into: dqkv, sequence: sequence, s: s, column: head * d, width: d)
+            Self.scatter(dk, into: dqkv, sequence: sequence, s: s, column: h + head * d, width: d)
+            Self.scatter(dv, into: dqkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d)
         }
         return dqkv
     }
 
-    /// Row-wise softmax of scores (S, S) over the kept keys, in Double; uniform where no key is kept.
+    /// Row-wise softmax of scores (S, S) over the kept keys, e^x on eight lanes; uniform where no key is kept.
     static func softmax(_ scores: inout [Float], s: Int, keep: [Float]) {
         let anyKept = keep.contains { $0 != 0 }
-        for row in 0..<s {
-            var top = -Double.infinity
-            for j in 0..<s where !anyKept || keep[j] != 0 { top = max(top, Double(scores[row * s + j])) }
-            var sum = 0.0
-            var e = [Double](repeating: 0, count: s)
-            for j in 0..<s where !anyKept || keep[j] != 0 {
-                e[j] = anyKept ? exp(Double(scores[row * s + j]) - top) : 1
-                sum += e[j]
+        keep.withUnsafeBufferPointer { keep in
+            scores.withUnsafeMutableBufferPointer { scores in
+                let keep = keep.baseAddress!
+                for row in 0..<s {
+                    let x = scores.baseAddress! + row * s
+                    guard anyKept else {
+                        for j in 0..<s { x[j] = 1 / Float(s) }
+                        continue
+                    }
+                    var top = -Float.infinity
+                    for j in 0..<s where keep[j] != 0 { top = max(top, x[j]) }
+                    for j in 0..<s { x[j] -= top }
+                    VectorMath.apply(x, count: s) { VectorMath.exp($0) }
+                    for j in 0..<s { x[j] *= keep[j] }  // dropped keys: 0 (e^x of whatever they held, times 0)
+                    let inverse = 1 / Rows.sum(x, s)
+                    for j in 0..<s { x[j] *= inverse }
+                }
             }
-            for j in 0..<s { scores[row * s + j] = Float(e[j] / sum) }
         }
     }
 

@@ -16,6 +16,9 @@ struct Dropout {
     /// x ⊙ mask in place (forward), or dy ⊙ mask in place (backward: the same operation).
     static func apply(_ mask: [Float]?, to x: Tensor) {
         guard let mask else { return }
-        for i in 0..<x.count { x.data[i] *= mask[i] }
+        mask.withUnsafeBufferPointer { mask in
+            let m = mask.baseAddress!
+            inChunks(x.count) { range in for i in range { x.data[i] *= m[i] } }
+        }
     }
 }

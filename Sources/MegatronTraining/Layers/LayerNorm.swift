@@ -3,6 +3,7 @@ import MegatronBackend
 
 /// `nn.LayerNorm` over the last dimension as a forward/backward pair.
 /// Shapes: x (N, D); gamma, beta (D) → y (N, D); saved: each row's mean and 1/σ (N).
+/// In FP32 as PyTorch computes it, rows split across cores in fixed chunks (the same bits on any machine).
 struct LayerNorm {
     let gamma: Parameter  // (D)
     let beta: Parameter  // (D)
@@ -10,56 +11,72 @@ struct LayerNorm {
 
     /// What the backward pass needs: per row, the mean and 1 / sqrt(variance + ε).
     struct Saved {
-        var mean: [Double]
-        var inverseDeviation: [Double]
+        var mean: [Float]
+        var inverseDeviation: [Float]
     }
 
-    /// y = (x − mean) / sqrt(var + ε) · γ + β, the statistics in Double.
+    static let rowsPerChunk = 32
+
+    /// y = (x − mean) / sqrt(var + ε) · γ + β.
     func forward(_ x: Tensor) -> (y: Tensor, saved: Saved) {
-        let d = gamma.count, n = x.count / d
+        let d = gamma.count, n = x.count / d, eps = Float(epsilon)
         let y = Tensor(shape: x.shape)
-        var saved = Saved(mean: [Double](repeating: 0, count: n), inverseDeviation: [Double](repeating: 0, count: n))
-        for row in 0..<n {
-            let v = x.data + row * d, out = y.data + row * d
-            var sum = 0.0
-            for i in 0..<d { sum += Double(v[i]) }
-            let mean = sum / Double(d)
-            var squares = 0.0
-            for i in 0..<d { squares += (Double(v[i]) - mean) * (Double(v[i]) - mean) }
-            let inverse = 1 / (squares / Double(d) + epsilon).squareRoot()
-            for i in 0..<d { out[i] = Float((Double(v[i]) - mean) * inverse * Double(gamma.value[i]) + Double(beta.value[i])) }
-            saved.mean[row] = mean
-            saved.inverseDeviation[row] = inverse
+        var mean = [Float](repeating: 0, count: n), inverse = [Float](repeating: 0, count: n)
+        mean.withUnsafeMutableBufferPointer { meanBuffer in
+            inverse.withUnsafeMutableBufferPointer { inverseBuffer in
+                let means = meanBuffer.baseAddress!, inverses = inverseBuffer.baseAddress!
+                let g = gamma.value.data, b = beta.value.data
+                inChunks(n, size: Self.rowsPerChunk) { rows in
+                    for row in rows {
+                        let v = x.data + row * d, out = y.data + row * d
+                        let m = Rows.sum(v, d) / Float(d)
+                        let r = 1 / (Rows.squaredDeviation(v, m, d) / Float(d) + eps).squareRoot()
+                        for i in 0..<d { out[i] = (v[i] - m) * r * g[i] + b[i] }
+                        means[row] = m
+                        inverses[row] = r
+                    }
+                }
+            }
         }
-        return (y, saved)
+        return (y, Saved(mean: mean, inverseDeviation: inverse))
     }
 
     /// dy (N, D), x the forward's input → dx (N, D); adds Σ dy·x̂ to γ's gradient and Σ dy to β's.
     /// With x̂ = (x − mean)·r and g = dy·γ: dx = r · (g − mean(g) − x̂ · mean(g · x̂)).
     func backward(_ dy: Tensor, input x: Tensor, saved: Saved) -> Tensor {
-        let d = gamma.count, n = x.count / d
+        let d = gamma.count, n = x.count / d, size = Self.rowsPerChunk, chunks = (n + size - 1) / size
         let dx = Tensor(shape: x.shape)
-        var dGamma = [Double](repeating: 0, count: d), dBeta = [Double](repeating: 0, count: d)
-        var g = [Double](repeating: 0, count: d), normed = [Double](repeating: 0, count: d)
-        for row in 0..<n {
-            let v = x.data + row * d, grad = dy.data + row * d, out = dx.data + row * d
-            let mean = saved.mean[row], r = saved.inverseDeviation[row]
-            var gMean = 0.0, gNormedMean = 0.0
-            for i in 0..<d {
-                normed[i] = (Double(v[i]) - mean) * r
-                g[i] = Double(grad[i]) * Double(gamma.value[i])
-                gMean += g[i]
-                gNormedMean += g[i] * normed[i]
-                dGamma[i] += Double(grad[i]) * normed[i]
-                dBeta[i] += Double(grad[i])
+        // Per chunk of rows: Σ dy·x̂ and Σ dy (2·D), added in chunk order after.
+        var partial = [Float](repeating: 0, count: chunks * 2 * d)
+        partial.withUnsafeMutableBufferPointer { buffer in
+            let partial = buffer.baseAddress!, gammaValues = gamma.value.data
+            inChunks(n, size: size) { rows in
+                let dGamma = partial + (rows.lowerBound / size) * 2 * d, dBeta = dGamma + d
+                var g = [Float](repeating: 0, count: d), normed = [Float](repeating: 0, count: d)
+                g.withUnsafeMutableBufferPointer { gBuffer in
+                    normed.withUnsafeMutableBufferPointer { normedBuffer in
+                        let g = gBuffer.baseAddress!, normed = normedBuffer.baseAddress!
+                        for row in rows {
+                            let v = x.data + row * d, grad = dy.data + row * d, out = dx.data + row * d
+                            let m = saved.mean[row], r = saved.inverseDeviation[row]
+                            for i in 0..<d {
+                                normed[i] = (v[i] - m) * r
+                                g[i] = grad[i] * gammaValues[i]
+                                dGamma[i] += grad[i] * normed[i]
+                                dBeta[i] += grad[i]
+                            }
+                            let gMean = Rows.sum(g, d) / Float(d), gNormedMean = Rows.dot(g, normed, d) / Float(d)
+                            for i in 0..<d { out[i] = r * (g[i] - gMean - normed[i] * gNormedMean) }
+                        }
+                    }
+                }
             }
-            gMean /= Double(d)
-            gNormedMean /= Double(d)
-            for i in 0..<d { out[i] = Float(r * (g[i] - gMean - normed[i] * gNormedMean)) }
         }
-        for i in 0..<d {
-            gamma.gradient[i] += Float(dGamma[i])
-            beta.gradient[i] += Float(dBeta[i])
+        for chunk in 0..<chunks {
+            for i in 0..<d {
+                gamma.gradient[i] += partial[chunk * 2 * d + i]
+                beta.gradient[i] += partial[chunk * 2 * d + d + i]
+            }
         }
         return dx
     }

@@ -29,13 +29,7 @@ struct Linear {
                           alpha: 1, beta: 0)
         products.multiply(m: m, n: k, k: n, dy.data, transposeA: true, x.data, transposeB: false,
                           into: weight.gradient.data, alpha: 1, beta: 1)
-        if let bias {
-            var sums = [Double](repeating: 0, count: m)
-            for row in 0..<n {
-                for j in 0..<m { sums[j] += Double(dy.data[row * m + j]) }
-            }
-            for j in 0..<m { bias.gradient.data[j] += Float(sums[j]) }
-        }
+        if let bias { Rows.addColumnSums(dy.data, rows: n, columns: m, into: bias.gradient.data) }
         return dx
     }
 }

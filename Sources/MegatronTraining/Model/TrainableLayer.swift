@@ -126,7 +126,7 @@ struct TrainableLayer {
     /// a + b, a new tensor of a's shape.
     static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
         let out = Tensor(shape: a.shape)
-        for i in 0..<a.count { out.data[i] = a.data[i] + b.data[i] }
+        inChunks(a.count) { range in for i in range { out.data[i] = a.data[i] + b.data[i] } }
         return out
     }
 

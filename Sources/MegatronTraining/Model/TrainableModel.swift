@@ -1,3 +1,4 @@
+import Foundation
 import MegatronBackend
 import MegatronModel
 
@@ -56,6 +57,9 @@ public final class TrainableModel: @unchecked Sendable {
         self.config = config
         self.products = products
         self.dropout = dropout ?? DropoutRates(config)
+        // Each step frees a pass's activations and asks for the same shapes again: keep them for reuse (up to half
+        // the memory) rather than take fresh zeroed pages from the system every step.
+        BufferPool.shared.reserve(atLeast: Int(ProcessInfo.processInfo.physicalMemory / 2))
         var parameters: [String: Parameter] = [:]
         let prefixed = tensors["bert.embeddings.word_embeddings.weight"] != nil
         var random = SeededRandom(seed: seed)

@@ -77,13 +77,6 @@ extension AdamW {
     }
 }
 
-/// `body` over 0..<count in contiguous chunks of 64 Ki elements (the last shorter), on every core.
-func inChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
-    let chunk = 1 << 16, parts = (count + chunk - 1) / chunk
-    guard parts > 1 else { return body(0..<count) }
-    DispatchQueue.concurrentPerform(iterations: parts) { part in body(part * chunk..<min(count, (part + 1) * chunk)) }
-}
-
 /// Gradient clipping by the global norm, as `torch.nn.utils.clip_grad_norm_`: every gradient scaled by
 /// min(1, maxNorm / (‖g‖ + 1e-6)), ‖g‖ the 2-norm of all of them together.
 /// - Returns: the norm before clipping.
