@@ -5,7 +5,7 @@ does per step (forward with dropout, cross-entropy, backward, clip_grad_norm_ 1.
 engines for --rounds rounds; each engine's best and median tokens/s and peak RSS.
 
     swift build -c release
-    /tmp/ref/bin/python scripts/bench_training.py [--points 8x128] [--rounds 2] [--min-seconds 20] [--model DIR]
+    /tmp/ref/bin/python scripts/bench_training.py [--points 8x128] [--rounds 2] [--min-seconds 20] [--model DIR] [--bf16]
 """
 import argparse
 import json
@@ -20,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def pytorch(point, min_seconds, min_runs, threads, model_path):
+def pytorch(point, min_seconds, min_runs, threads, model_path, bf16):
     """One point in this process's child: returns best and median seconds per step and the peak RSS."""
     if model_path:
         build = f"""model = transformers.AutoModelForSequenceClassification.from_pretrained({model_path!r}, num_labels=2).train()
@@ -39,7 +39,8 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.0)
 ids = torch.randint(1000, vocab - 56, (b, s)); ids[:, 0] = 2
 labels = torch.arange(b) % 2
 def step():
-    loss = model(input_ids=ids, labels=labels).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled={bf16}):
+        loss = model(input_ids=ids, labels=labels).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step(); optimizer.zero_grad()
@@ -54,9 +55,9 @@ print(json.dumps(dict(best=times[0], median=times[len(times) // 2], runs=len(tim
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ours(binary, point, min_seconds, min_runs, threads, model_path):
+def ours(binary, point, min_seconds, min_runs, threads, model_path, bf16):
     env = dict(os.environ, MEGATRON_BERT_THREADS=str(threads))
-    out = subprocess.run([binary, "bench-train"] + (["--model", model_path] if model_path else ["--random-weights"]) + ["--points", f"{point[0]}x{point[1]}", "--min-seconds",
+    out = subprocess.run([binary, "bench-train"] + (["--model", model_path] if model_path else ["--random-weights"]) + (["--bf16"] if bf16 else []) + ["--points", f"{point[0]}x{point[1]}", "--min-seconds",
                           str(min_seconds), "--min-runs", str(min_runs), "--json"], check=True, capture_output=True, text=True,
                          env=env).stdout
     line = json.loads(out.strip().splitlines()[-1])
@@ -72,21 +73,22 @@ def main():
     parser.add_argument("--min-seconds", type=float, default=20)
     parser.add_argument("--min-runs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="ours with --bf16 against PyTorch under torch.autocast(bfloat16)")
     parser.add_argument("--model", help="a Hugging Face BERT directory both load, with a new 2-label head (default: the 345M Megatron-BERT, random weights)")
     args = parser.parse_args()
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split() if os.path.exists("/proc/cpuinfo") else []
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_tile'] if f in flags)}; "
           f"{args.rounds} alternating rounds, each point a fresh process; training steps (forward, loss, backward, clip, AdamW) of the "
-          f"{args.model or '345M Megatron-BERT'} classifier, fp32, dropout 0.1, {args.threads} threads")
+          f"{args.model or '345M Megatron-BERT'} classifier, {'bf16 (PyTorch: autocast)' if args.bf16 else 'fp32'}, dropout 0.1, {args.threads} threads")
     print("| batch x seq | ours best tok/s | PyTorch best tok/s | ours / PyTorch | ours median | PyTorch median | ours peak RSS MB | PyTorch peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for text in args.points.split(","):
         point = tuple(int(x) for x in text.split("x"))
         runs = {"ours": [], "pytorch": []}
         for _ in range(args.rounds):
-            runs["ours"].append(ours(args.binary, point, args.min_seconds, args.min_runs, args.threads, args.model))
-            runs["pytorch"].append(pytorch(point, args.min_seconds, args.min_runs, args.threads, args.model))
+            runs["ours"].append(ours(args.binary, point, args.min_seconds, args.min_runs, args.threads, args.model, args.bf16))
+            runs["pytorch"].append(pytorch(point, args.min_seconds, args.min_runs, args.threads, args.model, args.bf16))
         tokens = point[0] * point[1]
         best = {k: tokens / min(r["best"] for r in v) for k, v in runs.items()}
         median = {k: tokens / statistics.median(r["median"] for r in v) for k, v in runs.items()}

@@ -119,6 +119,9 @@ final class OneDNN: @unchecked Sendable {
         /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
         /// `activation`: oneDNN's eltwise algorithm applied last (a post-op), 0 for none.
         case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool, activation: UInt32)
+        /// Training's general product on BF16 operands (`BF16MatrixProducts`): c (m, n) [+]= op(a) · op(b), a block of
+        /// n columns of a c whose rows are `strideC` apart.
+        case generalBF16(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, strideB: Int, strideC: Int, accumulate: Bool)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }

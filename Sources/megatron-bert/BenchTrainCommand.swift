@@ -36,6 +36,12 @@ struct BenchTrainCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per point.")
     var json = false
 
+    @Flag(help: "Multiply in BF16 where the CPU has BF16 dot products (finetune's --bf16).")
+    var bf16 = false
+
+    @Flag(help: "Recompute each layer's activations in the backward pass (finetune's --gradient-checkpointing).")
+    var gradientCheckpointing = false
+
     func validate() throws {
         guard (model == nil) == randomWeights else { throw ValidationError("give exactly one of --model DIR or --random-weights") }
         guard minRuns >= 1 else { throw ValidationError("--min-runs must be at least 1") }
@@ -46,22 +52,24 @@ struct BenchTrainCommand: ParsableCommand {
         try reportingErrors {
             let grid = try BenchCommand.points(points, minimumSequence: 2)
             let network: TrainableModel
+            let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
             if let model {
                 let source = try ModelSource.open(model)
                 var config = source.config
                 let hasHead = source.tensors["classifier.weight"] != nil
                 if !hasHead { config.numLabels = 2 }  // its own classifier, else a new 2-label one
-                network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(), newHead: !hasHead)
+                network = try TrainableModel(config: config, tensors: source.tensors, products: products, newHead: !hasHead)
             } else {
                 var config = BertConfig.megatronBERT345M
                 config.numLabels = 2
-                network = try TrainableModel(randomWeightsFor: config, products: CPUMatrixProducts())
+                network = try TrainableModel(randomWeightsFor: config, products: products)
             }
+            network.recomputeActivations = gradientCheckpointing
             let config = network.config, parameters = network.parameterList
             var optimizer = AdamW()
             var random = SeededRandom(seed: 7)
             if !json {
-                Console.line("model: \(model ?? "random 345M Megatron-BERT, 2-label classifier"), \(parameters.reduce(0) { $0 + $1.count }) parameters, \(System.cores) cores, fp32, dropout \(network.dropout.hidden)")
+                Console.line("model: \(model ?? "random 345M Megatron-BERT, 2-label classifier"), \(parameters.reduce(0) { $0 + $1.count }) parameters, \(System.cores) cores, \(products.precision), dropout \(network.dropout.hidden)\(gradientCheckpointing ? ", activations recomputed" : "")")
                 Console.line("batch  seq  runs   median s   tokens/s   best tok/s   peak RSS MB")
             }
             for (b, s) in grid {

@@ -29,8 +29,9 @@ struct FinetuneClassifyCommand: ParsableCommand {
         Spearman — each a line of OUTPUT/metrics.jsonl, and OUTPUT holds the best model by --metric; without, the \
         last. Ctrl-C ends the run after the current optimizer step with a checkpoint (OUTPUT/checkpoint-STEP, also \
         written every --save-every steps); the same command with --resume goes on from it to the same weights, bit \
-        for bit, as a run never stopped. --train-layers N trains only the top N layers and the head. Not yet: BF16 \
-        products, activation recomputation.
+        for bit, as a run never stopped. --train-layers N trains only the top N layers and the head; --gradient-checkpointing \
+        recomputes activations instead of keeping them; --bf16 multiplies in BF16 where the CPU has \
+        BF16 dot products.
 
         Examples:
           megatron-bert finetune classify --model ./megatron-bert-cased-345m --train train.jsonl --eval dev.jsonl --output ./sentiment
@@ -68,6 +69,8 @@ struct FinetuneClassifyCommand: ParsableCommand {
     @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
     @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
     @Flag(help: "Go on from the newest checkpoint in --output (give the same options and data).") var resume = false
+    @Flag(help: "Multiply in BF16 (operands rounded to BF16, sums and master weights FP32, as torch.autocast(bfloat16)) where the CPU has BF16 dot products (AVX512_BF16 or AMX); FP32 by default.") var bf16 = false
+    @Flag(help: "Recompute each layer's activations in the backward pass instead of keeping them: less memory for long sequences and large batches, about a third more time, the same result.") var gradientCheckpointing = false
     @Option(help: "Train only the top N encoder layers and the head; 0 trains the head (pooler and classifier) only (default: everything).") var trainLayers: Int?
     @Option(help: "The labels in order (comma-separated; default: the training data's, sorted).") var labels: String?
     @Option(help: "The text column.") var textColumn: String = "text"
@@ -88,6 +91,7 @@ struct FinetuneClassifyCommand: ParsableCommand {
             (options.schedule, options.maxLength, options.seed, options.evalEvery) = (kind, maxLength, seed, evalEvery)
             (options.metric, options.earlyStopping) = (metric, earlyStopping)
             (options.saveEvery, options.saveTotalLimit, options.trainLayers) = (saveEvery, saveTotalLimit, trainLayers)
+            options.gradientCheckpointing = gradientCheckpointing
             try options.validate()
             let columns = LabeledTexts.Columns(text: textColumn, pair: pairColumn, label: labelColumn)
             let training = try LabeledTexts.read(train, columns: columns)
@@ -99,7 +103,8 @@ struct FinetuneClassifyCommand: ParsableCommand {
             config.numLabels = labelSet.problem == .meanSquaredError ? 1 : labelSet.names.count
             let hasHead = source.tensors["classifier.weight"] != nil
             if !hasHead && !quiet { note("\(model) has no classifier: a new one is trained for \(config.numLabels) label(s)") }
-            let network = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(),
+            let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
+            let network = try TrainableModel(config: config, tensors: source.tensors, products: products,
                                              newHead: newHead || !hasHead, seed: seed)
             let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: labelSet, options: options)
             let bar = ProgressBar(total: nil, unit: "steps", quiet: quiet)

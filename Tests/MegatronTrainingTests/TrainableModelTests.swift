@@ -99,6 +99,25 @@ import TensorFiles
         let dropped = Double(mask.filter { $0 == 0 }.count) / 100_000
         #expect(abs(dropped - 0.2) < 0.01 && mask.allSatisfy { $0 == 0 || $0 == 1.25 })
     }
+
+    /// Activation recomputation runs each layer's forward pass again in the backward pass with the generator's state
+    /// from the first: the same dropout masks, so the same gradients, bit for bit, for both architectures.
+    @Test(arguments: ["megatron-single", "bert-single"])
+    func recomputedActivationsGiveTheSameGradients(name: String) throws {
+        let source = try Self.source(name), batch = try Self.batch()
+        let rates = DropoutRates(hidden: 0.2, attention: 0.2, classifier: 0.2)
+        var gradients: [[String: [Float]]] = []
+        for recompute in [false, true] {
+            let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), dropout: rates)
+            model.recomputeActivations = recompute
+            var random = SeededRandom(seed: 11)
+            _ = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask, targets: [0, 1, 2],
+                               loss: .crossEntropy, random: &random)
+            gradients.append(model.parameters.mapValues { $0.gradient.toArray() })
+        }
+        #expect(gradients[0] == gradients[1])
+        #expect(gradients[0]["bert.encoder.layer.0.attention.self.query.weight"]?.contains { $0 != 0 } == true)
+    }
 }
 
 extension Parameter {

@@ -38,6 +38,8 @@ struct CheckpointManifest: Codable {
     var examples: Int
     var dataHash: UInt64
     var optimizerSteps: Int
+    /// The products' precision ("fp32", "bf16"; absent: fp32).
+    var precision: String?
 }
 
 /// A run's output directory: the best (or last) model's files at its top, `metrics.jsonl`, and checkpoints to resume

@@ -2,8 +2,8 @@ import Foundation
 import MegatronBackend
 
 /// `body` over 0..<count in contiguous chunks of `size` (the last shorter), on every core. The chunks are fixed by
-/// `size`, not by the number of cores, so sums made per chunk and added in chunk order give the same bits on any
-/// machine (a resumed run on another machine included).
+/// `size`, not by the number of cores, so sums made per chunk and added in chunk order give the same bits whatever
+/// the core count.
 func inChunks(_ count: Int, size: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
     let parts = (count + size - 1) / size
     guard parts > 1 else { return body(0..<count) }

@@ -3,7 +3,7 @@ import MegatronBackend
 
 /// `nn.LayerNorm` over the last dimension as a forward/backward pair.
 /// Shapes: x (N, D); gamma, beta (D) → y (N, D); saved: each row's mean and 1/σ (N).
-/// In FP32 as PyTorch computes it, rows split across cores in fixed chunks (the same bits on any machine).
+/// In FP32 as PyTorch computes it, rows split across cores in fixed chunks (the same bits whatever the core count).
 struct LayerNorm {
     let gamma: Parameter  // (D)
     let beta: Parameter  // (D)

@@ -57,9 +57,6 @@ public final class TrainableModel: @unchecked Sendable {
         self.config = config
         self.products = products
         self.dropout = dropout ?? DropoutRates(config)
-        // Each step frees a pass's activations and asks for the same shapes again: keep them for reuse (up to half
-        // the memory) rather than take fresh zeroed pages from the system every step.
-        BufferPool.shared.reserve(atLeast: Int(ProcessInfo.processInfo.physicalMemory / 2))
         var parameters: [String: Parameter] = [:]
         let prefixed = tensors["bert.embeddings.word_embeddings.weight"] != nil
         var random = SeededRandom(seed: seed)
@@ -155,13 +152,26 @@ public final class TrainableModel: @unchecked Sendable {
     /// Sets every gradient to zero.
     public func zeroGradients() { parameters.values.forEach { $0.zeroGradient() } }
 
+    /// What the backward pass has of a layer: everything its forward pass saved, or (recomputing) only its input and
+    /// the generator's state before it, to run the forward pass again — the same dropout masks, the same bits.
+    enum LayerRecord {
+        case saved(TrainableLayer.Saved)
+        case recompute(input: Tensor, random: SeededRandom)
+    }
+
+    /// Activation recomputation (gradient checkpointing): keep only each layer's input through the forward pass and
+    /// run the layer's forward pass again in the backward pass. Memory for activations falls from every layer's to
+    /// one layer's plus the inputs, for about a third more time; the gradients are the same bits.
+    public var recomputeActivations = false
+
     /// What a forward pass keeps for its backward pass.
     struct ForwardState {
         var batch: Int, sequence: Int
         var ids: [[Int]], types: [[Int]]
         var embeddingNorm: (input: Tensor, saved: LayerNorm.Saved)?
         var embeddingMask: [Float]?
-        var layers: [TrainableLayer.Saved]
+        var layers: [LayerRecord]
+        var keep: [[Float]]
         var encoded: Tensor  // before the final LayerNorm
         var finalNorm: LayerNorm.Saved?
         var first: Tensor  // the [CLS] rows (B, H)
@@ -204,6 +214,11 @@ public final class TrainableModel: @unchecked Sendable {
             throw TrainingError("a token id is outside the vocabulary (0..<\(config.vocabSize)): does the tokenizer belong to this model?")
         }
         let rates = training ? dropout : .none
+        // Each step frees a pass's activations and asks for the same shapes again: let the pool keep about a pass's
+        // worth (every layer's activations and attention probabilities) rather than take fresh zeroed pages from the
+        // system every step.
+        let heads = config.numAttentionHeads, f = config.intermediateSize
+        BufferPool.shared.reserve(atLeast: layers.count * (b * s * (12 * h + 3 * f) + 3 * b * heads * s * s) * 4)
         let keep = mask.map { $0.map { Float($0) } }
         // (B·S, H) through the layers, the pooled [CLS] (B, H), the logits (B, labels).
         var x = embeddings.forward(ids: ids, types: types)
@@ -215,10 +230,11 @@ public final class TrainableModel: @unchecked Sendable {
         }
         let embeddingMask = Dropout(probability: rates.hidden).mask(count: x.count, &random)
         Dropout.apply(embeddingMask, to: x)
-        var saved: [TrainableLayer.Saved] = []
+        var saved: [LayerRecord] = []
         for layer in training ? layers : layers.map({ $0.withoutDropout }) {
+            let start = random
             let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, &random, products)
-            saved.append(layerSaved)
+            saved.append(recomputeActivations && training ? .recompute(input: x, random: start) : .saved(layerSaved))
             x = y
         }
         let encoded = x
@@ -236,7 +252,7 @@ public final class TrainableModel: @unchecked Sendable {
         Dropout.apply(classifierMask, to: pooled)
         let logits = classifier.forward(pooled, products)
         return (logits, ForwardState(batch: b, sequence: s, ids: ids, types: types, embeddingNorm: embeddingNormSaved,
-                                     embeddingMask: embeddingMask, layers: saved, encoded: encoded, finalNorm: finalSaved,
+                                     embeddingMask: embeddingMask, layers: saved, keep: keep, encoded: encoded, finalNorm: finalSaved,
                                      first: first, poolerInput: poolerInput, classifierMask: classifierMask, dropped: pooled))
     }
 
@@ -252,8 +268,14 @@ public final class TrainableModel: @unchecked Sendable {
         var dx = Tensor(shape: [b * s, h])
         for row in 0..<b { (dx.data + row * s * h).update(from: dFirst.data + row * h, count: h) }
         if let finalNorm, let finalSaved = state.finalNorm { dx = finalNorm.backward(dx, input: state.encoded, saved: finalSaved) }
-        for (index, (layer, layerSaved)) in zip(layers, state.layers).enumerated().reversed() where index >= layers.count - trained {
-            dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
+        for (index, (layer, record)) in zip(layers, state.layers).enumerated().reversed() where index >= layers.count - trained {
+            switch record {
+            case .saved(let layerSaved):
+                dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
+            case .recompute(let input, var random):
+                let (_, layerSaved) = layer.forward(input, batch: b, sequence: s, keep: state.keep, &random, products)
+                dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
+            }
         }
         guard trained == layers.count else { return }  // the embeddings frozen
         Dropout.apply(state.embeddingMask, to: dx)

@@ -100,6 +100,7 @@ public final class ClassificationTrainer {
         let schedule = Schedule(options.schedule, peak: options.learningRate,
                                 warmupSteps: Int((Double(totalSteps) * options.warmupRatio).rounded(.up)), totalSteps: totalSteps)
         model.trainedLayers = options.trainLayers
+        model.recomputeActivations = options.gradientCheckpointing
         var optimizer = AdamW(weightDecay: options.weightDecay)
         var state = TrainingState(order: Array(examples.indices), random: options.seed)
         let dataHash = Self.hash(examples)
@@ -122,7 +123,8 @@ public final class ClassificationTrainer {
         func saveCheckpoint() throws {
             state.random = random.state
             let manifest = CheckpointManifest(state: state, options: options, labels: labels.names, problemType: labels.problem.rawValue,
-                                              examples: examples.count, dataHash: dataHash, optimizerSteps: optimizer.steps)
+                                              examples: examples.count, dataHash: dataHash, optimizerSteps: optimizer.steps,
+                                              precision: model.products.precision)
             checkpoint = try directory.writeCheckpoint(step: state.step, keep: options.saveTotalLimit) { staging in
                 try model.writeCheckpoint(into: staging, manifest: manifest, optimizer: optimizer, labels: labels.names,
                                           problemType: labels.problem, tokenizerDirectory: tokenizerDirectory)
@@ -225,7 +227,8 @@ public final class ClassificationTrainer {
         guard manifest.format == CheckpointManifest.currentFormat else {
             throw TrainingError("--resume: \(newest.url.path) has checkpoint format \(manifest.format); this build reads \(CheckpointManifest.currentFormat)")
         }
-        let changed = zip(manifest.options.trajectory, options.trajectory).filter { $0.value != $1.value }
+        let changed = zip(manifest.options.trajectory(precision: manifest.precision ?? "fp32"),
+                          options.trajectory(precision: model.products.precision)).filter { $0.value != $1.value }
         guard changed.isEmpty else {
             throw TrainingError("--resume: the checkpoint was trained with " + changed.map { "\($0.0.flag) \($0.0.value)" }.joined(separator: ", ")
                                 + ", this run asks " + changed.map { "\($0.1.flag) \($0.1.value)" }.joined(separator: ", ")

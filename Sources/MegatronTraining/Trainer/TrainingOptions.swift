@@ -29,6 +29,9 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
     public var saveEvery: Int?
     /// How many checkpoints to keep (the newest).
     public var saveTotalLimit = 1
+    /// Recompute each layer's activations in the backward pass instead of keeping them (less memory, more time; the
+    /// same bits).
+    public var gradientCheckpointing = false
 
     public init() {}
 
@@ -55,13 +58,13 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
 
     /// The options that decide the weights, by flag: a resumed run must have the same (evaluation, early stopping
     /// and saving may change).
-    var trajectory: [(flag: String, value: String)] {
+    func trajectory(precision: String) -> [(flag: String, value: String)] {
         func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "(none)" }
         return [("--learning-rate", "\(learningRate)"), ("--epochs", "\(epochs)"), ("--max-steps", text(maxSteps)),
                 ("--batch-size", "\(batchSize)"), ("--gradient-accumulation", "\(gradientAccumulation)"),
                 ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
                 ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
-                ("--train-layers", text(trainLayers))]
+                ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off")]
     }
 
     /// Whether a larger value of `metric` is better.

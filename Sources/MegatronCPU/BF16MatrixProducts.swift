@@ -1,0 +1,92 @@
+import CDNNL
+import COpenBLAS
+import Foundation
+import MegatronBackend
+
+/// `MatrixProducts` with BF16 dot products, as `torch.autocast("cpu", dtype=torch.bfloat16)` runs a linear layer: both
+/// operands rounded to BF16 (to nearest even), multiplied and summed in FP32 by oneDNN's AVX512_BF16 or AMX kernels,
+/// the result FP32. Products too small to gain (under 2²¹ multiply-adds: attention's per-head products) or with an α
+/// other than 1 run in FP32 (`CPUMatrixProducts`). The columns of c are split across cores, each core's oneDNN call on
+/// one thread, as the FP32 products split them.
+///
+/// ```swift
+/// let products = try BF16MatrixProducts()  // throws where the CPU has no BF16 dot products
+/// products.multiply(m: 512, n: 1024, k: 1024, x, transposeA: false, w, transposeB: true, into: y, alpha: 1, beta: 0)
+/// ```
+public struct BF16MatrixProducts: MatrixProducts {
+    let onednn: OneDNN
+    let fp32 = CPUMatrixProducts()
+    /// Products with fewer multiply-adds run in FP32.
+    static let minimumWork = 1 << 21
+    public var precision: String { "bf16" }
+
+    /// - Throws: `BackendError` where this CPU (or oneDNN's cap, `DNNL_MAX_CPU_ISA`) has no BF16 dot products.
+    public init() throws {
+        guard let onednn = OneDNN.shared, onednn.hasBFloat16 else {
+            throw BackendError("BF16 products need a CPU with BF16 dot products (AVX512_BF16 or AMX); this one has \(OneDNN.shared?.isaName ?? "no oneDNN"): train in FP32 (leave out --bf16)")
+        }
+        self.onednn = onednn
+    }
+
+    public func multiply(m: Int, n: Int, k: Int, _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>,
+                         transposeB: Bool, into c: UnsafeMutablePointer<Float>, alpha: Float, beta: Float) {
+        guard alpha == 1, beta == 0 || beta == 1, m * n * k >= Self.minimumWork else {
+            return fp32.multiply(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta)
+        }
+        // Both operands in BF16, as they lie (a: (m, k) or (k, m); b: (k, n) or (n, k)).
+        let aBytes = m * k * 2, bBytes = k * n * 2
+        let a16 = BufferPool.shared.take(aBytes).bindMemory(to: UInt16.self, capacity: m * k)
+        let b16 = BufferPool.shared.take(bBytes).bindMemory(to: UInt16.self, capacity: k * n)
+        defer {
+            BufferPool.shared.give(UnsafeMutableRawPointer(a16), aBytes)
+            BufferPool.shared.give(UnsafeMutableRawPointer(b16), bBytes)
+        }
+        OneDNN.roundToBFloat16(a, into: a16, count: m * k)
+        OneDNN.roundToBFloat16(b, into: b16, count: k * n)
+        // One block of columns per core, each a oneDNN matmul on one thread (made once per shape, then cached).
+        let parts = Parallel.cores
+        let chunk = ((n + parts - 1) / parts + 15) / 16 * 16  // multiples of 16 columns
+        var blocks: [(start: Int, width: Int, primitive: OneDNN.Primitive, descs: [dnnl_memory_desc_t])] = []
+        for start in stride(from: 0, to: n, by: chunk) {
+            let width = min(chunk, n - start)
+            let descs = [transposeA ? OneDNN.transposed(m, k, dnnl_bf16) : OneDNN.plain(m, k, dnnl_bf16),
+                         transposeB ? OneDNN.transposed(k, width, dnnl_bf16) : OneDNN.plain(k, width, dnnl_bf16, stride: n),
+                         OneDNN.plain(m, width, dnnl_f32, stride: n)]
+            let key = OneDNN.Key.generalBF16(m: m, n: width, k: k, transposeA: transposeA, transposeB: transposeB,
+                                             strideB: transposeB ? k : n, strideC: n, accumulate: beta == 1)
+            guard let primitive = onednn.primitive(key, describe: { attr in
+                var (source, weights, output) = (descs[0], descs[1], descs[2])
+                if beta == 1 {  // c += a·b: oneDNN's sum post-op
+                    var postOps: dnnl_post_ops_t?
+                    guard dnnl_post_ops_create(&postOps) == dnnl_success, let postOps else { return nil }
+                    defer { dnnl_post_ops_destroy(postOps) }
+                    guard dnnl_post_ops_append_sum(postOps, 1) == dnnl_success,
+                          dnnl_primitive_attr_set_post_ops(attr, postOps) == dnnl_success else { return nil }
+                }
+                var desc = dnnl_matmul_desc_t()
+                var pd: dnnl_primitive_desc_t?
+                guard dnnl_matmul_desc_init(&desc, &source, &weights, nil, &output) == dnnl_success,
+                      dnnl_primitive_desc_create(&pd, &desc, attr, onednn.engine, nil) == dnnl_success else { return nil }
+                return pd
+            }) else {  // oneDNN has no fast kernel for this shape: FP32, before anything is written
+                return fp32.multiply(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta)
+            }
+            blocks.append((start, width, primitive, descs))
+        }
+        Parallel.forEach(blocks.count, minimumPerThread: 1) { range in
+            for (start, width, primitive, descs) in blocks[range] {
+                // b's columns start..<start+width: rows of b when it lies transposed, else its columns.
+                let columns = UnsafeMutableRawPointer(transposeB ? b16 + start * k : b16 + start)
+                let done = onednn.execute(primitive, [(DNNL_ARG_SRC, descs[0], UnsafeMutableRawPointer(a16)),
+                                                      (DNNL_ARG_WEIGHTS, descs[1], columns),
+                                                      (DNNL_ARG_DST, descs[2], UnsafeMutableRawPointer(c + start))])
+                guard !done else { continue }
+                // oneDNN failed to run (it does not write then): these columns in FP32.
+                let ldb = transposeB ? k : n
+                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                            Int32(m), Int32(width), Int32(k), 1, a, Int32(transposeA ? m : k),
+                            transposeB ? b + start * ldb : b + start, Int32(ldb), beta, c + start, Int32(n))
+            }
+        }
+    }
+}
