@@ -120,4 +120,27 @@ import Testing
         let changed = try CLI.run(arguments.map { $0 == "1e-3" ? "2e-3" : $0 } + ["--output", parts, "--resume"])
         #expect(changed.stderr.contains("trained with --learning-rate 0.001, this run asks --learning-rate 0.002"), "\(changed.stderr)")
     }
+
+    /// --gradient-checkpointing changes no bit of the result; --bf16 runs where the CPU has BF16 dot products and is
+    /// refused with the reason elsewhere.
+    @Test func recomputingAndBF16() throws {
+        let train = try Self.write(Self.data(64, seed: 3), "options-train.jsonl")
+        let arguments = ["finetune", "classify", "--model", Self.model, "--train", train, "--max-steps", "12", "--new-head", "--quiet"]
+        let plain = CLI.temporaryPath("options-plain"), recomputed = CLI.temporaryPath("options-recomputed")
+        for path in [plain, recomputed] { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try CLI.run(arguments + ["--output", plain]).status == 0)
+        let ran = try CLI.run(arguments + ["--output", recomputed, "--gradient-checkpointing"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: plain + "/model.safetensors"))
+                == Data(contentsOf: URL(fileURLWithPath: recomputed + "/model.safetensors")))
+        let bf16 = CLI.temporaryPath("options-bf16")
+        try? FileManager.default.removeItem(atPath: bf16)
+        let half = try CLI.run(arguments + ["--output", bf16, "--bf16"])
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if flags.contains("avx512_bf16") || flags.contains("amx_bf16") {
+            #expect(half.status == 0, "\(half.stderr)")
+        } else {
+            #expect(half.status != 0 && half.stderr.contains("BF16 dot products (AVX512_BF16 or AMX)"), "\(half.stderr)")
+        }
+    }
 }
