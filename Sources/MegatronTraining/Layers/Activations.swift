@@ -9,7 +9,7 @@ enum Activations {
 
     /// y = act(x), a new tensor.
     static func forward(_ x: Tensor, _ activation: Activation) -> Tensor {
-        let y = Tensor(shape: x.shape)
+        let y = Tensor(uninitializedShape: x.shape)
         inChunks(x.count) { range in
             let out = y.data + range.lowerBound
             out.update(from: x.data + range.lowerBound, count: range.count)
@@ -20,7 +20,7 @@ enum Activations {
 
     /// dy, x the forward's input → dx = dy · act′(x).
     static func backward(_ dy: Tensor, input x: Tensor, _ activation: Activation) -> Tensor {
-        let dx = Tensor(shape: x.shape)
+        let dx = Tensor(uninitializedShape: x.shape)
         inChunks(x.count) { range in
             let out = dx.data + range.lowerBound, grad = dy.data + range.lowerBound
             out.update(from: x.data + range.lowerBound, count: range.count)

@@ -23,7 +23,7 @@ struct Attention {
     func forward(_ qkv: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], _ random: inout SeededRandom,
                  _ products: any MatrixProducts) -> (context: Tensor, saved: Saved) {
         let h = qkv.shape[1] / 3, d = h / heads, scale = 1 / Float(d).squareRoot()
-        let context = Tensor(shape: [b * s, h])
+        let context = Tensor(uninitializedShape: [b * s, h])
         var masks: [[Float]?] = []
         for _ in 0..<(b * heads) { masks.append(dropout.mask(count: s * s, &random)) }
         var probabilities = [[Float]](repeating: [], count: b * heads)
@@ -53,7 +53,7 @@ struct Attention {
     func backward(_ dContext: Tensor, input qkv: Tensor, batch b: Int, sequence s: Int, saved: Saved,
                   _ products: any MatrixProducts) -> Tensor {
         let h = qkv.shape[1] / 3, d = h / heads, scale = 1 / Float(d).squareRoot()
-        let dqkv = Tensor(shape: qkv.shape)
+        let dqkv = Tensor(uninitializedShape: qkv.shape)
         DispatchQueue.concurrentPerform(iterations: b * heads) { index in
             let sequence = index / heads, head = index % heads
             var q = [Float](repeating: 0, count: s * d), k = q, v = q, dc = q, dq = q, dk = q, dv = q

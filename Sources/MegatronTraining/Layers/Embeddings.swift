@@ -10,7 +10,7 @@ struct Embeddings {
 
     func forward(ids: [[Int]], types: [[Int]]) -> Tensor {
         let h = word.shape[1], s = ids.first?.count ?? 0
-        let x = Tensor(shape: [ids.count * s, h])
+        let x = Tensor(uninitializedShape: [ids.count * s, h])
         for (b, row) in ids.enumerated() {
             for (t, id) in row.enumerated() {
                 let out = x.data + (b * s + t) * h

@@ -20,7 +20,7 @@ struct LayerNorm {
     /// y = (x − mean) / sqrt(var + ε) · γ + β.
     func forward(_ x: Tensor) -> (y: Tensor, saved: Saved) {
         let d = gamma.count, n = x.count / d, eps = Float(epsilon)
-        let y = Tensor(shape: x.shape)
+        let y = Tensor(uninitializedShape: x.shape)
         var mean = [Float](repeating: 0, count: n), inverse = [Float](repeating: 0, count: n)
         mean.withUnsafeMutableBufferPointer { meanBuffer in
             inverse.withUnsafeMutableBufferPointer { inverseBuffer in
@@ -45,7 +45,7 @@ struct LayerNorm {
     /// With x̂ = (x − mean)·r and g = dy·γ: dx = r · (g − mean(g) − x̂ · mean(g · x̂)).
     func backward(_ dy: Tensor, input x: Tensor, saved: Saved) -> Tensor {
         let d = gamma.count, n = x.count / d, size = Self.rowsPerChunk, chunks = (n + size - 1) / size
-        let dx = Tensor(shape: x.shape)
+        let dx = Tensor(uninitializedShape: x.shape)
         // Per chunk of rows: Σ dy·x̂ and Σ dy (2·D), added in chunk order after.
         var partial = [Float](repeating: 0, count: chunks * 2 * d)
         partial.withUnsafeMutableBufferPointer { buffer in

@@ -11,7 +11,7 @@ struct Linear {
     /// y (N, M) = x (N, K) Wᵀ + b. Saves nothing: the backward pass takes x again.
     func forward(_ x: Tensor, _ products: any MatrixProducts) -> Tensor {
         let k = inFeatures, m = outFeatures, n = x.count / k
-        let y = Tensor(shape: [n, m])
+        let y = Tensor(uninitializedShape: [n, m])
         if let bias {
             for row in 0..<n { (y.data + row * m).update(from: bias.value.data, count: m) }
         }
@@ -24,7 +24,7 @@ struct Linear {
     /// sums of dy to b's (M).
     func backward(_ dy: Tensor, input x: Tensor, _ products: any MatrixProducts) -> Tensor {
         let k = inFeatures, m = outFeatures, n = x.count / k
-        let dx = Tensor(shape: [n, k])
+        let dx = Tensor(uninitializedShape: [n, k])
         products.multiply(m: n, n: k, k: m, dy.data, transposeA: false, weight.value.data, transposeB: false, into: dx.data,
                           alpha: 1, beta: 0)
         products.multiply(m: m, n: k, k: n, dy.data, transposeA: true, x.data, transposeB: false,

@@ -96,7 +96,7 @@ struct TrainableLayer {
         let h = dy.shape[1]
         // The MLP block: dResidual2 → dx1.
         let dResidual2 = preLayerNorm ? dy : mlpNorm.backward(dy, input: saved.residual2, saved: saved.mlpNorm)
-        let dOut = Tensor(shape: dResidual2.shape, values: dResidual2.toArray())
+        let dOut = Self.copy(dResidual2)
         Dropout.apply(saved.outputMask, to: dOut)
         let dActivated = output.backward(dOut, input: saved.activated, products)
         let dPre = Activations.backward(dActivated, input: saved.preActivation, activation)
@@ -109,7 +109,7 @@ struct TrainableLayer {
         }
         // The attention block: dx1 → dx.
         let dResidual1 = preLayerNorm ? dx1 : attentionNorm.backward(dx1, input: saved.residual1, saved: saved.attentionNorm)
-        let dAttended = Tensor(shape: dResidual1.shape, values: dResidual1.toArray())
+        let dAttended = Self.copy(dResidual1)
         Dropout.apply(saved.attentionMask, to: dAttended)
         let dContext = attentionOutput.backward(dAttended, input: saved.context, products)
         let dqkv = attention.backward(dContext, input: saved.qkv, batch: b, sequence: s, saved: saved.attention, products)
@@ -123,9 +123,16 @@ struct TrainableLayer {
         return Self.sum(dResidual1, dAttentionInput)
     }
 
+    /// A copy of x.
+    static func copy(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: x.shape)
+        out.data.update(from: x.data, count: x.count)
+        return out
+    }
+
     /// a + b, a new tensor of a's shape.
     static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
-        let out = Tensor(shape: a.shape)
+        let out = Tensor(uninitializedShape: a.shape)
         inChunks(a.count) { range in for i in range { out.data[i] = a.data[i] + b.data[i] } }
         return out
     }
@@ -133,7 +140,7 @@ struct TrainableLayer {
     /// Tensors (N, width) side by side → (N, parts · width).
     static func concatenate(_ parts: [Tensor], width: Int) -> Tensor {
         let n = parts[0].count / width, total = parts.count * width
-        let out = Tensor(shape: [n, total])
+        let out = Tensor(uninitializedShape: [n, total])
         for (p, part) in parts.enumerated() {
             for row in 0..<n { (out.data + row * total + p * width).update(from: part.data + row * width, count: width) }
         }
@@ -144,7 +151,7 @@ struct TrainableLayer {
     static func split(_ x: Tensor, width: Int) -> [Tensor] {
         let total = x.shape[1], n = x.shape[0]
         return (0..<(total / width)).map { p in
-            let part = Tensor(shape: [n, width])
+            let part = Tensor(uninitializedShape: [n, width])
             for row in 0..<n { (part.data + row * width).update(from: x.data + row * total + p * width, count: width) }
             return part
         }

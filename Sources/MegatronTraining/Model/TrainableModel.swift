@@ -244,7 +244,7 @@ public final class TrainableModel: @unchecked Sendable {
             finalSaved = normSaved
             x = normed
         }
-        let first = Tensor(shape: [b, h])  // the [CLS] rows
+        let first = Tensor(uninitializedShape: [b, h])  // the [CLS] rows
         for row in 0..<b { (first.data + row * h).update(from: x.data + row * s * h, count: h) }
         let poolerInput = pooler.forward(first, products)
         let pooled = Activations.forward(poolerInput, .tanh)
