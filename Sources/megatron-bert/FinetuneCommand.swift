@@ -93,6 +93,10 @@ struct FinetuneClassifyCommand: ParsableCommand {
             (options.saveEvery, options.saveTotalLimit, options.trainLayers) = (saveEvery, saveTotalLimit, trainLayers)
             options.gradientCheckpointing = gradientCheckpointing
             try options.validate()
+            guard URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath()
+                    != URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath() else {
+                throw CommandError("--output is the --model directory itself: write the fine-tuned model into another directory")
+            }
             let columns = LabeledTexts.Columns(text: textColumn, pair: pairColumn, label: labelColumn)
             let training = try LabeledTexts.read(train, columns: columns)
             let evaluation = try eval.map { try LabeledTexts.read($0, columns: columns) }

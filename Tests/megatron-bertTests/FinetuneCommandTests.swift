@@ -80,6 +80,9 @@ import Testing
         let two = try Self.write("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "two.jsonl")
         let head = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", two, "--output", CLI.temporaryPath("never")])
         #expect(head.stderr.contains("--new-head"), "\(head.stderr)")
+        // Writing over the model one starts from is refused before anything is read.
+        let itself = try CLI.run(["finetune", "classify", "--model", Self.model, "--train", two, "--output", Self.model + "/"])
+        #expect(itself.status != 0 && itself.stderr.contains("--output is the --model directory itself"), "\(itself.stderr)")
     }
 
     /// Ctrl-C stops a run after its step with a checkpoint (exit 130); SIGKILL at a random moment leaves the last
