@@ -95,7 +95,7 @@ import TensorFiles
             #expect(abs(numeric - expected) <= 2e-3 + 2e-2 * abs(expected), "\(name)[\(index)]: numeric \(numeric), backward \(expected)")
         }
         var random = SeededRandom(seed: 3)
-        let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random))
+        let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random)).toArray()
         let dropped = Double(mask.filter { $0 == 0 }.count) / 100_000
         #expect(abs(dropped - 0.2) < 0.01 && mask.allSatisfy { $0 == 0 || $0 == 1.25 })
     }

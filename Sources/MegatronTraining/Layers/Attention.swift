@@ -13,10 +13,10 @@ struct Attention {
     let dropout: Dropout
 
     struct Saved {
-        /// P per (sequence, head), (S, S) row-major each, before dropout.
-        var probabilities: [[Float]]
-        /// The dropout masks per (sequence, head), nil when none.
-        var masks: [[Float]?]
+        /// P (B·heads, S, S): per (sequence, head) an (S, S) row-major block, before dropout.
+        var probabilities: Tensor
+        /// The dropout masks, the same shape, nil when none.
+        var masks: Tensor?
     }
 
     /// Per (sequence, head) on every core; the dropout masks drawn first, in (sequence, head) order.
@@ -24,25 +24,21 @@ struct Attention {
                  _ products: any MatrixProducts) -> (context: Tensor, saved: Saved) {
         let h = qkv.shape[1] / 3, d = h / heads, scale = 1 / Float(d).squareRoot()
         let context = Tensor(uninitializedShape: [b * s, h])
-        var masks: [[Float]?] = []
-        for _ in 0..<(b * heads) { masks.append(dropout.mask(count: s * s, &random)) }
-        var probabilities = [[Float]](repeating: [], count: b * heads)
-        probabilities.withUnsafeMutableBufferPointer { saved in
-            let saved = saved
-            DispatchQueue.concurrentPerform(iterations: b * heads) { index in
-                let sequence = index / heads, head = index % heads
-                var q = [Float](repeating: 0, count: s * d), k = q, v = q, out = q
-                var scores = [Float](repeating: 0, count: s * s)
-                Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
-                Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
-                Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
-                products.multiply(m: s, n: s, k: d, q, transposeA: false, k, transposeB: true, into: &scores, alpha: scale, beta: 0)
-                Self.softmax(&scores, s: s, keep: keep[sequence])
-                saved[index] = scores
-                if let mask = masks[index] { for i in 0..<(s * s) { scores[i] *= mask[i] } }
-                products.multiply(m: s, n: d, k: s, scores, transposeA: false, v, transposeB: false, into: &out, alpha: 1, beta: 0)
-                Self.scatter(out, into: context, sequence: sequence, s: s, column: head * d, width: d)
-            }
+        let masks = dropout.mask(count: b * heads * s * s, &random)  // (sequence, head) blocks in order
+        let probabilities = Tensor(uninitializedShape: [b * heads, s, s])
+        DispatchQueue.concurrentPerform(iterations: b * heads) { index in
+            let sequence = index / heads, head = index % heads
+            var q = [Float](repeating: 0, count: s * d), k = q, v = q, out = q
+            var scores = [Float](repeating: 0, count: s * s)
+            Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
+            Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
+            Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
+            products.multiply(m: s, n: s, k: d, q, transposeA: false, k, transposeB: true, into: &scores, alpha: scale, beta: 0)
+            Self.softmax(&scores, s: s, keep: keep[sequence])
+            (probabilities.data + index * s * s).update(from: scores, count: s * s)
+            if let masks { for i in 0..<(s * s) { scores[i] *= masks.data[index * s * s + i] } }
+            products.multiply(m: s, n: d, k: s, scores, transposeA: false, v, transposeB: false, into: &out, alpha: 1, beta: 0)
+            Self.scatter(out, into: context, sequence: sequence, s: s, column: head * d, width: d)
         }
         return (context, Saved(probabilities: probabilities, masks: masks))
     }
@@ -58,23 +54,21 @@ struct Attention {
             let sequence = index / heads, head = index % heads
             var q = [Float](repeating: 0, count: s * d), k = q, v = q, dc = q, dq = q, dk = q, dv = q
             var dp = [Float](repeating: 0, count: s * s)
-            let p = saved.probabilities[index], mask = saved.masks[index]
+            let p = saved.probabilities.data + index * s * s, mask = saved.masks.map { $0.data + index * s * s }
             Self.gather(qkv, sequence: sequence, s: s, column: head * d, width: d, into: &q)
             Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
             Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
             Self.gather(dContext, sequence: sequence, s: s, column: head * d, width: d, into: &dc)
-            var dropped = p
+            var dropped = [Float](UnsafeBufferPointer(start: p, count: s * s))
             if let mask { for i in 0..<(s * s) { dropped[i] *= mask[i] } }
             products.multiply(m: s, n: d, k: s, dropped, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
             products.multiply(m: s, n: s, k: d, dc, transposeA: false, v, transposeB: true, into: &dp, alpha: 1, beta: 0)
             if let mask { for i in 0..<(s * s) { dp[i] *= mask[i] } }
-            p.withUnsafeBufferPointer { p in
-                dp.withUnsafeMutableBufferPointer { dp in  // softmax backward, in place: dp becomes dS
-                    for row in 0..<s {
-                        let pr = p.baseAddress! + row * s, dr = dp.baseAddress! + row * s
-                        let dot = Rows.dot(dr, pr, s)
-                        for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
-                    }
+            dp.withUnsafeMutableBufferPointer { dp in  // softmax backward, in place: dp becomes dS
+                for row in 0..<s {
+                    let pr = p + row * s, dr = dp.baseAddress! + row * s
+                    let dot = Rows.dot(dr, pr, s)
+                    for j in 0..<s { dr[j] = pr[j] * (dr[j] - dot) }
                 }
             }
             products.multiply(m: s, n: d, k: s, dp, transposeA: false, k, transposeB: false, into: &dq, alpha: scale, beta: 0)

@@ -6,19 +6,24 @@ import MegatronBackend
 struct Dropout {
     let probability: Double
 
-    /// A mask of `count` factors (0 or 1 / (1 − p)), nil when nothing is dropped.
-    func mask(count: Int, _ random: inout SeededRandom) -> [Float]? {
+    /// A mask of `count` factors (0 or 1 / (1 − p)), nil when nothing is dropped. A tensor (from the buffer pool,
+    /// like the activations it sits beside).
+    func mask(count: Int, _ random: inout SeededRandom) -> Tensor? {
         guard probability > 0 else { return nil }
+        let mask = Tensor(uninitializedShape: [count])
+        fill(mask.data, count: count, &random)
+        return mask
+    }
+
+    /// Draws `count` factors into `out`.
+    func fill(_ out: UnsafeMutablePointer<Float>, count: Int, _ random: inout SeededRandom) {
         let keep = 1 - probability, scale = Float(1 / keep)
-        return (0..<count).map { _ in random.uniform() < keep ? scale : 0 }
+        for i in 0..<count { out[i] = random.uniform() < keep ? scale : 0 }
     }
 
     /// x ⊙ mask in place (forward), or dy ⊙ mask in place (backward: the same operation).
-    static func apply(_ mask: [Float]?, to x: Tensor) {
+    static func apply(_ mask: Tensor?, to x: Tensor) {
         guard let mask else { return }
-        mask.withUnsafeBufferPointer { mask in
-            let m = mask.baseAddress!
-            inChunks(x.count) { range in for i in range { x.data[i] *= m[i] } }
-        }
+        inChunks(x.count) { range in for i in range { x.data[i] *= mask.data[i] } }
     }
 }

@@ -32,13 +32,13 @@ struct TrainableLayer {
         var qkv: Tensor  // (N, 3H)
         var attention: Attention.Saved
         var context: Tensor  // (N, H)
-        var attentionMask: [Float]?
+        var attentionMask: Tensor?
         var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a
         var mlpInput: Tensor  // LN_m(x1) (Megatron) or x1 (BERT)
         var mlpNorm: LayerNorm.Saved
         var preActivation: Tensor  // (N, F)
         var activated: Tensor  // (N, F)
-        var outputMask: [Float]?
+        var outputMask: Tensor?
         var residual2: Tensor  // BERT: x1 + MLP output, before LN_m
     }
 

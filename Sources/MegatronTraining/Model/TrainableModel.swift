@@ -169,14 +169,14 @@ public final class TrainableModel: @unchecked Sendable {
         var batch: Int, sequence: Int
         var ids: [[Int]], types: [[Int]]
         var embeddingNorm: (input: Tensor, saved: LayerNorm.Saved)?
-        var embeddingMask: [Float]?
+        var embeddingMask: Tensor?
         var layers: [LayerRecord]
         var keep: [[Float]]
         var encoded: Tensor  // before the final LayerNorm
         var finalNorm: LayerNorm.Saved?
         var first: Tensor  // the [CLS] rows (B, H)
         var poolerInput: Tensor  // before tanh
-        var classifierMask: [Float]?
+        var classifierMask: Tensor?
         var dropped: Tensor  // the classifier's input
     }
 
