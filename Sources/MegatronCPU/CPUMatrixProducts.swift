@@ -1,7 +1,7 @@
 import COpenBLAS
 
-/// `MatrixProducts` on OpenBLAS's SGEMM (single-threaded per call, see `Runtime`), the columns of c split across cores
-/// as the inference products are (`Matmul`).
+/// `MatrixProducts` on OpenBLAS's SGEMM (single-threaded per call, see `Runtime`), c split across cores by rows when it
+/// has more rows than columns, else by columns as the inference products are (`Matmul`).
 ///
 /// ```swift
 /// let products = CPUMatrixProducts()
@@ -18,17 +18,34 @@ public struct CPUMatrixProducts: MatrixProducts {
             return
         }
         let parts = m * n * k >= 1 << 21 ? Parallel.cores : 1
+        let lda = transposeA ? m : k, ldb = transposeB ? k : n
+        let opA = transposeA ? CblasTrans : CblasNoTrans, opB = transposeB ? CblasTrans : CblasNoTrans
+        if m > n {
+            // Row blocks: each core packs its own rows of op(a) and all of op(b), the smaller operand (split by
+            // columns, every core would pack the whole of op(a)).
+            let chunk = (m + parts - 1) / parts
+            Parallel.forEach(parts, minimumPerThread: 1) { range in
+                for part in range {
+                    let start = part * chunk, height = min(chunk, m - start)
+                    guard height > 0 else { continue }
+                    // Rows start..<start+height of op(a): columns of a when it is read transposed, else its rows.
+                    let rows = transposeA ? a + start : a + start * lda
+                    cblas_sgemm(CblasRowMajor, opA, opB, Int32(height), Int32(n), Int32(k), alpha, rows, Int32(lda), b, Int32(ldb),
+                                beta, c + start * n, Int32(n))
+                }
+            }
+            return
+        }
         // Column blocks in multiples of 16 so each core's SGEMM keeps whole micro-tiles.
         let chunk = ((n + parts - 1) / parts + 15) / 16 * 16
-        let lda = transposeA ? m : k, ldb = transposeB ? k : n
         Parallel.forEach(parts, minimumPerThread: 1) { range in
             for part in range {
                 let start = part * chunk, width = min(chunk, n - start)
                 guard width > 0 else { continue }
                 // Columns start..<start+width of op(b): rows of b when it is read transposed, else its columns.
                 let columns = transposeB ? b + start * ldb : b + start
-                cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(width), Int32(k), alpha, a, Int32(lda), columns, Int32(ldb), beta, c + start, Int32(n))
+                cblas_sgemm(CblasRowMajor, opA, opB, Int32(m), Int32(width), Int32(k), alpha, a, Int32(lda), columns, Int32(ldb),
+                            beta, c + start, Int32(n))
             }
         }
     }
