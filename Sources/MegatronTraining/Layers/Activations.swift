@@ -18,6 +18,39 @@ enum Activations {
         return y
     }
 
+    /// y = act(x) and act′(x) (what the backward pass multiplies by) in one pass: GELU's erf once per element.
+    static func forwardWithDerivative(_ x: Tensor, _ activation: Activation) -> (y: Tensor, derivative: Tensor) {
+        let y = Tensor(uninitializedShape: x.shape), derivative = Tensor(uninitializedShape: x.shape)
+        inChunks(x.count) { range in
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let n = min(8, range.upperBound - i)
+                if n == 8 {
+                    let (value, slope) = both(UnsafeRawPointer(x.data + i).loadUnaligned(as: V.self), activation)
+                    UnsafeMutableRawPointer(y.data + i).storeBytes(of: value, as: V.self)
+                    UnsafeMutableRawPointer(derivative.data + i).storeBytes(of: slope, as: V.self)
+                } else {  // the tail through a zero-padded vector
+                    var v = V()
+                    for j in 0..<n { v[j] = x.data[i + j] }
+                    let (value, slope) = both(v, activation)
+                    for j in 0..<n {
+                        y.data[i + j] = value[j]
+                        derivative.data[i + j] = slope[j]
+                    }
+                }
+                i += 8
+            }
+        }
+        return (y, derivative)
+    }
+
+    /// dy and the forward's act′(x) → dx = dy · act′(x).
+    static func backward(_ dy: Tensor, derivative: Tensor) -> Tensor {
+        let dx = Tensor(uninitializedShape: dy.shape)
+        inChunks(dy.count) { range in for i in range { dx.data[i] = dy.data[i] * derivative.data[i] } }
+        return dx
+    }
+
     /// dy, x the forward's input → dx = dy · act′(x).
     static func backward(_ dy: Tensor, input x: Tensor, _ activation: Activation) -> Tensor {
         let dx = Tensor(uninitializedShape: x.shape)
@@ -42,6 +75,15 @@ enum Activations {
         case .relu: return x.replacing(with: 0, where: x .< 0)
         case .tanh: return VectorMath.tanh(x)
         }
+    }
+
+    /// act(x) and act′(x) together, sharing GELU's Φ(x).
+    @inline(__always)
+    static func both(_ x: V, _ activation: Activation) -> (V, V) {
+        guard activation == .gelu else { return (value(x, activation), derivative(x, activation)) }
+        let cdf: V = 0.5 * (1 + VectorMath.erf(x * 0.7071067811865476))
+        let density: V = VectorMath.exp(-0.5 * x * x) * 0.3989422804014327
+        return (x * cdf, cdf + x * density)
     }
 
     /// act′(x): GELU's Φ(x) + x φ(x); the tanh form's 0.5 (1 + t) + 0.5 x (1 − t²) √(2/π) (1 + 3·0.044715 x²).

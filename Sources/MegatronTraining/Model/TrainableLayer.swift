@@ -36,7 +36,7 @@ struct TrainableLayer {
         var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a
         var mlpInput: Tensor  // LN_m(x1) (Megatron) or x1 (BERT)
         var mlpNorm: LayerNorm.Saved
-        var preActivation: Tensor  // (N, F)
+        var activationDerivative: Tensor  // act′ at the FFN's pre-activation (N, F)
         var activated: Tensor  // (N, F)
         var outputMask: Tensor?
         var residual2: Tensor  // BERT: x1 + MLP output, before LN_m
@@ -73,8 +73,7 @@ struct TrainableLayer {
             attentionNormSaved = saved
             mlpInput = x1
         }
-        let preActivation = intermediate.forward(mlpInput, products)
-        let activated = Activations.forward(preActivation, activation)
+        let (activated, activationDerivative) = Activations.forwardWithDerivative(intermediate.forward(mlpInput, products), activation)
         let out = output.forward(activated, products)
         let outputMask = hiddenDropout.mask(count: out.count, &random)
         Dropout.apply(outputMask, to: out)
@@ -87,7 +86,7 @@ struct TrainableLayer {
         }
         return (y, Saved(input: x, attentionInput: attentionInput, attentionNorm: attentionNormSaved, qkv: qkv,
                          attention: attentionSaved, context: context, attentionMask: attentionMask, residual1: residual1,
-                         mlpInput: mlpInput, mlpNorm: mlpNormSaved, preActivation: preActivation, activated: activated,
+                         mlpInput: mlpInput, mlpNorm: mlpNormSaved, activationDerivative: activationDerivative, activated: activated,
                          outputMask: outputMask, residual2: residual2))
     }
 
@@ -99,7 +98,7 @@ struct TrainableLayer {
         let dOut = Self.copy(dResidual2)
         Dropout.apply(saved.outputMask, to: dOut)
         let dActivated = output.backward(dOut, input: saved.activated, products)
-        let dPre = Activations.backward(dActivated, input: saved.preActivation, activation)
+        let dPre = Activations.backward(dActivated, derivative: saved.activationDerivative)
         let dMLPInput = intermediate.backward(dPre, input: saved.mlpInput, products)
         let dx1: Tensor
         if preLayerNorm {
