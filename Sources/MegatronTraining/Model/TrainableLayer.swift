@@ -44,7 +44,6 @@ struct TrainableLayer {
 
     func forward(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], _ random: inout SeededRandom,
                  _ products: any MatrixProducts) -> (Tensor, Saved) {
-        let h = x.shape[1]
         var attentionNormSaved = LayerNorm.Saved(mean: [], inverseDeviation: [])  // both architectures set it below
         let attentionInput: Tensor
         if preLayerNorm {
@@ -54,7 +53,7 @@ struct TrainableLayer {
         } else {
             attentionInput = x
         }
-        let qkv = Self.concatenate([query, key, value].map { $0.forward(attentionInput, products) }, width: h)  // (N, 3H)
+        let qkv = StackedLinear(parts: [query, key, value]).forward(attentionInput, products)  // (N, 3H)
         let (context, attentionSaved) = attention.forward(qkv, batch: b, sequence: s, keep: keep, &random, products)
         let attended = attentionOutput.forward(context, products)
         let attentionMask = hiddenDropout.mask(count: attended.count, &random)
@@ -92,7 +91,6 @@ struct TrainableLayer {
 
     /// dy (B·S, H) → dx (B·S, H), every parameter's gradient added to.
     func backward(_ dy: Tensor, saved: Saved, batch b: Int, sequence s: Int, _ products: any MatrixProducts) -> Tensor {
-        let h = dy.shape[1]
         // The MLP block: dResidual2 → dx1.
         let dResidual2 = preLayerNorm ? dy : mlpNorm.backward(dy, input: saved.residual2, saved: saved.mlpNorm)
         let dOut = Self.copy(dResidual2)
@@ -112,10 +110,7 @@ struct TrainableLayer {
         Dropout.apply(saved.attentionMask, to: dAttended)
         let dContext = attentionOutput.backward(dAttended, input: saved.context, products)
         let dqkv = attention.backward(dContext, input: saved.qkv, batch: b, sequence: s, saved: saved.attention, products)
-        let parts = Self.split(dqkv, width: h)
-        var dAttentionInput = query.backward(parts[0], input: saved.attentionInput, products)
-        dAttentionInput = Self.sum(dAttentionInput, key.backward(parts[1], input: saved.attentionInput, products))
-        dAttentionInput = Self.sum(dAttentionInput, value.backward(parts[2], input: saved.attentionInput, products))
+        let dAttentionInput = StackedLinear(parts: [query, key, value]).backward(dqkv, input: saved.attentionInput, products)
         if preLayerNorm {
             return Self.sum(dResidual1, attentionNorm.backward(dAttentionInput, input: saved.input, saved: saved.attentionNorm))
         }
@@ -134,25 +129,5 @@ struct TrainableLayer {
         let out = Tensor(uninitializedShape: a.shape)
         inChunks(a.count) { range in for i in range { out.data[i] = a.data[i] + b.data[i] } }
         return out
-    }
-
-    /// Tensors (N, width) side by side → (N, parts · width).
-    static func concatenate(_ parts: [Tensor], width: Int) -> Tensor {
-        let n = parts[0].count / width, total = parts.count * width
-        let out = Tensor(uninitializedShape: [n, total])
-        for (p, part) in parts.enumerated() {
-            for row in 0..<n { (out.data + row * total + p * width).update(from: part.data + row * width, count: width) }
-        }
-        return out
-    }
-
-    /// `concatenate`'s inverse: (N, parts · width) → parts of (N, width).
-    static func split(_ x: Tensor, width: Int) -> [Tensor] {
-        let total = x.shape[1], n = x.shape[0]
-        return (0..<(total / width)).map { p in
-            let part = Tensor(uninitializedShape: [n, width])
-            for row in 0..<n { (part.data + row * width).update(from: x.data + row * total + p * width, count: width) }
-            return part
-        }
     }
 }
