@@ -82,10 +82,8 @@ struct BenchTrainCommand: ParsableCommand {
                 let targets: [Double] = loss == .crossEntropy ? (0..<b).map { Double($0 % labels) }
                     : (0..<(b * labels)).map { Double($0 % 2) }
                 func step() throws {
-                    network.zeroGradients()
                     _ = try network.step(ids: ids, types: types, mask: mask, targets: targets, loss: loss, random: &random)
-                    clipGradients(parameters, maxNorm: 1)
-                    optimizer.step(parameters, learningRate: 5e-5)
+                    optimizer.clippedStep(parameters, learningRate: 5e-5, maxNorm: 1)  // and the gradients zeroed
                 }
                 try step()  // warm-up (and the optimizer's moments)
                 let times = try BenchCommand.timedRuns(minRuns: minRuns, minSeconds: minSeconds, step)

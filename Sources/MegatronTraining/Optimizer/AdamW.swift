@@ -7,7 +7,7 @@ import MegatronBackend
 ///
 /// ```swift
 /// var optimizer = AdamW(weightDecay: 0.01)
-/// optimizer.step(model.trainableParameters, learningRate: schedule.rate(at: step))
+/// optimizer.clippedStep(model.trainableParameters, learningRate: schedule.rate(at: step), maxNorm: 1)
 /// ```
 public struct AdamW: Sendable {
     public var beta1: Double
@@ -27,9 +27,10 @@ public struct AdamW: Sendable {
         self.weightDecay = weightDecay
     }
 
-    /// One step of every parameter by its gradient, at `learningRate`. In FP32 as torch computes it for FP32
-    /// parameters, split across cores in chunks.
-    public mutating func step(_ parameters: [Parameter], learningRate: Double) {
+    /// One step of every parameter by its gradient times `gradientScale`, at `learningRate`. In FP32 as torch
+    /// computes it for FP32 parameters, split across cores in chunks. With `zeroingGradients`, each gradient is set to
+    /// zero as it is read (the next accumulation's start, without a pass of its own).
+    public mutating func step(_ parameters: [Parameter], learningRate: Double, gradientScale: Float = 1, zeroingGradients: Bool = false) {
         steps += 1
         let t = Double(steps)
         let correction2 = Float((1 - pow(beta2, t)).squareRoot())
@@ -42,13 +43,26 @@ public struct AdamW: Sendable {
             let decay = parameter.decays ? Float(1 - learningRate * weightDecay) : 1
             inChunks(parameter.count) { range in
                 for i in range {
+                    let gradient = gradientScale < 1 ? g[i] * gradientScale : g[i]
+                    if zeroingGradients { g[i] = 0 }
                     p[i] *= decay
-                    m[i] = b1 * m[i] + (1 - b1) * g[i]
-                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                    m[i] = b1 * m[i] + (1 - b1) * gradient
+                    v[i] = b2 * v[i] + (1 - b2) * gradient * gradient
                     p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + eps)
                 }
             }
         }
+    }
+
+    /// What the HF Trainer does at each optimizer step: the gradients clipped to a global norm of `maxNorm` (as
+    /// `torch.nn.utils.clip_grad_norm_`: scaled by min(1, maxNorm / (‖g‖ + 1e-6))), AdamW's step, the gradients zeroed —
+    /// with the scaling and the zeroing inside the step's one pass over them.
+    /// - Returns: the gradients' norm before clipping.
+    @discardableResult
+    public mutating func clippedStep(_ parameters: [Parameter], learningRate: Double, maxNorm: Double) -> Double {
+        let norm = gradientNorm(parameters)
+        step(parameters, learningRate: learningRate, gradientScale: Float(min(1, maxNorm / (norm + 1e-6))), zeroingGradients: true)
+        return norm
     }
 }
 
@@ -77,13 +91,11 @@ extension AdamW {
     }
 }
 
-/// Gradient clipping by the global norm, as `torch.nn.utils.clip_grad_norm_`: every gradient scaled by
-/// min(1, maxNorm / (‖g‖ + 1e-6)), ‖g‖ the 2-norm of all of them together.
-/// - Returns: the norm before clipping.
-@discardableResult
-public func clipGradients(_ parameters: [Parameter], maxNorm: Double) -> Double {
+/// The global 2-norm of the gradients, ‖g‖ over all of them together (what clipping reads): per chunk on every core,
+/// the chunks' sums added in order (the same bits every run).
+public func gradientNorm(_ parameters: [Parameter]) -> Double {
     var squares = 0.0
-    for parameter in parameters {  // per chunk on every core, the chunks' sums added in order (the same bits every run)
+    for parameter in parameters {
         let g = parameter.gradient.data, chunk = 1 << 16
         let sums = [Double](unsafeUninitializedCapacity: (parameter.count + chunk - 1) / chunk) { out, initialized in
             let out = out
@@ -96,13 +108,5 @@ public func clipGradients(_ parameters: [Parameter], maxNorm: Double) -> Double 
         }
         squares += sums.reduce(0, +)
     }
-    let norm = squares.squareRoot()
-    let coefficient = Float(min(1, maxNorm / (norm + 1e-6)))
-    if coefficient < 1 {
-        for parameter in parameters {
-            let g = parameter.gradient.data
-            inChunks(parameter.count) { range in for i in range { g[i] *= coefficient } }
-        }
-    }
-    return norm
+    return squares.squareRoot()
 }

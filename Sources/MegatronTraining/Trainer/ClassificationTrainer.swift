@@ -177,9 +177,7 @@ public final class ClassificationTrainer {
                 state.totalCount += 1
                 state.micro += 1
                 guard state.micro % options.gradientAccumulation == 0 else { continue }
-                clipGradients(parameters, maxNorm: options.maxGradNorm)
-                optimizer.step(parameters, learningRate: schedule.rate(at: state.step))
-                model.zeroGradients()
+                optimizer.clippedStep(parameters, learningRate: schedule.rate(at: state.step), maxNorm: options.maxGradNorm)
                 state.step += 1
                 progress(TrainingProgress(step: state.step, totalSteps: totalSteps, epoch: state.epoch,
                                           loss: state.totalLoss / Double(state.totalCount),
