@@ -126,7 +126,9 @@ def round_trip(binary, output, dev):
     worst = 0.0
     with torch.no_grad():
         for example, mine in zip(dev, ours_logits):
-            encoded = tokenizer(example["text"], example["text_pair"], truncation=True, max_length=HYPER["max_length"], return_tensors="pt")
+            # Our classify cuts at the model's limit, as transformers' pipeline does (not at training's --max-length).
+            encoded = tokenizer(example["text"], example["text_pair"], truncation=True,
+                                max_length=model.config.max_position_embeddings, return_tensors="pt")
             logits = model(**encoded).logits[0].tolist()
             for i, value in enumerate(logits):
                 worst = max(worst, abs(value - mine[model.config.id2label[i]]))
