@@ -56,7 +56,7 @@ import TensorFiles
         try Data(contentsOf: URL(fileURLWithPath: directory).appendingPathComponent(name))
     }
 
-    @Test(arguments: [1, 4, 7, 13])
+    @Test(arguments: [1, 4, 5, 7, 10, 13])  // 5 and 10: at an epoch's end (5 steps per epoch)
     func aResumedRunEndsWithTheSameBits(stopAt: Int) throws {
         let train = Self.examples(40, seed: 1), dev = Self.examples(12, seed: 2)
         let whole = Self.directory("whole-\(stopAt)"), parts = Self.directory("parts-\(stopAt)")
