@@ -89,7 +89,7 @@ struct BenchTrainCommand: ParsableCommand {
                 let times = try BenchCommand.timedRuns(minRuns: minRuns, minSeconds: minSeconds, step)
                 let median = times[times.count / 2], tokens = Double(b * s)
                 if json {
-                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokens / median), \"best_tokens_per_second\": \(tokens / times[0]), \"peak_rss_bytes\": \(System.peakResidentBytes)}")
+                    Console.line("{\"batch\": \(b), \"seq\": \(s), \"runs\": \(times.count), \"median_seconds\": \(median), \"tokens_per_second\": \(tokens / median), \"best_tokens_per_second\": \(tokens / times[0]), \"peak_rss_bytes\": \(System.peakResidentBytes), \"precision\": \"\(products.precision)\", \"recomputed\": \(gradientCheckpointing)}")
                 } else {
                     Console.line(String(format: "%5d %4d %5d %10.3f %10.1f %12.1f %13.0f", b, s, times.count, median, tokens / median,
                                         tokens / times[0], Double(System.peakResidentBytes) / 1_048_576))
