@@ -108,7 +108,7 @@ let package = Package(
             ]
         ),
         // The seeded byte mutator the fuzz tests of every target share.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MegatronBackend"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorFilesTests", dependencies: ["TensorFiles", "CZlib", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronBackendTests", dependencies: ["MegatronBackend"]),
         .testTarget(name: "MegatronBackendChecksTests", dependencies: ["MegatronBackendChecks", "MegatronCPU"]),

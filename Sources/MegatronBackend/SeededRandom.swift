@@ -1,14 +1,14 @@
 import Foundation
 
 /// SplitMix64: a small seeded generator whose state is one number, the same draws on every machine — the op checks'
-/// random inputs, and training's dropout masks, shuffles and new heads (a checkpoint saves the state, so a resumed
-/// run draws the same).
+/// random inputs, the fuzz tests' mutations, and training's dropout masks, shuffles and new heads (a checkpoint saves
+/// the state, so a resumed run draws the same).
 ///
 /// ```swift
 /// var random = SeededRandom(seed: 42)
 /// let u = random.uniform()  // [0, 1)
 /// ```
-public struct SeededRandom: Sendable, Equatable {
+public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
     public var state: UInt64
 
     public init(seed: UInt64) { state = seed }

@@ -1,4 +1,5 @@
 import Foundation
+import MegatronBackend
 
 /// Seeded mutation of bytes for the fuzz tests of every test target: bit flips, byte overwrites, insertions and
 /// truncations, plus structural mutations aimed at recursion and sizes (a slice repeated many times, a slice copied
@@ -8,22 +9,9 @@ public enum Mutator {
     public static let iterations = ProcessInfo.processInfo.environment["FUZZ_ITERATIONS"].flatMap(Int.init) ?? 1500
     public static let seedOffset = ProcessInfo.processInfo.environment["FUZZ_SEED"].flatMap(UInt64.init) ?? 0
 
-    /// SplitMix64: fast, and the same sequence on every machine.
-    public struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        public init(state: UInt64) { self.state = state }
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Calls `body` with `iterations` mutants of `original`, each 1 to 4 mutations away from it.
     public static func mutants(of original: [UInt8], seed: UInt64, _ body: ([UInt8]) -> Void) {
-        var random = Generator(state: seed &+ seedOffset &* 0x1000_0000)
+        var random = SeededRandom(seed: seed &+ seedOffset &* 0x1000_0000)
         for _ in 0..<iterations {
             var bytes = original
             for _ in 0..<Int.random(in: 1...4, using: &random) {
