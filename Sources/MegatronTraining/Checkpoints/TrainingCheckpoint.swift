@@ -136,9 +136,9 @@ final class RunDirectory {
         defer { try? fm.removeItem(at: staging) }
         try fill(staging)
         // The weights last but metrics.jsonl: the config and tokenizer files they need are in place first.
-        let names = try fm.contentsOfDirectory(atPath: staging.path).sorted {
-            ($0 == "metrics.jsonl" ? 2 : $0 == "model.safetensors" ? 1 : 0, $0) < ($1 == "metrics.jsonl" ? 2 : $1 == "model.safetensors" ? 1 : 0, $1)
-        }
+        let last = ["model.safetensors", "metrics.jsonl"]
+        func rank(_ name: String) -> (Int, String) { (last.firstIndex(of: name) ?? -1, name) }
+        let names = try fm.contentsOfDirectory(atPath: staging.path).sorted { rank($0) < rank($1) }
         for name in names {
             guard rename(staging.appendingPathComponent(name).path, url.appendingPathComponent(name).path) == 0 else {
                 throw TrainingError("cannot move \(name) into \(path): \(String(cString: strerror(errno)))")

@@ -59,9 +59,13 @@ struct Attention {
             Self.gather(qkv, sequence: sequence, s: s, column: h + head * d, width: d, into: &k)
             Self.gather(qkv, sequence: sequence, s: s, column: 2 * h + head * d, width: d, into: &v)
             Self.gather(dContext, sequence: sequence, s: s, column: head * d, width: d, into: &dc)
-            var dropped = [Float](UnsafeBufferPointer(start: p, count: s * s))
-            if let mask { for i in 0..<(s * s) { dropped[i] *= mask[i] } }
-            products.multiply(m: s, n: d, k: s, dropped, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
+            // P′ = P ⊙ mask (P itself without dropout: no copy).
+            let dropped = mask.map { mask in (0..<(s * s)).map { p[$0] * mask[$0] } }
+            if let dropped {
+                products.multiply(m: s, n: d, k: s, dropped, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
+            } else {
+                products.multiply(m: s, n: d, k: s, p, transposeA: true, dc, transposeB: false, into: &dv, alpha: 1, beta: 0)
+            }
             products.multiply(m: s, n: s, k: d, dc, transposeA: false, v, transposeB: true, into: &dp, alpha: 1, beta: 0)
             if let mask { for i in 0..<(s * s) { dp[i] *= mask[i] } }
             dp.withUnsafeMutableBufferPointer { dp in  // softmax backward, in place: dp becomes dS
