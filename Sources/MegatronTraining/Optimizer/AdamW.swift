@@ -42,16 +42,44 @@ public struct AdamW: Sendable {
             let p = parameter.value.data, g = parameter.gradient.data, m = mTensor.data, v = vTensor.data
             let decay = parameter.decays ? Float(1 - learningRate * weightDecay) : 1
             inChunks(parameter.count) { range in
-                for i in range {
-                    let gradient = gradientScale < 1 ? g[i] * gradientScale : g[i]
-                    if zeroingGradients { g[i] = 0 }
-                    p[i] *= decay
-                    m[i] = b1 * m[i] + (1 - b1) * gradient
-                    v[i] = b2 * v[i] + (1 - b2) * gradient * gradient
-                    p[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2 + eps)
+                // Sixteen lanes at a time, then one: the same operations in the same order (each lane's bits are
+                // the scalar formula's).
+                var i = range.lowerBound
+                while i + 16 <= range.upperBound {
+                    Self.update(p + i, g + i, m + i, v + i, gradientScale: gradientScale, zeroing: zeroingGradients, decay: decay,
+                                b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps, as: SIMD16<Float>.self)
+                    i += 16
+                }
+                let tail = range.upperBound - i
+                guard tail > 0 else { return }
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { lanes in  // the tail, zero-padded
+                    let padded = lanes.baseAddress!
+                    padded.initialize(repeating: 0, count: 64)
+                    for (j, x) in [p, g, m, v].enumerated() { (padded + 16 * j).update(from: x + i, count: tail) }
+                    Self.update(padded, padded + 16, padded + 32, padded + 48, gradientScale: gradientScale, zeroing: zeroingGradients,
+                                decay: decay, b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps, as: SIMD16<Float>.self)
+                    for (j, x) in [p, g, m, v].enumerated() { (x + i).update(from: padded + 16 * j, count: tail) }
                 }
             }
         }
+    }
+
+    /// AdamW's update of `V.scalarCount` consecutive parameters (torch's order of operations, lane by lane).
+    @inline(__always)
+    static func update<V: SIMD>(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                                _ v: UnsafeMutablePointer<Float>, gradientScale: Float, zeroing: Bool, decay: Float, b1: Float, b2: Float,
+                                stepSize: Float, correction2: Float, eps: Float, as: V.Type) where V.Scalar == Float {
+        func load(_ x: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(x).loadUnaligned(as: V.self) }
+        func store(_ value: V, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: value, as: V.self) }
+        var gradient = load(g)
+        if gradientScale < 1 { gradient *= gradientScale }
+        if zeroing { store(V(), g) }
+        let parameter = load(p) * decay
+        let m1 = b1 * load(m) + (1 - b1) * gradient
+        let v1 = b2 * load(v) + (1 - b2) * gradient * gradient
+        store(m1, m)
+        store(v1, v)
+        store(parameter - stepSize * m1 / (v1.squareRoot() / correction2 + eps), p)
     }
 
     /// What the HF Trainer does at each optimizer step: the gradients clipped to a global norm of `maxNorm` (as
@@ -100,8 +128,14 @@ public func gradientNorm(_ parameters: [Parameter]) -> Double {
         let sums = [Double](unsafeUninitializedCapacity: (parameter.count + chunk - 1) / chunk) { out, initialized in
             let out = out
             inChunks(parameter.count) { range in
-                var sum = 0.0
-                for i in range { sum += Double(g[i]) * Double(g[i]) }
+                var lanes = SIMD8<Double>(), i = range.lowerBound
+                while i + 8 <= range.upperBound {
+                    let x = SIMD8<Double>(UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self))
+                    lanes += x * x
+                    i += 8
+                }
+                var sum = lanes.sum()
+                while i < range.upperBound { sum += Double(g[i]) * Double(g[i]); i += 1 }
                 out[range.lowerBound / chunk] = sum
             }
             initialized = (parameter.count + chunk - 1) / chunk
