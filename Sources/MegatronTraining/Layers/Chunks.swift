@@ -10,6 +10,17 @@ func inChunks(_ count: Int, size: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
     DispatchQueue.concurrentPerform(iterations: parts) { part in body(part * size..<min(count, (part + 1) * size)) }
 }
 
+/// `body` over 0..<count in one contiguous run per core (`MEGATRON_BERT_THREADS` or every core): for work whose
+/// items are independent and equal (attention's (sequence, head) pairs), each core's scratch made once.
+func inRuns(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let parts = min(count, threads)
+    guard parts > 1 else { return body(0..<count) }
+    DispatchQueue.concurrentPerform(iterations: parts) { part in body(count * part / parts..<count * (part + 1) / parts) }
+}
+
+/// The cores training splits its work across.
+private let threads = (try? System.threads()) ?? System.cores
+
 /// Row reductions on 16 lanes (the lanes' partial sums added in a fixed order).
 enum Rows {
     typealias V = SIMD16<Float>

@@ -3,7 +3,10 @@ import MegatronBackend
 /// One encoder layer as a forward/backward pair, either architecture:
 /// Megatron-BERT (pre-LayerNorm): x1 = x + drop(Wo·Attn(LN_a(x))), x2 = x1 + drop(W2·act(W1·LN_m(x1)));
 /// BERT (post-LayerNorm): x1 = LN_a(x + drop(Wo·Attn(x))), x2 = LN_m(x1 + drop(W2·act(W1·x1))).
-/// Shapes: x (B·S, H) → (B·S, H); the intermediate (B·S, F).
+/// Shapes: x (B·S, H) → (B·S, H); the intermediate (B·S, F). With `firstOnly` (a sequence classifier's last layer,
+/// of whose output the pooler reads only the first token's row) the keys and values are every token's, and
+/// everything after them — the query, attention, the output product, the MLP, the LayerNorms after attention — the
+/// first token's only: x (B·S, H) → (B, H), about three quarters of the layer's products left out both ways.
 struct TrainableLayer {
     let preLayerNorm: Bool
     let query: Linear, key: Linear, value: Linear  // (H, H) each
@@ -29,11 +32,11 @@ struct TrainableLayer {
         var input: Tensor  // x (N, H)
         var attentionInput: Tensor  // LN_a(x) (Megatron) or x (BERT)
         var attentionNorm: LayerNorm.Saved
-        var qkv: Tensor  // (N, 3H)
+        var attentionInputs: Attention.Inputs  // Q | K | V (N, 3H), or Q (B, H) and K | V (N, 2H) with firstOnly
         var attention: Attention.Saved
         var context: Tensor  // (N, H)
         var attentionMask: Tensor?
-        var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a
+        var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a (M, H), M = N or B
         var mlpInput: Tensor  // LN_m(x1) (Megatron) or x1 (BERT)
         var mlpNorm: LayerNorm.Saved
         var activationDerivative: Tensor  // act′ at the FFN's pre-activation (N, F)
@@ -42,8 +45,8 @@ struct TrainableLayer {
         var residual2: Tensor  // BERT: x1 + MLP output, before LN_m
     }
 
-    func forward(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], _ random: inout SeededRandom,
-                 _ products: any MatrixProducts) -> (Tensor, Saved) {
+    func forward(_ x: Tensor, batch b: Int, sequence s: Int, keep: [[Float]], firstOnly: Bool = false,
+                 _ random: inout SeededRandom, _ products: any MatrixProducts) -> (Tensor, Saved) {
         var attentionNormSaved = LayerNorm.Saved(mean: [], inverseDeviation: [])  // both architectures set it below
         let attentionInput: Tensor
         if preLayerNorm {
@@ -53,12 +56,18 @@ struct TrainableLayer {
         } else {
             attentionInput = x
         }
-        let qkv = StackedLinear(parts: [query, key, value]).forward(attentionInput, products)  // (N, 3H)
-        let (context, attentionSaved) = attention.forward(qkv, batch: b, sequence: s, keep: keep, &random, products)
-        let attended = attentionOutput.forward(context, products)
+        let attentionInputs: Attention.Inputs
+        if firstOnly {
+            attentionInputs = .firstQueries(query.forward(Self.firstRows(attentionInput, sequence: s), products),  // (B, H)
+                                            keysValues: StackedLinear(parts: [key, value]).forward(attentionInput, products))  // (N, 2H)
+        } else {
+            attentionInputs = .stacked(StackedLinear(parts: [query, key, value]).forward(attentionInput, products), sequence: s)  // (N, 3H)
+        }
+        let (context, attentionSaved) = attention.forward(attentionInputs, batch: b, sequence: s, keep: keep, &random, products)
+        let attended = attentionOutput.forward(context, products)  // (M, H)
         let attentionMask = hiddenDropout.mask(count: attended.count, &random)
         Dropout.apply(attentionMask, to: attended)
-        let residual1 = Self.sum(x, attended)
+        let residual1 = Self.sum(firstOnly ? Self.firstRows(x, sequence: s) : x, attended)
         let x1: Tensor, mlpInput: Tensor
         var mlpNormSaved = LayerNorm.Saved(mean: [], inverseDeviation: [])
         if preLayerNorm {
@@ -83,13 +92,14 @@ struct TrainableLayer {
             y = normed
             mlpNormSaved = saved
         }
-        return (y, Saved(input: x, attentionInput: attentionInput, attentionNorm: attentionNormSaved, qkv: qkv,
+        return (y, Saved(input: x, attentionInput: attentionInput, attentionNorm: attentionNormSaved, attentionInputs: attentionInputs,
                          attention: attentionSaved, context: context, attentionMask: attentionMask, residual1: residual1,
                          mlpInput: mlpInput, mlpNorm: mlpNormSaved, activationDerivative: activationDerivative, activated: activated,
                          outputMask: outputMask, residual2: residual2))
     }
 
-    /// dy (B·S, H) → dx (B·S, H), every parameter's gradient added to.
+    /// dy (M, H) → dx (B·S, H), every parameter's gradient added to; M = B·S, or B when the forward pass was
+    /// `firstOnly`.
     func backward(_ dy: Tensor, saved: Saved, batch b: Int, sequence s: Int, _ products: any MatrixProducts) -> Tensor {
         // The MLP block: dResidual2 → dx1.
         let dResidual2 = preLayerNorm ? dy : mlpNorm.backward(dy, input: saved.residual2, saved: saved.mlpNorm)
@@ -109,12 +119,40 @@ struct TrainableLayer {
         let dAttended = Self.copy(dResidual1)
         Dropout.apply(saved.attentionMask, to: dAttended)
         let dContext = attentionOutput.backward(dAttended, input: saved.context, products)
-        let dqkv = attention.backward(dContext, input: saved.qkv, batch: b, sequence: s, saved: saved.attention, products)
-        let dAttentionInput = StackedLinear(parts: [query, key, value]).backward(dqkv, input: saved.attentionInput, products)
-        if preLayerNorm {
-            return Self.sum(dResidual1, attentionNorm.backward(dAttentionInput, input: saved.input, saved: saved.attentionNorm))
+        let inputs = saved.attentionInputs
+        let (dQueries, dKeysValues) = attention.backward(dContext, inputs: inputs, batch: b, sequence: s, saved: saved.attention,
+                                                         products)
+        var dAttentionInput: Tensor  // (N, H)
+        if inputs.queriesPerSequence == s {  // Q | K | V stacked
+            dAttentionInput = StackedLinear(parts: [query, key, value]).backward(dKeysValues, input: saved.attentionInput, products)
+        } else {
+            dAttentionInput = StackedLinear(parts: [key, value]).backward(dKeysValues, input: saved.attentionInput, products)
+            let dFirst = query.backward(dQueries, input: Self.firstRows(saved.attentionInput, sequence: s), products)
+            Self.addFirstRows(dFirst, into: dAttentionInput, sequence: s)
         }
-        return Self.sum(dResidual1, dAttentionInput)
+        if preLayerNorm {
+            dAttentionInput = attentionNorm.backward(dAttentionInput, input: saved.input, saved: saved.attentionNorm)
+        }
+        if dResidual1.count == dAttentionInput.count { return Self.sum(dResidual1, dAttentionInput) }
+        Self.addFirstRows(dResidual1, into: dAttentionInput, sequence: s)
+        return dAttentionInput
+    }
+
+    /// The first row of each sequence of x (B·S, H): (B, H).
+    static func firstRows(_ x: Tensor, sequence s: Int) -> Tensor {
+        let h = x.shape[1], b = x.shape[0] / s
+        let out = Tensor(uninitializedShape: [b, h])
+        for row in 0..<b { (out.data + row * h).update(from: x.data + row * s * h, count: h) }
+        return out
+    }
+
+    /// Adds rows (B, H) to the first row of each sequence of x (B·S, H).
+    static func addFirstRows(_ rows: Tensor, into x: Tensor, sequence s: Int) {
+        let h = x.shape[1]
+        for row in 0..<rows.shape[0] {
+            let target = x.data + row * s * h, source = rows.data + row * h
+            for j in 0..<h { target[j] += source[j] }
+        }
     }
 
     /// A copy of x.

@@ -172,9 +172,9 @@ public final class TrainableModel: @unchecked Sendable {
         var embeddingMask: Tensor?
         var layers: [LayerRecord]
         var keep: [[Float]]
-        var encoded: Tensor  // before the final LayerNorm
+        var encoded: Tensor  // the last layer's [CLS] rows (B, H), before the final LayerNorm
         var finalNorm: LayerNorm.Saved?
-        var first: Tensor  // the [CLS] rows (B, H)
+        var first: Tensor  // the [CLS] rows (B, H) the pooler reads
         var poolerInput: Tensor  // before tanh
         var classifierMask: Tensor?
         var dropped: Tensor  // the classifier's input
@@ -231,21 +231,22 @@ public final class TrainableModel: @unchecked Sendable {
         let embeddingMask = Dropout(probability: rates.hidden).mask(count: x.count, &random)
         Dropout.apply(embeddingMask, to: x)
         var saved: [LayerRecord] = []
-        for layer in training ? layers : layers.map({ $0.withoutDropout }) {
+        for (index, layer) in (training ? layers : layers.map({ $0.withoutDropout })).enumerated() {
             let start = random
-            let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, &random, products)
+            // The last layer: the pooler reads only the [CLS] rows, so only they are computed past the keys and values.
+            let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, firstOnly: index == layers.count - 1,
+                                                &random, products)
             saved.append(recomputeActivations && training ? .recompute(input: x, random: start) : .saved(layerSaved))
             x = y
         }
-        let encoded = x
+        let encoded = x  // (B, H)
         var finalSaved: LayerNorm.Saved?
         if let finalNorm {
             let (normed, normSaved) = finalNorm.forward(x)
             finalSaved = normSaved
             x = normed
         }
-        let first = Tensor(uninitializedShape: [b, h])  // the [CLS] rows
-        for row in 0..<b { (first.data + row * h).update(from: x.data + row * s * h, count: h) }
+        let first = x
         let poolerInput = pooler.forward(first, products)
         let pooled = Activations.forward(poolerInput, .tanh)
         let classifierMask = Dropout(probability: rates.classifier).mask(count: pooled.count, &random)
@@ -265,15 +266,15 @@ public final class TrainableModel: @unchecked Sendable {
         let dFirst = pooler.backward(dPoolerInput, input: state.first, products)
         let trained = trainedLayers ?? layers.count
         guard trained > 0 else { return }  // the head only
-        var dx = Tensor(shape: [b * s, h])
-        for row in 0..<b { (dx.data + row * s * h).update(from: dFirst.data + row * h, count: h) }
+        var dx = dFirst  // (B, H), then (B·S, H) below the last layer
         if let finalNorm, let finalSaved = state.finalNorm { dx = finalNorm.backward(dx, input: state.encoded, saved: finalSaved) }
         for (index, (layer, record)) in zip(layers, state.layers).enumerated().reversed() where index >= layers.count - trained {
             switch record {
             case .saved(let layerSaved):
                 dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
             case .recompute(let input, var random):
-                let (_, layerSaved) = layer.forward(input, batch: b, sequence: s, keep: state.keep, &random, products)
+                let (_, layerSaved) = layer.forward(input, batch: b, sequence: s, keep: state.keep, firstOnly: index == layers.count - 1,
+                                                    &random, products)
                 dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
             }
         }
