@@ -21,6 +21,10 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
         return z ^ (z >> 31)
     }
 
+    /// Moves the generator past `count` draws at once (SplitMix64's state only counts): a copy advanced by `i`
+    /// draws `next()`'s `i`-th value, so that long runs of draws can be split across cores.
+    public mutating func skip(_ count: Int) { state &+= UInt64(count) &* 0x9E37_79B9_7F4A_7C15 }
+
     /// Uniform in [0, 1), 53 bits.
     public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
 

@@ -98,6 +98,11 @@ import TensorFiles
         let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random)).toArray()
         let dropped = Double(mask.filter { $0 == 0 }.count) / 100_000
         #expect(abs(dropped - 0.2) < 0.01 && mask.allSatisfy { $0 == 0 || $0 == 1.25 })
+        // Drawn in chunks on every core, the mask is the one-after-another definition: element i kept when the i-th
+        // uniform draw is under 1 − p; and the generator ends where 100,000 draws leave it.
+        var sequential = SeededRandom(seed: 3)
+        #expect(mask == (0..<100_000).map { _ in sequential.uniform() < 0.8 ? Float(1.25) : 0 })
+        #expect(random == sequential)
     }
 
     /// Activation recomputation runs each layer's forward pass again in the backward pass with the generator's state

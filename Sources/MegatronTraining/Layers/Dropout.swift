@@ -15,10 +15,18 @@ struct Dropout {
         return mask
     }
 
-    /// Draws `count` factors into `out`.
+    /// Draws `count` factors into `out`: factor i keeps when the generator's i-th uniform draw is under 1 − p, split
+    /// across cores (each chunk from a copy of the generator skipped to its start; the same draws as one after another).
     func fill(_ out: UnsafeMutablePointer<Float>, count: Int, _ random: inout SeededRandom) {
         let keep = 1 - probability, scale = Float(1 / keep)
-        for i in 0..<count { out[i] = random.uniform() < keep ? scale : 0 }
+        // uniform() = (next() >> 11) / 2⁵³ < keep ⇔ the integer next() >> 11 < ⌈keep · 2⁵³⌉ (both sides exact).
+        let threshold = UInt64((keep * 0x1p53).rounded(.up)), start = random
+        random.skip(count)
+        inChunks(count) { range in
+            var random = start
+            random.skip(range.lowerBound)
+            for i in range { out[i] = random.next() >> 11 < threshold ? scale : 0 }
+        }
     }
 
     /// x ⊙ mask in place (forward), or dy ⊙ mask in place (backward: the same operation).
