@@ -3,8 +3,8 @@ import Testing
 import MegatronBackend
 @testable import MegatronCPU
 
-/// Training's FP32 products against a float64 sum, every transpose and β, on shapes split by rows (more rows than
-/// columns), by columns, and not split at all (small): within 1e-5 of the terms' magnitude.
+/// Training's FP32 products against a float64 sum, every transpose and β, on shapes split by rows, by columns (bᵀ
+/// with more columns than rows), and not split at all (small): within 1e-5 of the terms' magnitude.
 @Suite struct CPUMatrixProductsTests {
     @Test(arguments: [(67, 130, 384), (300, 40, 256), (9, 7, 5)], [(false, false), (false, true), (true, false), (true, true)])
     func productsMatchAFloat64Sum(shape: (Int, Int, Int), transposes: (Bool, Bool)) {
