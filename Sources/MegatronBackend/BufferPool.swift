@@ -39,7 +39,20 @@ package final class BufferPool: @unchecked Sendable {
             return buffer
         }
         lock.unlock()
-        return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        return Self.allocate(size)
+    }
+
+    /// Buffers of 4 MB and more start on a 2 MB boundary and are offered to the kernel for transparent huge pages
+    /// (`madvise(MADV_HUGEPAGE)`, which the usual `madvise` mode waits for): weights, gradients, the optimizer's
+    /// moments and a pass's activations are streamed through page after page, each 4 KB page a TLB entry otherwise.
+    static func allocate(_ size: Int) -> UnsafeMutableRawPointer {
+        let huge = 2 << 20
+        guard size >= 2 * huge else { return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64) }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: huge)
+        #if os(Linux)
+        _ = madvise(buffer, (size / huge) * huge, MADV_HUGEPAGE)
+        #endif
+        return buffer
     }
 
     /// Lets the pool hold at least `bytes` (never less than now). Training, which frees a whole pass's activations each
