@@ -6,8 +6,8 @@ import MegatronBackend
 /// `MatrixProducts` with BF16 dot products, as `torch.autocast("cpu", dtype=torch.bfloat16)` runs a linear layer: both
 /// operands rounded to BF16 (to nearest even), multiplied and summed in FP32 by oneDNN's AVX512_BF16 or AMX kernels,
 /// the result FP32. Products too small to gain (under 2²¹ multiply-adds: attention's per-head products) or with an α
-/// other than 1 run in FP32 (`CPUMatrixProducts`). The columns of c are split across cores, each core's oneDNN call on
-/// one thread, as the FP32 products split them.
+/// other than 1 run in FP32 (`CPUMatrixProducts`). The rows of c are split across cores, each core's oneDNN call on
+/// one thread.
 ///
 /// ```swift
 /// let products = try BF16MatrixProducts()  // throws where the CPU has no BF16 dot products
@@ -43,17 +43,20 @@ public struct BF16MatrixProducts: MatrixProducts {
         }
         OneDNN.roundToBFloat16(a, into: a16, count: m * k)
         OneDNN.roundToBFloat16(b, into: b16, count: k * n)
-        // One block of columns per core, each a oneDNN matmul on one thread (made once per shape, then cached).
+        // One block of rows of c per core (each core reads all of op(b) and its own rows of op(a): measured faster than
+        // blocks of columns, as for FP32), each a oneDNN matmul on one thread (made once per shape, then cached).
         let parts = Parallel.cores
-        let chunk = ((n + parts - 1) / parts + 15) / 16 * 16  // multiples of 16 columns
-        var blocks: [(start: Int, width: Int, primitive: OneDNN.Primitive, descs: [dnnl_memory_desc_t])] = []
-        for start in stride(from: 0, to: n, by: chunk) {
-            let width = min(chunk, n - start)
-            let descs = [transposeA ? OneDNN.transposed(m, k, dnnl_bf16) : OneDNN.plain(m, k, dnnl_bf16),
-                         transposeB ? OneDNN.transposed(k, width, dnnl_bf16) : OneDNN.plain(k, width, dnnl_bf16, stride: n),
-                         OneDNN.plain(m, width, dnnl_f32, stride: n)]
-            let key = OneDNN.Key.generalBF16(m: m, n: width, k: k, transposeA: transposeA, transposeB: transposeB,
-                                             strideB: transposeB ? k : n, strideC: n, accumulate: beta == 1)
+        let chunk = (m + parts - 1) / parts
+        var blocks: [(start: Int, height: Int, primitive: OneDNN.Primitive, descs: [dnnl_memory_desc_t])] = []
+        for start in stride(from: 0, to: m, by: chunk) {
+            let height = min(chunk, m - start)
+            // op(a)'s rows start..<start+height: columns of a (k, m) when it lies transposed, else rows of a (m, k).
+            let descs = [transposeA ? OneDNN.strided(height, k, dnnl_bf16, rowStride: 1, columnStride: m)
+                                    : OneDNN.plain(height, k, dnnl_bf16),
+                         transposeB ? OneDNN.transposed(k, n, dnnl_bf16) : OneDNN.plain(k, n, dnnl_bf16),
+                         OneDNN.plain(height, n, dnnl_f32)]
+            let key = OneDNN.Key.generalBF16(m: height, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                             strideA: transposeA ? m : k, accumulate: beta == 1)
             guard let primitive = onednn.primitive(key, describe: { attr in
                 var (source, weights, output) = (descs[0], descs[1], descs[2])
                 if beta == 1 {  // c += a·b: oneDNN's sum post-op
@@ -71,21 +74,20 @@ public struct BF16MatrixProducts: MatrixProducts {
             }) else {  // oneDNN has no fast kernel for this shape: FP32, before anything is written
                 return fp32.multiply(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, into: c, alpha: alpha, beta: beta)
             }
-            blocks.append((start, width, primitive, descs))
+            blocks.append((start, height, primitive, descs))
         }
         Parallel.forEach(blocks.count, minimumPerThread: 1) { range in
-            for (start, width, primitive, descs) in blocks[range] {
-                // b's columns start..<start+width: rows of b when it lies transposed, else its columns.
-                let columns = UnsafeMutableRawPointer(transposeB ? b16 + start * k : b16 + start)
-                let done = onednn.execute(primitive, [(DNNL_ARG_SRC, descs[0], UnsafeMutableRawPointer(a16)),
-                                                      (DNNL_ARG_WEIGHTS, descs[1], columns),
-                                                      (DNNL_ARG_DST, descs[2], UnsafeMutableRawPointer(c + start))])
+            for (start, height, primitive, descs) in blocks[range] {
+                let rows = UnsafeMutableRawPointer(transposeA ? a16 + start : a16 + start * k)
+                let done = onednn.execute(primitive, [(DNNL_ARG_SRC, descs[0], rows),
+                                                      (DNNL_ARG_WEIGHTS, descs[1], UnsafeMutableRawPointer(b16)),
+                                                      (DNNL_ARG_DST, descs[2], UnsafeMutableRawPointer(c + start * n))])
                 guard !done else { continue }
-                // oneDNN failed to run (it does not write then): these columns in FP32.
-                let ldb = transposeB ? k : n
+                // oneDNN failed to run (it does not write then): these rows in FP32.
+                let lda = transposeA ? m : k, ldb = transposeB ? k : n
                 cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(width), Int32(k), 1, a, Int32(transposeA ? m : k),
-                            transposeB ? b + start * ldb : b + start, Int32(ldb), beta, c + start, Int32(n))
+                            Int32(height), Int32(n), Int32(k), 1, transposeA ? a + start : a + start * lda, Int32(lda),
+                            b, Int32(ldb), beta, c + start * n, Int32(n))
             }
         }
     }

@@ -120,8 +120,8 @@ final class OneDNN: @unchecked Sendable {
         /// `activation`: oneDNN's eltwise algorithm applied last (a post-op), 0 for none.
         case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool, activation: UInt32)
         /// Training's general product on BF16 operands (`BF16MatrixProducts`): c (m, n) [+]= op(a) · op(b), a block of
-        /// n columns of a c whose rows are `strideC` apart.
-        case generalBF16(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, strideB: Int, strideC: Int, accumulate: Bool)
+        /// m rows of op(a) (whose rows or columns are `strideA` apart) and of c.
+        case generalBF16(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, strideA: Int, accumulate: Bool)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -139,6 +139,15 @@ final class OneDNN: @unchecked Sendable {
         var desc = dnnl_memory_desc_t()
         var dims: [dnnl_dim_t] = [dnnl_dim_t(rows), dnnl_dim_t(columns)]
         var strides: [dnnl_dim_t] = [dnnl_dim_t(stride ?? columns), 1]
+        _ = dnnl_memory_desc_init_by_strides(&desc, 2, &dims, type, &strides)
+        return desc
+    }
+
+    /// A (rows, columns) view whose element (i, j) lies at i · rowStride + j · columnStride.
+    static func strided(_ rows: Int, _ columns: Int, _ type: dnnl_data_type_t, rowStride: Int, columnStride: Int) -> dnnl_memory_desc_t {
+        var desc = dnnl_memory_desc_t()
+        var dims: [dnnl_dim_t] = [dnnl_dim_t(rows), dnnl_dim_t(columns)]
+        var strides: [dnnl_dim_t] = [dnnl_dim_t(rowStride), dnnl_dim_t(columnStride)]
         _ = dnnl_memory_desc_init_by_strides(&desc, 2, &dims, type, &strides)
         return desc
     }
