@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the training engine's gradient fixtures: tiny Megatron-BERT and BERT sequence classifiers (every
-problem_type), one padded batch, and transformers' loss and every parameter's gradient from loss.backward() in float64
-(dropout off: the models in eval mode).
+problem_type) and token classifiers (labels per token, -100 ignored), one padded batch, and transformers' loss and
+every parameter's gradient from loss.backward() in float64 (dropout off: the models in eval mode).
 
     python3 -m venv /tmp/ref && /tmp/ref/bin/pip install 'torch==2.13.0+cpu' transformers safetensors
     /tmp/ref/bin/python scripts/make_training_fixtures.py Tests/MegatronTrainingTests/Fixtures
@@ -23,7 +23,8 @@ import sys
 import safetensors.torch
 import torch
 import transformers
-from transformers import BertConfig, BertForSequenceClassification, MegatronBertConfig, MegatronBertForSequenceClassification
+from transformers import (BertConfig, BertForSequenceClassification, BertForTokenClassification, MegatronBertConfig,
+                          MegatronBertForSequenceClassification, MegatronBertForTokenClassification)
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "Tests/MegatronTrainingTests/Fixtures"
 
@@ -41,6 +42,14 @@ MODELS = {
     "bert-multilabel": (BertConfig, BertForSequenceClassification,
                         dict(vocab_size=41, hidden_size=20, num_hidden_layers=1, num_attention_heads=4, intermediate_size=23,
                              max_position_embeddings=10, hidden_act="relu", layer_norm_eps=1e-12), 4, "multi_label_classification"),
+    # Token classification (no problem_type: cross-entropy per token), after the others so that their weights stay the
+    # generator's same draws.
+    "megatron-token": (MegatronBertConfig, MegatronBertForTokenClassification,
+                       dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                            max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 5, None),
+    "bert-token": (BertConfig, BertForTokenClassification,
+                   dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
+                        max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 5, None),
 }
 
 BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
@@ -51,6 +60,9 @@ BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
         "single_label_classification": [2, -100, 0],  # one ignored
         "regression": [[0.7], [-1.2], [0.1]],
         "multi_label_classification": [[1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0]],
+        # Per token: [CLS], [SEP] and padding -100, as run_ner aligns them, and one word's second piece (row 0).
+        "token_classification": [[-100, 4, 1, -100, -100, 0, -100], [-100, 2, 3, -100, -100, -100, -100],
+                                 [-100, 0, 4, 4, -100, -100, -100]],
     },
 }
 
@@ -74,8 +86,8 @@ def main():
     notes = [f"Written by scripts/make_training_fixtures.py with torch {torch.__version__}, transformers "
              f"{transformers.__version__}; gradients from loss.backward() in float64 with dropout off (eval mode).", ""]
     for name, (config_class, model_class, sizes, labels, problem) in MODELS.items():
-        config = config_class(**sizes, num_labels=labels, problem_type=problem, type_vocab_size=2,
-                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        config = config_class(**sizes, num_labels=labels, type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                              **({"problem_type": problem} if problem else {}))
         config.architectures = [model_class.__name__]
         model = model_class(config).double()
         randomize(model, generator)
@@ -83,7 +95,8 @@ def main():
         directory = os.path.join(OUT, name)
         model.float().save_pretrained(directory, safe_serialization=True)
         model.double()
-        target = torch.tensor(BATCH["labels"][problem], dtype=torch.float64 if problem != "single_label_classification" else torch.long)
+        key = problem or "token_classification"
+        target = torch.tensor(BATCH["labels"][key], dtype=torch.float64 if key in ("regression", "multi_label_classification") else torch.long)
         out = model(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
                     token_type_ids=torch.tensor(BATCH["token_type_ids"]), labels=target)
         out.loss.backward()
@@ -91,7 +104,7 @@ def main():
         for pname, p in model.named_parameters():
             expected["grad." + pname] = p.grad.detach().clone()
         safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))
-        notes.append(f"- {name}: {model_class.__name__}, {problem}, {labels} labels, {sizes}; loss {out.loss.item():.6f}")
+        notes.append(f"- {name}: {model_class.__name__}, {key}, {labels} labels, {sizes}; loss {out.loss.item():.6f}")
     notes.append(steps())
     with open(os.path.join(OUT, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")

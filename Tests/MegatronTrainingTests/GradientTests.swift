@@ -6,7 +6,8 @@ import TensorFiles
 @testable import MegatronTraining
 
 /// Every parameter's gradient against transformers' `loss.backward()` in float64 on the same weights and batch
-/// (scripts/make_training_fixtures.py; dropout off), both architectures and every `problem_type`: max |Δ| within
+/// (scripts/make_training_fixtures.py; dropout off), both architectures, every `problem_type` of sequence
+/// classification and token classification (labels per token, -100 ignored): max |Δ| within
 /// 1e-4 of the gradient's largest magnitude (the bound), the loss and logits within 1e-5.
 @Suite struct GradientTests {
     static let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
@@ -33,13 +34,15 @@ import TensorFiles
         }
     }
 
-    @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel"])
+    @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel", "megatron-token", "bert-token"])
     func everyGradientMatchesPyTorch(name: String) throws {
         let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/batch.json")))
         let source = try ModelSource.open(Self.fixtures + "/" + name)
-        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts())
-        let problem = try #require(source.config.problemType)
-        let loss = try #require(Loss(rawValue: problem))
+        let tokens = source.config.architectures.first?.hasSuffix(ModelHead.tokenClassification.rawValue) == true
+        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(),
+                                       head: tokens ? .tokenClassification : .sequenceClassification)
+        let problem = tokens ? "token_classification" : try #require(source.config.problemType)
+        let loss = tokens ? .crossEntropy : try #require(Loss(rawValue: problem))
         let targets = try #require(batch.labels[problem]).flatMap(\.values)
         var random = SeededRandom(seed: 1)
         model.zeroGradients()

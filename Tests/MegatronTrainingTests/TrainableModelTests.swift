@@ -8,25 +8,37 @@ import TensorFiles
 @Suite struct TrainableModelTests {
     static func source(_ name: String) throws -> ModelSource { try ModelSource.open(GradientTests.fixtures + "/" + name) }
 
+    /// The head a fixture was made with (config.json's `architectures`).
+    static func head(_ source: ModelSource) -> ModelHead {
+        source.config.architectures.first.flatMap(ModelHead.init(architectureName:)) ?? .sequenceClassification
+    }
+
+    /// Targets for the fixture batch: a class per sequence, or per token (-100 where run_ner ignores).
+    static func targets(_ head: ModelHead, _ batch: GradientTests.Batch) -> [Double] {
+        head == .tokenClassification ? (batch.labels["token_classification"] ?? []).flatMap(\.values) : [0, 1, 2]
+    }
+
     static func batch() throws -> GradientTests.Batch {
         try JSONDecoder().decode(GradientTests.Batch.self, from: Data(contentsOf: URL(fileURLWithPath: GradientTests.fixtures + "/batch.json")))
     }
 
     /// The written directory is what inference loads: our `MegatronBERTModel` gives the trained model's logits
-    /// (≤ 1e-4), and config.json names the head, the labels and the problem type.
-    @Test(arguments: ["megatron-single", "bert-single"])
+    /// (≤ 1e-4), and config.json names the head, the labels and the problem type; for tokens, every position's.
+    @Test(arguments: ["megatron-single", "bert-single", "megatron-token", "bert-token"])
     func theWrittenDirectoryRunsInInference(name: String) throws {
-        let source = try Self.source(name), batch = try Self.batch()
-        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), dropout: DropoutRates.none)
+        let source = try Self.source(name), batch = try Self.batch(), head = Self.head(source)
+        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), head: head,
+                                       dropout: DropoutRates.none)
         var random = SeededRandom(seed: 1)
         let (_, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
-                                         targets: [0, 1, 2], loss: .crossEntropy, random: &random)
+                                         targets: Self.targets(head, batch), loss: .crossEntropy, random: &random)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("trained-\(name)-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try model.write(to: directory, labels: ["negative", "neutral", "positive"], problemType: .crossEntropy, tokenizerDirectory: nil)
+        let labels = head == .tokenClassification ? ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"] : ["negative", "neutral", "positive"]
+        try model.write(to: directory, labels: labels, problemType: .crossEntropy, tokenizerDirectory: nil)
         let loaded = try MegatronBERTModel(path: directory, backend: CPUBackend())
-        #expect(loaded.head == .sequenceClassification)
-        #expect(loaded.config.id2label == [0: "negative", 1: "neutral", 2: "positive"])
+        #expect(loaded.head == head)
+        #expect(loaded.config.id2label == Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) }))
         #expect(loaded.config.problemType == "single_label_classification")
         let outputs = try loaded.forward(Batch(inputIDs: batch.input_ids, attentionMask: batch.attention_mask, tokenTypeIDs: batch.token_type_ids))
         let inference = try #require(outputs.all.first { $0.name == "logits" }?.tensor)
@@ -56,6 +68,10 @@ import TensorFiles
         #expect(try #require(model.parameters["bert.encoder.layer.0.attention.self.query.weight"]).value.toArray()
                 == (try #require(source.tensors["bert.encoder.layer.0.attention.self.query.weight"]).toFloats()))
         #expect(throws: TrainingError.self) { try TrainableModel(config: config, tensors: bare, products: CPUMatrixProducts()) }
+        // Heads without a backward pass yet are refused by name.
+        #expect(throws: TrainingError.self) {
+            try TrainableModel(config: config, tensors: bare, products: CPUMatrixProducts(), head: .questionAnswering, newHead: true)
+        }
         do {
             _ = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts())
             Issue.record("a 3-label classifier taken for 2 labels")
@@ -107,17 +123,18 @@ import TensorFiles
 
     /// Activation recomputation runs each layer's forward pass again in the backward pass with the generator's state
     /// from the first: the same dropout masks, so the same gradients, bit for bit, for both architectures.
-    @Test(arguments: ["megatron-single", "bert-single"])
+    @Test(arguments: ["megatron-single", "bert-single", "megatron-token", "bert-token"])
     func recomputedActivationsGiveTheSameGradients(name: String) throws {
-        let source = try Self.source(name), batch = try Self.batch()
+        let source = try Self.source(name), batch = try Self.batch(), head = Self.head(source)
         let rates = DropoutRates(hidden: 0.2, attention: 0.2, classifier: 0.2)
         var gradients: [[String: [Float]]] = []
         for recompute in [false, true] {
-            let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), dropout: rates)
+            let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), head: head,
+                                           dropout: rates)
             model.recomputeActivations = recompute
             var random = SeededRandom(seed: 11)
-            _ = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask, targets: [0, 1, 2],
-                               loss: .crossEntropy, random: &random)
+            _ = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
+                               targets: Self.targets(head, batch), loss: .crossEntropy, random: &random)
             gradients.append(model.parameters.mapValues { $0.gradient.toArray() })
         }
         #expect(gradients[0] == gradients[1])

@@ -8,9 +8,10 @@ extension TrainableModel {
     static let writtenFiles: Set<String> = ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
                                             "tokenizer.json", "special_tokens_map.json", "metrics.jsonl"]
 
-    /// Writes the model as a Hugging Face directory that transformers' `AutoModelForSequenceClassification` and our
-    /// `classify` and `serve` load: config.json (`architectures` `MegatronBertForSequenceClassification` or
-    /// `BertForSequenceClassification`, `id2label` / `label2id`, `problem_type`), model.safetensors (FP32, every
+    /// Writes the model as a Hugging Face directory that transformers' `AutoModelForSequenceClassification` (or
+    /// `…ForTokenClassification`) and our `classify` (`ner`) and `serve` load: config.json (`architectures`
+    /// `MegatronBertForSequenceClassification` or `BertForSequenceClassification`, or `…ForTokenClassification`,
+    /// `id2label` / `label2id`, `problem_type`), model.safetensors (FP32, every
     /// parameter under its name) and the tokenizer's files copied from `tokenizerDirectory`. Whole or not at all
     /// (`ModelDirectoryWriter`).
     ///
@@ -32,7 +33,7 @@ extension TrainableModel {
     /// lines) into the existing directory `staging`.
     func writeFiles(into staging: URL, labels: [String], problemType: Loss, tokenizerDirectory: String?, metrics: [String]) throws {
         var config = self.config
-        config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + "ForSequenceClassification"]
+        config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + head.rawValue]
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
         config.numLabels = labels.count
         config.problemType = problemType.rawValue

@@ -2,9 +2,9 @@ import Foundation
 import MegatronBackend
 import MegatronModel
 
-/// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a sequence-classification head
-/// (`…ForSequenceClassification`: pooler, dropout, classifier) as forward/backward pairs, on FP32 master parameters
-/// under their Hugging Face names. One `step` runs the forward pass, the loss and the backward pass, adding every
+/// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a classification head — a sequence's
+/// (`…ForSequenceClassification`: pooler, dropout, classifier) or every token's (`…ForTokenClassification`: dropout,
+/// classifier, no pooler) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One `step` runs the forward pass, the loss and the backward pass, adding every
 /// parameter's gradient; the optimizer is separate.
 ///
 /// ```swift
@@ -18,27 +18,32 @@ public final class TrainableModel: @unchecked Sendable {
     public let config: BertConfig
     /// Every parameter, by Hugging Face name.
     public let parameters: [String: Parameter]
+    /// What the encoder's output feeds.
+    public let head: ModelHead
     let products: any MatrixProducts
     let embeddings: Embeddings
     let embeddingNorm: LayerNorm?  // BERT's embeddings.LayerNorm
     let layers: [TrainableLayer]
     let finalNorm: LayerNorm?  // Megatron's encoder.ln
-    let pooler: Linear  // (H, H), then tanh
+    let pooler: Linear?  // (H, H), then tanh; sequence classification only
     let classifier: Linear  // (labels, H)
     /// Dropout probabilities: after the embeddings and each block (hidden), on attention probabilities, before the
     /// classifier.
     public let dropout: DropoutRates
 
     /// Builds the model from named tensors (Hugging Face names; an encoder saved alone, without the `bert.` prefix,
-    /// is read too), strictly: every tensor the encoder, pooler and classifier need must be there with its shape;
+    /// is read too), strictly: every tensor the encoder, the pooler (sequence classification) and the classifier need
+    /// must be there with its shape;
     /// tensors of other heads (the pre-training heads) are left aside. With `newHead`, the classifier (and a pooler
     /// the checkpoint lacks) is drawn anew as transformers initialises it — normal(0, `initializer_range`) weights,
     /// zero biases — from `seed`, for `config.numLabels` labels.
     /// - Parameter dropout: the rates to train with (default: the config's); `.none` for evaluation and the checks.
+    /// - Parameter head: what the classifier reads: the pooled [CLS] token (labels per sequence) or every token.
     public convenience init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
-                            dropout: DropoutRates? = nil, newHead: Bool = false, seed: UInt64 = 42) throws {
-        try self.init(config: config, tensors: tensors, products: products, dropout: dropout, newHead: newHead, seed: seed,
-                      randomWeights: false)
+                            head: ModelHead = .sequenceClassification, dropout: DropoutRates? = nil, newHead: Bool = false,
+                            seed: UInt64 = 42) throws {
+        try self.init(config: config, tensors: tensors, products: products, head: head, dropout: dropout, newHead: newHead,
+                      seed: seed, randomWeights: false)
     }
 
     /// A classifier of `config`'s shape with every weight drawn as transformers initialises a new model (normal(0,
@@ -47,14 +52,20 @@ public final class TrainableModel: @unchecked Sendable {
     /// ```swift
     /// let model = try TrainableModel(randomWeightsFor: .megatronBERT345M, products: CPUMatrixProducts())
     /// ```
-    public convenience init(randomWeightsFor config: BertConfig, products: any MatrixProducts, dropout: DropoutRates? = nil,
-                            seed: UInt64 = 42) throws {
-        try self.init(config: config, tensors: [:], products: products, dropout: dropout, newHead: true, seed: seed, randomWeights: true)
+    public convenience init(randomWeightsFor config: BertConfig, products: any MatrixProducts,
+                            head: ModelHead = .sequenceClassification, dropout: DropoutRates? = nil, seed: UInt64 = 42) throws {
+        try self.init(config: config, tensors: [:], products: products, head: head, dropout: dropout, newHead: true, seed: seed,
+                      randomWeights: true)
     }
 
-    init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
+    init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts, head: ModelHead,
          dropout: DropoutRates?, newHead: Bool, seed: UInt64, randomWeights: Bool) throws {
+        guard head == .sequenceClassification || head == .tokenClassification else {
+            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification and token classification are")
+        }
         self.config = config
+        self.head = head
+        let headName = head == .tokenClassification ? "token-classification" : "sequence-classification"
         self.products = products
         self.dropout = dropout ?? DropoutRates(config)
         var parameters: [String: Parameter] = [:]
@@ -74,9 +85,9 @@ public final class TrainableModel: @unchecked Sendable {
             }
             guard let stored else {
                 if head {
-                    throw TrainingError("the checkpoint has no \(name): it has no sequence-classification head for these labels (start one with --new-head)")
+                    throw TrainingError("the checkpoint has no \(name): it has no \(headName) head for these labels (start one with --new-head)")
                 }
-                throw TrainingError("the checkpoint has no tensor \(name) (shape \(shape)), which a \(config.architecture.rawValue) sequence classifier needs")
+                throw TrainingError("the checkpoint has no tensor \(name) (shape \(shape)), which a \(config.architecture.rawValue) \(headName) model needs")
             }
             guard stored.shape == shape else {
                 if name.hasPrefix("classifier.") {
@@ -119,7 +130,7 @@ public final class TrainableModel: @unchecked Sendable {
         }
         self.layers = layers
         finalNorm = megatron ? try norm("bert.encoder.ln") : nil
-        pooler = try linear("bert.pooler.dense", out: h, in: h)
+        pooler = head == .sequenceClassification ? try linear("bert.pooler.dense", out: h, in: h) : nil
         classifier = try linear("classifier", out: config.numLabels, in: h)
         self.parameters = parameters
     }
@@ -127,7 +138,7 @@ public final class TrainableModel: @unchecked Sendable {
     /// How many of the top encoder layers are trained (nil: all, and the embeddings). The last `trainedLayers`
     /// layers, the final LayerNorm (Megatron's `encoder.ln`), the pooler and the classifier are trained; the
     /// embeddings and the layers below are frozen, and the backward pass stops above them. 0 trains the head (pooler
-    /// and classifier) only.
+    /// and classifier, or the classifier alone for tokens) only.
     public var trainedLayers: Int? {
         didSet { trainedLayers = trainedLayers.map { min(max($0, 0), layers.count) } }
     }
@@ -172,25 +183,25 @@ public final class TrainableModel: @unchecked Sendable {
         var embeddingMask: Tensor?
         var layers: [LayerRecord]
         var keep: [[Float]]
-        var encoded: Tensor  // the last layer's [CLS] rows (B, H), before the final LayerNorm
+        var encoded: Tensor  // the last layer's output (B·S, H), or its [CLS] rows (B, H), before the final LayerNorm
         var finalNorm: LayerNorm.Saved?
-        var first: Tensor  // the [CLS] rows (B, H) the pooler reads
-        var poolerInput: Tensor  // before tanh
+        var pooler: (input: Tensor, preActivation: Tensor)?  // the [CLS] rows (B, H) and the product before tanh
         var classifierMask: Tensor?
         var dropped: Tensor  // the classifier's input
     }
 
-    /// The logits (B, labels) of one batch: ids, types and mask (B, S). With `training`, dropout at the model's rates
+    /// The logits of one batch — (B, labels), or (B·S, labels) for tokens —: ids, types and mask (B, S). With `training`, dropout at the model's rates
     /// (masks drawn from `random`), else none.
     public func logits(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool = false,
                        random: inout SeededRandom) throws -> Tensor {
         try forward(ids: ids, types: types, mask: mask, training: training, random: &random).logits
     }
 
-    /// Forward, loss and backward on one batch: ids, types and mask (B, S); targets as `Loss.evaluate` takes them.
+    /// Forward, loss and backward on one batch: ids, types and mask (B, S); targets as `Loss.evaluate` takes them (for
+    /// tokens, a class or -100 per token, B·S).
     /// Adds each parameter's gradient of `lossScale` × the loss (a mean over the batch) to `gradient`: with gradient
     /// accumulation over n batches, `lossScale` 1/n (as the HF Trainer divides the loss). Dropout at the model's rates.
-    /// - Returns: the loss (unscaled) and the logits (B, labels).
+    /// - Returns: the loss (unscaled) and the logits (B, labels) or (B·S, labels).
     public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double], loss: Loss, lossScale: Double = 1,
                      random: inout SeededRandom) throws -> (loss: Double, logits: Tensor) {
         let (logits, state) = try forward(ids: ids, types: types, mask: mask, training: true, random: &random)
@@ -233,47 +244,58 @@ public final class TrainableModel: @unchecked Sendable {
         var saved: [LayerRecord] = []
         for (index, layer) in (training ? layers : layers.map({ $0.withoutDropout })).enumerated() {
             let start = random
-            // The last layer: the pooler reads only the [CLS] rows, so only they are computed past the keys and values.
-            let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, firstOnly: index == layers.count - 1,
+            // The last layer of a sequence classifier: the pooler reads only the [CLS] rows, so only they are computed past
+            // the keys and values.
+            let (y, layerSaved) = layer.forward(x, batch: b, sequence: s, keep: keep, firstOnly: firstOnly(layer: index),
                                                 &random, products)
             saved.append(recomputeActivations && training ? .recompute(input: x, random: start) : .saved(layerSaved))
             x = y
         }
-        let encoded = x  // (B, H)
+        let encoded = x  // (B, H), or (B·S, H) for tokens
         var finalSaved: LayerNorm.Saved?
         if let finalNorm {
             let (normed, normSaved) = finalNorm.forward(x)
             finalSaved = normSaved
             x = normed
         }
-        let first = x
-        let poolerInput = pooler.forward(first, products)
-        let pooled = Activations.forward(poolerInput, .tanh)
-        let classifierMask = Dropout(probability: rates.classifier).mask(count: pooled.count, &random)
-        Dropout.apply(classifierMask, to: pooled)
-        let logits = classifier.forward(pooled, products)
+        var poolerSaved: (input: Tensor, preActivation: Tensor)?
+        let dropped: Tensor  // the classifier's input, (B, H) or (B·S, H)
+        if let pooler {
+            let preActivation = pooler.forward(x, products)
+            poolerSaved = (x, preActivation)
+            dropped = Activations.forward(preActivation, .tanh)
+        } else {
+            dropped = TrainableLayer.copy(x)  // x is saved (BERT: the last layer's output)
+        }
+        let classifierMask = Dropout(probability: rates.classifier).mask(count: dropped.count, &random)
+        Dropout.apply(classifierMask, to: dropped)
+        let logits = classifier.forward(dropped, products)
         return (logits, ForwardState(batch: b, sequence: s, ids: ids, types: types, embeddingNorm: embeddingNormSaved,
                                      embeddingMask: embeddingMask, layers: saved, keep: keep, encoded: encoded, finalNorm: finalSaved,
-                                     first: first, poolerInput: poolerInput, classifierMask: classifierMask, dropped: pooled))
+                                     pooler: poolerSaved, classifierMask: classifierMask, dropped: dropped))
     }
 
-    /// dLogits (B, labels) back through the head, the layers and the embeddings, every gradient added to.
+    /// Whether layer `index` computes only the [CLS] rows past its keys and values: a sequence classifier's last.
+    func firstOnly(layer index: Int) -> Bool { head == .sequenceClassification && index == layers.count - 1 }
+
+    /// dLogits (B, labels) or (B·S, labels) back through the head, the layers and the embeddings, every gradient added to.
     func backward(_ dLogits: Tensor, _ state: ForwardState) {
         let b = state.batch, s = state.sequence, h = config.hiddenSize
         let dDropped = classifier.backward(dLogits, input: state.dropped, products)
         Dropout.apply(state.classifierMask, to: dDropped)
-        let dPoolerInput = Activations.backward(dDropped, input: state.poolerInput, .tanh)
-        let dFirst = pooler.backward(dPoolerInput, input: state.first, products)
+        var dx = dDropped  // (B·S, H) for tokens; (B, H) through the pooler, then (B·S, H) below the last layer
+        if let pooler, let (input, preActivation) = state.pooler {
+            dx = pooler.backward(Activations.backward(dDropped, input: preActivation, .tanh), input: input, products)
+        }
         let trained = trainedLayers ?? layers.count
         guard trained > 0 else { return }  // the head only
-        var dx = dFirst  // (B, H), then (B·S, H) below the last layer
         if let finalNorm, let finalSaved = state.finalNorm { dx = finalNorm.backward(dx, input: state.encoded, saved: finalSaved) }
         for (index, (layer, record)) in zip(layers, state.layers).enumerated().reversed() where index >= layers.count - trained {
             switch record {
             case .saved(let layerSaved):
                 dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
             case .recompute(let input, var random):
-                let (_, layerSaved) = layer.forward(input, batch: b, sequence: s, keep: state.keep, firstOnly: index == layers.count - 1,
+                let (_, layerSaved) = layer.forward(input, batch: b, sequence: s, keep: state.keep, firstOnly: firstOnly(layer: index),
                                                     &random, products)
                 dx = layer.backward(dx, saved: layerSaved, batch: b, sequence: s, products)
             }
