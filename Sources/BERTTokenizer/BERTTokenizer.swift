@@ -185,6 +185,32 @@ public struct BERTTokenizer: Sendable {
         return (assemble(first, keep1, second, keep2), keep1.count < first.count || keep2.count < (second?.count ?? 0))
     }
 
+    /// Encodes a sentence given as words (NER data come so), as Hugging Face's tokenizer does with
+    /// `is_split_into_words=True`: each word tokenized on its own, `wordIDs` the index of the word each token came
+    /// from (nil for [CLS] and [SEP]), `offsets` within that word; a word that yields no token (whitespace, control
+    /// characters) has none. Cut on the right to `maxLength` tokens, special tokens included.
+    ///
+    /// ```swift
+    /// let (encoding, cut) = try tokenizer.encodeWords(["Angela", "Merkel", "visited", "Zürich"], maxLength: 128)
+    /// encoding.wordIDs  // [nil, 0, 1, 1, 2, 3, 3, nil]: the first piece of each word carries its tag
+    /// ```
+    /// - Throws: when `maxLength` cannot hold the two special tokens.
+    public func encodeWords(_ words: [String], maxLength: Int? = nil) throws -> (encoding: Encoding, truncated: Bool) {
+        var all: [Piece] = []
+        for (index, word) in words.enumerated() {
+            all += pieces(word).pieces.map { piece in
+                var piece = piece
+                piece.word = index
+                return piece
+            }
+        }
+        let text = TextPieces(pieces: all, count: all.count)
+        let plan = try Truncation(first: all.count, second: nil, maxLength: maxLength, strategy: .longestFirst, stride: 0,
+                                  overflow: false)
+        let keep = plan.windows[0].first
+        return (assemble(text, keep, nil, 0..<0), keep.count < all.count)
+    }
+
     /// Encodes a text (or pair) that may be longer than `maxLength` as overlapping windows, the way
     /// Hugging Face's `return_overflowing_tokens=True, stride=…` does: the first window is `encode`'s
     /// truncated result, and each text cut by `truncation` goes on in windows that start `stride` tokens before

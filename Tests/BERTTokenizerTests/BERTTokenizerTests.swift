@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TensorFiles
 @testable import BERTTokenizer
 
 @Suite struct BERTTokenizerTests {
@@ -91,6 +92,46 @@ import Testing
             }
             #expect(e.ids.allSatisfy { $0 >= 0 && $0 < Golden.vocabulary.count })
         }
+    }
+}
+
+/// `encodeWords` against BertTokenizerFast with `is_split_into_words=True` (Fixtures/words.zip, made by
+/// scripts/make_words_fixtures.py: 3,000 sentences of 1–30 words from a mixed-script pool, cut at max_length 3..64 or
+/// not): the same ids, the same word of every token, the same answer to "was anything cut".
+@Suite struct WordsTests {
+    struct Case: Decodable {
+        var words: [String]
+        var max_length: Int?
+        var ids: [Int]
+        var word_ids: [Int]
+        var cut: Bool
+    }
+    struct File: Decodable {
+        var generator: String
+        var cases: [Case]
+    }
+
+    @Test func wordsEncodeAsHuggingFaceSplitsThem() throws {
+        let path = Golden.directory + "/words.zip"
+        let mapped = try MappedFile(path: path)
+        let zip = try ZipArchive(bytes: mapped.bytes, path: path)
+        let contents = try zip.contents(of: try #require(zip.entry(named: "words.json")))
+        let file = try JSONDecoder().decode(File.self, from: Data(contents.bytes))
+        #expect(file.cases.count == 3000)
+        let tokenizer = try BERTTokenizer(vocabulary: Golden.vocabulary)
+        var failures = 0
+        for (index, item) in file.cases.enumerated() {
+            let (encoding, cut) = try tokenizer.encodeWords(item.words, maxLength: item.max_length)
+            let words = encoding.wordIDs.map { $0 ?? -1 }
+            if encoding.ids != item.ids || words != item.word_ids || cut != item.cut {
+                failures += 1
+                if failures <= 3 {
+                    Issue.record("case \(index) \(item.words) max \(String(describing: item.max_length)): ids \(encoding.ids) vs \(item.ids), words \(words) vs \(item.word_ids), cut \(cut) vs \(item.cut)")
+                }
+            }
+        }
+        #expect(failures == 0, "\(failures) of \(file.cases.count) cases differ")
+        #expect(throws: TokenizerError.self) { try tokenizer.encodeWords(["a"], maxLength: 1) }
     }
 }
 
