@@ -9,9 +9,113 @@ import Glibc
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, serve and transformers load.",
-        subcommands: [FinetuneClassifyCommand.self]
+        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, serve and transformers load.",
+        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self]
     )
+}
+
+/// The options every `finetune` task takes: the model, the data files, the output, and the Trainer's settings.
+struct FinetuneOptions: ParsableArguments {
+    @Option(help: "The model to start from: a Hugging Face directory, or a Megatron-LM .pt / NGC .zip.")
+    var model: String
+
+    @Option(help: "Training data (see the formats above).")
+    var train: String
+
+    @Option(help: "Evaluation data, the same format (optional).")
+    var eval: String?
+
+    @Option(help: "Where to write the model and metrics.jsonl (a new or empty directory, or one this command wrote).")
+    var output: String
+
+    @Option(help: "Epochs (fractions allowed).") var epochs: Double = 3
+    @Option(help: "Optimizer steps in all (overrides --epochs).") var maxSteps: Int?
+    @Option(help: "The peak learning rate.") var learningRate: Double = 5e-5
+    @Option(help: "Examples per forward pass.") var batchSize: Int = 8
+    @Option(help: "Batches per optimizer step.") var gradientAccumulation: Int = 1
+    @Option(help: "The fraction of the steps the learning rate warms up over.") var warmupRatio: Double = 0
+    @Option(help: "AdamW's decoupled weight decay (not on biases and LayerNorm weights).") var weightDecay: Double = 0
+    @Option(help: "Clip the gradients' global norm to this.") var maxGradNorm: Double = 1
+    @Option(help: "linear, cosine or constant (after the warmup).") var scheduler: String = "linear"
+    @Option(help: "Tokens per example, cut on the right (default: the model's limit).") var maxLength: Int?
+    @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
+    @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
+    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner).") var metric: String = "loss"
+    @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
+    @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
+    @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
+    @Flag(help: "Go on from the newest checkpoint in --output (give the same options and data).") var resume = false
+    @Flag(help: "Multiply in BF16 (operands rounded to BF16, sums and master weights FP32, as torch.autocast(bfloat16)) where the CPU has BF16 dot products (AVX512_BF16 or AMX); FP32 by default.") var bf16 = false
+    @Flag(help: "Recompute each layer's activations in the backward pass instead of keeping them: less memory for long sequences and large batches, about a third more time, the same result.") var gradientCheckpointing = false
+    @Option(help: "Train only the top N encoder layers and the head; 0 trains the head only (default: everything).") var trainLayers: Int?
+    @Option(help: "The labels in order (comma-separated; default: the training data's, sorted).") var labels: String?
+    @Option(help: "A vocab.txt for models without one.") var vocab: String?
+    @Flag(help: "Replace the checkpoint's classifier with a new one.") var newHead = false
+    @Flag(help: "Say nothing on standard error but errors.") var quiet = false
+
+    /// The Trainer's settings from the flags, checked; and --output not the model itself.
+    func trainingOptions() throws -> TrainingOptions {
+        var options = TrainingOptions()
+        guard let kind = Schedule.Kind(rawValue: scheduler) else {
+            throw CommandError("--scheduler \(scheduler) is not one of linear, cosine, constant")
+        }
+        (options.learningRate, options.epochs, options.maxSteps, options.batchSize) = (learningRate, epochs, maxSteps, batchSize)
+        (options.gradientAccumulation, options.warmupRatio, options.weightDecay, options.maxGradNorm) = (gradientAccumulation, warmupRatio, weightDecay, maxGradNorm)
+        (options.schedule, options.maxLength, options.seed, options.evalEvery) = (kind, maxLength, seed, evalEvery)
+        (options.metric, options.earlyStopping) = (metric, earlyStopping)
+        (options.saveEvery, options.saveTotalLimit, options.trainLayers) = (saveEvery, saveTotalLimit, trainLayers)
+        options.gradientCheckpointing = gradientCheckpointing
+        try options.validate()
+        guard URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath()
+                != URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath() else {
+            throw CommandError("--output is the --model directory itself: write the fine-tuned model into another directory")
+        }
+        return options
+    }
+
+    var givenLabels: [String]? { labels.map { $0.split(separator: ",").map(String.init) } }
+
+    /// The model with a head of `labels` labels (a new one where the checkpoint has none, or with --new-head).
+    func network(_ source: ModelSource, head: ModelHead, labels: Int) throws -> TrainableModel {
+        var config = source.config
+        config.numLabels = labels
+        let hasHead = source.tensors["classifier.weight"] != nil
+        if !hasHead && !quiet { note("\(model) has no classifier: a new one is trained for \(labels) label(s)") }
+        let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
+        return try TrainableModel(config: config, tensors: source.tensors, products: products, head: head,
+                                  newHead: newHead || !hasHead, seed: seed)
+    }
+
+    /// Runs `trainer` with a progress bar, Ctrl-C as a checkpoint (exit 130), and a summary on standard error.
+    func run(_ trainer: ClassificationTrainer, _ body: () throws -> ClassificationTrainer.Summary) throws {
+        let bar = ProgressBar(total: nil, unit: "steps", quiet: quiet)
+        let quiet = self.quiet
+        trainer.warn = { if !quiet { note("warning: " + $0) } }
+        trainer.progress = { report in
+            if let metrics = report.evaluation {
+                bar.finish()
+                if !quiet {
+                    note("step \(report.step)/\(report.totalSteps): " + metrics.sorted { $0.key < $1.key }
+                        .map { "eval_\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
+                }
+            } else {
+                bar.detail = String(format: "of %d, epoch %d, loss %.4f, lr %.2e", report.totalSteps, report.epoch + 1, report.loss, report.learningRate)
+                bar.advance(by: 1)
+            }
+        }
+        let interrupt = Interrupt()
+        trainer.shouldStop = { interrupt.requested }
+        let summary = try body()
+        bar.finish()
+        if summary.interrupted {
+            note("stopped at step \(summary.steps); the checkpoint \(summary.checkpoint ?? output) holds the run: the same command with --resume goes on")
+            throw ExitCode(130)
+        }
+        if !quiet {
+            let best = summary.best.map { " best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
+            note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "");\(best); model in \(output)")
+        }
+    }
 }
 
 struct FinetuneClassifyCommand: ParsableCommand {
@@ -40,107 +144,87 @@ struct FinetuneClassifyCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "The model to start from: a Hugging Face directory, or a Megatron-LM .pt / NGC .zip.")
-    var model: String
-
-    @Option(help: "Training data: .jsonl, .csv or .tsv.")
-    var train: String
-
-    @Option(help: "Evaluation data, the same format (optional).")
-    var eval: String?
-
-    @Option(help: "Where to write the model and metrics.jsonl (a new or empty directory, or one this command wrote).")
-    var output: String
-
-    @Option(help: "Epochs (fractions allowed).") var epochs: Double = 3
-    @Option(help: "Optimizer steps in all (overrides --epochs).") var maxSteps: Int?
-    @Option(help: "The peak learning rate.") var learningRate: Double = 5e-5
-    @Option(help: "Examples per forward pass.") var batchSize: Int = 8
-    @Option(help: "Batches per optimizer step.") var gradientAccumulation: Int = 1
-    @Option(help: "The fraction of the steps the learning rate warms up over.") var warmupRatio: Double = 0
-    @Option(help: "AdamW's decoupled weight decay (not on biases and LayerNorm weights).") var weightDecay: Double = 0
-    @Option(help: "Clip the gradients' global norm to this.") var maxGradNorm: Double = 1
-    @Option(help: "linear, cosine or constant (after the warmup).") var scheduler: String = "linear"
-    @Option(help: "Tokens per example, the longer text cut first (default: the model's limit).") var maxLength: Int?
-    @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
-    @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
-    @Option(help: "The metric that picks the best model: loss, accuracy, f1, matthews_correlation, pearson, spearman.") var metric: String = "loss"
-    @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
-    @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
-    @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
-    @Flag(help: "Go on from the newest checkpoint in --output (give the same options and data).") var resume = false
-    @Flag(help: "Multiply in BF16 (operands rounded to BF16, sums and master weights FP32, as torch.autocast(bfloat16)) where the CPU has BF16 dot products (AVX512_BF16 or AMX); FP32 by default.") var bf16 = false
-    @Flag(help: "Recompute each layer's activations in the backward pass instead of keeping them: less memory for long sequences and large batches, about a third more time, the same result.") var gradientCheckpointing = false
-    @Option(help: "Train only the top N encoder layers and the head; 0 trains the head (pooler and classifier) only (default: everything).") var trainLayers: Int?
-    @Option(help: "The labels in order (comma-separated; default: the training data's, sorted).") var labels: String?
+    @OptionGroup var common: FinetuneOptions
     @Option(help: "The text column.") var textColumn: String = "text"
     @Option(help: "The pair column (read when present).") var pairColumn: String = "text_pair"
     @Option(help: "The label column.") var labelColumn: String = "label"
-    @Option(help: "A vocab.txt for models without one.") var vocab: String?
-    @Flag(help: "Replace the checkpoint's classifier with a new one.") var newHead = false
-    @Flag(help: "Say nothing on standard error but errors.") var quiet = false
 
     func run() throws {
         try reportingErrors {
-            var options = TrainingOptions()
-            guard let kind = Schedule.Kind(rawValue: scheduler) else {
-                throw CommandError("--scheduler \(scheduler) is not one of linear, cosine, constant")
-            }
-            (options.learningRate, options.epochs, options.maxSteps, options.batchSize) = (learningRate, epochs, maxSteps, batchSize)
-            (options.gradientAccumulation, options.warmupRatio, options.weightDecay, options.maxGradNorm) = (gradientAccumulation, warmupRatio, weightDecay, maxGradNorm)
-            (options.schedule, options.maxLength, options.seed, options.evalEvery) = (kind, maxLength, seed, evalEvery)
-            (options.metric, options.earlyStopping) = (metric, earlyStopping)
-            (options.saveEvery, options.saveTotalLimit, options.trainLayers) = (saveEvery, saveTotalLimit, trainLayers)
-            options.gradientCheckpointing = gradientCheckpointing
-            try options.validate()
-            guard URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath()
-                    != URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath() else {
-                throw CommandError("--output is the --model directory itself: write the fine-tuned model into another directory")
-            }
+            let options = try common.trainingOptions()
             let columns = LabeledTexts.Columns(text: textColumn, pair: pairColumn, label: labelColumn)
-            let training = try LabeledTexts.read(train, columns: columns)
-            let evaluation = try eval.map { try LabeledTexts.read($0, columns: columns) }
-            let labelSet = try LabelSet(training: training, given: labels.map { $0.split(separator: ",").map(String.init) })
-            let source = try ModelSource.open(model)
-            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: vocab ?? Settings.current[.vocab])
-            var config = source.config
-            config.numLabels = labelSet.problem == .meanSquaredError ? 1 : labelSet.names.count
-            let hasHead = source.tensors["classifier.weight"] != nil
-            if !hasHead && !quiet { note("\(model) has no classifier: a new one is trained for \(config.numLabels) label(s)") }
-            let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
-            let network = try TrainableModel(config: config, tensors: source.tensors, products: products,
-                                             newHead: newHead || !hasHead, seed: seed)
+            let training = try LabeledTexts.read(common.train, columns: columns)
+            let evaluation = try common.eval.map { try LabeledTexts.read($0, columns: columns) }
+            let labelSet = try LabelSet(training: training, given: common.givenLabels)
+            let source = try ModelSource.open(common.model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
+            let network = try common.network(source, head: .sequenceClassification,
+                                             labels: labelSet.problem == .meanSquaredError ? 1 : labelSet.names.count)
             let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: labelSet, options: options)
-            let bar = ProgressBar(total: nil, unit: "steps", quiet: quiet)
-            let quiet = self.quiet
-            trainer.warn = { if !quiet { note("warning: " + $0) } }
-            trainer.progress = { report in
-                if let metrics = report.evaluation {
-                    bar.finish()
-                    if !quiet {
-                        note("step \(report.step)/\(report.totalSteps): " + metrics.sorted { $0.key < $1.key }
-                            .map { "eval_\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", "))
-                    }
-                } else {
-                    bar.detail = String(format: "of %d, epoch %d, loss %.4f, lr %.2e", report.totalSteps, report.epoch + 1, report.loss, report.learningRate)
-                    bar.advance(by: 1)
+            if !common.quiet {
+                note("fine-tuning \(network.config.architecture.rawValue) (\(network.parameters.values.reduce(0) { $0 + $1.count }) parameters) on \(training.count) examples, \(labelSet.problem.rawValue), labels: \(labelSet.names.joined(separator: ", "))")
+            }
+            try common.run(trainer) {
+                try trainer.run(train: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
+                                resume: common.resume)
+            }
+        }
+    }
+}
+
+struct FinetuneNERCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ner",
+        abstract: "Fine-tune a token classifier (named-entity recognition) on tagged sentences, as transformers' run_ner does.",
+        discussion: """
+        Data: CoNLL (a word and its tag per line, columns split by spaces or tabs, --token-column and --tag-column \
+        counting from 1, the tag the last column by default; blank lines between sentences; -DOCSTART- lines \
+        skipped), JSON Lines {"tokens": [...], "tags": [...]}, or JSON Lines {"text": ..., "entities": [{"start", \
+        "end", "label"}]} (character spans on whitespace-split words, tagged IOB2). Tags: O, or B-, I-, E-, S- and a \
+        type (IOB1, IOB2 and BIOES; the scheme found is stated). The labels are the training tags sorted, unless \
+        --labels names them. Each word's first token carries its tag and its other tokens are ignored \
+        (--label-all-tokens: they carry it too, B- as I-); words past --max-length are counted and reported. \
+        Evaluation, as run_ner reports it: seqeval's entity precision, recall and F1 overall and per type, token \
+        accuracy (--strict IOB2 for seqeval's strict mode). Training is the Trainer's, as in `finetune classify` \
+        (checkpoints, --resume, early stopping, --bf16, --train-layers); the output loads in transformers' \
+        AutoModelForTokenClassification and in our `ner` and `serve`.
+
+        Examples:
+          megatron-bert finetune ner --model ./megatron-bert-cased-345m --train train.conll --eval dev.conll --output ./ner --metric f1
+          megatron-bert finetune ner --model M --train train.jsonl --output out --label-all-tokens --strict IOB2
+        """
+    )
+
+    @OptionGroup var common: FinetuneOptions
+    @Option(help: "CoNLL: the column of the word (from 1).") var tokenColumn: Int = 1
+    @Option(help: "CoNLL: the column of the tag (from 1; default: the last).") var tagColumn: Int?
+    @Flag(help: "Label every token of a word, not only its first (a B- tag as I- on the later tokens).") var labelAllTokens = false
+    @Option(help: "Evaluate in seqeval's strict mode for this scheme: IOB1, IOB2, IOE1, IOE2, IOBES, BILOU (default: its default mode).") var strict: String?
+
+    func run() throws {
+        try reportingErrors {
+            var options = try common.trainingOptions()
+            options.labelAllTokens = labelAllTokens
+            if let strict {
+                guard let scheme = TagScheme(rawValue: strict.uppercased()) else {
+                    throw CommandError("--strict \(strict) is not one of \(TagScheme.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
+                options.strictScheme = scheme
             }
-            if !quiet {
-                note("fine-tuning \(config.architecture.rawValue) (\(network.parameters.values.reduce(0) { $0 + $1.count }) parameters) on \(training.count) examples, \(labelSet.problem.rawValue), labels: \(labelSet.names.joined(separator: ", "))")
+            let training = try TaggedSentences.read(common.train, tokenColumn: tokenColumn, tagColumn: tagColumn)
+            let evaluation = try common.eval.map { try TaggedSentences.read($0, tokenColumn: tokenColumn, tagColumn: tagColumn) }
+            let labelSet = try LabelSet(tagged: training, given: common.givenLabels)
+            let source = try ModelSource.open(common.model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
+            let network = try common.network(source, head: .tokenClassification, labels: labelSet.names.count)
+            let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: labelSet, options: options)
+            if !common.quiet {
+                let scheme = TagScheme.detect(training.map(\.tags))
+                note("fine-tuning \(network.config.architecture.rawValue) for NER on \(training.count) sentences, \(scheme == .iobes ? "BIOES" : scheme.rawValue) tags: \(labelSet.names.joined(separator: ", "))")
             }
-            let interrupt = Interrupt()
-            trainer.shouldStop = { interrupt.requested }
-            let summary = try trainer.run(train: training, eval: evaluation, output: output, tokenizerDirectory: source.tokenizerDirectory,
-                                          resume: resume)
-            bar.finish()
-            if summary.interrupted {
-                note("stopped at step \(summary.steps); the checkpoint \(summary.checkpoint ?? output) holds the run: the same command with --resume goes on")
-                throw ExitCode(130)
-            }
-            if !quiet {
-                let best = summary.best.map { " best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
-                note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "");\(best); model in \(output)")
+            try common.run(trainer) {
+                try trainer.run(tagged: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
+                                resume: common.resume)
             }
         }
     }

@@ -155,4 +155,67 @@ import TensorFiles
             #expect(changed == (name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.")), "\(name)")
         }
     }
+    /// NER sentences of 2–8 words (every third with "cat dog" put in): animals tagged B-ANIMAL (I-ANIMAL when an
+    /// animal follows an animal), colours B-COLOR, the rest O.
+    static func tagged(_ count: Int, seed: UInt64) -> [TaggedSentence] {
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { i in
+            var words = (0..<(2 + Int(random.next() % 7))).map { _ in Self.words[Int(random.next() % UInt64(Self.words.count))] }
+            if i % 3 == 0 { words.insert(contentsOf: ["cat", "dog"], at: Int(random.next() % UInt64(words.count))) }
+            var tags: [String] = []
+            for (k, word) in words.enumerated() {
+                if ["cat", "dog", "bird"].contains(word) {
+                    tags.append(k > 0 && tags[k - 1].hasSuffix("ANIMAL") ? "I-ANIMAL" : "B-ANIMAL")
+                } else {
+                    tags.append(["red", "green", "blue"].contains(word) ? "B-COLOR" : "O")
+                }
+            }
+            return TaggedSentence(words: words, tags: tags, location: "ner:\(i + 1)")
+        }
+    }
+
+    static func tagger(_ options: TrainingOptions) throws -> ClassificationTrainer {
+        let source = try TrainableModelTests.source("megatron-token")
+        let labels = try LabelSet(tagged: tagged(60, seed: 1))
+        var config = source.config
+        config.numLabels = labels.names.count
+        let model = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts(), head: .tokenClassification,
+                                       dropout: DropoutRates(hidden: 0.1, attention: 0.1, classifier: 0.1), newHead: true, seed: 3)
+        return try ClassificationTrainer(model: model, tokenizer: try tokenizer(), labels: labels, options: options)
+    }
+
+    /// A token classifier learns the tags (entity F1 from seqeval's rules on held-out sentences), its metrics are
+    /// run_ner's names, and a run stopped and resumed ends with the same bits.
+    @Test func nerLearnsAndResumes() throws {
+        var options = Self.options()
+        (options.maxSteps, options.evalEvery, options.metric, options.learningRate) = (200, 50, "f1", 5e-3)
+        options.gradientAccumulation = 1
+        let train = Self.tagged(60, seed: 1), dev = Self.tagged(20, seed: 2)
+        #expect(try LabelSet(tagged: train).names == ["B-ANIMAL", "B-COLOR", "I-ANIMAL", "O"])
+        let whole = Self.directory("ner-whole"), parts = Self.directory("ner-parts")
+        defer { for path in [whole, parts] { try? FileManager.default.removeItem(atPath: path) } }
+        let summary = try Self.tagger(options).run(tagged: train, eval: dev, output: whole, tokenizerDirectory: nil)
+        let best = try #require(summary.best)
+        #expect(Set(best.keys).isSuperset(of: ["loss", "precision", "recall", "f1", "accuracy", "ANIMAL_f1", "COLOR_number"]))
+        let lines = String(decoding: try Self.bytes(whole, "metrics.jsonl"), as: UTF8.self)
+        #expect(best["f1"] ?? 0 > 0.7, "\(best) \(lines)")
+        let first = try Self.tagger(options)
+        var steps = 0
+        first.progress = { if $0.evaluation == nil { steps = $0.step } }
+        first.shouldStop = { steps >= 13 }
+        _ = try first.run(tagged: train, eval: dev, output: parts, tokenizerDirectory: nil)
+        _ = try Self.tagger(options).run(tagged: train, eval: dev, output: parts, tokenizerDirectory: nil, resume: true)
+        #expect(try Self.bytes(parts, "model.safetensors") == (try Self.bytes(whole, "model.safetensors")))
+        #expect(try Self.bytes(parts, "metrics.jsonl") == (try Self.bytes(whole, "metrics.jsonl")))
+        // Tagged sentences train a token classifier only, and a tag outside the labels is named.
+        #expect(throws: TrainingError.self) { try Self.trainer().run(tagged: train, eval: nil, output: parts + "-x", tokenizerDirectory: nil) }
+        var unknown = dev
+        unknown[3].tags[0] = "B-PLANT"
+        do {
+            _ = try Self.tagger(options).evaluation(tagged: unknown)
+            Issue.record("an unknown tag evaluated")
+        } catch let error as TrainingError {
+            #expect(error.description.contains("ner:4") && error.description.contains("B-PLANT"), "\(error)")
+        }
+    }
 }

@@ -51,6 +51,52 @@ import Testing
         #expect(labels == ["positive", "negative"], "\(classified.stdout)")
     }
 
+    /// CoNLL sentences (word, a POS column, tag; -DOCSTART- and blank lines) from the same words: people, places and
+    /// companies tagged IOB2.
+    static func conll(_ count: Int, seed: UInt64) -> String {
+        let entities: [([String], String)] = [(["John", "Smith"], "PER"), (["Paris"], "LOC"), (["New", "York"], "LOC"),
+                                              (["Google"], "ORG"), (["France"], "LOC")]
+        let others = "the capital of is a city in lives and works at river long very old".split(separator: " ").map(String.init)
+        var state = seed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % bound
+        }
+        var lines = ["-DOCSTART- -X- O", ""]
+        for _ in 0..<count {
+            for _ in 0..<(3 + next(6)) {
+                if next(3) == 0 {
+                    let (words, type) = entities[next(entities.count)]
+                    for (k, word) in words.enumerated() { lines.append("\(word) NNP \(k == 0 ? "B" : "I")-\(type)") }
+                } else {
+                    lines.append("\(others[next(others.count)]) X O")
+                }
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    @Test func aTaggerLearnsAndNERRunsIt() throws {
+        let train = try Self.write(Self.conll(150, seed: 1), "ner-train.conll"), dev = try Self.write(Self.conll(40, seed: 2), "ner-dev.conll")
+        let output = CLI.temporaryPath("finetuned-ner")
+        let ran = try CLI.run(["finetune", "ner", "--model", TaskCommandTests.models + "/ner", "--train", train, "--eval", dev,
+                               "--output", output, "--learning-rate", "5e-3", "--epochs", "8", "--metric", "f1", "--new-head"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("IOB2 tags: B-LOC, B-ORG, B-PER, I-LOC, I-PER, O"), "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let scores = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(scores.count == 8 && scores.allSatisfy { $0["eval_PER_f1"] is Double && $0["eval_accuracy"] is Double })
+        let f1 = scores.compactMap { $0["eval_f1"] as? Double }
+        #expect((f1.max() ?? 0) >= 0.8, "it learns the entities: \(f1)")
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForTokenClassification"])
+        #expect((config["id2label"] as? [String: String])?["5"] == "O")
+        let tagged = try CLI.run(["ner", "--model", output, "--device", "cpu", "--json", "John Smith lives in Paris"])
+        #expect(tagged.status == 0, "\(tagged.stderr)")
+        #expect(tagged.stdout.contains("PER") && tagged.stdout.contains("LOC"), "\(tagged.stdout)")
+    }
+
     @Test(arguments: [
         ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
         ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),

@@ -119,7 +119,7 @@ public enum EntityMetrics {
 
 /// A tagging scheme, as seqeval's `scheme` module defines each: the prefixes it allows and the prefix patterns that
 /// start an entity, continue it and end it.
-public enum TagScheme: String, Sendable, CaseIterable {
+public enum TagScheme: String, Sendable, CaseIterable, Codable {
     case iob1 = "IOB1", iob2 = "IOB2", ioe1 = "IOE1", ioe2 = "IOE2", iobes = "IOBES", bilou = "BILOU"
 
     /// A pattern: the previous token's prefixes, this token's, and whether their types must be the same, differ, or

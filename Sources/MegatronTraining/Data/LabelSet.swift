@@ -42,6 +42,18 @@ public struct LabelSet: Sendable, Equatable {
         for example in examples { _ = try targets(example) }  // every label known
     }
 
+    /// NER's labels: every tag of the training sentences, sorted as run_ner sorts them, unless `given` names them.
+    public init(tagged sentences: [TaggedSentence], given: [String]? = nil) throws {
+        problem = .crossEntropy
+        names = try given.map { try Self.checked($0) } ?? Set(sentences.flatMap(\.tags)).sorted()
+        guard names.count >= 2 else {
+            throw TrainingError("the training sentences have one tag only (\(names.first ?? "")): a tagger needs at least two")
+        }
+        for sentence in sentences {
+            for tag in sentence.tags where !names.contains(tag) { throw unknown(tag, at: sentence.location) }
+        }
+    }
+
     /// The loss's target for one example: the class index, the value, or one 0/1 per class.
     public func targets(_ example: LabeledText) throws -> [Double] {
         switch (problem, example.label) {

@@ -4,7 +4,8 @@ import MegatronBackend
 import MegatronModel
 import TensorFiles
 
-/// Fine-tunes a sequence classifier as the Hugging Face Trainer does: batches in a seeded shuffled order each epoch,
+/// Fine-tunes a sequence classifier — or a token classifier (NER), as transformers' `run_ner` does, when the model's
+/// head is `.tokenClassification` — as the Hugging Face Trainer does: batches in a seeded shuffled order each epoch,
 /// padded to their longest; AdamW with its groups, a schedule with warmup, global-norm clipping, gradient accumulation;
 /// evaluation (loss and the metrics of `ClassificationMetrics`) every epoch or every N steps, each a line of
 /// `metrics.jsonl` in the output directory; the best model by `metric` (or the last, without evaluation data) written
@@ -14,6 +15,9 @@ import TensorFiles
 /// let trainer = try ClassificationTrainer(model: model, tokenizer: tokenizer, labels: labels, options: TrainingOptions())
 /// let summary = try trainer.run(train: examples, eval: held, output: "./my-classifier", tokenizerDirectory: dir)
 /// print(summary.best ?? [:])
+/// // NER: a token-classification model, tagged sentences.
+/// let tagger = try ClassificationTrainer(model: tokenModel, tokenizer: tokenizer, labels: try LabelSet(tagged: sentences), options: options)
+/// _ = try tagger.run(tagged: sentences, eval: dev, output: "./my-ner", tokenizerDirectory: dir)
 /// ```
 public final class ClassificationTrainer {
     public let model: TrainableModel
@@ -42,6 +46,31 @@ public final class ClassificationTrainer {
         var targets: [Double]
     }
 
+    /// Tagged sentences as run_ner prepares them: the words tokenized (`encodeWords`), each word's label on its first
+    /// token (every token's with `options.labelAllTokens`), -100 elsewhere.
+    func prepare(tagged sentences: [TaggedSentence]) throws -> [Prepared] {
+        var cutSentences = 0, cutWords = 0
+        let inside = TokenAlignment.insideLabels(labels.names)
+        let prepared = try sentences.map { sentence -> Prepared in
+            let (encoding, truncated) = try tokenizer.encodeWords(sentence.words, maxLength: maxLength)
+            let labelIndices = try sentence.tags.map { tag in
+                guard let index = labels.names.firstIndex(of: tag) else { throw labels.unknown(tag, at: sentence.location) }
+                return index
+            }
+            if truncated {
+                cutSentences += 1
+                let kept = Set(encoding.wordIDs.compactMap { $0 })
+                cutWords += sentence.words.indices.filter { !kept.contains($0) && $0 > (kept.max() ?? -1) }.count
+            }
+            return Prepared(encoding: encoding, targets: TokenAlignment.targets(wordIDs: encoding.wordIDs, labels: labelIndices,
+                                                                                labelAllTokens: options.labelAllTokens, inside: inside))
+        }
+        if cutSentences > 0 {
+            warn("\(cutSentences) of \(sentences.count) sentences are longer than \(maxLength) tokens: \(cutWords) words past --max-length go unlabelled (raise --max-length)")
+        }
+        return prepared
+    }
+
     func prepare(_ examples: [LabeledText]) throws -> [Prepared] {
         var cut = 0
         let prepared = try examples.map { example -> Prepared in
@@ -53,7 +82,8 @@ public final class ClassificationTrainer {
         return prepared
     }
 
-    /// The examples `indices` padded to their longest: ids, types, mask (B, S) and the targets, flattened.
+    /// The examples `indices` padded to their longest: ids, types, mask (B, S) and the targets, flattened (for tokens,
+    /// each example's padded with -100 to the longest).
     func batch(_ examples: [Prepared], _ indices: ArraySlice<Int>) -> (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]) {
         let longest = indices.map { examples[$0].encoding.count }.max() ?? 0
         var ids: [[Int]] = [], types: [[Int]] = [], mask: [[Int]] = [], targets: [Double] = []
@@ -63,6 +93,7 @@ public final class ClassificationTrainer {
             types.append(e.typeIDs + [Int](repeating: 0, count: padding))
             mask.append([Int](repeating: 1, count: e.count) + [Int](repeating: 0, count: padding))
             targets += examples[i].targets
+            if model.head == .tokenClassification { targets += [Double](repeating: -100, count: padding) }
         }
         return (ids, types, mask, targets)
     }
@@ -92,7 +123,21 @@ public final class ClassificationTrainer {
     ///   fit this run.
     public func run(train: [LabeledText], eval: [LabeledText]?, output: String, tokenizerDirectory: String?,
                     resume: Bool = false) throws -> Summary {
-        let examples = try prepare(train), held = try eval.map(prepare)
+        guard model.head == .sequenceClassification else { throw TrainingError("labelled texts train a sequence classifier; this model classifies tokens") }
+        return try run(examples: try prepare(train), held: try eval.map(prepare), output: output, tokenizerDirectory: tokenizerDirectory,
+                       resume: resume)
+    }
+
+    /// `run` for NER: a token classifier trained on tagged sentences, evaluated (with `eval`) with seqeval's entity
+    /// precision, recall and F1 (`precision`, `recall`, `f1`, per type `PER_f1` …) and token `accuracy`.
+    public func run(tagged train: [TaggedSentence], eval: [TaggedSentence]?, output: String, tokenizerDirectory: String?,
+                    resume: Bool = false) throws -> Summary {
+        guard model.head == .tokenClassification else { throw TrainingError("tagged sentences train a token classifier; this model classifies sequences") }
+        return try run(examples: try prepare(tagged: train), held: try eval.map { try prepare(tagged: $0) }, output: output,
+                       tokenizerDirectory: tokenizerDirectory, resume: resume)
+    }
+
+    func run(examples: [Prepared], held: [Prepared]?, output: String, tokenizerDirectory: String?, resume: Bool) throws -> Summary {
         let directory = try RunDirectory(output)
         let microBatches = (examples.count + options.batchSize - 1) / options.batchSize
         let stepsPerEpoch = max(1, microBatches / options.gradientAccumulation)
@@ -264,7 +309,11 @@ public final class ClassificationTrainer {
     /// Loss and metrics on held-out examples, dropout off, in batches of `batchSize`.
     public func evaluation(_ examples: [LabeledText]) throws -> [String: Double] { try evaluation(try prepare(examples)) }
 
+    /// Loss and seqeval's metrics on held-out tagged sentences, dropout off.
+    public func evaluation(tagged sentences: [TaggedSentence]) throws -> [String: Double] { try evaluation(try prepare(tagged: sentences)) }
+
     func evaluation(_ examples: [Prepared]) throws -> [String: Double] {
+        if model.head == .tokenClassification { return try tokenEvaluation(examples) }
         var random = SeededRandom(seed: 0)
         var lossSum = 0.0, counted = 0.0
         var predicted: [Int] = [], truth: [Int] = [], values: [Double] = [], targets: [Double] = []
@@ -299,6 +348,50 @@ public final class ClassificationTrainer {
         case .crossEntropy: metrics = ClassificationMetrics.classes(predicted: predicted, truth: truth, classes: labels.names.count)
         case .meanSquaredError: metrics = ClassificationMetrics.regression(predicted: values, truth: targets)
         case .binaryCrossEntropy: metrics = ClassificationMetrics.multiLabel(predicted: predictedSets, truth: truthSets)
+        }
+        metrics["loss"] = lossSum / max(counted, 1)
+        return metrics
+    }
+}
+
+extension ClassificationTrainer {
+    /// run_ner's evaluation: per sentence, the tokens whose target is not -100 (each word's first token, or every
+    /// labelled token with `labelAllTokens`), predicted label by arg max against the true one, scored by seqeval
+    /// (`options.strictScheme`: strict mode in that scheme, else its default mode); the loss the mean over batches'
+    /// token means weighted by sentences, as the Trainer's evaluation loop averages.
+    func tokenEvaluation(_ examples: [Prepared]) throws -> [String: Double] {
+        var random = SeededRandom(seed: 0)
+        var lossSum = 0.0, counted = 0.0
+        var truth: [[String]] = [], predicted: [[String]] = []
+        let c = labels.names.count
+        var start = 0
+        while start < examples.count {
+            let indices = Array(examples.indices)[start..<min(start + options.batchSize, examples.count)]
+            start += options.batchSize
+            let batch = batch(examples, indices)
+            let s = batch.ids.first?.count ?? 0
+            let logits = try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, random: &random)
+            if batch.targets.contains(where: { $0 != -100 }) {
+                let (loss, _) = try Loss.crossEntropy.evaluate(logits, targets: batch.targets)
+                lossSum += loss * Double(indices.count)
+                counted += Double(indices.count)
+            }
+            for row in 0..<indices.count {
+                var sentenceTruth: [String] = [], sentencePrediction: [String] = []
+                for position in 0..<s where batch.targets[row * s + position] != -100 {
+                    let base = (row * s + position) * c
+                    let scores = (0..<c).map { logits[base + $0] }
+                    sentencePrediction.append(labels.names[scores.indices.max { scores[$0] < scores[$1] } ?? 0])
+                    sentenceTruth.append(labels.names[Int(batch.targets[row * s + position])])
+                }
+                truth.append(sentenceTruth)
+                predicted.append(sentencePrediction)
+            }
+        }
+        let scores = try EntityMetrics.scores(truth: truth, predicted: predicted, mode: options.strictScheme.map { .strict($0) } ?? .lenient)
+        var metrics: [String: Double] = [:]
+        for (key, value) in scores {
+            metrics[key.hasPrefix("overall_") ? String(key.dropFirst("overall_".count)) : key] = value
         }
         metrics["loss"] = lossSum / max(counted, 1)
         return metrics

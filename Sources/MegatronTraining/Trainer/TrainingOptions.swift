@@ -20,6 +20,16 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
     /// The metric that picks the best model: "loss" (lower is better) or "accuracy", "f1", "matthews_correlation",
     /// "pearson", "spearman" (higher is better).
     public var metric = "loss"
+    /// NER: every token of a word carries its label (a `B-` label as its `I-` on the word's later tokens), not only
+    /// the first (run_ner's `--label_all_tokens`).
+    public var labelAllTokens: Bool {
+        get { labelsEveryToken ?? false }
+        set { labelsEveryToken = newValue ? true : nil }
+    }
+    /// `labelAllTokens` as stored: optional, so that checkpoints written before it existed still read (as off).
+    var labelsEveryToken: Bool?
+    /// NER: evaluate in seqeval's strict mode for this scheme (nil: its default mode).
+    public var strictScheme: TagScheme?
     /// Stop after this many evaluations without improvement (nil: never).
     public var earlyStopping: Int?
     /// Train only the top this many encoder layers and the head (0: the head only; nil: everything).
@@ -51,8 +61,8 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         if let trainLayers, trainLayers < 0 { throw TrainingError("--train-layers must not be negative (0: the head only)") }
         if let saveEvery, saveEvery < 1 { throw TrainingError("--save-every must be at least 1") }
         guard saveTotalLimit >= 1 else { throw TrainingError("--save-total-limit must be at least 1") }
-        guard ["loss", "accuracy", "f1", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
-            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, matthews_correlation, pearson, spearman, mse")
+        guard ["loss", "accuracy", "f1", "precision", "recall", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
+            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), matthews_correlation, pearson, spearman, mse")
         }
     }
 
@@ -64,7 +74,8 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
                 ("--batch-size", "\(batchSize)"), ("--gradient-accumulation", "\(gradientAccumulation)"),
                 ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
                 ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
-                ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off")]
+                ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off"),
+                ("--label-all-tokens", labelAllTokens ? "on" : "off")]
     }
 
     /// Whether a larger value of `metric` is better.
