@@ -41,14 +41,10 @@ public enum LabeledTexts {
     }
 
     /// At most this many bytes are read from one file (larger files: split them).
-    public static let sizeLimit = 4 << 30
+    public static let sizeLimit = DataFile.sizeLimit
 
     public static func read(_ path: String, columns: Columns) throws -> [LabeledText] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw TrainingError("cannot read \(path): no such file, or not readable") }
-        defer { try? handle.close() }
-        let data = try handle.readToEnd() ?? Data()
-        guard data.count <= sizeLimit else { throw TrainingError("\(path) is over \(sizeLimit >> 30) GB: split it") }
-        guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(path) is not UTF-8 text") }
+        let text = try DataFile.text(path)
         let lower = path.lowercased()
         let examples: [LabeledText]
         if lower.hasSuffix(".csv") || lower.hasSuffix(".tsv") || lower.hasSuffix(".txt") {
@@ -62,19 +58,7 @@ public enum LabeledTexts {
 
     static func jsonLines(_ text: String, path: String, columns: Columns) throws -> [LabeledText] {
         var examples: [LabeledText] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { continue }
-            let location = "\(path):\(index + 1)"
-            let object: [String: JSONValue]
-            do {
-                guard let parsed = try JSONValue.parse(Data(trimmed.utf8)).object else { throw TrainingError("\(location): not a JSON object") }
-                object = parsed
-            } catch let error as TrainingError {
-                throw error
-            } catch {
-                throw TrainingError("\(location): not valid JSON: \(error)")
-            }
+        for (object, location) in try DataFile.jsonObjects(text, path: path) {
             guard let value = object[columns.text] else { throw TrainingError("\(location): no \"\(columns.text)\" (the text column; --text-column names another)") }
             guard let text = value.string else { throw TrainingError("\(location): \"\(columns.text)\" is not text: \(value)") }
             var pair: String?

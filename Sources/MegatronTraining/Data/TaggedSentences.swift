@@ -32,15 +32,8 @@ public struct TaggedSentence: Sendable, Equatable {
 /// sentences[0].words  // ["EU", "rejects", "German", "call", …]
 /// ```
 public enum TaggedSentences {
-    /// At most this many bytes are read from one file.
-    public static let sizeLimit = 4 << 30
-
     public static func read(_ path: String, tokenColumn: Int = 1, tagColumn: Int? = nil) throws -> [TaggedSentence] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw TrainingError("cannot read \(path): no such file, or not readable") }
-        defer { try? handle.close() }
-        let data = try handle.readToEnd() ?? Data()
-        guard data.count <= sizeLimit else { throw TrainingError("\(path) is over \(sizeLimit >> 30) GB: split it") }
-        guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(path) is not UTF-8 text") }
+        let text = try DataFile.text(path)
         let lower = path.lowercased()
         let sentences = lower.hasSuffix(".jsonl") || lower.hasSuffix(".json")
             ? try jsonLines(text, path: path)
@@ -71,8 +64,7 @@ public enum TaggedSentences {
             words = []
             tags = []
         }
-        // Lines end in "\n" or "\r\n" (one Character in Swift).
-        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        for (index, line) in DataFile.lines(text).enumerated() {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             guard !fields.isEmpty else { close(); continue }
             if fields[0] == "-DOCSTART-" { close(); continue }
@@ -97,19 +89,7 @@ public enum TaggedSentences {
 
     static func jsonLines(_ text: String, path: String) throws -> [TaggedSentence] {
         var sentences: [TaggedSentence] = []
-        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { continue }
-            let location = "\(path):\(index + 1)"
-            let object: [String: JSONValue]
-            do {
-                guard let parsed = try JSONValue.parse(Data(trimmed.utf8)).object else { throw TrainingError("\(location): not a JSON object") }
-                object = parsed
-            } catch let error as TrainingError {
-                throw error
-            } catch {
-                throw TrainingError("\(location): not valid JSON: \(error)")
-            }
+        for (object, location) in try DataFile.jsonObjects(text, path: path) {
             if let tokens = object["tokens"] {
                 guard let words = tokens.array?.compactMap(\.string), words.count == tokens.array?.count else {
                     throw TrainingError("\(location): \"tokens\" must be a list of strings")
