@@ -218,4 +218,17 @@ import TensorFiles
             #expect(error.description.contains("ner:4") && error.description.contains("B-PLANT"), "\(error)")
         }
     }
+    /// Words past --max-length are counted in a warning, and left without labels (run_ner drops them the same way).
+    @Test func wordsPastTheLimitAreReported() throws {
+        var options = Self.options()
+        options.maxLength = 5
+        let tagger = try Self.tagger(options)
+        var warnings: [String] = []
+        tagger.warn = { warnings.append($0) }
+        let sentence = TaggedSentence(words: ["the", "red", "cat", "runs", "on", "the"], tags: ["O", "B-COLOR", "B-ANIMAL", "O", "O", "O"],
+                                      location: "x:1")
+        let prepared = try tagger.prepare(tagged: [sentence, TaggedSentence(words: ["a", "dog"], tags: ["O", "B-ANIMAL"], location: "x:2")])
+        #expect(prepared[0].targets == [-100, 3, 1, 0, -100] && prepared[1].targets == [-100, 3, 0, -100])
+        #expect(warnings == ["1 of 2 sentences are longer than 5 tokens: 3 words past --max-length go unlabelled (raise --max-length)"], "\(warnings)")
+    }
 }

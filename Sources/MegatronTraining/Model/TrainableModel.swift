@@ -4,8 +4,9 @@ import MegatronModel
 
 /// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a classification head — a sequence's
 /// (`…ForSequenceClassification`: pooler, dropout, classifier) or every token's (`…ForTokenClassification`: dropout,
-/// classifier, no pooler) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One `step` runs the forward pass, the loss and the backward pass, adding every
-/// parameter's gradient; the optimizer is separate.
+/// classifier, no pooler) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One
+/// `step` runs the forward pass, the loss and the backward pass, adding every parameter's gradient; the optimizer is
+/// separate.
 ///
 /// ```swift
 /// let source = try ModelSource.open("/models/my-classifier")
@@ -190,8 +191,8 @@ public final class TrainableModel: @unchecked Sendable {
         var dropped: Tensor  // the classifier's input
     }
 
-    /// The logits of one batch — (B, labels), or (B·S, labels) for tokens —: ids, types and mask (B, S). With `training`, dropout at the model's rates
-    /// (masks drawn from `random`), else none.
+    /// The logits of one batch — (B, labels), or (B·S, labels) for tokens —: ids, types and mask (B, S). With
+    /// `training`, dropout at the model's rates (masks drawn from `random`), else none.
     public func logits(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool = false,
                        random: inout SeededRandom) throws -> Tensor {
         try forward(ids: ids, types: types, mask: mask, training: training, random: &random).logits

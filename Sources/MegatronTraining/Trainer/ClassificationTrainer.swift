@@ -16,7 +16,8 @@ import TensorFiles
 /// let summary = try trainer.run(train: examples, eval: held, output: "./my-classifier", tokenizerDirectory: dir)
 /// print(summary.best ?? [:])
 /// // NER: a token-classification model, tagged sentences.
-/// let tagger = try ClassificationTrainer(model: tokenModel, tokenizer: tokenizer, labels: try LabelSet(tagged: sentences), options: options)
+/// let tagger = try ClassificationTrainer(model: tokenModel, tokenizer: tokenizer, labels: try LabelSet(tagged: sentences),
+///                                        options: options)
 /// _ = try tagger.run(tagged: sentences, eval: dev, output: "./my-ner", tokenizerDirectory: dir)
 /// ```
 public final class ClassificationTrainer {
@@ -59,8 +60,7 @@ public final class ClassificationTrainer {
             }
             if truncated {
                 cutSentences += 1
-                let kept = Set(encoding.wordIDs.compactMap { $0 })
-                cutWords += sentence.words.indices.filter { !kept.contains($0) && $0 > (kept.max() ?? -1) }.count
+                cutWords += sentence.words.count - 1 - (encoding.wordIDs.compactMap { $0 }.max() ?? -1)  // the words after the last kept
             }
             return Prepared(encoding: encoding, targets: TokenAlignment.targets(wordIDs: encoding.wordIDs, labels: labelIndices,
                                                                                 labelAllTokens: options.labelAllTokens, inside: inside))
