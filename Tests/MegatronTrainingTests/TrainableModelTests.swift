@@ -51,6 +51,29 @@ import TensorFiles
         }
     }
 
+    /// Sequences of one token (the [CLS] row is all there is, so the last layer's query rows and its keys are the same
+    /// rows): the logits are inference's, and the gradients central differences'.
+    @Test func oneTokenSequences() throws {
+        let source = try Self.source("megatron-single")
+        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), dropout: DropoutRates.none)
+        var random = SeededRandom(seed: 1)
+        func loss() throws -> Double {
+            model.zeroGradients()
+            return try model.step(ids: [[2], [7]], types: [[0], [1]], mask: [[1], [1]], targets: [0, 2], loss: .crossEntropy,
+                                  random: &random).loss
+        }
+        try Self.expectFiniteDifferences(model, [("bert.encoder.layer.1.attention.self.key.weight", 40),
+                                                 ("bert.encoder.layer.1.attention.self.value.weight", 41),
+                                                 ("bert.encoder.layer.1.attention.self.query.weight", 42),
+                                                 ("bert.encoder.layer.0.attention.self.value.weight", 43),
+                                                 ("bert.embeddings.word_embeddings.weight", 7 * 18 + 5)], loss)
+        let logits = try model.logits(ids: [[2], [7]], types: [[0], [1]], mask: [[1], [1]], random: &random)
+        let loaded = try MegatronBERTModel(path: GradientTests.fixtures + "/megatron-single", backend: CPUBackend())
+        let outputs = try loaded.forward(Batch(inputIDs: [[2], [7]], attentionMask: [[1], [1]], tokenTypeIDs: [[0], [1]]))
+        let inference = try #require(outputs.all.first { $0.name == "logits" }?.tensor)
+        #expect(zip(inference.toArray(), logits.toArray()).allSatisfy { abs($0 - $1) <= 1e-4 })
+    }
+
     /// A new head on an encoder saved alone (no `bert.` prefix, no classifier): drawn as transformers initialises one;
     /// without --new-head, or with a classifier of another label count, a clear error.
     @Test func aNewHeadOnABareEncoder() throws {
@@ -80,6 +103,27 @@ import TensorFiles
         }
     }
 
+    /// The backward pass's gradients of `checked` parameter elements (after one call of `loss`, which steps the model)
+    /// against central differences of `loss` (step 1e-2; within 2e-3 + 2% of the gradient).
+    static func expectFiniteDifferences(_ model: TrainableModel, _ checked: [(String, Int)], _ loss: () throws -> Double,
+                                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+        _ = try loss()
+        var analytic: [Double] = []
+        for (name, index) in checked { analytic.append(Double(try #require(model.parameters[name]).gradient[index])) }
+        for ((name, index), expected) in zip(checked, analytic) {
+            let parameter = try #require(model.parameters[name])
+            let original = parameter.value[index], step: Float = 1e-2
+            parameter.value[index] = original + step
+            let up = try loss()
+            parameter.value[index] = original - step
+            let down = try loss()
+            parameter.value[index] = original
+            let numeric = (up - down) / (2 * Double(step))
+            #expect(abs(numeric - expected) <= 2e-3 + 2e-2 * abs(expected), "\(name)[\(index)]: numeric \(numeric), backward \(expected)",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
     /// With dropout on, the backward pass multiplies by the masks the forward pass drew: the gradient of the loss as a
     /// function of the weights (the same seed, so the same masks, at every evaluation) matches central differences.
     /// And the masks drop about the fraction asked.
@@ -93,23 +137,10 @@ import TensorFiles
             return try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
                                   targets: [2, 0, 1], loss: .crossEntropy, random: &random).loss
         }
-        _ = try loss()
         let checked = [("classifier.weight", 4), ("bert.pooler.dense.weight", 30), ("bert.encoder.layer.1.output.dense.weight", 100),
                        ("bert.encoder.layer.0.attention.self.query.weight", 17), ("bert.encoder.layer.0.intermediate.dense.bias", 5),
                        ("bert.embeddings.word_embeddings.weight", 17 * 18 + 3)]
-        var analytic: [Double] = []
-        for (name, index) in checked { analytic.append(Double(try #require(model.parameters[name]).gradient[index])) }
-        for ((name, index), expected) in zip(checked, analytic) {
-            let parameter = try #require(model.parameters[name])
-            let original = parameter.value[index], step: Float = 1e-2
-            parameter.value[index] = original + step
-            let up = try loss()
-            parameter.value[index] = original - step
-            let down = try loss()
-            parameter.value[index] = original
-            let numeric = (up - down) / (2 * Double(step))
-            #expect(abs(numeric - expected) <= 2e-3 + 2e-2 * abs(expected), "\(name)[\(index)]: numeric \(numeric), backward \(expected)")
-        }
+        try Self.expectFiniteDifferences(model, checked, loss)
         var random = SeededRandom(seed: 3)
         let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random)).toArray()
         let dropped = Double(mask.filter { $0 == 0 }.count) / 100_000

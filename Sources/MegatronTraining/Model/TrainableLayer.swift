@@ -123,7 +123,7 @@ struct TrainableLayer {
         let (dQueries, dKeysValues) = attention.backward(dContext, inputs: inputs, batch: b, sequence: s, saved: saved.attention,
                                                          products)
         var dAttentionInput: Tensor  // (N, H)
-        if inputs.queriesPerSequence == s {  // Q | K | V stacked
+        if inputs.queries === inputs.keysValues {  // Q | K | V stacked (every token's query)
             dAttentionInput = StackedLinear(parts: [query, key, value]).backward(dKeysValues, input: saved.attentionInput, products)
         } else {
             dAttentionInput = StackedLinear(parts: [key, value]).backward(dKeysValues, input: saved.attentionInput, products)
