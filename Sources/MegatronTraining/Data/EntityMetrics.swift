@@ -146,7 +146,16 @@ public enum TagScheme: String, Sendable, CaseIterable, Codable {
         Pattern(previous: previous == "*" ? anyPrefix : Set(previous), current: current == "*" ? anyPrefix : Set(current), types: types)
     }
 
-    var starts: [Pattern] {
+    /// The scheme's patterns, made once (`entities` reads them at every token).
+    struct Rules {
+        var starts: [Pattern], insides: [Pattern], ends: [Pattern]
+    }
+
+    private static let rules = Dictionary(uniqueKeysWithValues: allCases.map {
+        ($0, Rules(starts: $0.startPatterns, insides: $0.insidePatterns, ends: $0.endPatterns))
+    })
+
+    private var startPatterns: [Pattern] {
         switch self {
         case .iob1: [Self.p("O", "I", .any), Self.p("I", "I", .different), Self.p("B", "I", .any), Self.p("I", "B", .same), Self.p("B", "B", .same)]
         case .iob2: [Self.p("*", "B", .any)]
@@ -158,7 +167,7 @@ public enum TagScheme: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    var insides: [Pattern] {
+    private var insidePatterns: [Pattern] {
         switch self {
         case .iob1, .iob2: [Self.p("B", "I", .same), Self.p("I", "I", .same)]
         case .ioe1, .ioe2: [Self.p("I", "I", .same), Self.p("I", "E", .same)]
@@ -167,7 +176,7 @@ public enum TagScheme: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    var ends: [Pattern] {
+    private var endPatterns: [Pattern] {
         switch self {
         case .iob1: [Self.p("I", "I", .different), Self.p("I", "O", .any), Self.p("I", "B", .any), Self.p("B", "O", .any),
                      Self.p("B", "I", .different), Self.p("B", "B", .same)]
@@ -213,18 +222,19 @@ public enum TagScheme: String, Sendable, CaseIterable, Codable {
         for (tag, token) in zip(tags, tokens) where !allowed.contains(token.prefix) {
             throw TrainingError("the tag \(tag) is not an \(rawValue) tag (its prefixes: \(allowed.sorted().map(String.init).joined(separator: ", ")))")
         }
+        let rules = Self.rules[self]!
         var found: [EntityMetrics.Entity] = []
         var i = 0, previous = Token("O")
         while i < tokens.count {
             let token = tokens[i]
-            if matches(starts, previous: previous, current: token) {
+            if matches(rules.starts, previous: previous, current: token) {
                 // The closing "O" continues nothing, so `end` stops at it at the latest.
                 var end = i + 1, inside = token
-                while matches(insides, previous: inside, current: tokens[end]) {
+                while matches(rules.insides, previous: inside, current: tokens[end]) {
                     inside = tokens[end]
                     end += 1
                 }
-                if matches(ends, previous: tokens[end - 1], current: tokens[end]) {
+                if matches(rules.ends, previous: tokens[end - 1], current: tokens[end]) {
                     found.append(EntityMetrics.Entity(sentence: sentence, type: token.type, start: i, end: end))
                 }
                 i = end

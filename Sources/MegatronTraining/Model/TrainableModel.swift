@@ -266,7 +266,7 @@ public final class TrainableModel: @unchecked Sendable {
             poolerSaved = (x, preActivation)
             dropped = Activations.forward(preActivation, .tanh)
         } else {
-            dropped = TrainableLayer.copy(x)  // x is saved (BERT: the last layer's output)
+            dropped = rates.classifier > 0 ? TrainableLayer.copy(x) : x  // dropout works in place; x stays as it was
         }
         let classifierMask = Dropout(probability: rates.classifier).mask(count: dropped.count, &random)
         Dropout.apply(classifierMask, to: dropped)
@@ -281,7 +281,7 @@ public final class TrainableModel: @unchecked Sendable {
 
     /// dLogits (B, labels) or (B·S, labels) back through the head, the layers and the embeddings, every gradient added to.
     func backward(_ dLogits: Tensor, _ state: ForwardState) {
-        let b = state.batch, s = state.sequence, h = config.hiddenSize
+        let b = state.batch, s = state.sequence
         let dDropped = classifier.backward(dLogits, input: state.dropped, products)
         Dropout.apply(state.classifierMask, to: dDropped)
         var dx = dDropped  // (B·S, H) for tokens; (B, H) through the pooler, then (B·S, H) below the last layer

@@ -42,12 +42,12 @@ public struct AdamW: Sendable {
             let p = parameter.value.data, g = parameter.gradient.data, m = mTensor.data, v = vTensor.data
             let decay = parameter.decays ? Float(1 - learningRate * weightDecay) : 1
             inChunks(parameter.count) { range in
-                // Sixteen lanes at a time, then one: the same operations in the same order (each lane's bits are
-                // the scalar formula's).
+                // Sixteen lanes at a time, the tail through zero-padded lanes: the same operations in the same order
+                // (each lane's bits are the scalar formula's).
                 var i = range.lowerBound
                 while i + 16 <= range.upperBound {
                     Self.update(p + i, g + i, m + i, v + i, gradientScale: gradientScale, zeroing: zeroingGradients, decay: decay,
-                                b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps, as: SIMD16<Float>.self)
+                                b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps)
                     i += 16
                 }
                 let tail = range.upperBound - i
@@ -57,18 +57,19 @@ public struct AdamW: Sendable {
                     padded.initialize(repeating: 0, count: 64)
                     for (j, x) in [p, g, m, v].enumerated() { (padded + 16 * j).update(from: x + i, count: tail) }
                     Self.update(padded, padded + 16, padded + 32, padded + 48, gradientScale: gradientScale, zeroing: zeroingGradients,
-                                decay: decay, b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps, as: SIMD16<Float>.self)
+                                decay: decay, b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps)
                     for (j, x) in [p, g, m, v].enumerated() { (x + i).update(from: padded + 16 * j, count: tail) }
                 }
             }
         }
     }
 
-    /// AdamW's update of `V.scalarCount` consecutive parameters (torch's order of operations, lane by lane).
+    /// AdamW's update of 16 consecutive parameters (torch's order of operations, lane by lane).
     @inline(__always)
-    static func update<V: SIMD>(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                                _ v: UnsafeMutablePointer<Float>, gradientScale: Float, zeroing: Bool, decay: Float, b1: Float, b2: Float,
-                                stepSize: Float, correction2: Float, eps: Float, as: V.Type) where V.Scalar == Float {
+    static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                       _ v: UnsafeMutablePointer<Float>, gradientScale: Float, zeroing: Bool, decay: Float, b1: Float, b2: Float,
+                       stepSize: Float, correction2: Float, eps: Float) {
+        typealias V = SIMD16<Float>
         func load(_ x: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(x).loadUnaligned(as: V.self) }
         func store(_ value: V, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: value, as: V.self) }
         var gradient = load(g)

@@ -312,18 +312,24 @@ public final class ClassificationTrainer {
     /// Loss and seqeval's metrics on held-out tagged sentences, dropout off.
     public func evaluation(tagged sentences: [TaggedSentence]) throws -> [String: Double] { try evaluation(try prepare(tagged: sentences)) }
 
+    /// `body` with each batch of `batchSize` examples in order — their indices, the padded batch and the logits,
+    /// dropout off — for evaluation.
+    func evaluationBatches(_ examples: [Prepared],
+                           _ body: (Range<Int>, (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]), Tensor) throws -> Void) throws {
+        var random = SeededRandom(seed: 0)
+        for start in stride(from: 0, to: examples.count, by: options.batchSize) {
+            let indices = start..<min(start + options.batchSize, examples.count)
+            let batch = batch(examples, ArraySlice(indices))
+            try body(indices, batch, try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, random: &random))
+        }
+    }
+
     func evaluation(_ examples: [Prepared]) throws -> [String: Double] {
         if model.head == .tokenClassification { return try tokenEvaluation(examples) }
-        var random = SeededRandom(seed: 0)
         var lossSum = 0.0, counted = 0.0
         var predicted: [Int] = [], truth: [Int] = [], values: [Double] = [], targets: [Double] = []
         var predictedSets: [[Bool]] = [], truthSets: [[Bool]] = []
-        var start = 0
-        while start < examples.count {
-            let indices = Array(examples.indices)[start..<min(start + options.batchSize, examples.count)]
-            start += options.batchSize
-            let batch = batch(examples, indices)
-            let logits = try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, random: &random)
+        try evaluationBatches(examples) { indices, batch, logits in
             let (loss, _) = try labels.problem.evaluate(logits, targets: batch.targets)
             let c = labels.problem == .meanSquaredError ? 1 : labels.names.count
             lossSum += loss * Double(indices.count)
@@ -360,17 +366,11 @@ extension ClassificationTrainer {
     /// (`options.strictScheme`: strict mode in that scheme, else its default mode); the loss the mean over batches'
     /// token means weighted by sentences, as the Trainer's evaluation loop averages.
     func tokenEvaluation(_ examples: [Prepared]) throws -> [String: Double] {
-        var random = SeededRandom(seed: 0)
         var lossSum = 0.0, counted = 0.0
         var truth: [[String]] = [], predicted: [[String]] = []
         let c = labels.names.count
-        var start = 0
-        while start < examples.count {
-            let indices = Array(examples.indices)[start..<min(start + options.batchSize, examples.count)]
-            start += options.batchSize
-            let batch = batch(examples, indices)
+        try evaluationBatches(examples) { indices, batch, logits in
             let s = batch.ids.first?.count ?? 0
-            let logits = try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, random: &random)
             if batch.targets.contains(where: { $0 != -100 }) {
                 let (loss, _) = try Loss.crossEntropy.evaluate(logits, targets: batch.targets)
                 lossSum += loss * Double(indices.count)
