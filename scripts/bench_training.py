@@ -44,7 +44,7 @@ def step():
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step(); optimizer.zero_grad()
-step()
+step(); step()  # two warm-up steps, as bench-train: allocators and the optimizer's moments settle
 times = []; started = time.time()
 while len(times) < {min_runs} or time.time() - started < {min_seconds}:
     t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)

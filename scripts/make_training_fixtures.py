@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the training engine's gradient fixtures: tiny Megatron-BERT and BERT sequence classifiers (every
-problem_type) and token classifiers (labels per token, -100 ignored), one padded batch, and transformers' loss and
+problem_type), token classifiers (labels per token, -100 ignored) and question-answering models (start and end
+positions, one beyond the sequence and so ignored), one padded batch, and transformers' loss and
 every parameter's gradient from loss.backward() in float64 (dropout off: the models in eval mode).
 
     python3 -m venv /tmp/ref && /tmp/ref/bin/pip install 'torch==2.13.0+cpu' transformers safetensors
@@ -23,8 +24,9 @@ import sys
 import safetensors.torch
 import torch
 import transformers
-from transformers import (BertConfig, BertForSequenceClassification, BertForTokenClassification, MegatronBertConfig,
-                          MegatronBertForSequenceClassification, MegatronBertForTokenClassification)
+from transformers import (BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
+                          MegatronBertConfig, MegatronBertForQuestionAnswering, MegatronBertForSequenceClassification,
+                          MegatronBertForTokenClassification)
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "Tests/MegatronTrainingTests/Fixtures"
 
@@ -50,6 +52,13 @@ MODELS = {
     "bert-token": (BertConfig, BertForTokenClassification,
                    dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
                         max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 5, None),
+    # Question answering (qa_outputs: a start and an end logit per token), after the others for the same reason.
+    "megatron-qa": (MegatronBertConfig, MegatronBertForQuestionAnswering,
+                    dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                         max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 2, None),
+    "bert-qa": (BertConfig, BertForQuestionAnswering,
+                dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
+                     max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 2, None),
 }
 
 BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
@@ -63,6 +72,9 @@ BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
         # Per token: [CLS], [SEP] and padding -100, as run_ner aligns them, and one word's second piece (row 0).
         "token_classification": [[-100, 4, 1, -100, -100, 0, -100], [-100, 2, 3, -100, -100, -100, -100],
                                  [-100, 0, 4, 4, -100, -100, -100]],
+        # Question answering: row 1's start is past the sequence (7: ignored), row 2's end too (9, clamped to 7: ignored).
+        "start_positions": [1, 7, 2],
+        "end_positions": [2, 3, 9],
     },
 }
 
@@ -95,12 +107,20 @@ def main():
         directory = os.path.join(OUT, name)
         model.float().save_pretrained(directory, safe_serialization=True)
         model.double()
-        key = problem or "token_classification"
-        target = torch.tensor(BATCH["labels"][key], dtype=torch.float64 if key in ("regression", "multi_label_classification") else torch.long)
-        out = model(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
-                    token_type_ids=torch.tensor(BATCH["token_type_ids"]), labels=target)
+        qa = "QuestionAnswering" in model_class.__name__
+        key = "question_answering" if qa else problem or "token_classification"
+        inputs = dict(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
+                      token_type_ids=torch.tensor(BATCH["token_type_ids"]))
+        if qa:
+            out = model(**inputs, start_positions=torch.tensor(BATCH["labels"]["start_positions"]),
+                        end_positions=torch.tensor(BATCH["labels"]["end_positions"]))
+            logits = torch.stack([out.start_logits, out.end_logits], dim=-1)  # (B, S, 2), as qa_outputs gives them
+        else:
+            target = torch.tensor(BATCH["labels"][key], dtype=torch.float64 if key in ("regression", "multi_label_classification") else torch.long)
+            out = model(**inputs, labels=target)
+            logits = out.logits
         out.loss.backward()
-        expected = {"loss": out.loss.detach().reshape(1), "logits": out.logits.detach()}
+        expected = {"loss": out.loss.detach().reshape(1), "logits": logits.detach()}
         for pname, p in model.named_parameters():
             expected["grad." + pname] = p.grad.detach().clone()
         safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))

@@ -9,7 +9,7 @@ struct BenchTrainCommand: ParsableCommand {
         discussion: """
         Each run is one optimizer step on one batch of random ids: forward with dropout as config.json says, \
         cross-entropy, backward, clipping at 1.0, AdamW — what the Hugging Face Trainer does per step. Each point \
-        runs once to warm up, then for at least --min-seconds and --min-runs; tokens/s from the median and the best \
+        runs twice to warm up (the buffer pool and the optimizer's moments settle after two steps), then for at least --min-seconds and --min-runs; tokens/s from the median and the best \
         run. --random-weights builds the 345M Megatron-BERT shape with a 2-label classifier.
         Compare with PyTorch on the same machine, in one run: python3 scripts/bench_training.py.
 
@@ -85,7 +85,7 @@ struct BenchTrainCommand: ParsableCommand {
                     _ = try network.step(ids: ids, types: types, mask: mask, targets: targets, loss: loss, random: &random)
                     optimizer.clippedStep(parameters, learningRate: 5e-5, maxNorm: 1)  // and the gradients zeroed
                 }
-                try step()  // warm-up (and the optimizer's moments)
+                try step(); try step()  // warm-up: the buffer pool reaches its steady state at the second step
                 let times = try BenchCommand.timedRuns(minRuns: minRuns, minSeconds: minSeconds, step)
                 let median = times[times.count / 2], tokens = Double(b * s)
                 if json {

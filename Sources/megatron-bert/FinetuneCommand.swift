@@ -9,8 +9,8 @@ import Glibc
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, serve and transformers load.",
-        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self]
+        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, qa, serve and transformers load.",
+        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self, FinetuneQACommand.self]
     )
 }
 
@@ -40,7 +40,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Tokens per example, cut on the right (default: the model's limit).") var maxLength: Int?
     @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
-    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner).") var metric: String = "loss"
+    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa).") var metric: String = "loss"
     @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
     @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
     @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
@@ -79,8 +79,11 @@ struct FinetuneOptions: ParsableArguments {
     func network(_ source: ModelSource, head: ModelHead, labels: Int) throws -> TrainableModel {
         var config = source.config
         config.numLabels = labels
-        let hasHead = source.tensors["classifier.weight"] != nil
-        if !hasHead && !quiet { note("\(model) has no classifier: a new one is trained for \(labels) label(s)") }
+        let hasHead = source.tensors[head == .questionAnswering ? "qa_outputs.weight" : "classifier.weight"] != nil
+        if !hasHead && !quiet {
+            note(head == .questionAnswering ? "\(model) has no qa_outputs: a new one is trained"
+                 : "\(model) has no classifier: a new one is trained for \(labels) label(s)")
+        }
         let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
         return try TrainableModel(config: config, tensors: source.tensors, products: products, head: head,
                                   newHead: newHead || !hasHead, seed: seed)
@@ -224,6 +227,63 @@ struct FinetuneNERCommand: ParsableCommand {
             }
             try common.run(trainer) {
                 try trainer.run(tagged: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
+                                resume: common.resume)
+            }
+        }
+    }
+}
+
+struct FinetuneQACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qa",
+        abstract: "Fine-tune extractive question answering (SQuAD v1.1 / v2.0), as transformers' run_qa does.",
+        discussion: """
+        Data: SQuAD JSON (v1.1 or v2.0: data → paragraphs → context and qas with id, question, answers \
+        [{text, answer_start}], is_impossible) or JSON Lines {"id", "question", "context", "answers": {"text": [...], \
+        "answer_start": [...]}}; every answer must sit at its answer_start (characters from 0). Features as run_qa's: \
+        [CLS] question [SEP] context [SEP] windows of --max-length tokens (384) over the context, neighbours sharing \
+        --doc-stride tokens (128), each window trained towards the first answer's tokens, or [CLS] when it does not \
+        hold the answer or the question has none. Evaluation runs our `qa` pipeline's post-processing (spans of at \
+        most --max-answer-length tokens, widened to whole words) and scores as the official SQuAD v2.0 script does: \
+        exact, f1, and HasAns / NoAns splits with unanswerable questions. With unanswerable questions in the data (or \
+        --version-2-with-negative) an answer is "" when log p(no answer) - log p(best span) exceeds \
+        --null-score-diff-threshold (0). Training is the Trainer's, as in `finetune classify` (checkpoints, --resume, \
+        early stopping, --bf16, --train-layers); the output loads in transformers' AutoModelForQuestionAnswering and in \
+        our `qa` and `serve`.
+
+        Examples:
+          megatron-bert finetune qa --model ./megatron-bert-cased-345m --train train-v1.1.json --eval dev-v1.1.json --output ./squad --metric f1
+          megatron-bert finetune qa --model M --train train-v2.0.json --eval dev-v2.0.json --output out --null-score-diff-threshold 1.5
+        """
+    )
+
+    @OptionGroup var common: FinetuneOptions
+    @Option(help: "Tokens shared by neighbouring windows of a long context.") var docStride: Int = 128
+    @Option(help: "Evaluation: the most tokens an answer may span.") var maxAnswerLength: Int = 30
+    @Option(help: "Evaluation with unanswerable questions: answer \"\" when log p(no answer) - log p(best span) is over this.") var nullScoreDiffThreshold: Double = 0
+    @Flag(help: "Questions may have no answer (SQuAD v2.0); on by itself when the data hold an unanswerable question.") var version2WithNegative = false
+
+    func run() throws {
+        try reportingErrors {
+            var options = try common.trainingOptions()
+            options.maxLength = options.maxLength ?? 384
+            options.docStride = docStride
+            options.maxAnswerLength = maxAnswerLength
+            options.nullScoreDiffThreshold = nullScoreDiffThreshold
+            try options.validate()
+            let training = try QuestionAnswers.read(common.train)
+            let evaluation = try common.eval.map { try QuestionAnswers.read($0) }
+            let unanswerable = training.filter { $0.answers.isEmpty }.count
+            options.versionTwoWithNegative = version2WithNegative || unanswerable > 0 || evaluation?.contains { $0.answers.isEmpty } == true
+            let source = try ModelSource.open(common.model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
+            let network = try common.network(source, head: .questionAnswering, labels: 2)
+            let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: .answerSpans, options: options)
+            if !common.quiet {
+                note("fine-tuning \(network.config.architecture.rawValue) for question answering on \(training.count) questions\(unanswerable > 0 ? " (\(unanswerable) unanswerable: SQuAD v2.0 evaluation)" : ""), \(trainer.maxLength) tokens per window, doc stride \(docStride)")
+            }
+            try common.run(trainer) {
+                try trainer.run(questions: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
                                 resume: common.resume)
             }
         }

@@ -7,7 +7,8 @@ import TensorFiles
 
 /// Every parameter's gradient against transformers' `loss.backward()` in float64 on the same weights and batch
 /// (scripts/make_training_fixtures.py; dropout off), both architectures, every `problem_type` of sequence
-/// classification and token classification (labels per token, -100 ignored): max |Δ| within
+/// classification, token classification (labels per token, -100 ignored) and question answering (start and end
+/// positions, those past the sequence ignored): max |Δ| within
 /// 1e-4 of the gradient's largest magnitude (the bound), the loss and logits within 1e-5.
 @Suite struct GradientTests {
     static let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
@@ -34,20 +35,30 @@ import TensorFiles
         }
     }
 
-    @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel", "megatron-token", "bert-token"])
+    @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel", "megatron-token", "bert-token",
+                      "megatron-qa", "bert-qa"])
     func everyGradientMatchesPyTorch(name: String) throws {
         let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/batch.json")))
         let source = try ModelSource.open(Self.fixtures + "/" + name)
-        let tokens = source.config.architectures.first?.hasSuffix(ModelHead.tokenClassification.rawValue) == true
-        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(),
-                                       head: tokens ? .tokenClassification : .sequenceClassification)
-        let problem = tokens ? "token_classification" : try #require(source.config.problemType)
-        let loss = tokens ? .crossEntropy : try #require(Loss(rawValue: problem))
-        let targets = try #require(batch.labels[problem]).flatMap(\.values)
+        let head = try #require(ModelHead.allCases.first { source.config.architectures.first?.hasSuffix($0.rawValue) == true })
+        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(), head: head)
         var random = SeededRandom(seed: 1)
         model.zeroGradients()
-        let (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
+        let value: Double, logits: Tensor
+        if head == .questionAnswering {
+            let starts = try #require(batch.labels["start_positions"]).flatMap(\.values).map { Int($0) }
+            let ends = try #require(batch.labels["end_positions"]).flatMap(\.values).map { Int($0) }
+            (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask, random: &random) {
+                try SpanLoss.evaluate($0, starts: starts, ends: ends)
+            }
+        } else {
+            let tokens = head == .tokenClassification
+            let problem = tokens ? "token_classification" : try #require(source.config.problemType)
+            let loss = tokens ? .crossEntropy : try #require(Loss(rawValue: problem))
+            let targets = try #require(batch.labels[problem]).flatMap(\.values)
+            (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
                                              targets: targets, loss: loss, random: &random)
+        }
         let expected = try SafeTensorsFile(path: Self.fixtures + "/\(name).expected.safetensors").tensors
         let expectedLoss = try #require(expected["loss"]).toDoubles()[0]
         #expect(abs(value - expectedLoss) <= 1e-5 * max(1, abs(expectedLoss)), "loss \(value) vs \(expectedLoss)")
@@ -55,9 +66,11 @@ import TensorFiles
         #expect(zip(logits.toArray(), expectedLogits).allSatisfy { abs(Double($0) - $1) <= 1e-5 }, "logits")
         let gradientNames = Set(expected.keys.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) })
         #expect(gradientNames == Set(model.parameters.keys), "parameters: ours \(model.parameters.count), PyTorch's \(gradientNames.count)")
-        // The key biases' gradient is zero in exact arithmetic (softmax ignores a constant added to a row of scores:
-        // q·b_k is one); PyTorch's float64 leaves ~1e-17, our FP32 ~1e-9. Those are held to 1e-6 of the model's largest
-        // gradient instead of their own (zero) magnitude.
+        // Some gradients are zero in exact arithmetic — the key biases' (softmax ignores a constant added to a row of
+        // scores: q·b_k is one), and for question answering qa_outputs' bias and the last LayerNorm's bias (a constant
+        // added to every start or end logit of a sequence) —; PyTorch's float64 leaves ~1e-17, our FP32 ~1e-8. Those
+        // (references under 1e-12 of the model's largest gradient) are held to 1e-6 of the largest instead of their own
+        // (zero) magnitude.
         var references: [String: [Double]] = [:]
         for parameterName in model.parameters.keys {
             references[parameterName] = try #require(expected["grad." + parameterName]).toDoubles()
@@ -69,11 +82,11 @@ import TensorFiles
             let ours = parameter.gradient.toArray()
             #expect(ours.count == reference.count, "\(parameterName)")
             let difference = zip(ours, reference).map { abs(Double($0) - $1) }.max() ?? 0
-            if parameterName.hasSuffix("attention.self.key.bias") {
+            let scale = reference.map(abs).max() ?? 0
+            if scale <= 1e-12 * largest {
                 #expect(difference <= 1e-6 * largest, "\(name) \(parameterName): max |Δ| \(difference), model's largest gradient \(largest)")
                 continue
             }
-            let scale = reference.map(abs).max() ?? 0
             let ratio = difference / max(scale, 1e-30)
             if ratio > worstRatio { (worstRatio, worstName) = (ratio, parameterName) }
             #expect(difference <= 1e-4 * scale, "\(name) \(parameterName): max |Δ| \(difference), largest gradient \(scale)")

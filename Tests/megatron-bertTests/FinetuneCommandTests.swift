@@ -97,6 +97,58 @@ import Testing
         #expect(tagged.stdout.contains("PER") && tagged.stdout.contains("LOC"), "\(tagged.stdout)")
     }
 
+    /// SQuAD v2.0 JSON from the fixture vocabulary's words: "Where does John live?" about contexts that say where he
+    /// lives (Paris, London, New York) among other words, and one in five that does not (unanswerable).
+    static func squad(_ count: Int, seed: UInt64) -> String {
+        let places = ["Paris", "London", "New York"]
+        let others = "the capital of France is a city in Europe and works at Google river long very big small old".split(separator: " ").map(String.init)
+        var state = seed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % bound
+        }
+        var questions: [[String: Any]] = []
+        for i in 0..<count {
+            var context = (0..<(2 + next(8))).map { _ in others[next(others.count)] }.joined(separator: " ")
+            var answers: [[String: Any]] = []
+            if i % 5 != 0 {
+                let place = places[next(places.count)]
+                let before = context + " . John lives in "
+                answers = [["text": place, "answer_start": before.unicodeScalars.count]]
+                context = before + place + " . " + (0..<(1 + next(6))).map { _ in others[next(others.count)] }.joined(separator: " ")
+            }
+            questions.append(["context": context, "qas": [["id": "q\(i)", "question": "Where does John live ?", "answers": answers,
+                                                         "is_impossible": answers.isEmpty]]])
+        }
+        let data = try! JSONSerialization.data(withJSONObject: ["version": "v2.0", "data": [["title": "t", "paragraphs": questions]]])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func aReaderLearnsAndQARunsIt() throws {
+        let train = try Self.write(Self.squad(160, seed: 1), "qa-train.json"), dev = try Self.write(Self.squad(40, seed: 2), "qa-dev.json")
+        let output = CLI.temporaryPath("finetuned-qa")
+        let ran = try CLI.run(["finetune", "qa", "--model", TaskCommandTests.models + "/qa", "--train", train, "--eval", dev, "--output", output,
+                               "--learning-rate", "3e-3", "--epochs", "6", "--metric", "f1", "--max-length", "24", "--doc-stride", "8"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("on 160 questions (32 unanswerable: SQuAD v2.0 evaluation), 24 tokens per window, doc stride 8"), "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let scores = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(scores.count == 6 && scores.allSatisfy { $0["eval_exact"] is Double && $0["eval_HasAns_f1"] is Double && $0["eval_NoAns_total"] as? Double == 8 })
+        let f1 = scores.compactMap { $0["eval_f1"] as? Double }
+        #expect((f1.max() ?? 0) >= 80, "it learns where John lives: \(f1)")
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForQuestionAnswering"])
+        let answered = try CLI.run(["qa", "--model", output, "--device", "cpu", "--json", "--question", "Where does John live ?",
+                                    "--context", "the city of Europe is big . John lives in London . and works at Google"])
+        #expect(answered.status == 0, "\(answered.stderr)")
+        let answers = try JSONSerialization.jsonObject(with: Data(answered.stdout.utf8)) as? [[[String: Any]]]
+        #expect(answers?.first?.first?["answer"] as? String == "London", "\(answered.stdout)")
+        // An answer that is not where answer_start says is an error naming the question.
+        let moved = try Self.write(#"{"question": "q", "context": "abc def", "answers": {"text": ["def"], "answer_start": [3]}}"#, "moved.jsonl")
+        let refused = try CLI.run(["finetune", "qa", "--model", TaskCommandTests.models + "/qa", "--train", moved, "--output", CLI.temporaryPath("never")])
+        #expect(refused.status != 0 && refused.stderr.contains("moved.jsonl:1: the answer \"def\" is not at answer_start 3"), "\(refused.stderr)")
+    }
+
     @Test(arguments: [
         ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
         ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),

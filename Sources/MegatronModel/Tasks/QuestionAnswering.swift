@@ -74,28 +74,20 @@ public struct QuestionAnsweringTask: ModelTask {
 
     /// Per question, the `topK` answers over all its windows, best first.
     public func finish(_ outputs: [RowOutput], plan: RowOwners<QuestionInput>) throws -> [[Answer]] {
-        var candidates = [[(answer: Answer, window: Int, rank: Int)]](repeating: [], count: plan.inputs.count)
-        var noAnswer = [Double](repeating: 1e6, count: plan.inputs.count)
-        let contexts = plan.inputs.map { Array($0.context.unicodeScalars) }
+        var windows = [[Encoding]](repeating: [], count: plan.inputs.count)
+        var logits = [[(start: [Float], end: [Float])]](repeating: [], count: plan.inputs.count)
         for (index, output) in outputs.enumerated() {
             guard case .questionAnswering(let start, let end)? = output.head else {
                 throw missingOutput("start and end logits", task: "question answering")
             }
-            let window = plan.rows[index].encodings[0], owner = plan.owner[index]
-            let spans = start.withUnsafeBufferPointer { s in
-                end.withUnsafeBufferPointer { e in pipeline.bestSpans(window, start: s.baseAddress!, end: e.baseAddress!, options: options) }
-            }
-            if options.allowNoAnswer { noAnswer[owner] = min(noAnswer[owner], spans.noAnswer) }
-            for (rank, span) in spans.best.enumerated() {
-                let range = pipeline.characters(of: span.start, span.end, in: window)
-                let text = String(String.UnicodeScalarView(contexts[owner][range]))
-                candidates[owner].append((Answer(score: span.score, start: range.lowerBound, end: range.upperBound, answer: text), index, rank))
-            }
+            windows[plan.owner[index]].append(plan.rows[index].encodings[0])
+            logits[plan.owner[index]].append((start, end))
         }
         return plan.inputs.indices.map { i in
-            var answers = candidates[i].sorted { ($0.window, $0.rank) < ($1.window, $1.rank) }.map(\.answer)
-            if options.allowNoAnswer { answers.append(Answer(score: noAnswer[i], start: 0, end: 0, answer: "")) }
-            // Stable: equal scores keep window order.
+            let found = AnswerSpans.answers(windows: windows[i], logits: logits[i], context: plan.inputs[i].context, options: options)
+            var answers = found.answers
+            if options.allowNoAnswer { answers.append(Answer(score: found.noAnswer, start: 0, end: 0, answer: "")) }
+            // Stable: equal scores keep window order, "no answer" last among them.
             return Array(answers.enumerated().sorted { ($0.element.score, -$0.offset) > ($1.element.score, -$1.offset) }
                 .map(\.element).prefix(options.topK))
         }
@@ -111,40 +103,5 @@ extension Pipeline {
     /// ```
     public func answer(_ inputs: [(question: String, context: String)], options: AnswerOptions = AnswerOptions()) throws -> [[Answer]] {
         try run(try QuestionAnsweringTask(pipeline: self, options: options), inputs.map { QuestionInput(question: $0.question, context: $0.context) })
-    }
-
-    /// The window's `topK` spans over context tokens, and its "no answer" score.
-    func bestSpans(_ window: Encoding, start: UnsafePointer<Float>, end: UnsafePointer<Float>, options: AnswerOptions)
-        -> (best: [(start: Int, end: Int, score: Double)], noAnswer: Double) {
-        let n = window.count
-        let allowed = (0..<n).map { $0 == 0 || window.sequenceIDs[$0] == 1 }  // context tokens and [CLS]
-        func probabilities(_ logits: UnsafePointer<Float>) -> [Double] {
-            var masked = (0..<n).map { allowed[$0] ? Float(logits[$0]) : -10000 }
-            return masked.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, count: n) }
-        }
-        var p = probabilities(start), q = probabilities(end)
-        let noAnswer = p[0] * q[0]
-        p[0] = 0
-        q[0] = 0
-        var spans: [(start: Int, end: Int, score: Double)] = []
-        for s in 1..<n where allowed[s] {
-            for e in s..<min(s + options.maxAnswerLength, n) where allowed[e] {
-                spans.append((s, e, p[s] * q[e]))
-            }
-        }
-        let scores = spans.map(\.score)
-        let best = topIndices(scores, among: Array(spans.indices), k: min(options.topK, spans.count)).map { spans[$0] }
-        return (best, noAnswer)
-    }
-
-    /// The characters of tokens `s...e`, widened to the whole words they start and end in (within the window).
-    func characters(of s: Int, _ e: Int, in window: Encoding) -> Range<Int> {
-        func wordRange(_ token: Int) -> Range<Int> {
-            guard let word = window.wordIDs[token] else { return window.offsets[token] }
-            let same = window.ids.indices.filter { window.wordIDs[$0] == word && window.sequenceIDs[$0] == 1 }
-            guard let first = same.first, let last = same.last else { return window.offsets[token] }
-            return window.offsets[first].lowerBound..<window.offsets[last].upperBound
-        }
-        return wordRange(s).lowerBound..<max(wordRange(s).lowerBound, wordRange(e).upperBound)
     }
 }

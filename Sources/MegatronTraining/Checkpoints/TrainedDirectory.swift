@@ -9,9 +9,9 @@ extension TrainableModel {
                                             "tokenizer.json", "special_tokens_map.json", "metrics.jsonl"]
 
     /// Writes the model as a Hugging Face directory that transformers' `AutoModelForSequenceClassification` (or
-    /// `…ForTokenClassification`) and our `classify` (`ner`) and `serve` load: config.json (`architectures`
-    /// `MegatronBertForSequenceClassification` or `BertForSequenceClassification`, or `…ForTokenClassification`,
-    /// `id2label` / `label2id`, `problem_type`), model.safetensors (FP32, every
+    /// `…ForTokenClassification`, `…ForQuestionAnswering`) and our `classify` (`ner`, `qa`) and `serve` load:
+    /// config.json (`architectures` `MegatronBertForSequenceClassification` or `BertForSequenceClassification`, or
+    /// `…ForTokenClassification`, `…ForQuestionAnswering`, `id2label` / `label2id`, `problem_type` but for QA), model.safetensors (FP32, every
     /// parameter under its name) and the tokenizer's files copied from `tokenizerDirectory`. Whole or not at all
     /// (`ModelDirectoryWriter`).
     ///
@@ -36,7 +36,7 @@ extension TrainableModel {
         config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + head.rawValue]
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
         config.numLabels = labels.count
-        config.problemType = problemType.rawValue
+        config.problemType = head == .questionAnswering ? nil : problemType.rawValue  // transformers' QA loss has no problem_type
         try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
         try SafeTensorsFile.write(Self.stored(parameterList.map { ($0.name, $0.value) }),
                                   to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])

@@ -54,6 +54,15 @@ public struct LabelSet: Sendable, Equatable {
         }
     }
 
+    /// Question answering's "labels": `qa_outputs`' two outputs (start, end), named as transformers names them in a new
+    /// config's `id2label`.
+    public static let answerSpans = LabelSet(problem: .crossEntropy, names: ["LABEL_0", "LABEL_1"])
+
+    init(problem: Loss, names: [String]) {
+        self.problem = problem
+        self.names = names
+    }
+
     /// The loss's target for one example: the class index, the value, or one 0/1 per class.
     public func targets(_ example: LabeledText) throws -> [Double] {
         switch (problem, example.label) {

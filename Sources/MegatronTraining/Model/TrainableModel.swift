@@ -2,9 +2,10 @@ import Foundation
 import MegatronBackend
 import MegatronModel
 
-/// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a classification head — a sequence's
-/// (`…ForSequenceClassification`: pooler, dropout, classifier) or every token's (`…ForTokenClassification`: dropout,
-/// classifier, no pooler) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One
+/// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a head — a sequence classifier
+/// (`…ForSequenceClassification`: pooler, dropout, classifier), every token's (`…ForTokenClassification`: dropout,
+/// classifier, no pooler) or an answer span's (`…ForQuestionAnswering`: `qa_outputs`, each token's start and end
+/// logit, no dropout) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One
 /// `step` runs the forward pass, the loss and the backward pass, adding every parameter's gradient; the optimizer is
 /// separate.
 ///
@@ -27,7 +28,7 @@ public final class TrainableModel: @unchecked Sendable {
     let layers: [TrainableLayer]
     let finalNorm: LayerNorm?  // Megatron's encoder.ln
     let pooler: Linear?  // (H, H), then tanh; sequence classification only
-    let classifier: Linear  // (labels, H)
+    let classifier: Linear  // (labels, H); question answering's qa_outputs (2, H)
     /// Dropout probabilities: after the embeddings and each block (hidden), on attention probabilities, before the
     /// classifier.
     public let dropout: DropoutRates
@@ -39,7 +40,8 @@ public final class TrainableModel: @unchecked Sendable {
     /// the checkpoint lacks) is drawn anew as transformers initialises it — normal(0, `initializer_range`) weights,
     /// zero biases — from `seed`, for `config.numLabels` labels.
     /// - Parameter dropout: the rates to train with (default: the config's); `.none` for evaluation and the checks.
-    /// - Parameter head: what the classifier reads: the pooled [CLS] token (labels per sequence) or every token.
+    /// - Parameter head: what the classifier reads: the pooled [CLS] token (labels per sequence) or every token (labels
+    ///   per token; for question answering, `qa_outputs`' start and end logits).
     public convenience init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts,
                             head: ModelHead = .sequenceClassification, dropout: DropoutRates? = nil, newHead: Bool = false,
                             seed: UInt64 = 42) throws {
@@ -61,21 +63,24 @@ public final class TrainableModel: @unchecked Sendable {
 
     init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts, head: ModelHead,
          dropout: DropoutRates?, newHead: Bool, seed: UInt64, randomWeights: Bool) throws {
-        guard head == .sequenceClassification || head == .tokenClassification else {
-            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification and token classification are")
+        guard [.sequenceClassification, .tokenClassification, .questionAnswering].contains(head) else {
+            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification, token classification and question answering are")
         }
         self.config = config
         self.head = head
-        let headName = head == .tokenClassification ? "token-classification" : "sequence-classification"
+        let headName = ["ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering"][head.rawValue]
+            ?? "sequence-classification"
         self.products = products
-        self.dropout = dropout ?? DropoutRates(config)
+        var rates = dropout ?? DropoutRates(config)
+        if head == .questionAnswering { rates.classifier = 0 }  // qa_outputs reads the encoder's output as it is
+        self.dropout = rates
         var parameters: [String: Parameter] = [:]
         let prefixed = tensors["bert.embeddings.word_embeddings.weight"] != nil
         var random = SeededRandom(seed: seed)
         func take(_ name: String, _ shape: [Int], decays: Bool = true) throws -> Parameter {
-            let head = name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.")
+            let head = Self.isHead(name)
             let stored = tensors[prefixed || !name.hasPrefix("bert.") ? name : String(name.dropFirst(5))]
-            if randomWeights || newHead && head && (name.hasPrefix("classifier.") || stored == nil) {
+            if randomWeights || newHead && head && (!name.hasPrefix("bert.pooler.") || stored == nil) {
                 let count = shape.reduce(1, *)
                 let values = name.hasSuffix(".bias") ? [Float](repeating: 0, count: count)
                     : !decays ? [Float](repeating: 1, count: count)  // a LayerNorm weight
@@ -86,7 +91,7 @@ public final class TrainableModel: @unchecked Sendable {
             }
             guard let stored else {
                 if head {
-                    throw TrainingError("the checkpoint has no \(name): it has no \(headName) head for these labels (start one with --new-head)")
+                    throw TrainingError("the checkpoint has no \(name): it has no \(headName) head\(name.hasPrefix("qa_outputs.") ? "" : " for these labels") (start one with --new-head)")
                 }
                 throw TrainingError("the checkpoint has no tensor \(name) (shape \(shape)), which a \(config.architecture.rawValue) \(headName) model needs")
             }
@@ -132,7 +137,7 @@ public final class TrainableModel: @unchecked Sendable {
         self.layers = layers
         finalNorm = megatron ? try norm("bert.encoder.ln") : nil
         pooler = head == .sequenceClassification ? try linear("bert.pooler.dense", out: h, in: h) : nil
-        classifier = try linear("classifier", out: config.numLabels, in: h)
+        classifier = head == .questionAnswering ? try linear("qa_outputs", out: 2, in: h) : try linear("classifier", out: config.numLabels, in: h)
         self.parameters = parameters
     }
 
@@ -154,11 +159,16 @@ public final class TrainableModel: @unchecked Sendable {
     /// Whether the parameter `name` trains under `trainedLayers`.
     public func isTrained(_ name: String) -> Bool {
         guard let trained = trainedLayers, trained < layers.count else { return true }
-        if name.hasPrefix("classifier.") || name.hasPrefix("bert.pooler.") { return true }
+        if Self.isHead(name) { return true }
         if name.hasPrefix("bert.encoder.ln.") { return trained > 0 }
         let prefix = "bert.encoder.layer."
         guard name.hasPrefix(prefix), let index = Int(name.dropFirst(prefix.count).prefix { $0 != "." }) else { return false }
         return index >= layers.count - trained
+    }
+
+    /// Whether `name` belongs to the head: the classifier (or `qa_outputs`) and the pooler.
+    static func isHead(_ name: String) -> Bool {
+        name.hasPrefix("classifier.") || name.hasPrefix("qa_outputs.") || name.hasPrefix("bert.pooler.")
     }
 
     /// Sets every gradient to zero.
@@ -205,8 +215,21 @@ public final class TrainableModel: @unchecked Sendable {
     /// - Returns: the loss (unscaled) and the logits (B, labels) or (B·S, labels).
     public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double], loss: Loss, lossScale: Double = 1,
                      random: inout SeededRandom) throws -> (loss: Double, logits: Tensor) {
+        try step(ids: ids, types: types, mask: mask, lossScale: lossScale, random: &random) { try loss.evaluate($0, targets: targets) }
+    }
+
+    /// `step` with any loss: `objective` takes the logits and gives the loss and ∂loss/∂logits (question answering:
+    /// `SpanLoss.evaluate` with the start and end positions).
+    ///
+    /// ```swift
+    /// let (loss, _) = try model.step(ids: ids, types: types, mask: mask, random: &random) {
+    ///     try SpanLoss.evaluate($0, starts: [5], ends: [7])
+    /// }
+    /// ```
+    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], lossScale: Double = 1, random: inout SeededRandom,
+                     objective: (Tensor) throws -> (loss: Double, gradient: Tensor)) throws -> (loss: Double, logits: Tensor) {
         let (logits, state) = try forward(ids: ids, types: types, mask: mask, training: true, random: &random)
-        let (value, dLogits) = try loss.evaluate(logits, targets: targets)
+        let (value, dLogits) = try objective(logits)
         if lossScale != 1 { for i in 0..<dLogits.count { dLogits.data[i] *= Float(lossScale) } }
         backward(dLogits, state)
         return (value, logits)

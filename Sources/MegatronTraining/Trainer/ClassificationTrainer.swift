@@ -124,8 +124,9 @@ public final class ClassificationTrainer {
     public func run(train: [LabeledText], eval: [LabeledText]?, output: String, tokenizerDirectory: String?,
                     resume: Bool = false) throws -> Summary {
         guard model.head == .sequenceClassification else { throw TrainingError("labelled texts train a sequence classifier; this model classifies tokens") }
-        return try run(examples: try prepare(train), held: try eval.map(prepare), output: output, tokenizerDirectory: tokenizerDirectory,
-                       resume: resume)
+        let held = try eval.map(prepare)
+        return try run(examples: try prepare(train), evaluate: held.map { held in { try self.evaluation(held) } }, output: output,
+                       tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     /// `run` for NER: a token classifier trained on tagged sentences, evaluated (with `eval`) with seqeval's entity
@@ -133,11 +134,15 @@ public final class ClassificationTrainer {
     public func run(tagged train: [TaggedSentence], eval: [TaggedSentence]?, output: String, tokenizerDirectory: String?,
                     resume: Bool = false) throws -> Summary {
         guard model.head == .tokenClassification else { throw TrainingError("tagged sentences train a token classifier; this model classifies sequences") }
-        return try run(examples: try prepare(tagged: train), held: try eval.map { try prepare(tagged: $0) }, output: output,
+        let held = try eval.map { try prepare(tagged: $0) }
+        return try run(examples: try prepare(tagged: train), evaluate: held.map { held in { try self.evaluation(held) } }, output: output,
                        tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
-    func run(examples: [Prepared], held: [Prepared]?, output: String, tokenizerDirectory: String?, resume: Bool) throws -> Summary {
+    /// The loop every task shares: `examples` trained on, `evaluate` (the held-out data's loss and metrics) called at
+    /// each evaluation.
+    func run(examples: [Prepared], evaluate evaluateHeld: (() throws -> [String: Double])?, output: String,
+             tokenizerDirectory: String?, resume: Bool) throws -> Summary {
         let directory = try RunDirectory(output)
         let microBatches = (examples.count + options.batchSize - 1) / options.batchSize
         let stepsPerEpoch = max(1, microBatches / options.gradientAccumulation)
@@ -179,9 +184,9 @@ public final class ClassificationTrainer {
             var line: [String: Any] = ["step": state.step, "epoch": Double(state.step) / Double(stepsPerEpoch),
                                        "learning_rate": schedule.rate(at: max(0, state.step - 1)),
                                        "loss": state.lossCount == 0 ? 0 : state.lossSum / Double(state.lossCount)]
-            var improved = held == nil
-            if let held {
-                let metrics = try evaluation(held)
+            var improved = evaluateHeld == nil
+            if let evaluateHeld {
+                let metrics = try evaluateHeld()
                 for (name, value) in metrics { line["eval_" + name] = value }
                 let value = metrics[options.metric] ?? metrics["loss"] ?? 0
                 let previous = state.best?[options.metric] ?? state.best?["loss"]
@@ -211,8 +216,9 @@ public final class ClassificationTrainer {
                 let indices = state.order[state.position..<min(state.position + options.batchSize, state.order.count)]
                 state.position += options.batchSize
                 let batch = batch(examples, indices)
-                let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask, targets: batch.targets,
-                                               loss: labels.problem, lossScale: 1 / Double(options.gradientAccumulation), random: &random)
+                let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask,
+                                               lossScale: 1 / Double(options.gradientAccumulation), random: &random,
+                                               objective: objective(batch.targets))
                 guard loss.isFinite else {
                     throw TrainingError("the loss became \(loss) at step \(state.step + 1) (epoch \(state.epoch + 1)): lower the learning rate (--learning-rate \(options.learningRate / 10)) or add warmup (--warmup-ratio 0.1)")
                 }
@@ -253,6 +259,15 @@ public final class ClassificationTrainer {
         }
         return Summary(steps: state.step, trainingLoss: state.totalCount == 0 ? 0 : state.totalLoss / Double(state.totalCount),
                        best: state.best, stoppedEarly: stoppedEarly, interrupted: interrupted, checkpoint: checkpoint)
+    }
+
+    /// The loss of a batch's logits against its targets: the labels' problem type, or for question answering the
+    /// start and end positions (`targets` holding each example's pair).
+    func objective(_ targets: [Double]) -> (Tensor) throws -> (loss: Double, gradient: Tensor) {
+        guard model.head == .questionAnswering else { return { [labels] in try labels.problem.evaluate($0, targets: targets) } }
+        let starts = stride(from: 0, to: targets.count, by: 2).map { Int(targets[$0]) }
+        let ends = stride(from: 1, to: targets.count, by: 2).map { Int(targets[$0]) }
+        return { try SpanLoss.evaluate($0, starts: starts, ends: ends) }
     }
 
     /// The state, weights and optimizer of the newest checkpoint in `directory`, checked against this run.

@@ -30,6 +30,30 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
     var labelsEveryToken: Bool?
     /// NER: evaluate in seqeval's strict mode for this scheme (nil: its default mode).
     public var strictScheme: TagScheme?
+    /// QA: tokens shared by neighbouring windows of a long context (run_qa's `--doc_stride`, 128).
+    public var docStride: Int {
+        get { windowStride ?? 128 }
+        set { windowStride = newValue }
+    }
+    /// QA: the most tokens an evaluated answer may span (run_qa's `--max_answer_length`, 30).
+    public var maxAnswerLength: Int {
+        get { answerTokens ?? 30 }
+        set { answerTokens = newValue }
+    }
+    /// QA with unanswerable questions (SQuAD v2.0): evaluation predicts no answer ("") when log p(no answer) −
+    /// log p(best span) is over this (run_qa's `--null_score_diff_threshold`, 0).
+    public var nullScoreDiffThreshold: Double {
+        get { nullThreshold ?? 0 }
+        set { nullThreshold = newValue }
+    }
+    /// QA: questions may have no answer (SQuAD v2.0; run_qa's `--version_2_with_negative`), and evaluation may predict
+    /// none.
+    public var versionTwoWithNegative: Bool {
+        get { negatives ?? false }
+        set { negatives = newValue }
+    }
+    // The QA settings as stored: optional, so that checkpoints written before them still read.
+    var windowStride: Int?, answerTokens: Int?, nullThreshold: Double?, negatives: Bool?
     /// Stop after this many evaluations without improvement (nil: never).
     public var earlyStopping: Int?
     /// Train only the top this many encoder layers and the head (0: the head only; nil: everything).
@@ -61,8 +85,11 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         if let trainLayers, trainLayers < 0 { throw TrainingError("--train-layers must not be negative (0: the head only)") }
         if let saveEvery, saveEvery < 1 { throw TrainingError("--save-every must be at least 1") }
         guard saveTotalLimit >= 1 else { throw TrainingError("--save-total-limit must be at least 1") }
-        guard ["loss", "accuracy", "f1", "precision", "recall", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
-            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), matthews_correlation, pearson, spearman, mse")
+        guard docStride >= 0 else { throw TrainingError("--doc-stride must not be negative") }
+        guard maxAnswerLength >= 1 else { throw TrainingError("--max-answer-length must be at least 1") }
+        guard nullScoreDiffThreshold.isFinite else { throw TrainingError("--null-score-diff-threshold must be a finite number") }
+        guard ["loss", "accuracy", "f1", "precision", "recall", "exact", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
+            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), exact (QA), matthews_correlation, pearson, spearman, mse")
         }
     }
 
@@ -75,7 +102,7 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
                 ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
                 ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
                 ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off"),
-                ("--label-all-tokens", labelAllTokens ? "on" : "off")]
+                ("--label-all-tokens", labelAllTokens ? "on" : "off"), ("--doc-stride", text(windowStride))]
     }
 
     /// Whether a larger value of `metric` is better.
