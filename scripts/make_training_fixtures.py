@@ -24,8 +24,9 @@ import sys
 import safetensors.torch
 import torch
 import transformers
-from transformers import (BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification,
-                          MegatronBertConfig, MegatronBertForQuestionAnswering, MegatronBertForSequenceClassification,
+from transformers import (BertConfig, BertForMultipleChoice, BertForQuestionAnswering, BertForSequenceClassification,
+                          BertForTokenClassification, MegatronBertConfig, MegatronBertForMultipleChoice,
+                          MegatronBertForQuestionAnswering, MegatronBertForSequenceClassification,
                           MegatronBertForTokenClassification)
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "Tests/MegatronTrainingTests/Fixtures"
@@ -59,7 +60,17 @@ MODELS = {
     "bert-qa": (BertConfig, BertForQuestionAnswering,
                 dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
                      max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 2, None),
+    # Multiple choice (a score per choice from the pooled output): the batch's rows as 2 examples of 3 choices.
+    "megatron-mc": (MegatronBertConfig, MegatronBertForMultipleChoice,
+                    dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                         max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 2, None),
+    "bert-mc": (BertConfig, BertForMultipleChoice,
+                dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
+                     max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 2, None),
 }
+
+# Multiple choice: example 0's choices are the batch's rows 0, 1, 2; example 1's rows 2, 0, 1.
+CHOICE_ROWS = [[0, 1, 2], [2, 0, 1]]
 
 BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
     "input_ids": [[2, 17, 5, 40, 3, 9, 3], [2, 30, 22, 3, 0, 0, 0], [2, 11, 12, 13, 3, 0, 0]],
@@ -75,6 +86,8 @@ BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
         # Question answering: row 1's start is past the sequence (7: ignored), row 2's end too (9, clamped to 7: ignored).
         "start_positions": [1, 7, 2],
         "end_positions": [2, 3, 9],
+        # Multiple choice: the right choice of each example (CHOICE_ROWS).
+        "multiple_choice": [1, 2],
     },
 }
 
@@ -107,11 +120,15 @@ def main():
         directory = os.path.join(OUT, name)
         model.float().save_pretrained(directory, safe_serialization=True)
         model.double()
-        qa = "QuestionAnswering" in model_class.__name__
-        key = "question_answering" if qa else problem or "token_classification"
+        qa, choices = "QuestionAnswering" in model_class.__name__, "MultipleChoice" in model_class.__name__
+        key = "question_answering" if qa else "multiple_choice" if choices else problem or "token_classification"
         inputs = dict(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
                       token_type_ids=torch.tensor(BATCH["token_type_ids"]))
-        if qa:
+        if choices:  # (2, 3, 7): logits (2, 3)
+            inputs = {k: v[torch.tensor(CHOICE_ROWS)] for k, v in inputs.items()}
+            out = model(**inputs, labels=torch.tensor(BATCH["labels"]["multiple_choice"]))
+            logits = out.logits
+        elif qa:
             out = model(**inputs, start_positions=torch.tensor(BATCH["labels"]["start_positions"]),
                         end_positions=torch.tensor(BATCH["labels"]["end_positions"]))
             logits = torch.stack([out.start_logits, out.end_logits], dim=-1)  # (B, S, 2), as qa_outputs gives them

@@ -9,8 +9,8 @@ import Glibc
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, qa, serve and transformers load.",
-        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self, FinetuneQACommand.self]
+        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, qa, multiple-choice, serve and transformers load.",
+        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self, FinetuneQACommand.self, FinetuneMultipleChoiceCommand.self]
     )
 }
 
@@ -40,7 +40,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Tokens per example, cut on the right (default: the model's limit).") var maxLength: Int?
     @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
-    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa).") var metric: String = "loss"
+    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa); accuracy (multiple-choice).") var metric: String = "loss"
     @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
     @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
     @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
@@ -81,8 +81,11 @@ struct FinetuneOptions: ParsableArguments {
         config.numLabels = labels
         let hasHead = source.tensors[head == .questionAnswering ? "qa_outputs.weight" : "classifier.weight"] != nil
         if !hasHead && !quiet {
-            note(head == .questionAnswering ? "\(model) has no qa_outputs: a new one is trained"
-                 : "\(model) has no classifier: a new one is trained for \(labels) label(s)")
+            switch head {
+            case .questionAnswering: note("\(model) has no qa_outputs: a new one is trained")
+            case .multipleChoice: note("\(model) has no classifier: a new one (a score per choice) is trained")
+            default: note("\(model) has no classifier: a new one is trained for \(labels) label(s)")
+            }
         }
         let products: any MatrixProducts = bf16 ? try BF16MatrixProducts() : CPUMatrixProducts()
         return try TrainableModel(config: config, tensors: source.tensors, products: products, head: head,
@@ -284,6 +287,52 @@ struct FinetuneQACommand: ParsableCommand {
             }
             try common.run(trainer) {
                 try trainer.run(questions: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
+                                resume: common.resume)
+            }
+        }
+    }
+}
+
+struct FinetuneMultipleChoiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "multiple-choice",
+        abstract: "Fine-tune multiple choice (SWAG, RACE), as transformers' run_swag does.",
+        discussion: """
+        Data: JSON Lines {"prompt": ..., "choices": [...], "label": ...}, one example a line (SWAG: the context as the \
+        prompt and the endings as choices; RACE: the article and question as the prompt and the options as choices), \
+        the label the right choice's index from 0 or its letter (A, B, ...); every example has as many choices as the \
+        first. Each (prompt, choice) pair is one sequence, cut to --max-length tokens (the longer text first); the \
+        model scores every choice from its pooled [CLS] and is trained with cross-entropy over an example's choices. \
+        Evaluation: accuracy and loss. Training is the Trainer's, as in `finetune classify` (checkpoints, --resume, \
+        early stopping, --bf16, --train-layers); the output loads in transformers' AutoModelForMultipleChoice and in \
+        our `multiple-choice` and `serve`.
+
+        Examples:
+          megatron-bert finetune multiple-choice --model ./megatron-bert-cased-345m --train swag-train.jsonl --eval swag-dev.jsonl --output ./swag --metric accuracy
+          megatron-bert finetune multiple-choice --model M --train race.jsonl --prompt-column article_question --choices-column options --label-column answer --output out
+        """
+    )
+
+    @OptionGroup var common: FinetuneOptions
+    @Option(help: "The prompt column.") var promptColumn: String = "prompt"
+    @Option(help: "The column of the choices (a list of strings).") var choicesColumn: String = "choices"
+    @Option(help: "The label column (the right choice's index from 0, or its letter).") var labelColumn: String = "label"
+
+    func run() throws {
+        try reportingErrors {
+            let options = try common.trainingOptions()
+            let columns = ChoiceExamples.Columns(prompt: promptColumn, choices: choicesColumn, label: labelColumn)
+            let training = try ChoiceExamples.read(common.train, columns: columns)
+            let evaluation = try common.eval.map { try ChoiceExamples.read($0, columns: columns, choices: training[0].choices.count) }
+            let source = try ModelSource.open(common.model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
+            let network = try common.network(source, head: .multipleChoice, labels: 1)
+            let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: .choices, options: options)
+            if !common.quiet {
+                note("fine-tuning \(network.config.architecture.rawValue) for multiple choice on \(training.count) examples of \(training[0].choices.count) choices")
+            }
+            try common.run(trainer) {
+                try trainer.run(choices: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
                                 resume: common.resume)
             }
         }

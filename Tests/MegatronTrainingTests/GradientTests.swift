@@ -8,7 +8,7 @@ import TensorFiles
 /// Every parameter's gradient against transformers' `loss.backward()` in float64 on the same weights and batch
 /// (scripts/make_training_fixtures.py; dropout off), both architectures, every `problem_type` of sequence
 /// classification, token classification (labels per token, -100 ignored) and question answering (start and end
-/// positions, those past the sequence ignored): max |Δ| within
+/// positions, those past the sequence ignored) and multiple choice (2 examples of 3 choices): max |Δ| within
 /// 1e-4 of the gradient's largest magnitude (the bound), the loss and logits within 1e-5.
 @Suite struct GradientTests {
     static let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
@@ -36,7 +36,7 @@ import TensorFiles
     }
 
     @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel", "megatron-token", "bert-token",
-                      "megatron-qa", "bert-qa"])
+                      "megatron-qa", "bert-qa", "megatron-mc", "bert-mc"])
     func everyGradientMatchesPyTorch(name: String) throws {
         let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/batch.json")))
         let source = try ModelSource.open(Self.fixtures + "/" + name)
@@ -45,7 +45,13 @@ import TensorFiles
         var random = SeededRandom(seed: 1)
         model.zeroGradients()
         let value: Double, logits: Tensor
-        if head == .questionAnswering {
+        if head == .multipleChoice {  // the batch's rows as 2 examples of 3 choices, as the generator takes them
+            let rows = [0, 1, 2, 2, 0, 1], labels = try #require(batch.labels["multiple_choice"]).flatMap(\.values)
+            (value, logits) = try model.step(ids: rows.map { batch.input_ids[$0] }, types: rows.map { batch.token_type_ids[$0] },
+                                             mask: rows.map { batch.attention_mask[$0] }, random: &random) {
+                try Loss.choices($0, labels: labels)
+            }
+        } else if head == .questionAnswering {
             let starts = try #require(batch.labels["start_positions"]).flatMap(\.values).map { Int($0) }
             let ends = try #require(batch.labels["end_positions"]).flatMap(\.values).map { Int($0) }
             (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask, random: &random) {

@@ -149,6 +149,53 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("moved.jsonl:1: the answer \"def\" is not at answer_start 3"), "\(refused.stderr)")
     }
 
+    /// Multiple-choice JSON Lines from the fixture vocabulary's words: "Where does John live ?" and four endings, one of
+    /// them a place (the label, an index or a letter).
+    static func choices(_ count: Int, seed: UInt64) -> String {
+        let places = ["Paris", "London", "New York", "France", "Europe"], others = ["river", "long", "very big", "small", "old", "Google", "the capital"]
+        var state = seed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33) % bound
+        }
+        return (0..<count).map { i in
+            var endings = (0..<3).map { _ in others[next(others.count)] }
+            let label = next(4)
+            endings.insert(places[next(places.count)], at: label)
+            let answer = i % 2 == 0 ? "\(label)" : "\"\(["A", "B", "C", "D"][label])\""
+            return "{\"prompt\": \"Where does John live ?\", \"choices\": [\(endings.map { "\"\($0)\"" }.joined(separator: ", "))], \"label\": \(answer)}"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test func aChooserLearnsAndMultipleChoiceRunsIt() throws {
+        let train = try Self.write(Self.choices(120, seed: 1), "mc-train.jsonl"), dev = try Self.write(Self.choices(40, seed: 2), "mc-dev.jsonl")
+        let output = CLI.temporaryPath("finetuned-mc")
+        let ran = try CLI.run(["finetune", "multiple-choice", "--model", TaskCommandTests.models + "/multiple-choice", "--train", train,
+                               "--eval", dev, "--output", output, "--learning-rate", "3e-3", "--epochs", "5", "--metric", "accuracy"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("for multiple choice on 120 examples of 4 choices"), "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let accuracy = try lines.map { try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["eval_accuracy"] as? Double) }
+        #expect(accuracy.count == 5 && (accuracy.max() ?? 0) >= 0.9, "it learns to pick the place: \(accuracy)")
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForMultipleChoice"] && config["problem_type"] == nil)
+        let chosen = try CLI.run(["multiple-choice", "--model", output, "--device", "cpu", "--json", "--prompt", "Where does John live ?",
+                                  "old", "river", "London", "small"])
+        #expect(chosen.status == 0, "\(chosen.stderr)")
+        let ranked = try JSONSerialization.jsonObject(with: Data(chosen.stdout.utf8)) as? [[[String: Any]]]
+        #expect(ranked?.first?.first?["choice"] as? String == "London", "\(chosen.stdout)")
+        // Choice lists of another length, and labels outside them, are errors naming the line.
+        for (text, message) in [("{\"prompt\": \"p\", \"choices\": [\"a\", \"b\"], \"label\": 0}\n{\"prompt\": \"p\", \"choices\": [\"a\"], \"label\": 0}\n",
+                                 "bad.jsonl:2: 1 choices where the first example has 2"),
+                                ("{\"prompt\": \"p\", \"choices\": [\"a\", \"b\"], \"label\": 2}\n", "bad.jsonl:1: label 2 is not one of the 2 choices"),
+                                ("{\"prompt\": \"p\", \"choices\": [\"a\", \"b\"], \"label\": \"right\"}\n", "bad.jsonl:1: the \"label\" must be")] {
+            let bad = try Self.write(text, "bad.jsonl")
+            let refused = try CLI.run(["finetune", "multiple-choice", "--model", TaskCommandTests.models + "/multiple-choice", "--train", bad,
+                                       "--output", CLI.temporaryPath("never")])
+            #expect(refused.status != 0 && refused.stderr.contains(message), "\(refused.stderr)")
+        }
+    }
+
     @Test(arguments: [
         ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
         ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),

@@ -36,7 +36,8 @@ extension TrainableModel {
         config.architectures = [(config.architecture == .megatronBERT ? "MegatronBert" : "Bert") + head.rawValue]
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.offset, $0.element) })
         config.numLabels = labels.count
-        config.problemType = head == .questionAnswering ? nil : problemType.rawValue  // transformers' QA loss has no problem_type
+        // problem_type is sequence classification's; transformers' QA and multiple-choice losses are fixed.
+        config.problemType = head == .questionAnswering || head == .multipleChoice ? nil : problemType.rawValue
         try config.jsonData().write(to: staging.appendingPathComponent("config.json"))
         try SafeTensorsFile.write(Self.stored(parameterList.map { ($0.name, $0.value) }),
                                   to: staging.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])

@@ -54,6 +54,20 @@ public enum Loss: String, Sendable, CaseIterable {
     }
 }
 
+extension Loss {
+    /// Multiple choice's loss, as `…ForMultipleChoice` computes it: the choices' scores (B·C, 1), C per example, seen
+    /// as (B, C), and cross-entropy against each example's right choice (`labels`, B); ∂loss/∂scores (B·C, 1).
+    public static func choices(_ scores: Tensor, labels: [Double]) throws -> (loss: Double, gradient: Tensor) {
+        guard !labels.isEmpty, scores.count % labels.count == 0 else {
+            throw TrainingError("\(labels.count) labels for \(scores.count) choice scores")
+        }
+        let shape = scores.shape
+        defer { _ = scores.reshape(shape) }
+        let (loss, gradient) = try crossEntropy.evaluate(scores.reshape([labels.count, scores.count / labels.count]), targets: labels)
+        return (loss, gradient.reshape(shape))
+    }
+}
+
 /// Training cannot go on: what was wrong, and what to do.
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
     public let description: String

@@ -63,13 +63,13 @@ public final class TrainableModel: @unchecked Sendable {
 
     init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts, head: ModelHead,
          dropout: DropoutRates?, newHead: Bool, seed: UInt64, randomWeights: Bool) throws {
-        guard [.sequenceClassification, .tokenClassification, .questionAnswering].contains(head) else {
-            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification, token classification and question answering are")
+        guard [.sequenceClassification, .tokenClassification, .questionAnswering, .multipleChoice].contains(head) else {
+            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification, token classification, question answering and multiple choice are")
         }
         self.config = config
         self.head = head
-        let headName = ["ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering"][head.rawValue]
-            ?? "sequence-classification"
+        let headName = ["ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering",
+                        "ForMultipleChoice": "multiple-choice"][head.rawValue] ?? "sequence-classification"
         self.products = products
         var rates = dropout ?? DropoutRates(config)
         if head == .questionAnswering { rates.classifier = 0 }  // qa_outputs reads the encoder's output as it is
@@ -136,8 +136,13 @@ public final class TrainableModel: @unchecked Sendable {
         }
         self.layers = layers
         finalNorm = megatron ? try norm("bert.encoder.ln") : nil
-        pooler = head == .sequenceClassification ? try linear("bert.pooler.dense", out: h, in: h) : nil
-        classifier = head == .questionAnswering ? try linear("qa_outputs", out: 2, in: h) : try linear("classifier", out: config.numLabels, in: h)
+        let pooled = head == .sequenceClassification || head == .multipleChoice
+        pooler = pooled ? try linear("bert.pooler.dense", out: h, in: h) : nil
+        switch head {
+        case .questionAnswering: classifier = try linear("qa_outputs", out: 2, in: h)
+        case .multipleChoice: classifier = try linear("classifier", out: 1, in: h)  // a score per choice
+        default: classifier = try linear("classifier", out: config.numLabels, in: h)
+        }
         self.parameters = parameters
     }
 
@@ -299,8 +304,8 @@ public final class TrainableModel: @unchecked Sendable {
                                      pooler: poolerSaved, classifierMask: classifierMask, dropped: dropped))
     }
 
-    /// Whether layer `index` computes only the [CLS] rows past its keys and values: a sequence classifier's last.
-    func firstOnly(layer index: Int) -> Bool { head == .sequenceClassification && index == layers.count - 1 }
+    /// Whether layer `index` computes only the [CLS] rows past its keys and values: the last, below a pooler.
+    func firstOnly(layer index: Int) -> Bool { pooler != nil && index == layers.count - 1 }
 
     /// dLogits (B, labels) or (B·S, labels) back through the head, the layers and the embeddings, every gradient added to.
     func backward(_ dLogits: Tensor, _ state: ForwardState) {

@@ -41,10 +41,21 @@ public final class ClassificationTrainer {
         maxLength = min(options.maxLength ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
     }
 
-    /// One example ready for the model.
+    /// One example ready for the model: one sequence, or a multiple-choice example's C sequences (one per choice).
     struct Prepared {
-        var encoding: Encoding
+        var encodings: [Encoding]
         var targets: [Double]
+        var encoding: Encoding { encodings[0] }
+
+        init(encoding: Encoding, targets: [Double]) {
+            encodings = [encoding]
+            self.targets = targets
+        }
+
+        init(choices: [Encoding], targets: [Double]) {
+            encodings = choices
+            self.targets = targets
+        }
     }
 
     /// Tagged sentences as run_ner prepares them: the words tokenized (`encodeWords`), each word's label on its first
@@ -82,18 +93,21 @@ public final class ClassificationTrainer {
         return prepared
     }
 
-    /// The examples `indices` padded to their longest: ids, types, mask (B, S) and the targets, flattened (for tokens,
-    /// each example's padded with -100 to the longest).
+    /// The examples `indices` padded to their longest: ids, types, mask (B, S) — (B·C, S) for multiple choice, each
+    /// example's choices in a row — and the targets, flattened (for tokens, each example's padded with -100 to the
+    /// longest).
     func batch(_ examples: [Prepared], _ indices: ArraySlice<Int>) -> (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]) {
-        let longest = indices.map { examples[$0].encoding.count }.max() ?? 0
+        let longest = indices.flatMap { examples[$0].encodings.map(\.count) }.max() ?? 0
         var ids: [[Int]] = [], types: [[Int]] = [], mask: [[Int]] = [], targets: [Double] = []
         for i in indices {
-            let e = examples[i].encoding, padding = longest - e.count
-            ids.append(e.ids + [Int](repeating: tokenizer.padTokenID, count: padding))
-            types.append(e.typeIDs + [Int](repeating: 0, count: padding))
-            mask.append([Int](repeating: 1, count: e.count) + [Int](repeating: 0, count: padding))
-            targets += examples[i].targets
-            if model.head == .tokenClassification { targets += [Double](repeating: -100, count: padding) }
+            for e in examples[i].encodings {
+                let padding = longest - e.count
+                ids.append(e.ids + [Int](repeating: tokenizer.padTokenID, count: padding))
+                types.append(e.typeIDs + [Int](repeating: 0, count: padding))
+                mask.append([Int](repeating: 1, count: e.count) + [Int](repeating: 0, count: padding))
+                if model.head == .tokenClassification { targets += examples[i].targets + [Double](repeating: -100, count: padding) }
+            }
+            if model.head != .tokenClassification { targets += examples[i].targets }
         }
         return (ids, types, mask, targets)
     }
@@ -261,9 +275,11 @@ public final class ClassificationTrainer {
                        best: state.best, stoppedEarly: stoppedEarly, interrupted: interrupted, checkpoint: checkpoint)
     }
 
-    /// The loss of a batch's logits against its targets: the labels' problem type, or for question answering the
-    /// start and end positions (`targets` holding each example's pair).
+    /// The loss of a batch's logits against its targets: the labels' problem type; for multiple choice, cross-entropy
+    /// over each example's C choice logits (B·C, 1) seen as (B, C); for question answering the start and end positions
+    /// (`targets` holding each example's pair).
     func objective(_ targets: [Double]) -> (Tensor) throws -> (loss: Double, gradient: Tensor) {
+        if model.head == .multipleChoice { return { try Loss.choices($0, labels: targets) } }
         guard model.head == .questionAnswering else { return { [labels] in try labels.problem.evaluate($0, targets: targets) } }
         let starts = stride(from: 0, to: targets.count, by: 2).map { Int(targets[$0]) }
         let ends = stride(from: 1, to: targets.count, by: 2).map { Int(targets[$0]) }
@@ -313,9 +329,11 @@ public final class ClassificationTrainer {
     static func hash(_ examples: [Prepared]) -> UInt64 {
         var hash = DataHash()
         for example in examples {
-            hash.add(UInt64(example.encoding.count))
-            for id in example.encoding.ids { hash.add(UInt64(bitPattern: Int64(id))) }
-            for type in example.encoding.typeIDs { hash.add(UInt64(bitPattern: Int64(type))) }
+            for encoding in example.encodings {
+                hash.add(UInt64(encoding.count))
+                for id in encoding.ids { hash.add(UInt64(bitPattern: Int64(id))) }
+                for type in encoding.typeIDs { hash.add(UInt64(bitPattern: Int64(type))) }
+            }
             for target in example.targets { hash.add(target.bitPattern) }
         }
         return hash.value
