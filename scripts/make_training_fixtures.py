@@ -24,8 +24,9 @@ import sys
 import safetensors.torch
 import torch
 import transformers
-from transformers import (BertConfig, BertForMultipleChoice, BertForQuestionAnswering, BertForSequenceClassification,
-                          BertForTokenClassification, MegatronBertConfig, MegatronBertForMultipleChoice,
+from transformers import (BertConfig, BertForMaskedLM, BertForMultipleChoice, BertForQuestionAnswering,
+                          BertForSequenceClassification, BertForTokenClassification, MegatronBertConfig,
+                          MegatronBertForMaskedLM, MegatronBertForMultipleChoice, MegatronBertForPreTraining,
                           MegatronBertForQuestionAnswering, MegatronBertForSequenceClassification,
                           MegatronBertForTokenClassification)
 
@@ -67,6 +68,16 @@ MODELS = {
     "bert-mc": (BertConfig, BertForMultipleChoice,
                 dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
                      max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 2, None),
+    # Masked LM (the decoder tied to the word embeddings) and pre-training (masked LM + next sentence).
+    "megatron-mlm": (MegatronBertConfig, MegatronBertForMaskedLM,
+                     dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                          max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 2, None),
+    "bert-mlm": (BertConfig, BertForMaskedLM,
+                 dict(vocab_size=41, hidden_size=20, num_hidden_layers=2, num_attention_heads=4, intermediate_size=23,
+                      max_position_embeddings=10, hidden_act="gelu_new", layer_norm_eps=1e-12), 2, None),
+    "megatron-pretraining": (MegatronBertConfig, MegatronBertForPreTraining,
+                             dict(vocab_size=41, hidden_size=18, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                                  max_position_embeddings=10, hidden_act="gelu", layer_norm_eps=1e-5), 2, None),
 }
 
 # Multiple choice: example 0's choices are the batch's rows 0, 1, 2; example 1's rows 2, 0, 1.
@@ -88,6 +99,10 @@ BATCH = {  # 3 x 7: padding in rows 1 and 2, both token types
         "end_positions": [2, 3, 9],
         # Multiple choice: the right choice of each example (CHOICE_ROWS).
         "multiple_choice": [1, 2],
+        # Masked LM: the original ids of the masked tokens, -100 elsewhere; next sentence: 0 = B follows A.
+        "masked_lm": [[-100, 17, -100, 40, -100, -100, -100], [-100, -100, 22, -100, -100, -100, -100],
+                      [-100, 11, -100, 13, -100, -100, -100]],
+        "next_sentence": [0, 1, 1],
     },
 }
 
@@ -121,10 +136,19 @@ def main():
         model.float().save_pretrained(directory, safe_serialization=True)
         model.double()
         qa, choices = "QuestionAnswering" in model_class.__name__, "MultipleChoice" in model_class.__name__
-        key = "question_answering" if qa else "multiple_choice" if choices else problem or "token_classification"
+        masked, pretraining = "MaskedLM" in model_class.__name__, "PreTraining" in model_class.__name__
+        key = ("question_answering" if qa else "multiple_choice" if choices else "masked_lm" if masked or pretraining
+               else problem or "token_classification")
         inputs = dict(input_ids=torch.tensor(BATCH["input_ids"]), attention_mask=torch.tensor(BATCH["attention_mask"]),
                       token_type_ids=torch.tensor(BATCH["token_type_ids"]))
-        if choices:  # (2, 3, 7): logits (2, 3)
+        if pretraining:  # logits: the prediction logits (3, 7, 41); the next-sentence ones under their own name
+            out = model(**inputs, labels=torch.tensor(BATCH["labels"]["masked_lm"]),
+                        next_sentence_label=torch.tensor(BATCH["labels"]["next_sentence"]))
+            logits = out.prediction_logits
+        elif masked:
+            out = model(**inputs, labels=torch.tensor(BATCH["labels"]["masked_lm"]))
+            logits = out.logits
+        elif choices:  # (2, 3, 7): logits (2, 3)
             inputs = {k: v[torch.tensor(CHOICE_ROWS)] for k, v in inputs.items()}
             out = model(**inputs, labels=torch.tensor(BATCH["labels"]["multiple_choice"]))
             logits = out.logits
@@ -138,6 +162,8 @@ def main():
             logits = out.logits
         out.loss.backward()
         expected = {"loss": out.loss.detach().reshape(1), "logits": logits.detach()}
+        if pretraining:
+            expected["next_sentence_logits"] = out.seq_relationship_logits.detach()
         for pname, p in model.named_parameters():
             expected["grad." + pname] = p.grad.detach().clone()
         safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))

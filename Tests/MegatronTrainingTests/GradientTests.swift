@@ -8,7 +8,8 @@ import TensorFiles
 /// Every parameter's gradient against transformers' `loss.backward()` in float64 on the same weights and batch
 /// (scripts/make_training_fixtures.py; dropout off), both architectures, every `problem_type` of sequence
 /// classification, token classification (labels per token, -100 ignored) and question answering (start and end
-/// positions, those past the sequence ignored) and multiple choice (2 examples of 3 choices): max |Δ| within
+/// positions, those past the sequence ignored), multiple choice (2 examples of 3 choices), masked LM (the decoder tied to
+/// the word embeddings) and pre-training (masked LM + next sentence): max |Δ| within
 /// 1e-4 of the gradient's largest magnitude (the bound), the loss and logits within 1e-5.
 @Suite struct GradientTests {
     static let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").path
@@ -36,7 +37,7 @@ import TensorFiles
     }
 
     @Test(arguments: ["megatron-single", "bert-single", "megatron-regression", "bert-multilabel", "megatron-token", "bert-token",
-                      "megatron-qa", "bert-qa", "megatron-mc", "bert-mc"])
+                      "megatron-qa", "bert-qa", "megatron-mc", "bert-mc", "megatron-mlm", "bert-mlm", "megatron-pretraining"])
     func everyGradientMatchesPyTorch(name: String) throws {
         let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/batch.json")))
         let source = try ModelSource.open(Self.fixtures + "/" + name)
@@ -45,7 +46,28 @@ import TensorFiles
         var random = SeededRandom(seed: 1)
         model.zeroGradients()
         let value: Double, logits: Tensor
-        if head == .multipleChoice {  // the batch's rows as 2 examples of 3 choices, as the generator takes them
+        let expected = try SafeTensorsFile(path: Self.fixtures + "/\(name).expected.safetensors").tensors
+        var expectedLogits = try #require(expected["logits"]).toDoubles()
+        if head == .maskedLM || head == .preTraining {
+            // Only the labelled tokens' rows are computed: the reference's logits at those rows.
+            let labels = try #require(batch.labels["masked_lm"]).flatMap(\.values), v = source.config.vocabSize
+            let positions = labels.indices.filter { labels[$0] != -100 }, targets = positions.map { labels[$0] }
+            let nextSentence = try #require(batch.labels["next_sentence"]).flatMap(\.values)
+            expectedLogits = positions.flatMap { expectedLogits[($0 * v)..<($0 * v + v)] }
+            var nextSentenceLogits: Tensor?
+            (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask, positions: positions,
+                                             random: &random) { logits, nextSentenceOutput in
+                let (masked, dMasked) = try Loss.crossEntropy.evaluate(logits, targets: targets)
+                guard let nextSentenceOutput else { return (masked, dMasked, nil) }
+                nextSentenceLogits = nextSentenceOutput
+                let (next, dNext) = try Loss.crossEntropy.evaluate(nextSentenceOutput, targets: nextSentence)
+                return (masked + next, dMasked, dNext)
+            }
+            if head == .preTraining {
+                let reference = try #require(expected["next_sentence_logits"]).toDoubles(), ours = try #require(nextSentenceLogits).toArray()
+                #expect(zip(ours, reference).allSatisfy { abs(Double($0) - $1) <= 1e-5 }, "next-sentence logits")
+            }
+        } else if head == .multipleChoice {  // the batch's rows as 2 examples of 3 choices, as the generator takes them
             let rows = [0, 1, 2, 2, 0, 1], labels = try #require(batch.labels["multiple_choice"]).flatMap(\.values)
             (value, logits) = try model.step(ids: rows.map { batch.input_ids[$0] }, types: rows.map { batch.token_type_ids[$0] },
                                              mask: rows.map { batch.attention_mask[$0] }, random: &random) {
@@ -65,11 +87,9 @@ import TensorFiles
             (value, logits) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
                                              targets: targets, loss: loss, random: &random)
         }
-        let expected = try SafeTensorsFile(path: Self.fixtures + "/\(name).expected.safetensors").tensors
         let expectedLoss = try #require(expected["loss"]).toDoubles()[0]
         #expect(abs(value - expectedLoss) <= 1e-5 * max(1, abs(expectedLoss)), "loss \(value) vs \(expectedLoss)")
-        let expectedLogits = try #require(expected["logits"]).toDoubles()
-        #expect(zip(logits.toArray(), expectedLogits).allSatisfy { abs(Double($0) - $1) <= 1e-5 }, "logits")
+        #expect(logits.count == expectedLogits.count && zip(logits.toArray(), expectedLogits).allSatisfy { abs(Double($0) - $1) <= 1e-5 }, "logits")
         let gradientNames = Set(expected.keys.filter { $0.hasPrefix("grad.") }.map { String($0.dropFirst(5)) })
         #expect(gradientNames == Set(model.parameters.keys), "parameters: ours \(model.parameters.count), PyTorch's \(gradientNames.count)")
         // Some gradients are zero in exact arithmetic — the key biases' (softmax ignores a constant added to a row of

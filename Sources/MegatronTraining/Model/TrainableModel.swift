@@ -27,8 +27,10 @@ public final class TrainableModel: @unchecked Sendable {
     let embeddingNorm: LayerNorm?  // BERT's embeddings.LayerNorm
     let layers: [TrainableLayer]
     let finalNorm: LayerNorm?  // Megatron's encoder.ln
-    let pooler: Linear?  // (H, H), then tanh; sequence classification only
-    let classifier: Linear  // (labels, H); question answering's qa_outputs (2, H)
+    let pooler: Linear?  // (H, H), then tanh; sequence classification, multiple choice, pre-training
+    let classifier: Linear?  // (labels, H); question answering's qa_outputs (2, H); none for the masked-LM heads
+    let predictions: PredictionHead?  // cls.predictions: masked LM and pre-training
+    let nextSentence: Linear?  // cls.seq_relationship (2, H): pre-training
     /// Dropout probabilities: after the embeddings and each block (hidden), on attention probabilities, before the
     /// classifier.
     public let dropout: DropoutRates
@@ -63,13 +65,14 @@ public final class TrainableModel: @unchecked Sendable {
 
     init(config: BertConfig, tensors: [String: StoredTensor], products: any MatrixProducts, head: ModelHead,
          dropout: DropoutRates?, newHead: Bool, seed: UInt64, randomWeights: Bool) throws {
-        guard [.sequenceClassification, .tokenClassification, .questionAnswering, .multipleChoice].contains(head) else {
-            throw TrainingError("training a \(head.rawValue) head is not supported yet: sequence classification, token classification, question answering and multiple choice are")
+        guard head != .base && head != .nextSentencePrediction else {
+            throw TrainingError("training a \(head.rawValue) head is not supported: sequence and token classification, question answering, multiple choice, masked LM and pre-training are")
         }
         self.config = config
         self.head = head
         let headName = ["ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering",
-                        "ForMultipleChoice": "multiple-choice"][head.rawValue] ?? "sequence-classification"
+                        "ForMultipleChoice": "multiple-choice", "ForMaskedLM": "masked-LM", "ForPreTraining": "pre-training"][head.rawValue]
+            ?? "sequence-classification"
         self.products = products
         var rates = dropout ?? DropoutRates(config)
         if head == .questionAnswering { rates.classifier = 0 }  // qa_outputs reads the encoder's output as it is
@@ -136,13 +139,24 @@ public final class TrainableModel: @unchecked Sendable {
         }
         self.layers = layers
         finalNorm = megatron ? try norm("bert.encoder.ln") : nil
-        let pooled = head == .sequenceClassification || head == .multipleChoice
+        let pooled = head == .sequenceClassification || head == .multipleChoice || head == .preTraining
         pooler = pooled ? try linear("bert.pooler.dense", out: h, in: h) : nil
         switch head {
         case .questionAnswering: classifier = try linear("qa_outputs", out: 2, in: h)
         case .multipleChoice: classifier = try linear("classifier", out: 1, in: h)  // a score per choice
+        case .maskedLM, .preTraining: classifier = nil
         default: classifier = try linear("classifier", out: config.numLabels, in: h)
         }
+        if head == .maskedLM || head == .preTraining {
+            // The decoder is the word embeddings (tied, as both models' configs say) with the head's own bias.
+            let decoderWeight = config.tieWordEmbeddings ? embeddings.word : try take("cls.predictions.decoder.weight", [config.vocabSize, h])
+            predictions = PredictionHead(dense: try linear("cls.predictions.transform.dense", out: h, in: h), activation: activation,
+                                         norm: try norm("cls.predictions.transform.LayerNorm"),
+                                         decoder: Linear(weight: decoderWeight, bias: try take("cls.predictions.bias", [config.vocabSize])))
+        } else {
+            predictions = nil
+        }
+        nextSentence = head == .preTraining ? try linear("cls.seq_relationship", out: 2, in: h) : nil
         self.parameters = parameters
     }
 
@@ -171,9 +185,9 @@ public final class TrainableModel: @unchecked Sendable {
         return index >= layers.count - trained
     }
 
-    /// Whether `name` belongs to the head: the classifier (or `qa_outputs`) and the pooler.
+    /// Whether `name` belongs to the head: the classifier (or `qa_outputs`, or `cls.…`) and the pooler.
     static func isHead(_ name: String) -> Bool {
-        name.hasPrefix("classifier.") || name.hasPrefix("qa_outputs.") || name.hasPrefix("bert.pooler.")
+        name.hasPrefix("classifier.") || name.hasPrefix("qa_outputs.") || name.hasPrefix("cls.") || name.hasPrefix("bert.pooler.")
     }
 
     /// Sets every gradient to zero.
@@ -203,14 +217,19 @@ public final class TrainableModel: @unchecked Sendable {
         var finalNorm: LayerNorm.Saved?
         var pooler: (input: Tensor, preActivation: Tensor)?  // the [CLS] rows (B, H) and the product before tanh
         var classifierMask: Tensor?
-        var dropped: Tensor  // the classifier's input
+        var dropped: Tensor  // the classifier's input (pre-training: seq_relationship's, the pooled output)
+        var positions: [Int]?  // masked LM: the rows (of B·S) the prediction head ran on
+        var predictions: PredictionHead.Saved?
+        var nextSentenceLogits: Tensor?  // pre-training: (B, 2)
     }
 
     /// The logits of one batch — (B, labels), or (B·S, labels) for tokens —: ids, types and mask (B, S). With
     /// `training`, dropout at the model's rates (masks drawn from `random`), else none.
-    public func logits(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool = false,
+    /// For the masked-LM heads, `positions` (flat indices into B·S) are the tokens whose vocabulary logits are
+    /// computed: (positions, V).
+    public func logits(ids: [[Int]], types: [[Int]], mask: [[Int]], positions: [Int]? = nil, training: Bool = false,
                        random: inout SeededRandom) throws -> Tensor {
-        try forward(ids: ids, types: types, mask: mask, training: training, random: &random).logits
+        try forward(ids: ids, types: types, mask: mask, positions: positions, training: training, random: &random).logits
     }
 
     /// Forward, loss and backward on one batch: ids, types and mask (B, S); targets as `Loss.evaluate` takes them (for
@@ -231,16 +250,28 @@ public final class TrainableModel: @unchecked Sendable {
     ///     try SpanLoss.evaluate($0, starts: [5], ends: [7])
     /// }
     /// ```
-    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], lossScale: Double = 1, random: inout SeededRandom,
-                     objective: (Tensor) throws -> (loss: Double, gradient: Tensor)) throws -> (loss: Double, logits: Tensor) {
-        let (logits, state) = try forward(ids: ids, types: types, mask: mask, training: true, random: &random)
-        let (value, dLogits) = try objective(logits)
-        if lossScale != 1 { for i in 0..<dLogits.count { dLogits.data[i] *= Float(lossScale) } }
-        backward(dLogits, state)
+    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], positions: [Int]? = nil, lossScale: Double = 1,
+                     random: inout SeededRandom, objective: (Tensor) throws -> (loss: Double, gradient: Tensor)) throws -> (loss: Double, logits: Tensor) {
+        try step(ids: ids, types: types, mask: mask, positions: positions, lossScale: lossScale, random: &random) { logits, _ in
+            let (loss, gradient) = try objective(logits)
+            return (loss, gradient, nil)
+        }
+    }
+
+    /// `step` for the pre-training head: `objective` takes the masked-LM logits (positions, V) and the next-sentence
+    /// logits (B, 2) and gives the loss and the gradient of each.
+    public func step(ids: [[Int]], types: [[Int]], mask: [[Int]], positions: [Int]?, lossScale: Double = 1, random: inout SeededRandom,
+                     objective: (Tensor, Tensor?) throws -> (loss: Double, gradient: Tensor, nextSentence: Tensor?)) throws -> (loss: Double, logits: Tensor) {
+        let (logits, state) = try forward(ids: ids, types: types, mask: mask, positions: positions, training: true, random: &random)
+        let (value, dLogits, dNextSentence) = try objective(logits, state.nextSentenceLogits)
+        for gradient in [dLogits] + (dNextSentence.map { [$0] } ?? []) where lossScale != 1 {
+            for i in 0..<gradient.count { gradient.data[i] *= Float(lossScale) }
+        }
+        backward(dLogits, state, nextSentence: dNextSentence)
         return (value, logits)
     }
 
-    func forward(ids: [[Int]], types: [[Int]], mask: [[Int]], training: Bool,
+    func forward(ids: [[Int]], types: [[Int]], mask: [[Int]], positions: [Int]? = nil, training: Bool,
                  random: inout SeededRandom) throws -> (logits: Tensor, state: ForwardState) {
         let b = ids.count, s = ids.first?.count ?? 0, h = config.hiddenSize
         guard b > 0, s > 0, ids.allSatisfy({ $0.count == s }), types.count == b, mask.count == b,
@@ -287,34 +318,65 @@ public final class TrainableModel: @unchecked Sendable {
             finalSaved = normSaved
             x = normed
         }
-        var poolerSaved: (input: Tensor, preActivation: Tensor)?
-        let dropped: Tensor  // the classifier's input, (B, H) or (B·S, H)
+        var state = ForwardState(batch: b, sequence: s, ids: ids, types: types, embeddingNorm: embeddingNormSaved,
+                                 embeddingMask: embeddingMask, layers: saved, keep: keep, encoded: encoded, finalNorm: finalSaved,
+                                 pooler: nil, classifierMask: nil, dropped: x)
+        if let predictions {
+            // (M, H) rows at the labelled positions → (M, V); pre-training also (B, 2) from the pooled [CLS] rows.
+            guard let positions, positions.allSatisfy({ (0..<(b * s)).contains($0) }) else {
+                throw TrainingError("a masked-LM step needs the positions (0..<B·S) of the tokens it predicts")
+            }
+            let (logits, predictionsSaved) = predictions.forward(PredictionHead.gather(x, rows: positions), products)
+            (state.positions, state.predictions) = (positions, predictionsSaved)
+            if let pooler, let nextSentence {
+                let first = PredictionHead.gather(x, rows: (0..<b).map { $0 * s }), preActivation = pooler.forward(first, products)
+                state.pooler = (first, preActivation)
+                state.dropped = Activations.forward(preActivation, .tanh)
+                state.nextSentenceLogits = nextSentence.forward(state.dropped, products)
+            }
+            return (logits, state)
+        }
         if let pooler {
             let preActivation = pooler.forward(x, products)
-            poolerSaved = (x, preActivation)
-            dropped = Activations.forward(preActivation, .tanh)
-        } else {
-            dropped = rates.classifier > 0 ? TrainableLayer.copy(x) : x  // dropout works in place; x stays as it was
+            state.pooler = (x, preActivation)
+            state.dropped = Activations.forward(preActivation, .tanh)  // (B, H)
+        } else if rates.classifier > 0 {
+            state.dropped = TrainableLayer.copy(x)  // dropout works in place; x stays as it was
         }
-        let classifierMask = Dropout(probability: rates.classifier).mask(count: dropped.count, &random)
-        Dropout.apply(classifierMask, to: dropped)
-        let logits = classifier.forward(dropped, products)
-        return (logits, ForwardState(batch: b, sequence: s, ids: ids, types: types, embeddingNorm: embeddingNormSaved,
-                                     embeddingMask: embeddingMask, layers: saved, keep: keep, encoded: encoded, finalNorm: finalSaved,
-                                     pooler: poolerSaved, classifierMask: classifierMask, dropped: dropped))
+        let classifierMask = Dropout(probability: rates.classifier).mask(count: state.dropped.count, &random)
+        Dropout.apply(classifierMask, to: state.dropped)
+        state.classifierMask = classifierMask
+        return (classifier!.forward(state.dropped, products), state)
     }
 
-    /// Whether layer `index` computes only the [CLS] rows past its keys and values: the last, below a pooler.
-    func firstOnly(layer index: Int) -> Bool { pooler != nil && index == layers.count - 1 }
+    /// Whether layer `index` computes only the [CLS] rows past its keys and values: the last, when only the pooler
+    /// reads it.
+    func firstOnly(layer index: Int) -> Bool { pooler != nil && predictions == nil && index == layers.count - 1 }
 
-    /// dLogits (B, labels) or (B·S, labels) back through the head, the layers and the embeddings, every gradient added to.
-    func backward(_ dLogits: Tensor, _ state: ForwardState) {
+    /// dLogits (B, labels), (B·S, labels) for tokens, or (positions, V) for the masked-LM heads (with the
+    /// next-sentence logits' gradient (B, 2) for pre-training) back through the head, the layers and the embeddings,
+    /// every gradient added to.
+    func backward(_ dLogits: Tensor, _ state: ForwardState, nextSentence dNextSentence: Tensor? = nil) {
         let b = state.batch, s = state.sequence
-        let dDropped = classifier.backward(dLogits, input: state.dropped, products)
-        Dropout.apply(state.classifierMask, to: dDropped)
-        var dx = dDropped  // (B·S, H) for tokens; (B, H) through the pooler, then (B·S, H) below the last layer
-        if let pooler, let (input, preActivation) = state.pooler {
-            dx = pooler.backward(Activations.backward(dDropped, input: preActivation, .tanh), input: input, products)
+        var dx: Tensor  // (B·S, H) for tokens and the masked-LM heads; (B, H) through the pooler, then (B·S, H) below the last layer
+        if let predictions, let saved = state.predictions, let positions = state.positions {
+            dx = PredictionHead.scatter(predictions.backward(dLogits, saved: saved, products), rows: positions, count: b * s)
+            if let pooler, let nextSentence, let dNextSentence, let (first, preActivation) = state.pooler {
+                let dPooled = nextSentence.backward(dNextSentence, input: state.dropped, products)
+                let dFirst = pooler.backward(Activations.backward(dPooled, input: preActivation, .tanh), input: first, products)
+                let h = config.hiddenSize
+                for row in 0..<b {
+                    let to = dx.data + row * s * h, from = dFirst.data + row * h
+                    for j in 0..<h { to[j] += from[j] }
+                }
+            }
+        } else {
+            let dDropped = classifier!.backward(dLogits, input: state.dropped, products)
+            Dropout.apply(state.classifierMask, to: dDropped)
+            dx = dDropped
+            if let pooler, let (input, preActivation) = state.pooler {
+                dx = pooler.backward(Activations.backward(dDropped, input: preActivation, .tanh), input: input, products)
+            }
         }
         let trained = trainedLayers ?? layers.count
         guard trained > 0 else { return }  // the head only
