@@ -93,7 +93,7 @@ import TensorFiles
         #expect(throws: TrainingError.self) { try TrainableModel(config: config, tensors: bare, products: CPUMatrixProducts()) }
         // Heads without a backward pass yet are refused by name.
         #expect(throws: TrainingError.self) {
-            try TrainableModel(config: config, tensors: bare, products: CPUMatrixProducts(), head: .multipleChoice, newHead: true)
+            try TrainableModel(config: config, tensors: bare, products: CPUMatrixProducts(), head: .nextSentencePrediction, newHead: true)
         }
         do {
             _ = try TrainableModel(config: config, tensors: source.tensors, products: CPUMatrixProducts())
