@@ -24,6 +24,35 @@ public struct Encoding: Sendable, Equatable {
         offsets = []; byteOffsets = []; wordIDs = []; sequenceIDs = []
     }
 
+    /// The encodings one after another, as one (run_mlm's `group_texts` before it cuts blocks): word indices
+    /// renumbered to stay distinct across the texts; offsets stay each text's own.
+    ///
+    /// ```swift
+    /// let all = Encoding.concatenated(try texts.map { try tokenizer.encode($0) })
+    /// let blocks = stride(from: 0, to: all.count, by: 128).map { all.slice($0..<min($0 + 128, all.count)) }
+    /// ```
+    public static func concatenated(_ encodings: [Encoding]) -> Encoding {
+        var joined = Encoding()
+        var words = 0
+        for e in encodings {
+            joined.ids += e.ids; joined.typeIDs += e.typeIDs; joined.attentionMask += e.attentionMask
+            joined.specialTokensMask += e.specialTokensMask; joined.tokens += e.tokens; joined.offsets += e.offsets
+            joined.byteOffsets += e.byteOffsets; joined.sequenceIDs += e.sequenceIDs
+            joined.wordIDs += e.wordIDs.map { $0.map { $0 + words } }
+            words += (e.wordIDs.compactMap { $0 }.max() ?? -1) + 1
+        }
+        return joined
+    }
+
+    /// The tokens in `range`, as an encoding of their own.
+    public func slice(_ range: Range<Int>) -> Encoding {
+        var part = Encoding()
+        part.ids = Array(ids[range]); part.typeIDs = Array(typeIDs[range]); part.attentionMask = Array(attentionMask[range])
+        part.specialTokensMask = Array(specialTokensMask[range]); part.tokens = Array(tokens[range]); part.offsets = Array(offsets[range])
+        part.byteOffsets = Array(byteOffsets[range]); part.wordIDs = Array(wordIDs[range]); part.sequenceIDs = Array(sequenceIDs[range])
+        return part
+    }
+
     mutating func append(id: Int, token: String, type: Int, special: Bool, offsets: Range<Int>, bytes: Range<Int>,
                          word: Int?, sequence: Int?) {
         ids.append(id); tokens.append(token); typeIDs.append(type); attentionMask.append(1)

@@ -9,8 +9,9 @@ import Glibc
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune the model for a task on the CPU, into a Hugging Face directory that classify, ner, qa, multiple-choice, serve and transformers load.",
-        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self, FinetuneQACommand.self, FinetuneMultipleChoiceCommand.self]
+        abstract: "Fine-tune the model for a task on the CPU, or go on pre-training it on a domain's text, into a Hugging Face directory that our tasks, serve and transformers load.",
+        subcommands: [FinetuneClassifyCommand.self, FinetuneNERCommand.self, FinetuneQACommand.self, FinetuneMultipleChoiceCommand.self,
+                      FinetuneMLMCommand.self]
     )
 }
 
@@ -40,7 +41,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Tokens per example, cut on the right (default: the model's limit).") var maxLength: Int?
     @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
-    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa); accuracy (multiple-choice).") var metric: String = "loss"
+    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa); accuracy (multiple-choice); perplexity (mlm).") var metric: String = "loss"
     @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
     @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
     @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
@@ -79,11 +80,14 @@ struct FinetuneOptions: ParsableArguments {
     func network(_ source: ModelSource, head: ModelHead, labels: Int) throws -> TrainableModel {
         var config = source.config
         config.numLabels = labels
-        let hasHead = source.tensors[head == .questionAnswering ? "qa_outputs.weight" : "classifier.weight"] != nil
+        let headTensor = ["ForQuestionAnswering": "qa_outputs.weight", "ForMaskedLM": "cls.predictions.bias",
+                          "ForPreTraining": "cls.predictions.bias"][head.rawValue] ?? "classifier.weight"
+        let hasHead = source.tensors[headTensor] != nil
         if !hasHead && !quiet {
             switch head {
             case .questionAnswering: note("\(model) has no qa_outputs: a new one is trained")
             case .multipleChoice: note("\(model) has no classifier: a new one (a score per choice) is trained")
+            case .maskedLM: note("\(model) has no masked-LM head: a new one is trained (its decoder the word embeddings)")
             default: note("\(model) has no classifier: a new one is trained for \(labels) label(s)")
             }
         }
@@ -334,6 +338,57 @@ struct FinetuneMultipleChoiceCommand: ParsableCommand {
             try common.run(trainer) {
                 try trainer.run(choices: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
                                 resume: common.resume)
+            }
+        }
+    }
+}
+
+struct FinetuneMLMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlm",
+        abstract: "Go on pre-training with masked LM on a domain's text (as NVIDIA made BioMegatron), as transformers' run_mlm does.",
+        discussion: """
+        Data: plain text, one document per line (blank lines skipped), or JSON Lines with a --text-column string. \
+        Sequences as run_mlm's: every document tokenized with [CLS] and [SEP], all one after another, cut into \
+        blocks of --max-length tokens (the last partial block dropped) — or, with --line-by-line, each document its own \
+        sequence. Each batch is masked afresh: 15% of the tokens (--mlm-probability), or whole words with \
+        --whole-word-mask, of which 80% become [MASK], 10% a random token and 10% stay; the loss is cross-entropy at \
+        them. Evaluation: loss and perplexity (e^loss) on the same masks at every evaluation. The model keeps its \
+        architecture: a pre-training checkpoint (NVIDIA's) stays MegatronBertForPreTraining, its next-sentence head \
+        untouched; a masked-LM one stays ForMaskedLM; an encoder alone gets a new masked-LM head. Training is the \
+        Trainer's, as in `finetune classify` (checkpoints, --resume, early stopping, --bf16, --train-layers); the output \
+        runs in our `fill-mask` and `serve`, and in transformers.
+
+        Examples:
+          megatron-bert finetune mlm --model ./megatron-bert-cased-345m --train pubmed.txt --eval pubmed-dev.txt --output ./bio-megatron --max-length 128
+          megatron-bert finetune mlm --model M --train notes.jsonl --text-column body --whole-word-mask --output out --metric perplexity
+        """
+    )
+
+    @OptionGroup var common: FinetuneOptions
+    @Option(help: "JSON Lines: the text column.") var textColumn: String = "text"
+    @Flag(help: "Each document its own sequence (cut to --max-length) instead of packing them.") var lineByLine = false
+    @Option(help: "The fraction of tokens each batch predicts.") var mlmProbability: Double = 0.15
+    @Flag(help: "Mask whole words (all of a word's tokens) rather than tokens.") var wholeWordMask = false
+
+    func run() throws {
+        try reportingErrors {
+            var options = try common.trainingOptions()
+            (options.mlmProbability, options.wholeWordMask) = (mlmProbability, wholeWordMask)
+            try options.validate()
+            let training = try MaskedLMData.read(common.train, column: textColumn)
+            let evaluation = try common.eval.map { try MaskedLMData.read($0, column: textColumn) }
+            let source = try ModelSource.open(common.model)
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
+            let pretraining = source.tensors["cls.seq_relationship.weight"] != nil
+            let network = try common.network(source, head: pretraining ? .preTraining : .maskedLM, labels: 2)
+            let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: .languageModel, options: options)
+            if !common.quiet {
+                note("masked-LM training of \(network.config.architecture.rawValue) (\(network.head.rawValue.dropFirst(3))) on \(training.count) documents, \(trainer.maxLength) tokens per sequence\(lineByLine ? ", one per line" : ", packed"), \(wholeWordMask ? "whole words" : "tokens") masked at \(mlmProbability)")
+            }
+            try common.run(trainer) {
+                try trainer.run(texts: training, eval: evaluation, lineByLine: lineByLine, output: common.output,
+                                tokenizerDirectory: source.tokenizerDirectory, resume: common.resume)
             }
         }
     }

@@ -196,6 +196,30 @@ import Testing
         }
     }
 
+    /// Continued pre-training on the fixture vocabulary's sentences: the held-out perplexity falls, the output stays
+    /// MegatronBertForPreTraining and `fill-mask` runs it.
+    @Test func maskedLMTrainingKeepsAPreTrainingModelForFillMask() throws {
+        let sentences = ["Paris is the capital of France .", "John Smith lives in New York .", "Google is a big city ?",
+                         "The river is very long .", "John works at Google ."]
+        func text(_ count: Int, _ seed: Int) -> String { (0..<count).map { sentences[($0 * 7 + seed) % sentences.count] }.joined(separator: "\n") + "\n" }
+        let train = try Self.write(text(80, 1), "mlm-train.txt"), dev = try Self.write(text(20, 3), "mlm-dev.txt")
+        let output = CLI.temporaryPath("finetuned-mlm")
+        let ran = try CLI.run(["finetune", "mlm", "--model", TaskCommandTests.models + "/pretraining", "--train", train, "--eval", dev,
+                               "--output", output, "--learning-rate", "2e-3", "--epochs", "4", "--max-length", "32", "--metric", "perplexity"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("(PreTraining) on 80 documents, 32 tokens per sequence, packed, tokens masked at 0.15"), "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let perplexity = try lines.map { try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["eval_perplexity"] as? Double) }
+        #expect(perplexity.count == 4 && perplexity.last! < perplexity.first!, "\(perplexity)")
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForPreTraining"])
+        let filled = try CLI.run(["fill-mask", "--model", output, "--device", "cpu", "Paris is the [MASK] of France ."])
+        #expect(filled.status == 0 && !filled.stdout.isEmpty, "\(filled.stderr)")
+        let empty = try Self.write("\n\n", "empty.txt")
+        let refused = try CLI.run(["finetune", "mlm", "--model", TaskCommandTests.models + "/pretraining", "--train", empty, "--output", CLI.temporaryPath("never")])
+        #expect(refused.status != 0 && refused.stderr.contains("holds no text"), "\(refused.stderr)")
+    }
+
     @Test(arguments: [
         ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
         ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),

@@ -58,6 +58,9 @@ public struct LabelSet: Sendable, Equatable {
     /// config's `id2label`.
     public static let answerSpans = LabelSet(problem: .crossEntropy, names: ["LABEL_0", "LABEL_1"])
 
+    /// The masked-LM heads' "labels": none of their own (a new config's default `id2label`).
+    public static let languageModel = LabelSet(problem: .crossEntropy, names: ["LABEL_0", "LABEL_1"])
+
     /// Multiple choice's "labels": the classifier's one score per choice.
     public static let choices = LabelSet(problem: .crossEntropy, names: ["LABEL_0"])
 

@@ -168,6 +168,11 @@ public final class TrainableModel: @unchecked Sendable {
         didSet { trainedLayers = trainedLayers.map { min(max($0, 0), layers.count) } }
     }
 
+    /// Pre-training: whether the next-sentence head (the pooler and `cls.seq_relationship`) trains; off, it keeps its
+    /// weights and stays out of the optimizer (masked-LM training alone, as transformers leaves parameters without a
+    /// gradient).
+    public var trainsNextSentence = true
+
     /// Every parameter, in name order.
     public var parameterList: [Parameter] { parameters.keys.sorted().compactMap { parameters[$0] } }
 
@@ -177,6 +182,9 @@ public final class TrainableModel: @unchecked Sendable {
 
     /// Whether the parameter `name` trains under `trainedLayers`.
     public func isTrained(_ name: String) -> Bool {
+        if !trainsNextSentence && head == .preTraining && (name.hasPrefix("bert.pooler.") || name.hasPrefix("cls.seq_relationship.")) {
+            return false
+        }
         guard let trained = trainedLayers, trained < layers.count else { return true }
         if Self.isHead(name) { return true }
         if name.hasPrefix("bert.encoder.ln.") { return trained > 0 }

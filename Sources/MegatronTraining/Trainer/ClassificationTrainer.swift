@@ -31,6 +31,8 @@ public final class ClassificationTrainer {
     public var progress: (TrainingProgress) -> Void = { _ in }
     /// Called with each warning (examples cut to `maxLength`).
     public var warn: (String) -> Void = { _ in }
+    /// Masked LM: which tokens each batch predicts (set by `run(texts:)`).
+    var masking: MaskedLMMasking?
 
     public init(model: TrainableModel, tokenizer: BERTTokenizer, labels: LabelSet, options: TrainingOptions) throws {
         try options.validate()
@@ -229,8 +231,9 @@ public final class ClassificationTrainer {
             while state.position < state.order.count {
                 let indices = state.order[state.position..<min(state.position + options.batchSize, state.order.count)]
                 state.position += options.batchSize
-                let batch = batch(examples, indices)
-                let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask,
+                var batch = batch(examples, indices), positions: [Int]?
+                if let masking { (batch, positions) = masked(batch, examples, indices, masking, &random) }
+                let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions,
                                                lossScale: 1 / Double(options.gradientAccumulation), random: &random,
                                                objective: objective(batch.targets))
                 guard loss.isFinite else {
@@ -280,6 +283,10 @@ public final class ClassificationTrainer {
     /// (`targets` holding each example's pair).
     func objective(_ targets: [Double]) -> (Tensor) throws -> (loss: Double, gradient: Tensor) {
         if model.head == .multipleChoice { return { try Loss.choices($0, labels: targets) } }
+        if model.predictions != nil {  // the logits are the masked tokens' rows only, in order
+            let kept = targets.filter { $0 != -100 }
+            return { try Loss.crossEntropy.evaluate($0, targets: kept) }
+        }
         guard model.head == .questionAnswering else { return { [labels] in try labels.problem.evaluate($0, targets: targets) } }
         let starts = stride(from: 0, to: targets.count, by: 2).map { Int(targets[$0]) }
         let ends = stride(from: 1, to: targets.count, by: 2).map { Int(targets[$0]) }

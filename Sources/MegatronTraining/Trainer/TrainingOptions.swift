@@ -52,8 +52,18 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         get { negatives ?? false }
         set { negatives = newValue }
     }
-    // The QA settings as stored: optional, so that checkpoints written before them still read.
-    var windowStride: Int?, answerTokens: Int?, nullThreshold: Double?, negatives: Bool?
+    /// Masked LM: the fraction of tokens each batch predicts (run_mlm's `--mlm_probability`, 0.15).
+    public var mlmProbability: Double {
+        get { maskingProbability ?? 0.15 }
+        set { maskingProbability = newValue }
+    }
+    /// Masked LM: whole words masked rather than tokens (`DataCollatorForWholeWordMask`).
+    public var wholeWordMask: Bool {
+        get { wholeWords ?? false }
+        set { wholeWords = newValue }
+    }
+    // The QA and masked-LM settings as stored: optional, so that checkpoints written before them still read.
+    var windowStride: Int?, answerTokens: Int?, nullThreshold: Double?, negatives: Bool?, maskingProbability: Double?, wholeWords: Bool?
     /// Stop after this many evaluations without improvement (nil: never).
     public var earlyStopping: Int?
     /// Train only the top this many encoder layers and the head (0: the head only; nil: everything).
@@ -87,9 +97,10 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         guard saveTotalLimit >= 1 else { throw TrainingError("--save-total-limit must be at least 1") }
         guard docStride >= 0 else { throw TrainingError("--doc-stride must not be negative") }
         guard maxAnswerLength >= 1 else { throw TrainingError("--max-answer-length must be at least 1") }
+        guard mlmProbability > 0 && mlmProbability < 1 else { throw TrainingError("--mlm-probability must be between 0 and 1") }
         guard nullScoreDiffThreshold.isFinite else { throw TrainingError("--null-score-diff-threshold must be a finite number") }
-        guard ["loss", "accuracy", "f1", "precision", "recall", "exact", "matthews_correlation", "pearson", "spearman", "mse"].contains(metric) else {
-            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), exact (QA), matthews_correlation, pearson, spearman, mse")
+        guard ["loss", "accuracy", "f1", "precision", "recall", "exact", "matthews_correlation", "pearson", "spearman", "mse", "perplexity"].contains(metric) else {
+            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), exact (QA), matthews_correlation, pearson, spearman, mse, perplexity (MLM)")
         }
     }
 
@@ -102,9 +113,10 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
                 ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
                 ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
                 ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off"),
-                ("--label-all-tokens", labelAllTokens ? "on" : "off"), ("--doc-stride", text(windowStride))]
+                ("--label-all-tokens", labelAllTokens ? "on" : "off"), ("--doc-stride", text(windowStride)),
+                ("--mlm-probability", text(maskingProbability)), ("--whole-word-mask", wholeWordMask ? "on" : "off")]
     }
 
     /// Whether a larger value of `metric` is better.
-    var higherIsBetter: Bool { !["loss", "mse"].contains(metric) }
+    var higherIsBetter: Bool { !["loss", "mse", "perplexity"].contains(metric) }
 }
