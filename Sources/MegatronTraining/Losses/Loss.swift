@@ -14,7 +14,7 @@ public enum Loss: String, Sendable, CaseIterable {
     /// The loss of logits (N, C) against targets — class indices (N) as Doubles for cross-entropy, values (N · C)
     /// for the others — and ∂loss/∂logits (N, C). Sums in Double.
     /// - Throws: when no target is counted (every one -100) or the targets do not fit the logits.
-    func evaluate(_ logits: Tensor, targets: [Double]) throws -> (loss: Double, gradient: Tensor) {
+    public func evaluate(_ logits: Tensor, targets: [Double]) throws -> (loss: Double, gradient: Tensor) {
         let n = logits.shape[0], c = logits.count / max(n, 1)
         let gradient = Tensor(shape: logits.shape)
         var total = 0.0
