@@ -265,7 +265,7 @@ struct FinetuneQACommand: ParsableCommand {
     )
 
     @OptionGroup var common: FinetuneOptions
-    @Option(help: "Tokens shared by neighbouring windows of a long context.") var docStride: Int = 128
+    @Option(help: "Tokens shared by neighbouring windows of a long context (default: 128, or half a window when windows are shorter than 256).") var docStride: Int?
     @Option(help: "Evaluation: the most tokens an answer may span.") var maxAnswerLength: Int = 30
     @Option(help: "Evaluation with unanswerable questions: answer \"\" when log p(no answer) - log p(best span) is over this.") var nullScoreDiffThreshold: Double = 0
     @Flag(help: "Questions may have no answer (SQuAD v2.0); on by itself when the data hold an unanswerable question.") var version2WithNegative = false
@@ -274,7 +274,6 @@ struct FinetuneQACommand: ParsableCommand {
         try reportingErrors {
             var options = try common.trainingOptions()
             options.maxLength = options.maxLength ?? 384
-            options.docStride = docStride
             options.maxAnswerLength = maxAnswerLength
             options.nullScoreDiffThreshold = nullScoreDiffThreshold
             try options.validate()
@@ -285,9 +284,12 @@ struct FinetuneQACommand: ParsableCommand {
             let source = try ModelSource.open(common.model)
             let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
             let network = try common.network(source, head: .questionAnswering, labels: 2)
+            let window = min(options.maxLength ?? 384, network.config.maxPositionEmbeddings)
+            options.docStride = docStride ?? min(128, window / 2)
+            try options.validate()
             let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: .answerSpans, options: options)
             if !common.quiet {
-                note("fine-tuning \(network.config.architecture.rawValue) for question answering on \(training.count) questions\(unanswerable > 0 ? " (\(unanswerable) unanswerable: SQuAD v2.0 evaluation)" : ""), \(trainer.maxLength) tokens per window, doc stride \(docStride)")
+                note("fine-tuning \(network.config.architecture.rawValue) for question answering on \(training.count) questions\(unanswerable > 0 ? " (\(unanswerable) unanswerable: SQuAD v2.0 evaluation)" : ""), \(trainer.maxLength) tokens per window, doc stride \(options.docStride)")
             }
             try common.run(trainer) {
                 try trainer.run(questions: training, eval: evaluation, output: common.output, tokenizerDirectory: source.tokenizerDirectory,
