@@ -4,8 +4,10 @@ import MegatronModel
 
 /// A Megatron-BERT (pre-LayerNorm) or BERT (post-LayerNorm) encoder with a head — a sequence classifier
 /// (`…ForSequenceClassification`: pooler, dropout, classifier), every token's (`…ForTokenClassification`: dropout,
-/// classifier, no pooler) or an answer span's (`…ForQuestionAnswering`: `qa_outputs`, each token's start and end
-/// logit, no dropout) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One
+/// classifier, no pooler), an answer span's (`…ForQuestionAnswering`: `qa_outputs`, each token's start and end
+/// logit, no dropout), a choice scorer (`…ForMultipleChoice`: pooler, dropout, one score per sequence), or the
+/// masked-LM and pre-training heads (`…ForMaskedLM`, `…ForPreTraining`: `cls.predictions` with the decoder tied to the
+/// word embeddings, run on the labelled tokens only; next-sentence prediction from the pooler) — as forward/backward pairs, on FP32 master parameters under their Hugging Face names. One
 /// `step` runs the forward pass, the loss and the backward pass, adding every parameter's gradient; the optimizer is
 /// separate.
 ///
