@@ -196,6 +196,31 @@ public struct BERTTokenizer: Sendable {
     /// ```
     /// - Throws: when `maxLength` cannot hold the two special tokens.
     public func encodeWords(_ words: [String], maxLength: Int? = nil) throws -> (encoding: Encoding, truncated: Bool) {
+        let text = wordPieces(words)
+        let plan = try Truncation(first: text.count, second: nil, maxLength: maxLength, strategy: .longestFirst, stride: 0,
+                                  overflow: false)
+        let keep = plan.windows[0].first
+        return (assemble(text, keep, nil, 0..<0), keep.count < text.count)
+    }
+
+    /// `encodeWords` for a sentence longer than `maxLength`: overlapping windows as Hugging Face's tokenizer makes them
+    /// with `is_split_into_words=True, return_overflowing_tokens=True, stride=…` — each holding `maxLength` tokens with
+    /// [CLS] and [SEP], the next starting `stride` tokens before the previous one ended — and where each window starts
+    /// among the sentence's tokens (the first after [CLS] is 0). One window when the sentence fits.
+    ///
+    /// ```swift
+    /// let windows = try tokenizer.encodeWordWindows(longSentence, maxLength: 128, stride: 32)
+    /// ```
+    /// - Throws: when `stride` is not smaller than what a window holds (`maxLength` − 2).
+    public func encodeWordWindows(_ words: [String], maxLength: Int, stride: Int) throws -> [(encoding: Encoding, start: Int)] {
+        let text = wordPieces(words)
+        let plan = try Truncation(first: text.count, second: nil, maxLength: maxLength, strategy: .longestFirst, stride: stride,
+                                  overflow: true)
+        return plan.windows.map { (assemble(text, $0.first, nil, 0..<0), $0.first.lowerBound) }
+    }
+
+    /// Every word's pieces, each tagged with its word's index.
+    func wordPieces(_ words: [String]) -> TextPieces {
         var all: [Piece] = []
         for (index, word) in words.enumerated() {
             all += pieces(word).pieces.map { piece in
@@ -204,11 +229,7 @@ public struct BERTTokenizer: Sendable {
                 return piece
             }
         }
-        let text = TextPieces(pieces: all, count: all.count)
-        let plan = try Truncation(first: all.count, second: nil, maxLength: maxLength, strategy: .longestFirst, stride: 0,
-                                  overflow: false)
-        let keep = plan.windows[0].first
-        return (assemble(text, keep, nil, 0..<0), keep.count < all.count)
+        return TextPieces(pieces: all, count: all.count)
     }
 
     /// Encodes a text (or pair) that may be longer than `maxLength` as overlapping windows, the way

@@ -193,7 +193,9 @@ struct FinetuneNERCommand: ParsableCommand {
         "end", "label"}]} (character spans on whitespace-split words, tagged IOB2). Tags: O, or B-, I-, E-, S- and a \
         type (IOB1, IOB2 and BIOES; the scheme found is stated). The labels are the training tags sorted, unless \
         --labels names them. Each word's first token carries its tag and its other tokens are ignored \
-        (--label-all-tokens: they carry it too, B- as I-); words past --max-length are counted and reported. \
+        (--label-all-tokens: they carry it too, B- as I-); words past --max-length are counted and reported, or, with \
+        --stride N, a longer sentence becomes overlapping windows sharing N tokens (each word evaluated once, from the \
+        window where it has the most context). \
         Evaluation, as run_ner reports it: seqeval's entity precision, recall and F1 overall and per type, token \
         accuracy (--strict IOB2 for seqeval's strict mode). Training is the Trainer's, as in `finetune classify` \
         (checkpoints, --resume, early stopping, --bf16, --train-layers); the output loads in transformers' \
@@ -209,12 +211,14 @@ struct FinetuneNERCommand: ParsableCommand {
     @Option(help: "CoNLL: the column of the word (from 1).") var tokenColumn: Int = 1
     @Option(help: "CoNLL: the column of the tag (from 1; default: the last).") var tagColumn: Int?
     @Flag(help: "Label every token of a word, not only its first (a B- tag as I- on the later tokens).") var labelAllTokens = false
+    @Option(help: "Split a sentence over --max-length into overlapping windows sharing N tokens (default: cut it, counting the words lost).") var stride: Int?
     @Option(help: "Evaluate in seqeval's strict mode for this scheme: IOB1, IOB2, IOE1, IOE2, IOBES, BILOU (default: its default mode).") var strict: String?
 
     func run() throws {
         try reportingErrors {
             var options = try common.trainingOptions()
             options.labelAllTokens = labelAllTokens
+            options.wordStride = stride
             if let strict {
                 guard let scheme = TagScheme(rawValue: strict.uppercased()) else {
                     throw CommandError("--strict \(strict) is not one of \(TagScheme.allCases.map(\.rawValue).joined(separator: ", "))")

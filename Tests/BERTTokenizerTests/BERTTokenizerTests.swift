@@ -97,7 +97,8 @@ import TensorFiles
 
 /// `encodeWords` against BertTokenizerFast with `is_split_into_words=True` (Fixtures/words.zip, made by
 /// scripts/make_words_fixtures.py: 3,000 sentences of 1–30 words from a mixed-script pool, cut at max_length 3..64 or
-/// not): the same ids, the same word of every token, the same answer to "was anything cut".
+/// not): the same ids, the same word of every token, the same answer to "was anything cut"; and `encodeWordWindows`
+/// against its overflowing windows (1,000 sentences of 1–40 words, max_length 4..40, a stride).
 @Suite struct WordsTests {
     struct Case: Decodable {
         var words: [String]
@@ -106,9 +107,17 @@ import TensorFiles
         var word_ids: [Int]
         var cut: Bool
     }
+    struct Windows: Decodable {
+        struct Window: Decodable { var ids: [Int]; var word_ids: [Int] }
+        var words: [String]
+        var max_length: Int
+        var stride: Int
+        var windows: [Window]
+    }
     struct File: Decodable {
         var generator: String
         var cases: [Case]
+        var windows: [Windows]
     }
 
     @Test func wordsEncodeAsHuggingFaceSplitsThem() throws {
@@ -132,6 +141,24 @@ import TensorFiles
         }
         #expect(failures == 0, "\(failures) of \(file.cases.count) cases differ")
         #expect(throws: TokenizerError.self) { try tokenizer.encodeWords(["a"], maxLength: 1) }
+        var windowFailures = 0
+        for (index, item) in file.windows.enumerated() {
+            let ours = try tokenizer.encodeWordWindows(item.words, maxLength: item.max_length, stride: item.stride)
+            let full = try tokenizer.encodeWords(item.words).encoding
+            var same = ours.count == item.windows.count
+            for ((window, start), expected) in Swift.zip(ours, item.windows) {
+                let words = window.wordIDs.map { $0 ?? -1 }
+                // Each window's tokens are the sentence's from `start` on.
+                if window.ids != expected.ids || words != expected.word_ids || Array(window.ids.dropFirst().dropLast()) != Array(full.ids[(start + 1)..<(start + 1 + window.count - 2)]) {
+                    same = false
+                }
+            }
+            if !same {
+                windowFailures += 1
+                if windowFailures <= 3 { Issue.record("windows \(index): ours \(ours.map(\.encoding.ids)) vs \(item.windows.map(\.ids))") }
+            }
+        }
+        #expect(windowFailures == 0 && file.windows.count == 1000, "\(windowFailures) of \(file.windows.count) sentences differ")
     }
 }
 

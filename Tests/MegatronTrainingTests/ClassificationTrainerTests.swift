@@ -218,6 +218,39 @@ import TensorFiles
             #expect(error.description.contains("ner:4") && error.description.contains("B-PLANT"), "\(error)")
         }
     }
+    /// With a stride, long sentences become windows that label every word once: training targets cover the sentence's
+    /// labelled tokens, and evaluation counts each word once (the same supports as without windows), from the window
+    /// where it has the most context; a tagger trained on windows of 7 tokens learns as one trained on whole sentences.
+    @Test func nerWindowsLabelEveryWordOnce() throws {
+        var options = Self.options()
+        (options.maxSteps, options.evalEvery, options.metric, options.learningRate, options.gradientAccumulation) = (200, 50, "f1", 5e-3, 1)
+        let sentences = Self.tagged(150, seed: 1).filter { $0.words.count <= 8 }, dev = Self.tagged(40, seed: 2).filter { $0.words.count <= 8 }
+        var windowed = options
+        (windowed.maxLength, windowed.wordStride) = (7, 2)
+        let tagger = try Self.tagger(windowed), whole = try Self.tagger(options)
+        let windows = try tagger.prepare(tagged: sentences), plain = try whole.prepare(tagged: sentences)
+        #expect(windows.count > plain.count && windows.allSatisfy { $0.encoding.count <= 7 })
+        for (number, example) in plain.enumerated() {
+            var labelled = Set<Int>()
+            for window in windows where window.sentence == number {
+                for (position, target) in window.targets.enumerated() where target != -100 {
+                    labelled.insert(window.start + position)
+                    #expect(example.targets[window.start + position] == target)
+                }
+            }
+            #expect(labelled == Set(example.targets.indices.filter { example.targets[$0] != -100 }), "sentence \(number)")
+        }
+        let scores = try tagger.evaluation(tagged: dev), reference = try whole.evaluation(tagged: dev)
+        for key in reference.keys where key.hasSuffix("_number") { #expect(scores[key] == reference[key], "\(key)") }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("ner-windows-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let summary = try Self.tagger(windowed).run(tagged: sentences, eval: dev, output: output, tokenizerDirectory: nil)
+        let plainSummary = try Self.tagger(options).run(tagged: sentences, eval: dev, output: output + "-plain", tokenizerDirectory: nil)
+        defer { try? FileManager.default.removeItem(atPath: output + "-plain") }
+        let f1 = summary.best?["f1"] ?? 0, plainF1 = plainSummary.best?["f1"] ?? 0
+        #expect(f1 > 0.45 && abs(f1 - plainF1) <= 0.1, "windows: F1 \(f1); whole sentences: \(plainF1)")
+    }
+
     /// Words past --max-length are counted in a warning, and left without labels (run_ner drops them the same way).
     @Test func wordsPastTheLimitAreReported() throws {
         var options = Self.options()
@@ -229,6 +262,6 @@ import TensorFiles
                                       location: "x:1")
         let prepared = try tagger.prepare(tagged: [sentence, TaggedSentence(words: ["a", "dog"], tags: ["O", "B-ANIMAL"], location: "x:2")])
         #expect(prepared[0].targets == [-100, 3, 1, 0, -100] && prepared[1].targets == [-100, 3, 0, -100])
-        #expect(warnings == ["1 of 2 sentences are longer than 5 tokens: 3 words past --max-length go unlabelled (raise --max-length)"], "\(warnings)")
+        #expect(warnings == ["1 of 2 sentences are longer than 5 tokens: 3 words past --max-length go unlabelled (raise --max-length, or --stride N for windows)"], "\(warnings)")
     }
 }

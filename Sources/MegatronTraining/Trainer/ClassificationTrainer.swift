@@ -48,6 +48,10 @@ public final class ClassificationTrainer {
         var encodings: [Encoding]
         var targets: [Double]
         var encoding: Encoding { encodings[0] }
+        /// NER windows (`options.wordStride`): the sentence this window belongs to, and where its tokens start among
+        /// the sentence's (after [CLS]).
+        var sentence: Int?
+        var start = 0
 
         init(encoding: Encoding, targets: [Double]) {
             encodings = [encoding]
@@ -61,16 +65,40 @@ public final class ClassificationTrainer {
     }
 
     /// Tagged sentences as run_ner prepares them: the words tokenized (`encodeWords`), each word's label on its first
-    /// token (every token's with `options.labelAllTokens`), -100 elsewhere.
+    /// token (every token's with `options.labelAllTokens`), -100 elsewhere. With `options.wordStride`, a sentence over
+    /// `maxLength` becomes overlapping windows (`encodeWordWindows`), each labelled as the whole sentence is (a word's
+    /// first token in the sentence, not a window's first token inside a word).
     func prepare(tagged sentences: [TaggedSentence]) throws -> [Prepared] {
         var cutSentences = 0, cutWords = 0
         let inside = TokenAlignment.insideLabels(labels.names)
-        let prepared = try sentences.map { sentence -> Prepared in
-            let (encoding, truncated) = try tokenizer.encodeWords(sentence.words, maxLength: maxLength)
-            let labelIndices = try sentence.tags.map { tag in
+        func indices(_ sentence: TaggedSentence) throws -> [Int] {
+            try sentence.tags.map { tag in
                 guard let index = labels.names.firstIndex(of: tag) else { throw labels.unknown(tag, at: sentence.location) }
                 return index
             }
+        }
+        if let stride = options.wordStride {
+            return try sentences.enumerated().flatMap { number, sentence -> [Prepared] in
+                let labelIndices = try indices(sentence)
+                let whole = try tokenizer.encodeWords(sentence.words).encoding
+                let targets = TokenAlignment.targets(wordIDs: whole.wordIDs, labels: labelIndices, labelAllTokens: options.labelAllTokens,
+                                                     inside: inside)
+                let windows: [(encoding: Encoding, start: Int)]
+                do {
+                    windows = try tokenizer.encodeWordWindows(sentence.words, maxLength: maxLength, stride: stride)
+                } catch let error as TokenizerError {
+                    throw TrainingError("--stride \(stride) with --max-length \(maxLength): \(error.message)")
+                }
+                return windows.map { window, start in
+                    var prepared = Prepared(encoding: window, targets: [-100] + targets[(start + 1)..<(start + window.count - 1)] + [-100])
+                    (prepared.sentence, prepared.start) = (number, start)
+                    return prepared
+                }
+            }
+        }
+        let prepared = try sentences.map { sentence -> Prepared in
+            let (encoding, truncated) = try tokenizer.encodeWords(sentence.words, maxLength: maxLength)
+            let labelIndices = try indices(sentence)
             if truncated {
                 cutSentences += 1
                 cutWords += sentence.words.count - 1 - (encoding.wordIDs.compactMap { $0 }.max() ?? -1)  // the words after the last kept
@@ -79,7 +107,7 @@ public final class ClassificationTrainer {
                                                                                 labelAllTokens: options.labelAllTokens, inside: inside))
         }
         if cutSentences > 0 {
-            warn("\(cutSentences) of \(sentences.count) sentences are longer than \(maxLength) tokens: \(cutWords) words past --max-length go unlabelled (raise --max-length)")
+            warn("\(cutSentences) of \(sentences.count) sentences are longer than \(maxLength) tokens: \(cutWords) words past --max-length go unlabelled (raise --max-length, or --stride N for windows)")
         }
         return prepared
     }
@@ -407,7 +435,9 @@ extension ClassificationTrainer {
     /// token means weighted by sentences, as the Trainer's evaluation loop averages.
     func tokenEvaluation(_ examples: [Prepared]) throws -> [String: Double] {
         var lossSum = 0.0, counted = 0.0
-        var truth: [[String]] = [], predicted: [[String]] = []
+        // Per sentence, each labelled token's (true, predicted) label by its place in the sentence; of a token in several
+        // windows, the window where it has the most context (the most tokens on its nearer side) speaks for it.
+        var tokens: [Int: [Int: (context: Int, truth: Int, predicted: Int)]] = [:]
         let c = labels.names.count
         try evaluationBatches(examples) { indices, batch, logits in
             let s = batch.ids.first?.count ?? 0
@@ -416,18 +446,22 @@ extension ClassificationTrainer {
                 lossSum += loss * Double(indices.count)
                 counted += Double(indices.count)
             }
-            for row in 0..<indices.count {
-                var sentenceTruth: [String] = [], sentencePrediction: [String] = []
+            for (row, i) in indices.enumerated() {
+                let n = examples[i].encoding.count, sentence = examples[i].sentence ?? i
                 for position in 0..<s where batch.targets[row * s + position] != -100 {
                     let base = (row * s + position) * c
                     let scores = (0..<c).map { logits[base + $0] }
-                    sentencePrediction.append(labels.names[scores.indices.max { scores[$0] < scores[$1] } ?? 0])
-                    sentenceTruth.append(labels.names[Int(batch.targets[row * s + position])])
+                    let vote = (context: min(position - 1, n - 2 - position), truth: Int(batch.targets[row * s + position]),
+                                predicted: scores.indices.max { scores[$0] < scores[$1] } ?? 0)
+                    let place = examples[i].start + position
+                    if let seen = tokens[sentence]?[place], seen.context >= vote.context { continue }
+                    tokens[sentence, default: [:]][place] = vote
                 }
-                truth.append(sentenceTruth)
-                predicted.append(sentencePrediction)
             }
         }
+        let sentences = Set(examples.indices.map { examples[$0].sentence ?? $0 }).sorted()
+        let ordered = sentences.map { (tokens[$0] ?? [:]).sorted { $0.key < $1.key }.map(\.value) }
+        let truth = ordered.map { $0.map { labels.names[$0.truth] } }, predicted = ordered.map { $0.map { labels.names[$0.predicted] } }
         let scores = try EntityMetrics.scores(truth: truth, predicted: predicted, mode: options.strictScheme.map { .strict($0) } ?? .lenient)
         var metrics: [String: Double] = [:]
         for (key, value) in scores {

@@ -28,6 +28,9 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
     }
     /// `labelAllTokens` as stored: optional, so that checkpoints written before it existed still read (as off).
     var labelsEveryToken: Bool?
+    /// NER: a sentence over `maxLength` tokens becomes overlapping windows sharing this many tokens, every word
+    /// labelled (nil: cut at `maxLength`, the words after it unlabelled, as run_ner does).
+    public var wordStride: Int?
     /// NER: evaluate in seqeval's strict mode for this scheme (nil: its default mode).
     public var strictScheme: TagScheme?
     /// QA: tokens shared by neighbouring windows of a long context (run_qa's `--doc_stride`, 128).
@@ -96,6 +99,7 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         if let saveEvery, saveEvery < 1 { throw TrainingError("--save-every must be at least 1") }
         guard saveTotalLimit >= 1 else { throw TrainingError("--save-total-limit must be at least 1") }
         guard docStride >= 0 else { throw TrainingError("--doc-stride must not be negative") }
+        if let wordStride, wordStride < 0 { throw TrainingError("--stride must not be negative") }
         guard maxAnswerLength >= 1 else { throw TrainingError("--max-answer-length must be at least 1") }
         guard mlmProbability > 0 && mlmProbability < 1 else { throw TrainingError("--mlm-probability must be between 0 and 1") }
         guard nullScoreDiffThreshold.isFinite else { throw TrainingError("--null-score-diff-threshold must be a finite number") }
@@ -113,7 +117,7 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
                 ("--warmup-ratio", "\(warmupRatio)"), ("--weight-decay", "\(weightDecay)"), ("--max-grad-norm", "\(maxGradNorm)"),
                 ("--scheduler", schedule.rawValue), ("--seed", "\(seed)"), ("--max-length", text(maxLength)),
                 ("--train-layers", text(trainLayers)), ("--bf16", precision == "bf16" ? "on" : "off"),
-                ("--label-all-tokens", labelAllTokens ? "on" : "off"), ("--doc-stride", text(windowStride)),
+                ("--label-all-tokens", labelAllTokens ? "on" : "off"), ("--doc-stride", text(windowStride)), ("--stride", text(wordStride)),
                 ("--mlm-probability", text(maskingProbability)), ("--whole-word-mask", wholeWordMask ? "on" : "off")]
     }
 
