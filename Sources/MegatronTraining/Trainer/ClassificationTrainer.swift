@@ -381,14 +381,17 @@ public final class ClassificationTrainer {
     public func evaluation(tagged sentences: [TaggedSentence]) throws -> [String: Double] { try evaluation(try prepare(tagged: sentences)) }
 
     /// `body` with each batch of `batchSize` examples in order — their indices, the padded batch and the logits,
-    /// dropout off — for evaluation.
-    func evaluationBatches(_ examples: [Prepared],
+    /// dropout off — for evaluation. With `masking` (masked LM), each batch masked from `options.seed`'s generator
+    /// (the same masks at every evaluation), the logits those of the masked tokens.
+    func evaluationBatches(_ examples: [Prepared], masking: MaskedLMMasking? = nil,
                            _ body: (Range<Int>, (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]), Tensor) throws -> Void) throws {
-        var random = SeededRandom(seed: 0)
+        var random = SeededRandom(seed: 0), masks = SeededRandom(seed: options.seed)
         for start in stride(from: 0, to: examples.count, by: options.batchSize) {
             let indices = start..<min(start + options.batchSize, examples.count)
-            let batch = batch(examples, ArraySlice(indices))
-            try body(indices, batch, try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, random: &random))
+            var batch = batch(examples, ArraySlice(indices)), positions: [Int]?
+            if let masking { (batch, positions) = masked(batch, examples, ArraySlice(indices), masking, &masks) }
+            try body(indices, batch, try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions,
+                                                      random: &random))
         }
     }
 

@@ -55,12 +55,8 @@ extension ClassificationTrainer {
     /// The loss at masked tokens (each batch's mean, weighted by its sequences, as the Trainer's evaluation averages)
     /// and its perplexity, dropout off, masks drawn from `options.seed`.
     func maskedEvaluation(_ examples: [Prepared], _ masking: MaskedLMMasking) throws -> [String: Double] {
-        var random = SeededRandom(seed: options.seed), dropout = SeededRandom(seed: 0)
         var lossSum = 0.0
-        for start in stride(from: 0, to: examples.count, by: options.batchSize) {
-            let indices = ArraySlice(start..<min(start + options.batchSize, examples.count))
-            let (batch, positions) = masked(batch(examples, indices), examples, indices, masking, &random)
-            let logits = try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions, random: &dropout)
+        try evaluationBatches(examples, masking: masking) { indices, batch, logits in
             lossSum += try objective(batch.targets)(logits).loss * Double(indices.count)
         }
         let loss = lossSum / Double(max(examples.count, 1))
