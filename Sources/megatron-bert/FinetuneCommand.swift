@@ -122,8 +122,8 @@ struct FinetuneOptions: ParsableArguments {
             throw ExitCode(130)
         }
         if !quiet {
-            let best = summary.best.map { " best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
-            note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "");\(best); model in \(output)")
+            let best = summary.best.map { "; best: " + $0.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") } ?? ""
+            note("done: \(summary.steps) steps, training loss \(String(format: "%.4f", summary.trainingLoss))\(summary.stoppedEarly ? " (stopped early)" : "")\(best); model in \(output)")
         }
     }
 }

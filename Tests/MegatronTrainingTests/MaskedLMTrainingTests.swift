@@ -112,6 +112,26 @@ import TensorFiles
         #expect(try Data(contentsOf: URL(fileURLWithPath: parts + "/metrics.jsonl")) == Data(contentsOf: URL(fileURLWithPath: whole + "/metrics.jsonl")))
     }
 
+    /// The trainer's batches never choose a special id — [UNK] in the text, [MASK] typed by the user — nor [CLS],
+    /// [SEP] or padding, as the collator's `get_special_tokens_mask(already_has_special_tokens=True)`; every other
+    /// token is chosen at probability 1.
+    @Test func specialIDsAreNeverChosen() throws {
+        let trainer = try Self.trainer("megatron-mlm")
+        let tokenizer = try ClassificationTrainerTests.tokenizer()
+        let encodings = try ["red zebra cat [MASK]", "the sun"].map { try tokenizer.encode($0) }
+        let examples = encodings.map { ClassificationTrainer.Prepared(encoding: $0, targets: []) }
+        let s = encodings.map(\.count).max()!
+        let ids = encodings.map { $0.ids + [Int](repeating: tokenizer.padTokenID, count: s - $0.count) }
+        let batch = (ids: ids, types: ids.map { $0.map { _ in 0 } }, mask: encodings.map { e in (0..<s).map { $0 < e.count ? 1 : 0 } }, targets: [Double]())
+        var random = SeededRandom(seed: 1)
+        let every = MaskedLMMasking(maskID: tokenizer.maskTokenID!, vocabularySize: tokenizer.vocabulary.count, probability: 1)
+        let (_, positions) = trainer.masked(batch, examples, [0, 1][...], every, &random)
+        let special = tokenizer.specialTokenIDs
+        #expect(ids[0].contains(tokenizer.unknownTokenID) && ids[0].contains(tokenizer.maskTokenID!))
+        let expected = (0..<(2 * s)).filter { !special.contains(ids[$0 / s][$0 % s]) }
+        #expect(positions == expected, "chosen \(positions); ids \(ids)")
+    }
+
     /// A pre-training checkpoint stays one: its next-sentence head (pooler and seq_relationship) keeps every weight.
     @Test func aPreTrainingCheckpointKeepsItsNextSentenceHead() throws {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("mlm-pretraining-\(UUID().uuidString)").path

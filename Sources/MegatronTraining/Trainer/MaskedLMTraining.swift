@@ -45,7 +45,10 @@ extension ClassificationTrainer {
                 _ masking: MaskedLMMasking, _ random: inout SeededRandom) -> ((ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]), [Int]) {
         let s = batch.ids.first?.count ?? 0
         let encodings = indices.map { examples[$0].encoding }
-        let special = encodings.map { e in e.specialTokensMask.map { $0 == 1 } + [Bool](repeating: true, count: s - e.count) }
+        // Never chosen, as the collator's `get_special_tokens_mask(already_has_special_tokens=True)`: every special id
+        // ([CLS], [SEP], [UNK], [PAD], [MASK], special added tokens), and padding.
+        let specialIDs = tokenizer.specialTokenIDs
+        let special = encodings.map { e in e.ids.map { specialIDs.contains($0) } + [Bool](repeating: true, count: s - e.count) }
         let words = encodings.map { e in e.wordIDs + [Int?](repeating: nil, count: s - e.count) }
         var ids = batch.ids
         let targets = masking.apply(to: &ids, special: special, words: words, lengths: encodings.map(\.count), &random)
