@@ -15,6 +15,9 @@ Layout under the output folder:
                                                    them (groups, warmup + linear decay, clipping at 1.0, accumulation 2):
                                                    the batches and settings; every micro-batch's loss, each step's
                                                    gradient norm and learning rate, and the final weights
+  steps-mlm.json, steps-mlm.expected.safetensors   the same 20 steps of bert-mlm (its decoder tied to the word
+                                                   embeddings: one parameter, one gradient, one step) on masked batches
+                                                   (80% [MASK], 10% another id, 10% kept; -100 elsewhere)
   NOTES.md                                         versions and what each model is
 """
 import json
@@ -169,6 +172,7 @@ def main():
         safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, f"{name}.expected.safetensors"))
         notes.append(f"- {name}: {model_class.__name__}, {key}, {labels} labels, {sizes}; loss {out.loss.item():.6f}")
     notes.append(steps())
+    notes.append(steps("bert-mlm", BertForMaskedLM, masked_step_batches(), "steps-mlm"))
     with open(os.path.join(OUT, "NOTES.md"), "w") as f:
         f.write("\n".join(notes) + "\n")
 
@@ -187,9 +191,26 @@ def step_batches():
     return batches
 
 
-def steps():
-    """The optimizer's fixture: megatron-single trained in float32 exactly as transformers' Trainer steps it."""
-    model = MegatronBertForSequenceClassification.from_pretrained(os.path.join(OUT, "megatron-single"), dtype=torch.float32)
+def masked_step_batches():
+    """step_batches() masked as the collator masks: every third real token after [CLS] chosen (shifted per batch), of
+    those 8 in 10 [MASK] (id 4), 1 another id, 1 kept; labels the original ids there, -100 elsewhere."""
+    batches = []
+    for shift, batch in enumerate(step_batches()):
+        ids, labels, k = [list(row) for row in batch["input_ids"]], [], 0
+        for r, row in enumerate(ids):
+            labels.append([-100] * len(row))
+            for t in range(1, len(row)):
+                if batch["attention_mask"][r][t] and (t + r + shift) % 3 == 0:
+                    labels[r][t] = row[t]
+                    row[t] = 4 if k % 10 < 8 else (row[t] + 7) % 41 if k % 10 == 8 else row[t]
+                    k += 1
+        batches.append(dict(batch, input_ids=ids, labels=labels))
+    return batches
+
+
+def steps(name="megatron-single", model_class=MegatronBertForSequenceClassification, batches=None, prefix="steps"):
+    """The optimizer's fixture: `name` trained in float32 exactly as transformers' Trainer steps it."""
+    model = model_class.from_pretrained(os.path.join(OUT, name), dtype=torch.float32)
     model.eval()  # dropout off
     no_decay = set()
     for module_name, module in model.named_modules():
@@ -200,7 +221,7 @@ def steps():
               {"params": [p for n, p in named if n in no_decay or "bias" in n], "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=STEPS["learning_rate"], betas=tuple(STEPS["betas"]), eps=STEPS["epsilon"])
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, STEPS["warmup_steps"], STEPS["steps"])
-    batches = step_batches()
+    batches = batches or step_batches()
     losses, norms, rates = [], [], []
     for step in range(STEPS["steps"]):
         rates.append(scheduler.get_last_lr()[0])
@@ -214,13 +235,13 @@ def steps():
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-    with open(os.path.join(OUT, "steps.json"), "w") as f:
-        json.dump(dict(STEPS, batches=batches, model="megatron-single"), f)
+    with open(os.path.join(OUT, prefix + ".json"), "w") as f:
+        json.dump(dict(STEPS, batches=batches, model=name), f)
     expected = {"losses": torch.tensor(losses, dtype=torch.float64), "norms": torch.tensor(norms, dtype=torch.float64),
                 "rates": torch.tensor(rates, dtype=torch.float64)}
     expected.update({"weight." + n: p.detach().clone() for n, p in named})
-    safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, "steps.expected.safetensors"))
-    return (f"- steps: megatron-single in float32, {STEPS}; losses {losses[0]:.6f} → {losses[-1]:.6f}")
+    safetensors.torch.save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(OUT, prefix + ".expected.safetensors"))
+    return (f"- {prefix}: {name} in float32, {STEPS}; losses {losses[0]:.6f} → {losses[-1]:.6f}")
 
 
 if __name__ == "__main__":

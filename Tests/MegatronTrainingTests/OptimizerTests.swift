@@ -5,17 +5,32 @@ import MegatronModel
 import TensorFiles
 @testable import MegatronTraining
 
-/// 20 AdamW steps of a Megatron-BERT classifier as the HF Trainer takes them — its groups (no decay on biases and
-/// LayerNorm weights), weight decay 0.01, linear warmup over 4 steps and decay, clipping at 1.0, gradient accumulation
-/// 2 — from the same weights and batches as PyTorch in float32 (scripts/make_training_fixtures.py): every micro-batch's
-/// loss, every step's gradient norm and learning rate within 1e-5, every final weight within 1e-5.
+/// 20 AdamW steps as the HF Trainer takes them — its groups (no decay on biases and LayerNorm weights), weight decay
+/// 0.01, linear warmup over 4 steps and decay, clipping at 1.0, gradient accumulation 2 — from the same weights and
+/// batches as PyTorch in float32 (scripts/make_training_fixtures.py), for a Megatron-BERT classifier (`steps`) and a
+/// BERT masked LM whose decoder is the word embeddings (`steps-mlm`: one parameter with both gradients, clipped and
+/// stepped once): every micro-batch's loss, every step's gradient norm and learning rate within 1e-5, every final
+/// weight within 1e-5.
 @Suite struct OptimizerTests {
     struct Steps: Decodable {
         struct Batch: Decodable {
             var input_ids: [[Int]]
             var attention_mask: [[Int]]
             var token_type_ids: [[Int]]
+            /// A label per sequence (`steps`), or per token with -100 where nothing is predicted (`steps-mlm`).
             var labels: [Int]
+
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                (input_ids, attention_mask, token_type_ids) = (try container.decode([[Int]].self, forKey: .input_ids),
+                    try container.decode([[Int]].self, forKey: .attention_mask), try container.decode([[Int]].self, forKey: .token_type_ids))
+                if let perSequence = try? container.decode([Int].self, forKey: .labels) {
+                    labels = perSequence
+                } else {
+                    labels = try container.decode([[Int]].self, forKey: .labels).flatMap { $0 }
+                }
+            }
+            enum CodingKeys: String, CodingKey { case input_ids, attention_mask, token_type_ids, labels }
         }
         var steps: Int
         var accumulation: Int
@@ -29,14 +44,16 @@ import TensorFiles
         var model: String
     }
 
-    @Test func twentyStepsMatchPyTorch() throws {
+    @Test(arguments: ["steps", "steps-mlm"]) func twentyStepsMatchPyTorch(fixture: String) throws {
         let fixtures = GradientTests.fixtures
-        let plan = try JSONDecoder().decode(Steps.self, from: Data(contentsOf: URL(fileURLWithPath: fixtures + "/steps.json")))
+        let plan = try JSONDecoder().decode(Steps.self, from: Data(contentsOf: URL(fileURLWithPath: fixtures + "/\(fixture).json")))
         let source = try ModelSource.open(fixtures + "/" + plan.model)
-        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts())
+        let masked = fixture == "steps-mlm"
+        let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(),
+                                       head: masked ? .maskedLM : .sequenceClassification, dropout: DropoutRates.none)
         var optimizer = AdamW(beta1: plan.betas[0], beta2: plan.betas[1], epsilon: plan.epsilon, weightDecay: plan.weight_decay)
         let schedule = Schedule(.linear, peak: plan.learning_rate, warmupSteps: plan.warmup_steps, totalSteps: plan.steps)
-        let expected = try SafeTensorsFile(path: fixtures + "/steps.expected.safetensors").tensors
+        let expected = try SafeTensorsFile(path: fixtures + "/\(fixture).expected.safetensors").tensors
         let losses = try #require(expected["losses"]).toDoubles(), norms = try #require(expected["norms"]).toDoubles()
         let rates = try #require(expected["rates"]).toDoubles()
         var random = SeededRandom(seed: 1)
@@ -45,9 +62,13 @@ import TensorFiles
             #expect(abs(schedule.rate(at: step) - rates[step]) <= 1e-12, "rate at step \(step)")
             for micro in 0..<plan.accumulation {
                 let batch = plan.batches[(step * plan.accumulation + micro) % plan.batches.count]
+                // The masked LM's logits are the labelled tokens' rows only (B·S positions), in order.
+                let positions = masked ? batch.labels.indices.filter { batch.labels[$0] != -100 } : nil
+                let targets = (masked ? positions!.map { batch.labels[$0] } : batch.labels).map(Double.init)
                 let (loss, _) = try model.step(ids: batch.input_ids, types: batch.token_type_ids, mask: batch.attention_mask,
-                                               targets: batch.labels.map(Double.init), loss: .crossEntropy,
-                                               lossScale: 1 / Double(plan.accumulation), random: &random)
+                                               positions: positions, lossScale: 1 / Double(plan.accumulation), random: &random) {
+                    try Loss.crossEntropy.evaluate($0, targets: targets)
+                }
                 ours.append(loss)
             }
             let norm = optimizer.clippedStep(model.parameterList, learningRate: schedule.rate(at: step), maxNorm: plan.max_norm)
@@ -71,7 +92,7 @@ import TensorFiles
             if difference > worst { (worst, worstName) = (difference, parameter.name) }
             #expect(difference <= 1e-5, "\(parameter.name): max |Δ| \(difference) after \(plan.steps) steps")
         }
-        print("20 AdamW steps: losses \(ours.first ?? 0) → \(ours.last ?? 0) (PyTorch \(losses.first ?? 0) → \(losses.last ?? 0)); worst loss |Δ| \(worstLoss); worst weight |Δ| \(worst) at \(worstName)")
+        print("\(fixture): 20 AdamW steps: losses \(ours.first ?? 0) → \(ours.last ?? 0) (PyTorch \(losses.first ?? 0) → \(losses.last ?? 0)); worst loss |Δ| \(worstLoss); worst weight |Δ| \(worst) at \(worstName)")
     }
 
     /// The schedules as transformers computes them, at the points that matter.
