@@ -41,7 +41,7 @@ struct FinetuneOptions: ParsableArguments {
     @Option(help: "Tokens per example, cut on the right (default: the model's limit).") var maxLength: Int?
     @Option(help: "Seed of the shuffling, dropout and a new head.") var seed: UInt64 = 42
     @Option(help: "Evaluate every N optimizer steps (default: every epoch).") var evalEvery: Int?
-    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa); accuracy (multiple-choice); perplexity (mlm).") var metric: String = "loss"
+    @Option(help: "The metric that picks the best model: loss; accuracy, f1, matthews_correlation, pearson, spearman (classify); precision, recall, f1, accuracy (ner); exact, f1 (qa); accuracy (multiple-choice); perplexity, next_sentence_accuracy (mlm).") var metric: String = "loss"
     @Option(help: "Stop after N evaluations without improvement.") var earlyStopping: Int?
     @Option(help: "Write a checkpoint to resume from (OUTPUT/checkpoint-STEP) every N optimizer steps (default: only on Ctrl-C).") var saveEvery: Int?
     @Option(help: "How many checkpoints to keep (the newest).") var saveTotalLimit: Int = 1
@@ -365,9 +365,18 @@ struct FinetuneMLMCommand: ParsableCommand {
         Trainer's, as in `finetune classify` (checkpoints, --resume, early stopping, --bf16, --train-layers); the output \
         runs in our `fill-mask` and `serve`, and in transformers.
 
+        --next-sentence-prediction (pre-training checkpoints) trains the next-sentence head as well, as BERT was \
+        pre-trained. Data in BERT's pre-training format: one sentence per line, blank lines between documents (or JSON \
+        Lines, each object a document whose --text-column is an array of sentences). Pairs as BERT's \
+        create_pretraining_data.py makes them from the seed: sentences gathered up to --max-length (10% of the time a \
+        shorter random length), split into A and B; half of the time B comes from another document instead; pairs cut to \
+        fit. The loss is the masked tokens' plus the next-sentence one; evaluation adds next_sentence_loss and \
+        next_sentence_accuracy (loss is then the sum, perplexity still e^masked_lm_loss).
+
         Examples:
           megatron-bert finetune mlm --model ./megatron-bert-cased-345m --train pubmed.txt --eval pubmed-dev.txt --output ./bio-megatron --max-length 128
           megatron-bert finetune mlm --model M --train notes.jsonl --text-column body --whole-word-mask --output out --metric perplexity
+          megatron-bert finetune mlm --model ./megatron-bert-cased-345m --train sentences.txt --next-sentence-prediction --output ./adapted
         """
     )
 
@@ -376,21 +385,42 @@ struct FinetuneMLMCommand: ParsableCommand {
     @Flag(help: "Each document its own sequence (cut to --max-length) instead of packing them.") var lineByLine = false
     @Option(help: "The fraction of tokens each batch predicts.") var mlmProbability: Double = 0.15
     @Flag(help: "Mask whole words (all of a word's tokens) rather than tokens.") var wholeWordMask = false
+    @Flag(help: "Train next-sentence prediction too (pre-training checkpoints; data one sentence per line, blank lines between documents).")
+    var nextSentencePrediction = false
 
     func run() throws {
         try reportingErrors {
             var options = try common.trainingOptions()
             (options.mlmProbability, options.wholeWordMask) = (mlmProbability, wholeWordMask)
             try options.validate()
-            let training = try MaskedLMData.read(common.train, column: textColumn)
-            let evaluation = try common.eval.map { try MaskedLMData.read($0, column: textColumn) }
+            if nextSentencePrediction && lineByLine {
+                throw CommandError("--next-sentence-prediction makes sentence pairs; --line-by-line makes single sequences: choose one")
+            }
             let source = try ModelSource.open(common.model)
-            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
             let pretraining = source.tensors["cls.seq_relationship.weight"] != nil
+            if nextSentencePrediction && !pretraining {
+                throw CommandError("--next-sentence-prediction trains a pre-training checkpoint's next-sentence head, and \(common.model) has none (no cls.seq_relationship): leave the flag out to train masked LM alone")
+            }
+            let tokenizer = try BERTTokenizer(directory: source.tokenizerDirectory, vocabularyFile: common.vocab ?? Settings.current[.vocab])
             let network = try common.network(source, head: pretraining ? .preTraining : .maskedLM, labels: 2)
             let trainer = try ClassificationTrainer(model: network, tokenizer: tokenizer, labels: .languageModel, options: options)
+            let masked = "\(wholeWordMask ? "whole words" : "tokens") masked at \(mlmProbability)"
+            if nextSentencePrediction {
+                let training = try MaskedLMData.readDocuments(common.train, column: textColumn)
+                let evaluation = try common.eval.map { try MaskedLMData.readDocuments($0, column: textColumn) }
+                if !common.quiet {
+                    note("masked-LM and next-sentence training of \(network.config.architecture.rawValue) on sentence pairs from \(training.count) documents (\(training.map(\.count).reduce(0, +)) sentences), up to \(trainer.maxLength) tokens per pair, \(masked)")
+                }
+                try common.run(trainer) {
+                    try trainer.run(sentencePairsFrom: training, eval: evaluation, output: common.output,
+                                    tokenizerDirectory: source.tokenizerDirectory, resume: common.resume)
+                }
+                return
+            }
+            let training = try MaskedLMData.read(common.train, column: textColumn)
+            let evaluation = try common.eval.map { try MaskedLMData.read($0, column: textColumn) }
             if !common.quiet {
-                note("masked-LM training of \(network.config.architecture.rawValue) (\(network.head.rawValue.dropFirst(3))) on \(training.count) documents, \(trainer.maxLength) tokens per sequence\(lineByLine ? ", one per line" : ", packed"), \(wholeWordMask ? "whole words" : "tokens") masked at \(mlmProbability)")
+                note("masked-LM training of \(network.config.architecture.rawValue) (\(network.head.rawValue.dropFirst(3))) on \(training.count) documents, \(trainer.maxLength) tokens per sequence\(lineByLine ? ", one per line" : ", packed"), \(masked)")
             }
             try common.run(trainer) {
                 try trainer.run(texts: training, eval: evaluation, lineByLine: lineByLine, output: common.output,

@@ -32,6 +32,81 @@ import TensorFiles
         #expect(lines.map(\.count) == [4, 5, 4] && lines[1].ids.last == tokenizer.vocabulary.id(of: "[SEP]"))
     }
 
+    /// Documents of one topic each (the topic cycling through four word sets), 2–6 sentences of 1–3 words.
+    static let documents: [[String]] = (0..<80).map { d in
+        let topics = [["red", "green", "blue"], ["cat", "dog", "bird"], ["one", "two", "three", "four"], ["tree", "river", "sky", "sun", "moon"]]
+        var random = SeededRandom(seed: UInt64(d + 100))
+        let words = topics[d % 4]
+        return (0..<(2 + Int(random.next() % 5))).map { _ in
+            (0..<(1 + Int(random.next() % 3))).map { _ in words[Int(random.next() % UInt64(words.count))] }.joined(separator: " ")
+        }
+    }
+
+    /// BERT's sentence pairs: [CLS] A [SEP] B [SEP] with types 0 then 1, never over the length; A whole sentences of a
+    /// document from where the previous pair stopped; B the sentences right after A (IsNext) or sentences of another
+    /// document from a sentence's start (random, about half of the chunks with two or more sentences, every one-sentence
+    /// chunk); every sentence of a document in some A or IsNext B, in order; the same pairs for the same seed.
+    @Test func sentencePairsAreMadeAsBERTMakesThem() throws {
+        let tokenizer = try ClassificationTrainerTests.tokenizer()
+        let sep = try #require(tokenizer.vocabulary.id(of: "[SEP]")), cls = try #require(tokenizer.vocabulary.id(of: "[CLS]"))
+        let sentences = try Self.documents.map { try $0.map { try tokenizer.encode($0).ids.dropFirst().dropLast().map { $0 } } }
+        var random = SeededRandom(seed: 3)
+        let pairs = try MaskedLMData.sentencePairs(Self.documents, tokenizer: tokenizer, maxLength: 64, random: &random)
+        var again = SeededRandom(seed: 3)
+        #expect(try MaskedLMData.sentencePairs(Self.documents, tokenizer: tokenizer, maxLength: 64, random: &again) == pairs)
+        /// Whether `tokens` are sentences `from…` of document `d` exactly (whole sentences), and how many.
+        func sentencesOf(_ d: Int, from: Int, _ tokens: [Int]) -> Int? {
+            var taken: [Int] = [], k = from
+            while taken.count < tokens.count && k < sentences[d].count { taken += sentences[d][k]; k += 1 }
+            return taken == tokens ? k - from : nil
+        }
+        var next = [Int](repeating: 0, count: sentences.count), document = 0, random2 = 0, multi = 0
+        for pair in pairs {
+            let e = pair.encoding
+            #expect(e.count <= 64 && e.ids.first == cls && e.ids.last == sep && e.ids.filter { $0 == sep }.count == 2)
+            let middle = e.ids.firstIndex(of: sep)!
+            #expect(e.typeIDs == (0..<e.count).map { $0 <= middle ? 0 : 1 })
+            let a = Array(e.ids[1..<middle]), b = Array(e.ids[(middle + 1)..<(e.count - 1)])
+            #expect(!a.isEmpty && !b.isEmpty)
+            while document < sentences.count && next[document] >= sentences[document].count { document += 1 }
+            // Nothing here is cut (a document has at most 18 tokens): A is the next sentences of the current document.
+            guard let used = sentencesOf(document, from: next[document], a) else {
+                Issue.record("A \(a) is not document \(document)'s next sentences (from \(next[document]))"); break
+            }
+            next[document] += used
+            if pair.isRandomNext {
+                random2 += 1
+                let others = sentences.indices.filter { d in d != document && sentences[d].indices.contains { sentencesOf(d, from: $0, b) != nil } }
+                #expect(!others.isEmpty, "B \(b) starts no other document's sentence")
+            } else {
+                multi += 1
+                guard let more = sentencesOf(document, from: next[document], b) else { Issue.record("B \(b) does not follow A"); break }
+                next[document] += more
+            }
+        }
+        #expect(next == sentences.map(\.count), "every sentence used once, in order")
+        #expect(random2 > pairs.count / 4 && multi > pairs.count / 4, "random \(random2), IsNext \(multi) of \(pairs.count)")
+        // Cut to fit: pairs of at most 7 tokens, A and B never empty.
+        var cut = SeededRandom(seed: 4)
+        for pair in try MaskedLMData.sentencePairs(Self.documents, tokenizer: tokenizer, maxLength: 7, random: &cut) {
+            let middle = try #require(pair.encoding.ids.firstIndex(of: sep))
+            #expect(pair.encoding.count <= 7 && middle >= 2 && pair.encoding.count - middle >= 3)
+        }
+        #expect(throws: TrainingError.self) { try MaskedLMData.sentencePairs(Self.documents, tokenizer: tokenizer, maxLength: 4, random: &cut) }
+    }
+
+    /// BERT's pre-training format: sentences a line each, blank lines between documents; JSON Lines with an array.
+    @Test func documentsAreReadInBERTsFormat() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("nsp-\(UUID().uuidString)").path
+        defer { for ext in [".txt", ".jsonl", "-bad.jsonl"] { try? FileManager.default.removeItem(atPath: base + ext) } }
+        try "\n\nred cat\n  green dog \n\n\n\nthe sun\n\n".write(toFile: base + ".txt", atomically: true, encoding: .utf8)
+        #expect(try MaskedLMData.readDocuments(base + ".txt") == [["red cat", "green dog"], ["the sun"]])
+        try "{\"text\": [\"red cat\", \"green dog\"]}\n{\"text\": [\"the sun\"]}\n".write(toFile: base + ".jsonl", atomically: true, encoding: .utf8)
+        #expect(try MaskedLMData.readDocuments(base + ".jsonl") == [["red cat", "green dog"], ["the sun"]])
+        try "{\"text\": \"red cat\"}\n".write(toFile: base + "-bad.jsonl", atomically: true, encoding: .utf8)
+        #expect { try MaskedLMData.readDocuments(base + "-bad.jsonl") } throws: { "\($0)".contains("-bad.jsonl:1") && "\($0)".contains("array of sentences") }
+    }
+
     @Test func maskingFollowsTheCollatorsRules() {
         let masking = MaskedLMMasking(maskID: 4, vocabularySize: 1000)
         var random = SeededRandom(seed: 9)
@@ -80,12 +155,12 @@ import TensorFiles
         #expect(none.apply(to: &tiny, special: [[true, false, true]], words: [[nil, 0, nil]], lengths: [3], &alwaysMisses) == [-100, 7, -100])
     }
 
-    static func trainer(_ name: String, steps: Int = 120) throws -> ClassificationTrainer {
+    static func trainer(_ name: String, steps: Int = 120, metric: String = "perplexity") throws -> ClassificationTrainer {
         let source = try TrainableModelTests.source(name)
         let model = try TrainableModel(config: source.config, tensors: source.tensors, products: CPUMatrixProducts(),
                                        head: TrainableModelTests.head(source), dropout: DropoutRates(hidden: 0.1, attention: 0.1, classifier: 0.1))
         var options = TrainingOptions()
-        (options.maxSteps, options.batchSize, options.evalEvery, options.metric) = (steps, 8, 40, "perplexity")
+        (options.maxSteps, options.batchSize, options.evalEvery, options.metric) = (steps, 8, 40, metric)
         (options.learningRate, options.warmupRatio, options.seed, options.maxLength) = (3e-3, 0.1, 5, 10)
         return try ClassificationTrainer(model: model, tokenizer: try ClassificationTrainerTests.tokenizer(), labels: .languageModel, options: options)
     }
@@ -130,6 +205,43 @@ import TensorFiles
         #expect(ids[0].contains(tokenizer.unknownTokenID) && ids[0].contains(tokenizer.maskTokenID!))
         let expected = (0..<(2 * s)).filter { !special.contains(ids[$0 / s][$0 % s]) }
         #expect(positions == expected, "chosen \(positions); ids \(ids)")
+    }
+
+    /// Next-sentence prediction: the pooler and next-sentence head train with the masked LM, learning to tell the
+    /// training pairs apart (PyTorch with the same model, kind of data, masking, dropout 0.1 and 800 steps,
+    /// scripts/nsp_learning_reference.py: next-sentence loss 0.81 → 0.44, accuracy 0.39 → 0.78; here 0.86 → 0.55,
+    /// 0.39 → 0.72); evaluation reports both losses (loss their
+    /// sum, perplexity e^masked_lm_loss) and the next-sentence accuracy; a masked-LM model or a metric the task does
+    /// not report is refused before training.
+    @Test func nextSentencePredictionTrainsThePreTrainingHead() throws {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("nsp-run-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let train = Array(Self.documents[0..<56]), dev = Array(Self.documents[56...])
+        let trainer = try Self.trainer("megatron-pretraining", steps: 800)
+        let trainingPairs = try trainer.sentencePairs(train, seed: trainer.options.seed), masking = try trainer.languageMasking()
+        let before = try trainer.maskedEvaluation(trainingPairs, masking)
+        var evaluations: [[String: Double]] = []
+        trainer.progress = { if let metrics = $0.evaluation { evaluations.append(metrics) } }
+        _ = try trainer.run(sentencePairsFrom: train, eval: dev, output: output, tokenizerDirectory: nil)
+        let after = try trainer.maskedEvaluation(trainingPairs, masking)
+        #expect(Set(after.keys) == ["loss", "masked_lm_loss", "perplexity", "next_sentence_loss", "next_sentence_accuracy"])
+        for metrics in evaluations + [before, after] {
+            #expect(abs(metrics["loss"]! - metrics["masked_lm_loss"]! - metrics["next_sentence_loss"]!) < 1e-9)
+            #expect(abs(metrics["perplexity"]! - exp(metrics["masked_lm_loss"]!)) < 1e-9)
+        }
+        #expect(after["next_sentence_loss"]! < 0.75 * before["next_sentence_loss"]!
+                && after["next_sentence_accuracy"]! > before["next_sentence_accuracy"]! + 0.2,
+                "on the training pairs: \(before) → \(after)")
+        let start = try TrainableModelTests.source("megatron-pretraining").tensors, end = try SafeTensorsFile(path: output + "/model.safetensors").tensors
+        for name in ["cls.seq_relationship.weight", "bert.pooler.dense.weight", "cls.predictions.bias"] {
+            #expect(try #require(end[name]).toFloats() != (try #require(start[name]).toFloats()), "\(name) trained")
+        }
+        #expect { try Self.trainer("megatron-mlm").run(sentencePairsFrom: train, eval: nil, output: output + "-mlm", tokenizerDirectory: nil) }
+            throws: { "\($0)".contains("ForPreTraining") }
+        let wrongMetric = try Self.trainer("megatron-mlm", metric: "exact")
+        #expect { try wrongMetric.run(texts: Self.texts, eval: Self.texts, output: output + "-metric", tokenizerDirectory: nil) }
+            throws: { "\($0)".contains("--metric exact is not one this task reports: choose one of loss, perplexity") }
+        #expect(!FileManager.default.fileExists(atPath: output + "-metric"), "refused before training")
     }
 
     /// A pre-training checkpoint stays one: its next-sentence head (pooler and seq_relationship) keeps every weight.

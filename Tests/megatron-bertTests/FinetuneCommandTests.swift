@@ -220,6 +220,39 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("holds no text"), "\(refused.stderr)")
     }
 
+    /// --next-sentence-prediction: sentence pairs from documents (blank lines between them), the next-sentence metrics in
+    /// metrics.jsonl, the output a pre-training model that `nsp` runs; refused for a model without the
+    /// next-sentence head and beside --line-by-line.
+    @Test func nextSentencePredictionTrainsFromDocuments() throws {
+        let documents = ["Paris is the capital of France .\nThe river is very long .\nJohn works at Google .",
+                         "John Smith lives in New York .\nGoogle is a big city ?", "The river is very long .\nParis is the capital of France ."]
+        let text = (0..<12).map { documents[$0 % 3] }.joined(separator: "\n\n") + "\n"
+        let train = try Self.write(text, "nsp-train.txt"), dev = try Self.write(documents.joined(separator: "\n\n"), "nsp-dev.txt")
+        let output = CLI.temporaryPath("finetuned-nsp")
+        let ran = try CLI.run(["finetune", "mlm", "--model", TaskCommandTests.models + "/pretraining", "--train", train, "--eval", dev,
+                               "--output", output, "--next-sentence-prediction", "--epochs", "2", "--max-length", "32",
+                               "--metric", "next_sentence_accuracy"])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stderr.contains("on sentence pairs from 12 documents (28 sentences), up to 32 tokens per pair"), "\(ran.stderr)")
+        let lines = try String(contentsOfFile: output + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let lastLine = try #require(lines.last)
+        let last = try #require(try JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any])
+        for key in ["eval_loss", "eval_masked_lm_loss", "eval_perplexity", "eval_next_sentence_loss", "eval_next_sentence_accuracy"] {
+            #expect(last[key] as? Double != nil, "\(key) in \(last)")
+        }
+        let config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/config.json"))) as? [String: Any])
+        #expect(config["architectures"] as? [String] == ["MegatronBertForPreTraining"])
+        let pairs = try Self.write("{\"text\": \"Paris is the capital of France .\", \"text_pair\": \"The river is very long .\"}\n", "nsp-pairs.jsonl")
+        let judged = try CLI.run(["nsp", "--model", output, "--device", "cpu", "--input", pairs, "--json"])
+        #expect(judged.status == 0 && judged.stdout.contains("is_next_probability"), "\(judged.stderr)")
+        let noHead = try CLI.run(["finetune", "mlm", "--model", TaskCommandTests.models + "/embedding", "--train", train,
+                                  "--output", CLI.temporaryPath("never"), "--next-sentence-prediction"])
+        #expect(noHead.status != 0 && noHead.stderr.contains("has none (no cls.seq_relationship)"), "\(noHead.stderr)")
+        let both = try CLI.run(["finetune", "mlm", "--model", TaskCommandTests.models + "/pretraining", "--train", train,
+                                "--output", CLI.temporaryPath("never"), "--next-sentence-prediction", "--line-by-line"])
+        #expect(both.status != 0 && both.stderr.contains("choose one"), "\(both.stderr)")
+    }
+
     @Test(arguments: [
         ("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n", "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n", "dev.jsonl:2: unknown label \"z\""),
         ("{\"sentence\": \"a\", \"label\": \"x\"}\n", nil, "train.jsonl:1: no \"text\""),

@@ -169,8 +169,13 @@ public final class ClassificationTrainer {
                     resume: Bool = false) throws -> Summary {
         guard model.head == .sequenceClassification else { throw TrainingError("labelled texts train a sequence classifier; this model classifies tokens") }
         let held = try eval.map(prepare)
-        return try run(examples: try prepare(train), evaluate: held.map { held in { try self.evaluation(held) } }, output: output,
-                       tokenizerDirectory: tokenizerDirectory, resume: resume)
+        let metrics: Set<String> = switch labels.problem {
+        case .crossEntropy: ["loss", "accuracy", "f1", "matthews_correlation"]
+        case .meanSquaredError: ["loss", "pearson", "spearman", "mse"]
+        case .binaryCrossEntropy: ["loss", "accuracy", "f1"]
+        }
+        return try run(examples: try prepare(train), evaluate: held.map { held in { try self.evaluation(held) } }, metrics: metrics,
+                       output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     /// `run` for NER: a token classifier trained on tagged sentences, evaluated (with `eval`) with seqeval's entity
@@ -179,14 +184,18 @@ public final class ClassificationTrainer {
                     resume: Bool = false) throws -> Summary {
         guard model.head == .tokenClassification else { throw TrainingError("tagged sentences train a token classifier; this model classifies sequences") }
         let held = try eval.map { try prepare(tagged: $0) }
-        return try run(examples: try prepare(tagged: train), evaluate: held.map { held in { try self.evaluation(held) } }, output: output,
-                       tokenizerDirectory: tokenizerDirectory, resume: resume)
+        return try run(examples: try prepare(tagged: train), evaluate: held.map { held in { try self.evaluation(held) } },
+                       metrics: ["loss", "precision", "recall", "f1", "accuracy"], output: output, tokenizerDirectory: tokenizerDirectory,
+                       resume: resume)
     }
 
     /// The loop every task shares: `examples` trained on, `evaluate` (the held-out data's loss and metrics) called at
-    /// each evaluation.
-    func run(examples: [Prepared], evaluate evaluateHeld: (() throws -> [String: Double])?, output: String,
+    /// each evaluation; `metrics` the names it reports that `options.metric` may choose (checked before training).
+    func run(examples: [Prepared], evaluate evaluateHeld: (() throws -> [String: Double])?, metrics: Set<String>, output: String,
              tokenizerDirectory: String?, resume: Bool) throws -> Summary {
+        if evaluateHeld != nil && !metrics.contains(options.metric) {
+            throw TrainingError("--metric \(options.metric) is not one this task reports: choose one of \(metrics.sorted().joined(separator: ", "))")
+        }
         let directory = try RunDirectory(output)
         let microBatches = (examples.count + options.batchSize - 1) / options.batchSize
         let stepsPerEpoch = max(1, microBatches / options.gradientAccumulation)
@@ -260,10 +269,11 @@ public final class ClassificationTrainer {
                 let indices = state.order[state.position..<min(state.position + options.batchSize, state.order.count)]
                 state.position += options.batchSize
                 var batch = batch(examples, indices), positions: [Int]?
+                let sentenceLabels = batch.targets  // sentence pairs' next-sentence labels (B); masking gives the tokens' targets
                 if let masking { (batch, positions) = masked(batch, examples, indices, masking, &random) }
                 let (loss, _) = try model.step(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions,
                                                lossScale: 1 / Double(options.gradientAccumulation), random: &random,
-                                               objective: objective(batch.targets))
+                                               objective: objective(batch.targets, nextSentence: sentenceLabels))
                 guard loss.isFinite else {
                     throw TrainingError("the loss became \(loss) at step \(state.step + 1) (epoch \(state.epoch + 1)): lower the learning rate (--learning-rate \(options.learningRate / 10)) or add warmup (--warmup-ratio 0.1)")
                 }
@@ -319,6 +329,22 @@ public final class ClassificationTrainer {
         let starts = stride(from: 0, to: targets.count, by: 2).map { Int(targets[$0]) }
         let ends = stride(from: 1, to: targets.count, by: 2).map { Int(targets[$0]) }
         return { try SpanLoss.evaluate($0, starts: starts, ends: ends) }
+    }
+
+    /// `objective` for the step with two outputs: with the next-sentence head training (sentence pairs), the masked
+    /// tokens' loss plus the next-sentence cross-entropy over `nextSentence` (each pair's label), as
+    /// `BertForPreTraining` sums them; else the one loss.
+    func objective(_ targets: [Double], nextSentence labels: [Double]) -> (Tensor, Tensor?) throws -> (loss: Double, gradient: Tensor, nextSentence: Tensor?) {
+        let single = objective(targets)
+        guard model.head == .preTraining && model.trainsNextSentence else {
+            return { logits, _ in let (loss, gradient) = try single(logits); return (loss, gradient, nil) }
+        }
+        return { logits, nextSentenceLogits in
+            guard let nextSentenceLogits else { throw TrainingError("next-sentence prediction needs the pre-training head's next-sentence logits") }
+            let (masked, gradient) = try single(logits)
+            let (nextSentence, nextSentenceGradient) = try Loss.crossEntropy.evaluate(nextSentenceLogits, targets: labels)
+            return (masked + nextSentence, gradient, nextSentenceGradient)
+        }
     }
 
     /// The state, weights and optimizer of the newest checkpoint in `directory`, checked against this run.
@@ -385,13 +411,22 @@ public final class ClassificationTrainer {
     /// (the same masks at every evaluation), the logits those of the masked tokens.
     func evaluationBatches(_ examples: [Prepared], masking: MaskedLMMasking? = nil,
                            _ body: (Range<Int>, (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]), Tensor) throws -> Void) throws {
+        try evaluationBatches(examples, masking: masking) { indices, batch, logits, _, _ in try body(indices, batch, logits) }
+    }
+
+    /// `evaluationBatches` that also gives each batch's next-sentence logits (B, 2) and labels (B) (the pre-training
+    /// head's, nil for others).
+    func evaluationBatches(_ examples: [Prepared], masking: MaskedLMMasking?,
+                           _ body: (Range<Int>, (ids: [[Int]], types: [[Int]], mask: [[Int]], targets: [Double]), Tensor, Tensor?, [Double]) throws -> Void) throws {
         var random = SeededRandom(seed: 0), masks = SeededRandom(seed: options.seed)
         for start in stride(from: 0, to: examples.count, by: options.batchSize) {
             let indices = start..<min(start + options.batchSize, examples.count)
             var batch = batch(examples, ArraySlice(indices)), positions: [Int]?
+            let sentenceLabels = batch.targets
             if let masking { (batch, positions) = masked(batch, examples, ArraySlice(indices), masking, &masks) }
-            try body(indices, batch, try model.logits(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions,
-                                                      random: &random))
+            let (logits, state) = try model.forward(ids: batch.ids, types: batch.types, mask: batch.mask, positions: positions,
+                                                    training: false, random: &random)
+            try body(indices, batch, logits, state.nextSentenceLogits, sentenceLabels)
         }
     }
 

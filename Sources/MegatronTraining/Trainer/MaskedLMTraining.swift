@@ -24,7 +24,40 @@ extension ClassificationTrainer {
         defer { self.masking = nil }
         let held = try eval.map { try sequences($0, lineByLine: lineByLine) }
         return try run(examples: try sequences(train, lineByLine: lineByLine), evaluate: held.map { held in { try self.maskedEvaluation(held, masking) } },
-                       output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
+                       metrics: ["loss", "perplexity"], output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
+    }
+
+    /// `run` for masked LM with next-sentence prediction, as BERT was pre-trained: a `…ForPreTraining` model on
+    /// sentence pairs (`MaskedLMData.sentencePairs`, half of them with a random second part) made from `documents`
+    /// (lists of sentences) with `options.seed`, each batch masked afresh; the loss the masked tokens' cross-entropy
+    /// plus the next-sentence one, the pooler and next-sentence head training too. Evaluated (with `eval`, its pairs
+    /// made from the seed as well) by `loss` (the sum, as `BertForPreTraining` gives it), `masked_lm_loss`,
+    /// `perplexity` (e^masked_lm_loss), `next_sentence_loss` and `next_sentence_accuracy`.
+    ///
+    /// ```swift
+    /// let summary = try trainer.run(sentencePairsFrom: try MaskedLMData.readDocuments("wiki.txt"), eval: nil,
+    ///                               output: "./wiki-bert", tokenizerDirectory: dir)
+    /// ```
+    public func run(sentencePairsFrom train: [[String]], eval: [[String]]?, output: String, tokenizerDirectory: String?,
+                    resume: Bool = false) throws -> Summary {
+        guard model.head == .preTraining else {
+            throw TrainingError("next-sentence prediction trains a pre-training checkpoint's next-sentence head (…ForPreTraining); this model is \(model.head.rawValue.dropFirst(3))")
+        }
+        let masking = try self.languageMasking()
+        self.masking = masking
+        model.trainsNextSentence = true
+        defer { self.masking = nil }
+        let held = try eval.map { try sentencePairs($0, seed: options.seed &+ 1) }
+        return try run(examples: try sentencePairs(train, seed: options.seed), evaluate: held.map { held in { try self.maskedEvaluation(held, masking) } },
+                       metrics: ["loss", "perplexity", "next_sentence_accuracy"], output: output,
+                       tokenizerDirectory: tokenizerDirectory, resume: resume)
+    }
+
+    func sentencePairs(_ documents: [[String]], seed: UInt64) throws -> [Prepared] {
+        var random = SeededRandom(seed: seed)
+        return try MaskedLMData.sentencePairs(documents, tokenizer: tokenizer, maxLength: maxLength, random: &random).map {
+            Prepared(encoding: $0.encoding, targets: [$0.isRandomNext ? 1 : 0])
+        }
     }
 
     /// The masking `options` ask for, with this tokenizer's [MASK] and vocabulary.
@@ -57,13 +90,22 @@ extension ClassificationTrainer {
 
     /// The loss at masked tokens (each batch's mean, weighted by its sequences, as the Trainer's evaluation averages)
     /// and its perplexity, dropout off, masks drawn from `options.seed`.
+    /// With next-sentence prediction also the next-sentence loss and accuracy, `loss` then their sum.
     func maskedEvaluation(_ examples: [Prepared], _ masking: MaskedLMMasking) throws -> [String: Double] {
-        var lossSum = 0.0
-        try evaluationBatches(examples, masking: masking) { indices, batch, logits in
+        var lossSum = 0.0, nextSentenceLoss = 0.0, correct = 0
+        let pairs = model.head == .preTraining && model.trainsNextSentence
+        try evaluationBatches(examples, masking: masking) { indices, batch, logits, nextSentenceLogits, labels in
             lossSum += try objective(batch.targets)(logits).loss * Double(indices.count)
+            guard pairs, let nextSentenceLogits else { return }
+            nextSentenceLoss += try Loss.crossEntropy.evaluate(nextSentenceLogits, targets: labels).loss * Double(indices.count)
+            for (row, label) in labels.enumerated() where (nextSentenceLogits[row * 2 + 1] > nextSentenceLogits[row * 2] ? 1 : 0) == Int(label) {
+                correct += 1
+            }
         }
-        let loss = lossSum / Double(max(examples.count, 1))
-        return ["loss": loss, "perplexity": exp(loss)]
+        let n = Double(max(examples.count, 1)), loss = lossSum / n
+        guard pairs else { return ["loss": loss, "perplexity": exp(loss)] }
+        return ["loss": loss + nextSentenceLoss / n, "masked_lm_loss": loss, "perplexity": exp(loss),
+                "next_sentence_loss": nextSentenceLoss / n, "next_sentence_accuracy": Double(correct) / n]
     }
 
     /// Loss and perplexity on held-out text.

@@ -16,7 +16,7 @@ extension ClassificationTrainer {
         guard model.head == .multipleChoice else { throw TrainingError("multiple-choice examples train a multiple-choice model; this model does not score choices") }
         let held = try eval.map { try prepare(choices: $0) }
         return try run(examples: try prepare(choices: train), evaluate: held.map { held in { try self.choiceEvaluation(held) } },
-                       output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
+                       metrics: ["loss", "accuracy"], output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     /// Each example's (prompt, choice) encodings, its label the target.

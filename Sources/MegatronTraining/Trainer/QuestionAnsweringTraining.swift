@@ -21,7 +21,7 @@ extension ClassificationTrainer {
         let held = try eval.map { ($0, try prepare(questions: $0)) }
         return try run(examples: try prepare(questions: train).flatMap { $0 },
                        evaluate: held.map { examples, windows in { try self.answerEvaluation(examples, windows: windows) } },
-                       output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
+                       metrics: ["loss", "exact", "f1"], output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     /// Each question's windows, with their start and end tokens as the targets.

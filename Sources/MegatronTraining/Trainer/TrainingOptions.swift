@@ -103,8 +103,8 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
         guard maxAnswerLength >= 1 else { throw TrainingError("--max-answer-length must be at least 1") }
         guard mlmProbability > 0 && mlmProbability < 1 else { throw TrainingError("--mlm-probability must be between 0 and 1") }
         guard nullScoreDiffThreshold.isFinite else { throw TrainingError("--null-score-diff-threshold must be a finite number") }
-        guard ["loss", "accuracy", "f1", "precision", "recall", "exact", "matthews_correlation", "pearson", "spearman", "mse", "perplexity"].contains(metric) else {
-            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), exact (QA), matthews_correlation, pearson, spearman, mse, perplexity (MLM)")
+        guard ["loss", "accuracy", "f1", "precision", "recall", "exact", "matthews_correlation", "pearson", "spearman", "mse", "perplexity", "next_sentence_accuracy"].contains(metric) else {
+            throw TrainingError("--metric \(metric) is not one of loss, accuracy, f1, precision, recall (NER), exact (QA), matthews_correlation, pearson, spearman, mse, perplexity, next_sentence_accuracy (MLM)")
         }
     }
 
