@@ -19,6 +19,9 @@ swift build --build-tests
 # The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
 swift build -c release
 swift test
+# Hostile connections against `serve` (issue 36): stalls, half-sent heads and bodies, lying lengths, resets,
+# half-closes, a descriptor limit, SIGTERM with a stuck client — the standard library's sockets, the release binary.
+python3 scripts/hostile_server.py --binary .build/release/megatron-bert
 # The GPU's fused attention kernel on the CPU: its own source, with a block's threads, barriers, warp shuffles and
 # tensor-core steps emulated (no GPU needed), against attention in double.
 python3 scripts/check_fused_attention.py

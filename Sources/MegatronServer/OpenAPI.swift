@@ -108,7 +108,12 @@ enum OpenAPI {
             "/tokenize": post("Tokens with byte offsets", request: ref("TokenizeRequest"), answer: array(array(ref("SimpleToken"))), tag: tei),
             "/decode": post("Token ids to text", request: ref("DecodeRequest"), answer: array(string), tag: tei),
             "/rerank": post("Cross-encoder reranking (one-label classification heads)", request: ref("RerankRequest"), answer: array(ref("Rank")), tag: tei),
+            "/embeddings": post("OpenAI's embeddings (the route without /v1, as TEI serves it)", request: ref("OpenAICompatRequest"),
+                                answer: ref("OpenAICompatResponse"), tag: tei),
             "/": post("The model's default task (--task)", request: ["type": "object"], answer: [:], tag: tasks),
+            "/invocations": post("SageMaker: the model's default task, as POST /", request: ["type": "object"], answer: [:], tag: tei),
+            "/vertex": post("Vertex AI: {\"instances\": [...]}, each a request of POST / (or of /rerank with query and texts), answered {\"predictions\": [...]}",
+                            request: object(["instances": array(["type": "object"])]), answer: object(["predictions": ["type": "array"]]), tag: tei),
         ]
         // Every task's route, from its descriptor: a Hugging Face body's schema is made from the task's fields and
         // parameters; a TEI body's is written above.
@@ -117,7 +122,12 @@ enum OpenAPI {
             paths[task.route] = post(task.summary, request: ref(task.body.schema), answer: answer(task),
                                      tag: { if case .tei = task.body { tei } else { tasks } }())
         }
-        paths["/health"] = ["get": ["summary": "200 when the model is loaded and warmed up", "tags": [tei], "responses": ["200": ["description": "Healthy"]]]]
+        let health: Object = ["summary": "200 when the model is loaded and warmed up", "tags": [tei], "responses": ["200": ["description": "Healthy"]]]
+        paths["/health"] = ["get": health]
+        paths["/ping"] = ["get": health]  // SageMaker's
+        var root = paths["/"] as? Object ?? [:]
+        root["get"] = health
+        paths["/"] = root
         paths["/info"] = ["get": ["summary": "The model and the router's limits", "tags": [tei],
                                   "responses": ["200": ["description": "OK", "content": ["application/json": ["schema": ref("Info")]]]]]]
         paths["/metrics"] = ["get": ["summary": "Prometheus metrics (TEI's te_* names)", "tags": [tei],

@@ -18,6 +18,9 @@ struct Body {
         json = object
     }
 
+    /// A body already parsed (one of Vertex AI's instances).
+    init(object: [String: JSONValue]) { json = object }
+
     /// `inputs`-style texts: a string (not a batch) or a non-empty list of strings (a batch).
     func texts(_ key: String) throws -> (texts: [String], batch: Bool) {
         guard let value = json[key], value != .null else { throw APIError.badRequest("missing field `\(key)`") }

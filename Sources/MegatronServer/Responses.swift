@@ -118,3 +118,9 @@ struct SimpleToken: Encodable {
 
     enum CodingKeys: String, CodingKey { case id, text, special, start, stop }
 }
+
+/// Vertex AI's answer: one prediction per instance, each the answer of the route that served it.
+struct VertexResponse: Encodable {
+    let predictions: [AnyEncodable]
+}
+

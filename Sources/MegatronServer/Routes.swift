@@ -18,18 +18,29 @@ struct Timings {
 }
 
 extension Server {
-    /// TEI's routes and ours.
+    /// TEI's routes and ours. A path served for other methods answers 405 with `Allow`; `HEAD` works wherever `GET`
+    /// does (the router's own HEAD endpoints). Open to all, as in TEI: `/health` (also `GET /` and SageMaker's
+    /// `/ping`), `/metrics`, `/openapi.json`; every other route, `/info` included, needs the API key when one is set.
     func addRoutes(to router: Router<ServerContext>) {
-        router.get("/health") { _, _ in Response(status: .ok) }
-        router.get("/info") { _, _ in Self.json(self.info, status: .ok) }
+        let methods = AllowedMethods()
+        router.add(middleware: MethodMiddleware(allowed: methods))  // before the routes: middleware wraps the routes added after it
+        func get(_ group: RouterGroup<ServerContext>, _ path: String, _ handler: @escaping @Sendable () -> Response) {
+            methods.add(.get, path)
+            group.get(RouterPath(path)) { _, _ in handler() }
+        }
+        let open = router.group()
+        for path in ["/health", "/", "/ping"] { get(open, path) { Response(status: .ok) } }
         let openAPI = OpenAPI.json(version: "0.1.0")
-        router.get("/openapi.json") { _, _ in
+        get(open, "/openapi.json") {
             Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: openAPI)))
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))
+        get(open, "/metrics") {
+            self.metrics.queueSize.set(to: Double(self.queue.waiting))  // the queue as it is now (requests leave it between batches too)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.text())))
         }
+        let keyed = router.group()
+        if let key = options.apiKey { keyed.add(middleware: ErrorMiddleware(logger: logger)).add(middleware: APIKeyMiddleware(key: key)) }
+        get(keyed, "/info") { Self.json(self.info, status: .ok) }
         // The model routes: the cross-cutting work in middleware, outermost first, then each route's handler.
         let models = router.group()
             .add(middleware: MetricsMiddleware(metrics: metrics, clientWatch: clientWatch))
@@ -38,16 +49,39 @@ extension Server {
         models.add(middleware: ConcurrencyMiddleware(limiter: limiter))
             .add(middleware: TimingHeadersMiddleware())
             .add(middleware: PayloadLimitMiddleware(limit: options.payloadLimit))
-        for task in TaskDescriptor.all {  // every task's route
-            modelRoute(models, RouterPath(task.route)) { body, timings in try await self.run(task, body, &timings) }
+        func post(_ path: String, _ handler: @escaping @Sendable (Body, inout Timings) async throws -> any Encodable) {
+            methods.add(.post, path)
+            modelRoute(models, RouterPath(path), handler)
         }
-        modelRoute(models, "/embed_all") { body, timings in try await self.embedAll(body, &timings) }
-        modelRoute(models, "/v1/embeddings") { body, timings in try await self.openAIEmbeddings(body, &timings) }
-        modelRoute(models, "/tokenize") { body, _ in try self.tokenize(body) }
-        modelRoute(models, "/decode") { body, _ in try self.decode(body) }
-        modelRoute(models, "/rerank") { body, timings in try await self.rerank(body, &timings) }
-        modelRoute(models, "/similarity") { body, timings in try await self.similarity(body, &timings) }
-        modelRoute(models, "/") { body, timings in try await self.route(self.defaultRoute, body, &timings) }
+        for task in TaskDescriptor.all {  // every task's route
+            post(task.route) { body, timings in try await self.run(task, body, &timings) }
+        }
+        post("/embed_all") { body, timings in try await self.embedAll(body, &timings) }
+        for path in ["/v1/embeddings", "/embeddings"] { post(path) { body, timings in try await self.openAIEmbeddings(body, &timings) } }
+        post("/tokenize") { body, _ in try self.tokenize(body) }
+        post("/decode") { body, _ in try self.decode(body) }
+        post("/rerank") { body, timings in try await self.rerank(body, &timings) }
+        post("/similarity") { body, timings in try await self.similarity(body, &timings) }
+        // POST / and SageMaker's /invocations: the model's own task.
+        for path in ["/", "/invocations"] { post(path) { body, timings in try await self.route(self.defaultRoute, body, &timings) } }
+        post("/vertex") { body, timings in try await self.vertex(body, &timings) }
+    }
+
+    /// Vertex AI's route: `{"instances": [...]}`, each instance a request of its own — reranking when it has `query`
+    /// and `texts`, else what `POST /` serves — answered `{"predictions": [...]}`, each the route's own answer.
+    func vertex(_ body: Body, _ timings: inout Timings) async throws -> VertexResponse {
+        guard let instances = body.json["instances"]?.array else {
+            throw APIError.badRequest("missing field `instances`: Vertex AI sends {\"instances\": [{\"inputs\": ...}, ...]}")
+        }
+        try checkBatchSize(instances.count)
+        var predictions: [AnyEncodable] = []
+        for (index, instance) in instances.enumerated() {
+            guard let object = instance.object else { throw APIError.badRequest("`instances[\(index)]` must be a JSON object, not \(instance)") }
+            let request = Body(object: object)
+            let rerank = object["query"] != nil && object["texts"] != nil
+            predictions.append(AnyEncodable(rerank ? try await self.rerank(request, &timings) : try await route(defaultRoute, request, &timings)))
+        }
+        return VertexResponse(predictions: predictions)
     }
 
     var info: Info {

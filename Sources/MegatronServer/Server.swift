@@ -26,6 +26,7 @@ public final class Server: Sendable {
     let clientWatch = ClientWatch()
     let logger: Logger
     let metrics = ServerMetrics()
+    let connections: ConnectionGuard
 
     /// - Parameter defaultTask: the route `POST /` serves ("embed", "fill-mask"); nil: what the model's head is for.
     public init(pipeline: Pipeline, options: ServerOptions, defaultTask: String? = nil, pooling: Pooling? = nil,
@@ -42,6 +43,9 @@ public final class Server: Sendable {
         }
         defaultRoute = defaultTask ?? Self.route(for: pipeline.model.head)
         limiter = ConcurrencyLimit(options.maxConcurrentRequests)
+        connections = ConnectionGuard(limits: .init(header: options.headerTimeout, body: options.bodyTimeout, keepAlive: options.keepAliveTimeout,
+                                                     maxConnections: options.connectionCap, payloadLimit: options.payloadLimit),
+                                      registry: metrics.registry)
         let metrics = self.metrics
         queue = BatchQueue(executor: pipeline.executor, maxBatchTokens: options.maxBatchTokens,
                            maxBatchRequests: options.maxBatchRequests, onBatch: { metrics.batch($0, waiting: $1) })
@@ -75,8 +79,8 @@ public final class Server: Sendable {
         let byHead = TaskDescriptor.all.filter { $0.heads != nil && $0.serves(head) }.map { "POST " + $0.route }
         let rerank = head == .sequenceClassification && pipeline.model.config.numLabels == 1 ? ["POST /rerank"] : []
         return ["GET /health", "GET /info", "GET /metrics", "GET /openapi.json"] + everyModel
-            + ["POST /embed_all", "POST /v1/embeddings", "POST /similarity", "POST /tokenize", "POST /decode"] + byHead + rerank
-            + ["POST / (\(defaultRoute))"]
+            + ["POST /embed_all", "POST /v1/embeddings", "POST /embeddings", "POST /similarity", "POST /tokenize", "POST /decode"] + byHead + rerank
+            + ["POST / and /invocations (\(defaultRoute))", "POST /vertex"]
     }
 
     /// Runs one request through the model before the server listens, so that the first client does not pay for
@@ -91,19 +95,20 @@ public final class Server: Sendable {
     /// at most `options.gracefulShutdownTimeout`; then those still queued are answered 503) and returns.
     /// `onListening` gets the bound address ("127.0.0.1:3000").
     public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
-        let router = Router(context: ServerContext.self)
+        let router = Router(context: ServerContext.self, options: .autoGenerateHeadEndpoints)
         addRoutes(to: router)
-        let options = self.options, watch = clientWatch
+        let options = self.options
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [watch.handler()])),
+            server: .guarded(connections, configuration: .init()),
             configuration: .init(address: .hostname(options.hostname, port: options.port), serverName: "megatron-bert"),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 onListening("\(address?.ipAddress ?? options.hostname):\(address?.port ?? options.port)")
             },
             logger: logger)
-        let service = DeadlineService(app: app, queue: queue, deadline: options.gracefulShutdownTimeout, logger: logger)
+        let service = DeadlineService(app: app, queue: queue, connections: connections, deadline: options.gracefulShutdownTimeout,
+                                      logger: logger)
         try await ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
                                                     logger: logger)).run()
         queue.stop()
@@ -111,11 +116,13 @@ public final class Server: Sendable {
 }
 
 /// The application, with a deadline on its graceful shutdown: once SIGTERM or SIGINT starts one (the application stops
-/// accepting connections and lets its requests finish), the requests in flight have `deadline` to finish; then the queue
-/// answers those still waiting (503, "the server is shutting down") and the batch running finishes and is answered.
+/// accepting connections, and those not inside a running request are closed at once), the requests in flight have
+/// `deadline` to finish; then the queue answers those still waiting (503, "the server is shutting down"), the batch
+/// running finishes and is answered, and every connection still open is closed, whatever its client is doing.
 struct DeadlineService<App: Service>: Service {
     let app: App
     let queue: BatchQueue
+    let connections: ConnectionGuard
     let deadline: Duration
     let logger: Logger
 
@@ -130,6 +137,9 @@ struct DeadlineService<App: Service>: Service {
                 try await Task.sleep(for: deadline)
                 if queue.waiting > 0 { logger.warning("shutting down: \(queue.waiting) requests still queued after \(deadline) are answered 503") }
                 queue.stop()
+                try await Task.sleep(for: .milliseconds(200))  // the 503s written
+                if connections.openConnections > 0 { logger.warning("shutting down: \(connections.openConnections) connections closed") }
+                connections.closeAll()
                 return false
             }
             // Until the application has finished (then the deadline, if it is still waiting, is called off).

@@ -1,3 +1,4 @@
+import Foundation
 import MegatronBERT
 
 /// How `megatron-bert serve` behaves: text-embeddings-inference's flags, names and defaults.
@@ -31,6 +32,23 @@ public struct ServerOptions: Sendable {
     /// After SIGTERM / SIGINT, how long the requests in flight may take to finish; then those still queued are
     /// answered 503 (the batch running finishes) and the server exits.
     public var gracefulShutdownTimeout: Duration = .seconds(30)
+    /// From a request's first byte (or a new connection) to its complete head; a connection over it is closed.
+    public var headerTimeout: Duration = .seconds(30)
+    /// The longest wait between two pieces of a request's body; a connection over it is closed.
+    public var bodyTimeout: Duration = .seconds(30)
+    /// How long a connection may stay idle between requests.
+    public var keepAliveTimeout: Duration = .seconds(60)
+    /// Open connections at once; a new one past it is closed at once (nil: the descriptor limit less 64, at most
+    /// 10,000, so that accepting never meets the limit).
+    public var maxConnections: Int?
+
+    /// `maxConnections`, or what the process's descriptor limit allows.
+    public var connectionCap: Int {
+        if let maxConnections { return maxConnections }
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1000 }
+        return max(8, min(10_000, Int(clamping: limit.rlim_cur) - 64))
+    }
 
     public init() {}
 }

@@ -81,6 +81,18 @@ struct ServeCommand: ParsableCommand {
             help: "Seconds the requests in flight may take to finish after SIGTERM or SIGINT; then those still queued are answered 503 and the server exits.")
     var gracefulShutdownTimeout: Double = Double(environment["GRACEFUL_SHUTDOWN_TIMEOUT"] ?? "") ?? 30
 
+    @Option(parsing: .unconditional, help: "Seconds from a request's first byte (or a new connection) to its whole head; a connection over it is closed.")
+    var headerTimeout: Double = Double(environment["HEADER_TIMEOUT"] ?? "") ?? 30
+
+    @Option(parsing: .unconditional, help: "Seconds a request's body may stop coming; a connection over it is closed.")
+    var bodyTimeout: Double = Double(environment["BODY_TIMEOUT"] ?? "") ?? 30
+
+    @Option(parsing: .unconditional, help: "Seconds a connection may stay idle between requests.")
+    var keepAliveTimeout: Double = Double(environment["KEEP_ALIVE_TIMEOUT"] ?? "") ?? 60
+
+    @Option(parsing: .unconditional, help: "Open connections at once; a new one past it is closed at once (default: the descriptor limit less 64, at most 10000).")
+    var maxConnections: Int? = environment["MAX_CONNECTIONS"].flatMap { Int($0) }
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535 (it is \(port))") }
         for (name, value) in [("--max-concurrent-requests", maxConcurrentRequests), ("--max-batch-tokens", maxBatchTokens),
@@ -91,6 +103,11 @@ struct ServeCommand: ParsableCommand {
         guard gracefulShutdownTimeout >= 0, gracefulShutdownTimeout.isFinite else {
             throw ValidationError("--graceful-shutdown-timeout must be a number of seconds, 0 or more (it is \(gracefulShutdownTimeout))")
         }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--keep-alive-timeout", keepAliveTimeout)]
+        where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a positive number of seconds (it is \(value))")
+        }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1 (it is \(maxConnections))") }
         if options.input != nil { throw ValidationError("serve takes its inputs from HTTP requests, not --input") }
     }
 
@@ -110,6 +127,10 @@ struct ServeCommand: ParsableCommand {
             settings.apiKey = apiKey ?? Self.environment["API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
             settings.pooling = pooling ?? Self.environment["POOLING"].flatMap { Pooling(rawValue: $0) }
             settings.gracefulShutdownTimeout = .milliseconds(Int64((gracefulShutdownTimeout * 1000).rounded()))
+            settings.headerTimeout = .milliseconds(Int64((headerTimeout * 1000).rounded()))
+            settings.bodyTimeout = .milliseconds(Int64((bodyTimeout * 1000).rounded()))
+            settings.keepAliveTimeout = .milliseconds(Int64((keepAliveTimeout * 1000).rounded()))
+            settings.maxConnections = maxConnections
             settings.modelID = modelID ?? URL(fileURLWithPath: pipeline.source).lastPathComponent
             settings.dtype = ["fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"][options.dtype.rawValue] ?? options.dtype.rawValue
             let server = try Server(pipeline: pipeline, options: settings, defaultTask: task)

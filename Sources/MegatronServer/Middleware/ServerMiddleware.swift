@@ -97,3 +97,32 @@ struct PayloadLimitMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 }
+
+/// The methods each path serves (filled as the routes are added).
+final class AllowedMethods: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byPath: [String: Set<HTTPRequest.Method>] = [:]
+
+    func add(_ method: HTTPRequest.Method, _ path: String) {
+        lock.lock()
+        byPath[path, default: []].insert(method)
+        if method == .get { byPath[path, default: []].insert(.head) }
+        lock.unlock()
+    }
+
+    func methods(_ path: String) -> Set<HTTPRequest.Method>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return byPath[path]
+    }
+}
+
+/// A path served for other methods: 405 with `Allow` (as TEI's router answers), not 404.
+struct MethodMiddleware: RouterMiddleware {
+    let allowed: AllowedMethods
+
+    func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
+        guard let methods = allowed.methods(request.uri.path), !methods.contains(request.method) else { return try await next(request, context) }
+        return Response(status: .methodNotAllowed, headers: [.allow: methods.map(\.rawValue).sorted().joined(separator: ",")])
+    }
+}
