@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -136,8 +137,10 @@ def test_clients_that_leave_are_dropped_from_the_queue(binary, minilm, texts, ex
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             busy = [pool.submit(post, base, "/embed", heavy) for _ in range(4)]  # seconds of work for the worker
             time.sleep(0.3)
-            for _ in range(20):  # these send the same and leave at once
-                raw_request(base, "/embed", heavy).close()
+            for _ in range(20):  # these send the same and leave at once: a reset (a FIN alone is a half-close, answered as TEI does)
+                leaving = raw_request(base, "/embed", heavy)
+                leaving.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                leaving.close()
             status, body = post(base, "/embed", {"inputs": texts[0]})
             assert status == 200 and close(body[0], expected[texts[0]])
             assert [f.result()[0] for f in busy] == [200] * 4
