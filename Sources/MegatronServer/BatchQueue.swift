@@ -64,6 +64,14 @@ public final class BatchQueue: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Whether the worker is running a batch now.
+    public var isRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+    private var running = false
+
     /// Requests waiting for a batch.
     public var waiting: Int {
         condition.lock()
@@ -149,9 +157,13 @@ public final class BatchQueue: @unchecked Sendable {
                     index += 1
                 }
             }
+            running = !batch.isEmpty
             condition.unlock()
             for request in departed { request.continuation.resume(throwing: ClientLeft()) }
             if !batch.isEmpty { run(batch, work: work, tokens: tokens) }
+            condition.lock()
+            running = false
+            condition.unlock()
         }
     }
 

@@ -137,7 +137,8 @@ struct DeadlineService<App: Service>: Service {
                 try await Task.sleep(for: deadline)
                 if queue.waiting > 0 { logger.warning("shutting down: \(queue.waiting) requests still queued after \(deadline) are answered 503") }
                 queue.stop()
-                try await Task.sleep(for: .milliseconds(200))  // the 503s written
+                while queue.isRunning { try await Task.sleep(for: .milliseconds(10)) }  // the batch running finishes
+                try await Task.sleep(for: .milliseconds(200))  // its answers and the 503s written
                 if connections.openConnections > 0 { logger.warning("shutting down: \(connections.openConnections) connections closed") }
                 connections.closeAll()
                 return false
