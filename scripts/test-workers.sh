@@ -24,7 +24,7 @@ if [ "${1:-}" = "--spark" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check pyspark pyarrow 'pandas<3' pytest
   tests=(integrations/python/tests/spark)
 else
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ray[data]>=2.9' pytest openai huggingface_hub openapi-spec-validator
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'ray[data]>=2.9' pytest openai huggingface_hub openapi-spec-validator grpcio grpcio-tools
   tests=(integrations/python/tests --ignore=integrations/python/tests/spark)
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./integrations/python

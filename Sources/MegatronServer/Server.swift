@@ -93,8 +93,10 @@ public final class Server: Sendable {
 
     /// Listens until SIGTERM or SIGINT, then stops accepting connections, lets the requests in flight finish (for
     /// at most `options.gracefulShutdownTimeout`; then those still queued are answered 503) and returns.
-    /// `onListening` gets the bound address ("127.0.0.1:3000").
-    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+    /// `onListening` gets the bound address ("127.0.0.1:3000"); with `options.grpcPort`, `onGRPCListening` gets the
+    /// gRPC server's.
+    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in },
+                    onGRPCListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         let router = Router(context: ServerContext.self, options: .autoGenerateHeadEndpoints)
         addRoutes(to: router)
         let options = self.options
@@ -107,7 +109,10 @@ public final class Server: Sendable {
                 onListening("\(address?.ipAddress ?? options.hostname):\(address?.port ?? options.port)")
             },
             logger: logger)
-        let service = DeadlineService(app: app, queue: queue, connections: connections, deadline: options.gracefulShutdownTimeout,
+        let grpc = options.grpcPort.map {
+            TEIGRPCService(server: self, host: options.hostname, port: $0, deadline: options.gracefulShutdownTimeout, onListening: onGRPCListening)
+        }
+        let service = DeadlineService(app: app, grpc: grpc, queue: queue, connections: connections, deadline: options.gracefulShutdownTimeout,
                                       logger: logger)
         try await ServiceGroup(configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
                                                     logger: logger)).run()
@@ -121,6 +126,8 @@ public final class Server: Sendable {
 /// running finishes and is answered, and every connection still open is closed, whatever its client is doing.
 struct DeadlineService<App: Service>: Service {
     let app: App
+    /// The gRPC server, when there is one: it shuts down beside the application, with the same deadline.
+    let grpc: TEIGRPCService?
     let queue: BatchQueue
     let connections: ConnectionGuard
     let deadline: Duration
@@ -143,8 +150,16 @@ struct DeadlineService<App: Service>: Service {
                 connections.closeAll()
                 return false
             }
-            // Until the application has finished (then the deadline, if it is still waiting, is called off).
-            while let appFinished = try await group.next(), !appFinished {}
+            if let grpc {
+                group.addTask {
+                    try await grpc.run()
+                    return true
+                }
+            }
+            // Until the application (and the gRPC server) have finished; then the deadline, if it is still waiting, is
+            // called off.
+            var running = grpc == nil ? 1 : 2
+            while running > 0, let finished = try await group.next() { if finished { running -= 1 } }
             group.cancelAll()
         }
     }

@@ -41,6 +41,8 @@ public struct ServerOptions: Sendable {
     /// Open connections at once; a new one past it is closed at once (nil: the descriptor limit less 64, at most
     /// 10,000, so that accepting never meets the limit).
     public var maxConnections: Int?
+    /// Serve TEI's gRPC API on this port too (nil: HTTP only; 0: any free port, printed).
+    public var grpcPort: Int?
 
     /// `maxConnections`, or what the process's descriptor limit allows.
     public var connectionCap: Int {

@@ -93,6 +93,9 @@ struct ServeCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Open connections at once; a new one past it is closed at once (default: the descriptor limit less 64, at most 10000).")
     var maxConnections: Int? = environment["MAX_CONNECTIONS"].flatMap { Int($0) }
 
+    @Option(parsing: .unconditional, help: "Serve TEI's gRPC API (proto/tei.proto: Info, Embed, Predict, Rerank, Tokenize and their streams) on this port too (0: any free one, printed).")
+    var grpcPort: Int? = environment["GRPC_PORT"].flatMap { Int($0) }
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535 (it is \(port))") }
         for (name, value) in [("--max-concurrent-requests", maxConcurrentRequests), ("--max-batch-tokens", maxBatchTokens),
@@ -108,6 +111,7 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("\(name) must be a positive number of seconds (it is \(value))")
         }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1 (it is \(maxConnections))") }
+        if let grpcPort, !(0...65535).contains(grpcPort) { throw ValidationError("--grpc-port must be between 0 and 65535 (it is \(grpcPort))") }
         if options.input != nil { throw ValidationError("serve takes its inputs from HTTP requests, not --input") }
     }
 
@@ -131,6 +135,7 @@ struct ServeCommand: ParsableCommand {
             settings.bodyTimeout = .milliseconds(Int64((bodyTimeout * 1000).rounded()))
             settings.keepAliveTimeout = .milliseconds(Int64((keepAliveTimeout * 1000).rounded()))
             settings.maxConnections = maxConnections
+            settings.grpcPort = grpcPort
             settings.modelID = modelID ?? URL(fileURLWithPath: pipeline.source).lastPathComponent
             settings.dtype = ["fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"][options.dtype.rawValue] ?? options.dtype.rawValue
             let server = try Server(pipeline: pipeline, options: settings, defaultTask: task)
@@ -140,7 +145,8 @@ struct ServeCommand: ParsableCommand {
                 do {
                     try await server.warmUp()
                     note("routes: " + server.liveRoutes.joined(separator: ", "))
-                    try await server.run { address in note("listening on http://\(address)") }
+                    try await server.run(onListening: { address in note("listening on http://\(address)") },
+                                         onGRPCListening: { address in note("gRPC (TEI's tei.v1 services) listening on \(address)") })
                 } catch {
                     failure = error
                 }
