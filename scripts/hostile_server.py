@@ -459,7 +459,13 @@ def main():
                 ok, detail = case(server)
             except Exception as error:  # a case that cannot even run fails
                 ok, detail = False, f"{type(error).__name__}: {error}"
-            time.sleep(0.2)
+            # After every case the descriptors come back (within the keep-alive timeout) and memory stays put.
+            settle = time.time() + 4
+            while server.descriptors() > baseline + 1 and time.time() < settle:
+                time.sleep(0.1)
+            left, resident = server.descriptors(), server.rss_mb()
+            if left > baseline + 1 or resident > rss + 64:
+                ok, detail = False, detail + f"; then descriptors {left} (baseline {baseline}), resident {resident:.0f} MB (baseline {rss:.0f})"
             results.append((name, ok, detail))
         time.sleep(3)  # the keep-alive timeout closes what the cases left
         descriptors, rss_after = server.descriptors(), server.rss_mb()
