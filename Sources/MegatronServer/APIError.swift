@@ -33,6 +33,14 @@ public struct APIError: Error, Sendable, Encodable {
     static func validation(_ message: String) -> APIError { APIError(.unprocessableContent, .validation, message) }
     /// 400: a body that is not what the route reads (malformed JSON, wrong types, missing fields).
     static func badRequest(_ message: String) -> APIError { APIError(.badRequest, .validation, message) }
+    /// 429 Overloaded: more requests in flight than `--max-concurrent-requests` (HTTP and gRPC alike).
+    static func overloaded(limit: Int) -> APIError {
+        APIError(.tooManyRequests, .overloaded, "Model is overloaded: more than \(limit) requests in flight (--max-concurrent-requests)")
+    }
+    /// 413 Validation: a body over `--payload-limit` (found while collecting it, or declared by its head).
+    static func payloadTooLarge(limit: Int) -> APIError {
+        APIError(.contentTooLarge, .validation, "the request body is over the payload limit of \(limit) bytes (--payload-limit)")
+    }
 
     /// The API error for any error a route meets: the library's errors by their kind (bad input 422, a head the
     /// model lacks 424, out of memory 503, the rest 500), the tokenizer's 422.

@@ -147,6 +147,10 @@ final class ConnectionState: @unchecked Sendable {
         return headStarted ? .head : .idle(fresh: answered == 0)
     }
 
+    /// When a body's bytes last came: the body's timer, when it fires, waits on from there if they came since (so that
+    /// a read costs no timer of its own).
+    var lastProgress = NIODeadline.now()
+
     /// Starts the timer that fits the phase (none while answers are made).
     func arm() {
         timer?.cancel()
@@ -156,11 +160,20 @@ final class ConnectionState: @unchecked Sendable {
         switch phase {
         case .idle(fresh: true), .head: (limit, counter) = (limits.header, connections.timeouts.head)
         case .idle(fresh: false): (limit, counter) = (limits.keepAlive, connections.timeouts.idle)
-        case .body: (limit, counter) = (limits.body, connections.timeouts.body)
+        case .body:
+            lastProgress = .now()
+            (limit, counter) = (limits.body, connections.timeouts.body)
         case .running: return
         }
-        let channel = self.channel
-        timer = channel.eventLoop.scheduleTask(in: TimeAmount(limit)) {
+        schedule(after: TimeAmount(limit), limit: TimeAmount(limit), counter)
+    }
+
+    private func schedule(after delay: TimeAmount, limit: TimeAmount, _ counter: Counter) {
+        timer = channel.eventLoop.scheduleTask(in: delay) { [self] in
+            if case .body = phase, case let quiet = NIODeadline.now() - lastProgress, quiet < limit {
+                schedule(after: limit - quiet, limit: limit, counter)  // the body moved since: wait from its last bytes
+                return
+            }
             counter.increment()
             channel.close(promise: nil)
         }
@@ -194,7 +207,7 @@ final class ByteWatch: ChannelInboundHandler, RemovableChannelHandler {
             state.headStarted = true
             state.arm()
         case .body:
-            state.arm()  // progress
+            state.lastProgress = .now()  // progress: the body's timer waits from here
         case .running:
             state.headStarted = true  // a pipelined request's head (its clock starts with the answers)
         case .head:
@@ -261,7 +274,9 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuse(_ context: ChannelHandlerContext, version: HTTPVersion, limit: Int) {
         state.dropping = true
         state.disarm()
-        let body = ByteBuffer(string: #"{"error":"the request body is over the payload limit of \#(limit) bytes (--payload-limit)","error_type":"Validation"}"#)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let body = ByteBuffer(bytes: (try? encoder.encode(APIError.payloadTooLarge(limit: limit))) ?? Data())
         var headers = HTTPHeaders([("content-type", "application/json"), ("connection", "close")])
         headers.add(name: "content-length", value: String(body.readableBytes))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))), promise: nil)

@@ -33,8 +33,9 @@ struct TEIServices: Sendable {
         let started = ContinuousClock.now
         server.metrics.received(route)
         guard server.limiter.enter() else {
-            server.metrics.answered(route, error: APIError.Kind.overloaded.rawValue, timings: Timings(), total: .zero)
-            throw RPCError(code: .resourceExhausted, message: "Model is overloaded: more than \(server.limiter.limit) requests in flight (--max-concurrent-requests)")
+            let failure = APIError.overloaded(limit: server.limiter.limit)
+            server.metrics.answered(route, error: failure.errorType.rawValue, timings: Timings(), total: .zero)
+            throw RPCError(code: Self.code(failure.errorType), message: failure.error)
         }
         defer { server.limiter.leave() }
         let task = Task { () async throws -> (T, Timings) in

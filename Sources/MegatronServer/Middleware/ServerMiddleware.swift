@@ -59,7 +59,7 @@ struct ConcurrencyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
         guard limiter.enter() else {
-            throw APIError(.tooManyRequests, .overloaded, "Model is overloaded: more than \(limiter.limit) requests in flight (--max-concurrent-requests)")
+            throw APIError.overloaded(limit: limiter.limit)
         }
         defer { limiter.leave() }
         return try await next(request, context)
@@ -92,7 +92,7 @@ struct PayloadLimitMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
         var request = request
         do { _ = try await request.collectBody(upTo: limit) } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, .validation, "the request body is over the payload limit of \(limit) bytes (--payload-limit)")
+            throw APIError.payloadTooLarge(limit: limit)
         }
         return try await next(request, context)
     }
