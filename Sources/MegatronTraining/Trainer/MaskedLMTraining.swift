@@ -18,13 +18,10 @@ extension ClassificationTrainer {
     public func run(texts train: [String], eval: [String]?, lineByLine: Bool = false, output: String,
                     tokenizerDirectory: String?, resume: Bool = false) throws -> Summary {
         guard model.predictions != nil else { throw TrainingError("text trains a masked-LM or pre-training model; this model has another head") }
-        let masking = try self.languageMasking()
-        self.masking = masking
-        model.trainsNextSentence = false  // the next-sentence head, where there is one, keeps its weights
-        defer { self.masking = nil }
-        let held = try eval.map { try sequences($0, lineByLine: lineByLine) }
-        return try run(examples: try sequences(train, lineByLine: lineByLine), evaluate: held.map { held in { try self.maskedEvaluation(held, masking) } },
-                       metrics: ["loss", "perplexity"], output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
+        // The next-sentence head, where there is one, keeps its weights.
+        return try maskedRun(nextSentence: false, train: { try sequences(train, lineByLine: lineByLine) },
+                             eval: eval.map { eval in { try self.sequences(eval, lineByLine: lineByLine) } }, metrics: ["loss", "perplexity"],
+                             output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     /// `run` for masked LM with next-sentence prediction, as BERT was pre-trained: a `…ForPreTraining` model on
@@ -43,14 +40,23 @@ extension ClassificationTrainer {
         guard model.head == .preTraining else {
             throw TrainingError("next-sentence prediction trains a pre-training checkpoint's next-sentence head (…ForPreTraining); this model is \(model.head.rawValue.dropFirst(3))")
         }
+        return try maskedRun(nextSentence: true, train: { try sentencePairs(train, seed: options.seed) },
+                             eval: eval.map { eval in { try self.sentencePairs(eval, seed: self.options.seed &+ 1) } },
+                             metrics: ["loss", "perplexity", "next_sentence_accuracy"], output: output,
+                             tokenizerDirectory: tokenizerDirectory, resume: resume)
+    }
+
+    /// What both masked-LM runs share: the masking from the options (each batch masked afresh), whether the
+    /// next-sentence head trains, the held-out examples evaluated by `maskedEvaluation`, the shared loop.
+    func maskedRun(nextSentence: Bool, train: () throws -> [Prepared], eval: (() throws -> [Prepared])?, metrics: Set<String>,
+                   output: String, tokenizerDirectory: String?, resume: Bool) throws -> Summary {
         let masking = try self.languageMasking()
         self.masking = masking
-        model.trainsNextSentence = true
+        model.trainsNextSentence = nextSentence
         defer { self.masking = nil }
-        let held = try eval.map { try sentencePairs($0, seed: options.seed &+ 1) }
-        return try run(examples: try sentencePairs(train, seed: options.seed), evaluate: held.map { held in { try self.maskedEvaluation(held, masking) } },
-                       metrics: ["loss", "perplexity", "next_sentence_accuracy"], output: output,
-                       tokenizerDirectory: tokenizerDirectory, resume: resume)
+        let held = try eval.map { try $0() }
+        return try run(examples: try train(), evaluate: held.map { held in { try self.maskedEvaluation(held, masking) } },
+                       metrics: metrics, output: output, tokenizerDirectory: tokenizerDirectory, resume: resume)
     }
 
     func sentencePairs(_ documents: [[String]], seed: UInt64) throws -> [Prepared] {
