@@ -12,8 +12,9 @@ public struct CUDAUnavailable: Error, CustomStringConvertible, Equatable {
 
 /// Where the CUDA libraries are looked for, in order: the directories of `$MEGATRON_BERT_CUDA_PATH`
 /// (colon-separated), the `nvidia-*` Python wheels' `lib` folders (as PyTorch users have them: in `$VIRTUAL_ENV`,
-/// `$CONDA_PREFIX`, `~/.local` and the system's site-packages), then the loader's default path
-/// (`LD_LIBRARY_PATH`, ldconfig's cache).
+/// `$CONDA_PREFIX`, `~/.local` and the system's site-packages; first of all the site-packages this program is installed
+/// in, where `pip install megatron-bert[cuda]` puts both the program and the wheels, activated or not), then the
+/// loader's default path (`LD_LIBRARY_PATH`, ldconfig's cache).
 public enum CUDALibrarySearch {
     /// The environment variable naming extra directories.
     public static let environmentVariable = "MEGATRON_BERT_CUDA_PATH"
@@ -22,29 +23,40 @@ public enum CUDALibrarySearch {
     public static var directories: [String] { directories(.current) }
 
     /// The candidate directories for the given settings.
-    static func directories(_ settings: Settings) -> [String] {
+    /// - Parameter executable: this program's path; when it lies in a site-packages folder (the wheel's
+    ///   `…/site-packages/megatron_bert/bin/megatron-bert`), that folder's NVIDIA wheels come first.
+    static func directories(_ settings: Settings, executable: String? = installedExecutable) -> [String] {
         var result = (settings[.cudaPath] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
-        var prefixes = [settings[.virtualEnv], settings[.condaPrefix]].compactMap { $0 }
-        prefixes += [NSHomeDirectory() + "/.local", "/usr/local", "/usr"]
         let fm = FileManager.default
+        func wheels(_ packages: String) {
+            // CUDA 13 wheels share nvidia/cu13/lib; CUDA 12 wheels have one folder per library.
+            for sub in ["cu13", "cu12", "cublas", "cuda_nvrtc", "cuda_runtime"] {
+                let dir = "\(packages)/nvidia/\(sub)/lib"
+                if fm.fileExists(atPath: dir), !result.contains(dir) { result.append(dir) }
+            }
+        }
+        if let executable, let range = executable.range(of: "/site-packages/") ?? executable.range(of: "/dist-packages/") {
+            wheels(String(executable[..<range.upperBound].dropLast()))
+        }
+        let prefixes = [settings[.virtualEnv], settings[.condaPrefix]].compactMap { $0 } + [NSHomeDirectory() + "/.local", "/usr/local", "/usr"]
         for prefix in prefixes {
             for libDir in ["lib", "lib64"] {
                 let base = prefix + "/" + libDir
                 guard let entries = try? fm.contentsOfDirectory(atPath: base) else { continue }
                 for python in entries.sorted().reversed() where python.hasPrefix("python3") {
-                    for packages in ["site-packages", "dist-packages"] {
-                        let nvidia = "\(base)/\(python)/\(packages)/nvidia"
-                        // CUDA 13 wheels share nvidia/cu13/lib; CUDA 12 wheels have one folder per library.
-                        for sub in ["cu13", "cu12", "cublas", "cuda_nvrtc", "cuda_runtime"] {
-                            let dir = "\(nvidia)/\(sub)/lib"
-                            if fm.fileExists(atPath: dir) { result.append(dir) }
-                        }
-                    }
+                    for packages in ["site-packages", "dist-packages"] { wheels("\(base)/\(python)/\(packages)") }
                 }
             }
         }
         return result
     }
+
+    /// This program's own file (`/proc/self/exe` resolved), or nil where it cannot be read.
+    static let installedExecutable: String? = {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }()
 
     /// dlopen's the first of `names` found in `directories`, else by bare name on the loader's path.
     /// - Returns: the handle and the path (or name) it was opened from.

@@ -30,7 +30,7 @@ extension Server {
         }
         let open = router.group()
         for path in ["/health", "/", "/ping"] { get(open, path) { Response(status: .ok) } }
-        let openAPI = OpenAPI.json(version: "0.1.0")
+        let openAPI = OpenAPI.json(version: MegatronBERTVersion.current)
         get(open, "/openapi.json") {
             Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: openAPI)))
         }
@@ -92,7 +92,7 @@ extension Server {
              maxConcurrentRequests: options.maxConcurrentRequests, maxInputLength: pipeline.maxLength,
              maxBatchTokens: options.maxBatchTokens, maxBatchRequests: options.maxBatchRequests,
              maxClientBatchSize: options.maxClientBatchSize, autoTruncate: options.autoTruncate, tokenizationWorkers: 1,
-             version: "0.1.0", sha: nil, dockerLabel: nil)
+             version: MegatronBERTVersion.current, sha: nil, dockerLabel: nil)
     }
 
     /// A model route on `group` (the one with the middleware): the handler reads the body (collected by

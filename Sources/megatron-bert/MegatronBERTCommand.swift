@@ -17,6 +17,7 @@ struct MegatronBERTCommand: ParsableCommand {
         (model.safetensors.index.json) or pytorch_model.bin (weights stored as F32, F16 or BF16); or Megatron-LM \
         checkpoints: a .pt file (either torch.save format) or NVIDIA's NGC .zip, converted in memory.
         """,
+        version: MegatronBERTVersion.current,
         subcommands: [
             FillMaskCommand.self, NextSentenceCommand.self, EmbedCommand.self, SimilarityCommand.self, ClassifyCommand.self,
             NERCommand.self, QACommand.self, MultipleChoiceCommand.self, InfoCommand.self, TokenizeCommand.self,

@@ -34,6 +34,19 @@ import TestSupport
         #expect(Array(found.prefix(3)) == wheels)
     }
 
+    /// `pip install megatron-bert[cuda]` puts the program (in megatron_bert/bin) and NVIDIA's wheels in one site-packages:
+    /// they are found first, without activating the environment.
+    @Test func theSitePackagesTheProgramIsInstalledInComeFirst() throws {
+        let root = Scratch.path("installed")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let packages = "\(root)/lib/python3.11/site-packages"
+        try FileManager.default.createDirectory(atPath: packages + "/nvidia/cu13/lib", withIntermediateDirectories: true)
+        let found = CUDALibrarySearch.directories(Settings(environment: [:]), executable: packages + "/megatron_bert/bin/megatron-bert")
+        #expect(found.first == packages + "/nvidia/cu13/lib")
+        let tarball = CUDALibrarySearch.directories(Settings(environment: [:]), executable: root + "/bin/megatron-bert")
+        #expect(!tarball.contains(packages + "/nvidia/cu13/lib"))
+    }
+
     @Test func aLibraryThatIsNotThereIsNil() {
         #expect(CUDALibrarySearch.open(["libnot-a-cuda-library.so.99"]) == nil)
     }
