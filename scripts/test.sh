@@ -16,8 +16,10 @@ export MEGATRON_BERT_CUDA_PATH
 # The architecture's rules (MegatronBackend links nothing but Foundation, the model sees the protocol only, …).
 swift package dump-package | python3 scripts/check_targets.py
 swift build --build-tests
-# The reliability cases (scripts/hostile.py) run against the release binary, the one users run.
-swift build -c release
+# The reliability cases (scripts/hostile.py) run against the release binary, the one users run: the release bundle's
+# (scripts/package.sh builds it with the Swift standard library linked statically, bundles the shared libraries it
+# needs, checks that they resolve inside the bundle, and writes the tarball and the wheel into dist/).
+scripts/package.sh
 swift test
 # Hostile connections against `serve` (issue 36): stalls, half-sent heads and bodies, lying lengths, resets,
 # half-closes, a descriptor limit, SIGTERM with a stuck client — the standard library's sockets, the release binary.
