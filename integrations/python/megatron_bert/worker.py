@@ -54,14 +54,21 @@ class InputError(ValueError):
     """The command refused an input (no ``[MASK]``, a missing field, …); the message names the row."""
 
 
+def installed_binary() -> Optional[str]:
+    """The executable the ``megatron-bert`` wheel carries beside this module (``megatron_bert/bin/megatron-bert``), or
+    None (a source installation of the package has none)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "megatron-bert")
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
 def find_binary(binary: Optional[str] = None) -> str:
-    """The megatron-bert executable: ``binary``, else ``$MEGATRON_BERT_BINARY``, else ``megatron-bert`` on the PATH."""
-    candidate = binary or os.environ.get("MEGATRON_BERT_BINARY") or shutil.which("megatron-bert")
+    """The megatron-bert executable: ``binary``, else ``$MEGATRON_BERT_BINARY``, else the one installed with this
+    package (the wheel's), else ``megatron-bert`` on the PATH."""
+    candidate = binary or os.environ.get("MEGATRON_BERT_BINARY") or installed_binary() or shutil.which("megatron-bert")
     if not candidate:
         raise FileNotFoundError(
-            "megatron-bert not found: pass binary=/path/to/megatron-bert, set MEGATRON_BERT_BINARY, or put it on the "
-            "PATH (build it with `swift build -c release --static-swift-stdlib` and ship .build/release/megatron-bert "
-            "to every worker)")
+            "megatron-bert not found: `pip install megatron-bert` (the wheel carries it), or pass "
+            "binary=/path/to/megatron-bert, set MEGATRON_BERT_BINARY, or put it on the PATH")
     if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
         raise FileNotFoundError(f"megatron-bert binary {candidate!r} is not an executable file on this machine")
     return candidate

