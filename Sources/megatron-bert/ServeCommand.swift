@@ -91,10 +91,15 @@ struct ServeCommand: ParsableCommand {
     var keepAliveTimeout: Double = Double(environment["KEEP_ALIVE_TIMEOUT"] ?? "") ?? 60
 
     @Option(parsing: .unconditional, help: "Open connections at once; a new one past it is closed at once (default: the descriptor limit less 64, at most 10000).")
-    var maxConnections: Int? = environment["MAX_CONNECTIONS"].flatMap { Int($0) }
+    var maxConnections: Int?
 
     @Option(parsing: .unconditional, help: "Serve TEI's gRPC API (proto/tei.proto: Info, Embed, Predict, Rerank, Tokenize and their streams) on this port too (0: any free one, printed).")
-    var grpcPort: Int? = environment["GRPC_PORT"].flatMap { Int($0) }
+    var grpcPort: Int?
+
+    /// --max-connections, else $MAX_CONNECTIONS.
+    var connectionCap: Int? { maxConnections ?? Self.environment["MAX_CONNECTIONS"].flatMap { Int($0) } }
+    /// --grpc-port, else $GRPC_PORT.
+    var grpcListenPort: Int? { grpcPort ?? Self.environment["GRPC_PORT"].flatMap { Int($0) } }
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535 (it is \(port))") }
@@ -110,8 +115,8 @@ struct ServeCommand: ParsableCommand {
         where !(value > 0 && value.isFinite) {
             throw ValidationError("\(name) must be a positive number of seconds (it is \(value))")
         }
-        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1 (it is \(maxConnections))") }
-        if let grpcPort, !(0...65535).contains(grpcPort) { throw ValidationError("--grpc-port must be between 0 and 65535 (it is \(grpcPort))") }
+        if let cap = connectionCap, cap < 1 { throw ValidationError("--max-connections must be at least 1 (it is \(cap))") }
+        if let port = grpcListenPort, !(0...65535).contains(port) { throw ValidationError("--grpc-port must be between 0 and 65535 (it is \(port))") }
         if options.input != nil { throw ValidationError("serve takes its inputs from HTTP requests, not --input") }
     }
 
@@ -134,8 +139,8 @@ struct ServeCommand: ParsableCommand {
             settings.headerTimeout = .milliseconds(Int64((headerTimeout * 1000).rounded()))
             settings.bodyTimeout = .milliseconds(Int64((bodyTimeout * 1000).rounded()))
             settings.keepAliveTimeout = .milliseconds(Int64((keepAliveTimeout * 1000).rounded()))
-            settings.maxConnections = maxConnections
-            settings.grpcPort = grpcPort
+            settings.maxConnections = connectionCap
+            settings.grpcPort = grpcListenPort
             settings.modelID = modelID ?? URL(fileURLWithPath: pipeline.source).lastPathComponent
             settings.dtype = ["fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"][options.dtype.rawValue] ?? options.dtype.rawValue
             let server = try Server(pipeline: pipeline, options: settings, defaultTask: task)
