@@ -12,8 +12,8 @@
 # its files asks for; the wheel's tag says it.
 #
 # Then the fast checks (the test command runs them): ldd of the unpacked bundle resolves every library inside it or
-# in the base system's list; `--version` agrees with the Python package's; the wheel's files and tag. The slow checks,
-# on fresh Debian root file systems without Swift: scripts/check_install.sh.
+# in the base system's list; `--version` agrees with the Python package's (scripts/test-workers.sh then installs the
+# wheel and runs it). The slow checks, on fresh Debian root file systems without Swift: scripts/check_install.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --package
@@ -53,7 +53,8 @@ ldd .build/release/megatron-bert | while read -r soname arrow path _; do
   fi
 done
 cp README.md "$stage/README.md"
-[ -f /opt/swift/usr/share/swift/LICENSE.txt ] && cp /opt/swift/usr/share/swift/LICENSE.txt "$stage/LICENSES/swift.LICENSE.txt"
+swift_license=$(dirname "$(readlink -f "$(command -v swift)")")/../share/swift/LICENSE.txt  # the runtime linked in
+if [ -f "$swift_license" ]; then cp "$swift_license" "$stage/LICENSES/swift.LICENSE.txt"; fi
 
 # The fast checks: the binary and every library of the bundle load their libraries from it or the base system only.
 libdir=$(cd "$stage/lib" && pwd)
