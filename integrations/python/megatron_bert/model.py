@@ -63,7 +63,9 @@ class Model:
         single, items = _listed(texts)
         vectors = [row["embedding"] for row in self._run("embed", args, [{"text": t} for t in items])]
         if numpy is not None:
-            array = numpy.asarray(vectors, dtype=numpy.float32).reshape(len(vectors), -1)
+            if not vectors:  # an empty list: no rows (and no width to know)
+                return numpy.empty((0, 0), dtype=numpy.float32)
+            array = numpy.asarray(vectors, dtype=numpy.float32)
             return array[0] if single else array
         return vectors[0] if single else vectors
 

@@ -70,6 +70,7 @@ def test_embeddings_of_the_real_model(binary, minilm):
         assert vectors.shape == (3, 384) and str(vectors.dtype) == "float32"
         assert vectors.tolist() == [[float(__import__("numpy").float32(x)) for x in row] for row in expected]
         assert m.embed(texts[0], pooling="mean", normalize=True).shape == (384,)
+        assert m.embed([]).shape == (0, 0) and m.similarity(texts[0], []) == []
         similarity = command(binary, "similarity", "--model", minilm, "--pooling", "mean", *texts)
         scores = m.similarity(texts[0], texts[1:], pooling="mean")
         for mine, theirs in zip(scores, similarity):
