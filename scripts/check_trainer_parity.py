@@ -33,7 +33,7 @@ spec.loader.exec_module(real_qa)
 def qa_parity(binary, questions):
     """The same comparison for `finetune qa`: every window of the first questions in one batch."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
     train = real_qa.corpus()[0][:questions]
     length, stride = real_qa.HYPER["max_length"], real_qa.HYPER["doc_stride"]
     with tempfile.TemporaryDirectory() as scratch:
@@ -57,22 +57,28 @@ def qa_parity(binary, questions):
                         "--batch-size", str(len(items)), "--warmup-ratio", str(HYPER["warmup_ratio"]),
                         "--weight-decay", str(HYPER["weight_decay"]), "--max-length", str(length), "--doc-stride", str(stride)],
                        check=True)
-
-        class Data(torch.utils.data.Dataset):
-            def __len__(self):
-                return len(items)
-
-            def __getitem__(self, i):
-                return items[i]
-        model = AutoModelForQuestionAnswering.from_pretrained(start)
-        trainer_args = TrainingArguments(output_dir=os.path.join(scratch, "t"), learning_rate=HYPER["learning_rate"],
-                                         num_train_epochs=HYPER["epochs"], per_device_train_batch_size=len(items),
-                                         warmup_steps=HYPER["warmup_ratio"], weight_decay=HYPER["weight_decay"], seed=1,
-                                         eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
-                                         logging_strategy="no", disable_tqdm=True)
-        Trainer(model=model, args=trainer_args, train_dataset=Data(), data_collator=DataCollatorWithPadding(tokenizer)).train()
-        model.save_pretrained(theirs)
+        trainer_run(AutoModelForQuestionAnswering.from_pretrained(start), items, DataCollatorWithPadding(tokenizer), scratch, theirs)
         report(start, ours, theirs, questions=len(train), windows=len(items))
+
+
+def trainer_run(model, items, collator, scratch, output):
+    """The real Trainer over `items` in one batch per epoch (so its shuffling reorders nothing); the model into output."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(items)
+
+        def __getitem__(self, i):
+            return items[i]
+    arguments = TrainingArguments(output_dir=os.path.join(scratch, "t"), learning_rate=HYPER["learning_rate"],
+                                  num_train_epochs=HYPER["epochs"], per_device_train_batch_size=len(items),
+                                  warmup_steps=HYPER["warmup_ratio"], weight_decay=HYPER["weight_decay"], seed=1,
+                                  eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                                  logging_strategy="no", disable_tqdm=True)
+    Trainer(model=model, args=arguments, train_dataset=Data(), data_collator=collator).train()
+    model.save_pretrained(output)
 
 
 def report(start, ours, theirs, **what):
@@ -114,8 +120,7 @@ def main():
     if args.task == "qa":
         return qa_parity(args.binary, args.questions)
     import torch
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer,
-                              TrainingArguments)
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
     torch.set_num_threads(2)
     train, _ = real_ner.corpus()
     train = train[:args.sentences]
@@ -136,21 +141,8 @@ def main():
                         "--batch-size", str(len(train)), "--warmup-ratio", str(HYPER["warmup_ratio"]),
                         "--weight-decay", str(HYPER["weight_decay"]), "--max-length", str(HYPER["max_length"])], check=True)
         items = real_ner.encode(tokenizer, train, {l: i for i, l in enumerate(labels)})
-
-        class Data(torch.utils.data.Dataset):
-            def __len__(self):
-                return len(items)
-
-            def __getitem__(self, i):
-                return items[i]
-        model = AutoModelForTokenClassification.from_pretrained(start)
-        trainer_args = TrainingArguments(output_dir=os.path.join(scratch, "t"), learning_rate=HYPER["learning_rate"],
-                                         num_train_epochs=HYPER["epochs"], per_device_train_batch_size=len(train),
-                                         warmup_steps=HYPER["warmup_ratio"], weight_decay=HYPER["weight_decay"], seed=1,
-                                         eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
-                                         logging_strategy="no", disable_tqdm=True)
-        Trainer(model=model, args=trainer_args, train_dataset=Data(), data_collator=DataCollatorForTokenClassification(tokenizer)).train()
-        model.save_pretrained(theirs)
+        trainer_run(AutoModelForTokenClassification.from_pretrained(start), items, DataCollatorForTokenClassification(tokenizer),
+                    scratch, theirs)
         report(start, ours, theirs, sentences=len(train))
 
 
