@@ -274,9 +274,7 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuse(_ context: ChannelHandlerContext, version: HTTPVersion, limit: Int) {
         state.dropping = true
         state.disarm()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let body = ByteBuffer(bytes: (try? encoder.encode(APIError.payloadTooLarge(limit: limit))) ?? Data())
+        let body = ByteBuffer(bytes: Server.jsonData(APIError.payloadTooLarge(limit: limit)))
         var headers = HTTPHeaders([("content-type", "application/json"), ("connection", "close")])
         headers.add(name: "content-length", value: String(body.readableBytes))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .payloadTooLarge, headers: headers))), promise: nil)

@@ -109,11 +109,15 @@ extension Server {
 
     /// A value as a JSON response, keys sorted.
     static func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonData(value))))
+    }
+
+    /// A value's JSON bytes as every answer writes them (keys sorted, slashes unescaped), also where no route answers
+    /// (the connection guard's early 413).
+    static func jsonData(_ value: any Encodable) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded","error_type":"Backend"}"#.utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded","error_type":"Backend"}"#.utf8)
     }
 
     /// A task route by name (what `POST /` serves).

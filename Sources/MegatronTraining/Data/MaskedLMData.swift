@@ -174,8 +174,8 @@ public struct MaskedLMMasking: Sendable, Equatable {
 
     /// Masks `ids` (B, S) in place and returns the targets (B·S): the original id where a token is to be predicted,
     /// -100 elsewhere. `special` marks the tokens never chosen (special ids — [CLS], [SEP], [UNK], [PAD], [MASK] — and
-    /// padding); `words` gives each token's word and `lengths` each row's tokens before padding (for whole words). At least one token of the batch is chosen (a
-    /// batch with none would have no loss).
+    /// padding); `words` gives each token's word and `lengths` each row's tokens before padding (for whole words). At
+    /// least one token of the batch is chosen (a batch with none would have no loss).
     public func apply(to ids: inout [[Int]], special: [[Bool]], words: [[Int?]], lengths: [Int], _ random: inout SeededRandom) -> [Double] {
         let s = ids.first?.count ?? 0
         var targets = [Double](repeating: -100, count: ids.count * s)
