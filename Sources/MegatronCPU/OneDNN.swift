@@ -1,4 +1,5 @@
 import CDNNL
+import CPackedBF16
 import CQuantizedRows
 import CSmallProducts
 import Foundation
@@ -119,9 +120,9 @@ final class OneDNN: @unchecked Sendable {
         /// A whole matrix's product writing y in place: its bias added, y's old values too when accumulating.
         /// `activation`: oneDNN's eltwise algorithm applied last (a post-op), 0 for none.
         case matmulInPlace(rows: Int, n: Int, k: Int, precision: OneDNNMatrix.Precision, bias: Bool, accumulate: Bool, activation: UInt32)
-        /// Training's general product on BF16 operands (`BF16MatrixProducts`): c (m, n) [+]= op(a) · op(b), a block of
-        /// m rows of op(a) (whose rows or columns are `strideA` apart) and of c.
-        case generalBF16(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, strideA: Int, accumulate: Bool)
+        /// Training's general product on BF16 operands (`BF16MatrixProducts`): c (m, n) [+]= a · op(b), a plain block of
+        /// m rows of a (m, k) and of c.
+        case generalBF16(m: Int, n: Int, k: Int, transposeB: Bool, accumulate: Bool)
         case eltwise(algorithm: UInt32, count: Int)
         case layerNorm(rows: Int, width: Int, epsilon: Float)
     }
@@ -707,7 +708,7 @@ final class OneDNN: @unchecked Sendable {
         return Self.implementation(pd)
     }
 
-    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does), eight at a time; on every core, or
+    /// FP32 → BF16 bits, rounding to nearest even (as PyTorch's autocast does; `mb_round_bf16`); on every core, or
     /// on this thread only when not `parallel`.
     static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count: Int, parallel: Bool = true) {
         let chunk = 1 << 14
@@ -718,21 +719,7 @@ final class OneDNN: @unchecked Sendable {
     }
 
     private static func roundToBFloat16(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, range: Range<Int>) {
-        let end = range.upperBound
-        var i = range.lowerBound
-        while i + 8 <= end {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
-            var rounded = (bits &+ 0x7fff &+ ((bits &>> 16) & 1)) &>> 16
-            rounded.replace(with: (bits &>> 16) | 0x40, where: v .!= v)  // NaN stays NaN (quiet)
-            UnsafeMutableRawPointer(out + i).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: rounded), as: SIMD8<UInt16>.self)
-            i += 8
-        }
-        for j in i..<end {
-            let bits = x[j].bitPattern
-            let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
-            out[j] = x[j].isNaN ? UInt16(bits >> 16) | 0x40 : UInt16(truncatingIfNeeded: rounded >> 16)
-        }
+        mb_round_bf16(x + range.lowerBound, range.count, out + range.lowerBound)
     }
 }
 

@@ -213,11 +213,37 @@ struct OneDNNTests {
     }
 
     @Test func roundingToBFloat16IsToNearestEven() {
-        let values: [Float] = [1, Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), Float(bitPattern: 0x3f80_8001),
-                               -2.5, .infinity, .nan]
+        let cases: [Float] = [1, Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), Float(bitPattern: 0x3f80_8001),
+                              -2.5, .infinity, .nan]
+        let expected: [UInt16] = [0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xc020, 0x7f80]
+        let values = Array([[Float]](repeating: cases, count: 5).joined())  // 35: two whole vectors of 16 and a tail
         var bits = [UInt16](repeating: 0, count: values.count)
         OneDNN.roundToBFloat16(values, into: &bits, count: values.count)
-        #expect(Array(bits.prefix(6)) == [0x3f80, 0x3f80, 0x3f82, 0x3f81, 0xc020, 0x7f80])
-        #expect(Float(bitPattern: UInt32(bits[6]) << 16).isNaN)
+        for copy in 0..<5 {
+            #expect(Array(bits[(copy * 7)..<(copy * 7 + 6)]) == expected, "copy \(copy)")
+            #expect(Float(bitPattern: UInt32(bits[copy * 7 + 6]) << 16).isNaN)
+        }
+    }
+
+    /// The transposed rounding (the weight gradient's dy) writes the plain rounding's bits, transposed: whole 16 × 16
+    /// tiles, edge rows and columns, a source whose rows are longer than the block, NaN included.
+    @Test(arguments: [(1, 1), (16, 16), (35, 18), (17, 64), (128, 33)])
+    func transposedRoundingIsThePlainRoundingTransposed(rows: Int, columns: Int) {
+        let lda = columns + 3, ldo = rows + 5
+        var values: [Float] = (0..<(rows * lda)).map { i in
+            let a = Float(i % 97) * 0.013, b = Float(i % 13) * 1.7
+            return a - b + 1e-3 / Float(i + 1)
+        }
+        values[values.count / 2] = .nan
+        let plain = Self.bf16(values)
+        var out = [UInt16](repeating: 0xffff, count: columns * ldo)
+        mb_round_bf16_transposed(values, rows, columns, lda, &out, ldo)
+        var same = true, untouched = true
+        for c in 0..<columns {
+            for r in 0..<ldo {
+                if r < rows { same = same && out[c * ldo + r] == plain[r * lda + c] } else { untouched = untouched && out[c * ldo + r] == 0xffff }
+            }
+        }
+        #expect(same && untouched)
     }
 }

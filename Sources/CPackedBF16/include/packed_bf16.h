@@ -15,4 +15,14 @@ void mb_widen_bf16_tiles(int vectors, const uint16_t *bf16, long blocks, float *
 /// Whether `mb_widen_bf16_tiles` runs AVX-512 on this CPU.
 int mb_widen_bf16_has_avx512(void);
 
+/// Rounds `count` FP32 values to BF16 (to nearest even, as PyTorch's conversion; a NaN stays a quiet NaN): out[i] is
+/// the top half of x[i] rounded. AVX-512 where the CPU has it (checked at run time); the same bits otherwise.
+void mb_round_bf16(const float *x, long count, uint16_t *out);
+
+/// Rounds a (rows, columns) block of FP32 (element (r, c) at a[r · lda + c]) to BF16 (to nearest even; a NaN stays a
+/// quiet NaN) and writes it transposed: out[c · ldo + r]. Training's weight-gradient product dyᵀ·x reads dy (tokens,
+/// features) this way, so that oneDNN multiplies a plain (features, tokens) operand with its fast BF16 kernels instead
+/// of a strided one. AVX-512 in 16 × 16 tiles where the CPU has it (checked at run time); the same bits otherwise.
+void mb_round_bf16_transposed(const float *a, long rows, long columns, long lda, uint16_t *out, long ldo);
+
 #endif
