@@ -83,7 +83,9 @@ let package = Package(
         .target(name: "MegatronModel", dependencies: ["MegatronBackend", "TensorFiles", "BERTTokenizer"]),
         // Training beside inference: forward/backward pairs per layer on FP32 master parameters, losses, (next) the
         // optimizer and the trainer. Sees the Backend seam's protocols (MatrixProducts) and the model's loaders only.
-        .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend", "TensorFiles", "BERTTokenizer"]),
+        // Training's element-wise kernels (the optimizer's update) with AVX-512 / AVX2 chosen at run time. Plain C.
+        .target(name: "CTrainingKernels"),
+        .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend", "TensorFiles", "BERTTokenizer", "CTrainingKernels"]),
         // The one place that knows every backend: `Device` opens one; re-exports the model and the backends, so that
         // `import MegatronBERT` is the whole library.
         .target(name: "MegatronBERT", dependencies: ["MegatronModel", "MegatronTraining", "MegatronCPU", "MegatronCUDA"]),
@@ -132,7 +134,7 @@ let package = Package(
             dependencies: ["MegatronBERT", "MegatronModel", "MegatronBackendChecks", "TensorFiles", "BERTTokenizer", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "MegatronTrainingTests", dependencies: ["MegatronTraining", "MegatronModel", "MegatronCPU", "TensorFiles"],
+        .testTarget(name: "MegatronTrainingTests", dependencies: ["MegatronTraining", "MegatronModel", "MegatronCPU", "TensorFiles", "CTrainingKernels"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "MegatronServerTests", dependencies: ["MegatronServer", "MegatronBERT", "BERTTokenizer"]),
         // Runs the built executable end to end.

@@ -1,3 +1,4 @@
+import CTrainingKernels
 import Foundation
 import Testing
 import MegatronCPU
@@ -104,5 +105,32 @@ import TensorFiles
         #expect(cosine.rate(at: 0) == 1e-3 && abs(cosine.rate(at: 5) - 5e-4) < 1e-15 && cosine.rate(at: 10) < 1e-18)
         let constant = Schedule(.constant, peak: 1e-3, warmupSteps: 2, totalSteps: 10)
         #expect(constant.rate(at: 1) == 5e-4 && constant.rate(at: 9) == 1e-3)
+    }
+
+    /// The update kernel (AVX-512, AVX2 or plain C, whichever this CPU runs) gives the bits of the scalar formula, lane by
+    /// lane, at lengths that leave every kind of tail, with and without clipping's scale, zeroing and decay.
+    @Test func updateKernelMatchesTheScalarFormula() {
+        var random = SeededRandom(seed: 11)
+        func values(_ n: Int, _ scale: Float) -> [Float] { (0..<n).map { _ in Float(random.normal()) * scale } }
+        for (count, scale, zeroing, decay) in [(1, Float(1), true, Float(1)), (7, 0.25, false, 0.999), (16, 1, true, 0.99),
+                                               (37, 0.5, true, 1), (1000, 1, false, 0.9995)] {
+            let (b1, b2, stepSize, correction2, eps): (Float, Float, Float, Float, Float) = (0.9, 0.999, 3e-4, 0.0447, 1e-8)
+            var p = values(count, 1), g = values(count, 1e-2), m = values(count, 1e-3), v = values(count, 1e-5).map { $0 * $0 }
+            var expected = (p: p, g: g, m: m, v: v)
+            for i in 0..<count {  // torch's order, one multiply or add at a time (no fused multiply-adds)
+                var gradient = g[i]
+                if scale < 1 { gradient *= scale }
+                if zeroing { expected.g[i] = 0 }
+                let parameter = p[i] * decay
+                let m1 = b1 * m[i] + (1 - b1) * gradient, v1 = b2 * v[i] + (1 - b2) * gradient * gradient
+                expected.m[i] = m1
+                expected.v[i] = v1
+                expected.p[i] = parameter - stepSize * m1 / (v1.squareRoot() / correction2 + eps)
+            }
+            mb_adamw_update(&p, &g, &m, &v, count, scale, zeroing ? 1 : 0, decay, b1, b2, stepSize, correction2, eps)
+            #expect(p.map(\.bitPattern) == expected.p.map(\.bitPattern), "parameters, \(count) values")
+            #expect(g.map(\.bitPattern) == expected.g.map(\.bitPattern) && m.map(\.bitPattern) == expected.m.map(\.bitPattern)
+                    && v.map(\.bitPattern) == expected.v.map(\.bitPattern), "gradients and moments, \(count) values")
+        }
     }
 }

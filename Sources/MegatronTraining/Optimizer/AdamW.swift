@@ -1,3 +1,4 @@
+import CTrainingKernels
 import Foundation
 import MegatronBackend
 
@@ -28,8 +29,9 @@ public struct AdamW: Sendable {
     }
 
     /// One step of every parameter by its gradient times `gradientScale`, at `learningRate`. In FP32 as torch
-    /// computes it for FP32 parameters, split across cores in chunks. With `zeroingGradients`, each gradient is set to
-    /// zero as it is read (the next accumulation's start, without a pass of its own).
+    /// computes it for FP32 parameters (`mb_adamw_update`: the same bits at every vector width), split across cores
+    /// in chunks. With `zeroingGradients`, each gradient is set to zero as it is read (the next accumulation's start,
+    /// without a pass of its own).
     public mutating func step(_ parameters: [Parameter], learningRate: Double, gradientScale: Float = 1, zeroingGradients: Bool = false) {
         steps += 1
         let t = Double(steps)
@@ -42,45 +44,11 @@ public struct AdamW: Sendable {
             let p = parameter.value.data, g = parameter.gradient.data, m = mTensor.data, v = vTensor.data
             let decay = parameter.decays ? Float(1 - learningRate * weightDecay) : 1
             inChunks(parameter.count) { range in
-                // Sixteen lanes at a time, the tail through zero-padded lanes: the same operations in the same order
-                // (each lane's bits are the scalar formula's).
-                var i = range.lowerBound
-                while i + 16 <= range.upperBound {
-                    Self.update(p + i, g + i, m + i, v + i, gradientScale: gradientScale, zeroing: zeroingGradients, decay: decay,
-                                b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps)
-                    i += 16
-                }
-                let tail = range.upperBound - i
-                guard tail > 0 else { return }
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { lanes in  // the tail, zero-padded
-                    let padded = lanes.baseAddress!
-                    padded.initialize(repeating: 0, count: 64)
-                    for (j, x) in [p, g, m, v].enumerated() { (padded + 16 * j).update(from: x + i, count: tail) }
-                    Self.update(padded, padded + 16, padded + 32, padded + 48, gradientScale: gradientScale, zeroing: zeroingGradients,
-                                decay: decay, b1: b1, b2: b2, stepSize: stepSize, correction2: correction2, eps: eps)
-                    for (j, x) in [p, g, m, v].enumerated() { (x + i).update(from: padded + 16 * j, count: tail) }
-                }
+                let i = range.lowerBound
+                mb_adamw_update(p + i, g + i, m + i, v + i, range.count, gradientScale, zeroingGradients ? 1 : 0, decay,
+                                b1, b2, stepSize, correction2, eps)
             }
         }
-    }
-
-    /// AdamW's update of 16 consecutive parameters (torch's order of operations, lane by lane).
-    @inline(__always)
-    static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                       _ v: UnsafeMutablePointer<Float>, gradientScale: Float, zeroing: Bool, decay: Float, b1: Float, b2: Float,
-                       stepSize: Float, correction2: Float, eps: Float) {
-        typealias V = SIMD16<Float>
-        func load(_ x: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(x).loadUnaligned(as: V.self) }
-        func store(_ value: V, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: value, as: V.self) }
-        var gradient = load(g)
-        if gradientScale < 1 { gradient *= gradientScale }
-        if zeroing { store(V(), g) }
-        let parameter = load(p) * decay
-        let m1 = b1 * load(m) + (1 - b1) * gradient
-        let v1 = b2 * load(v) + (1 - b2) * gradient * gradient
-        store(m1, m)
-        store(v1, v)
-        store(parameter - stepSize * m1 / (v1.squareRoot() / correction2 + eps), p)
     }
 
     /// What the HF Trainer does at each optimizer step: the gradients clipped to a global norm of `maxNorm` (as
