@@ -83,8 +83,9 @@ let package = Package(
         .target(name: "MegatronModel", dependencies: ["MegatronBackend", "TensorFiles", "BERTTokenizer"]),
         // Training beside inference: forward/backward pairs per layer on FP32 master parameters, losses, (next) the
         // optimizer and the trainer. Sees the Backend seam's protocols (MatrixProducts) and the model's loaders only.
-        // Training's element-wise kernels (the optimizer's update) with AVX-512 / AVX2 chosen at run time. Plain C.
-        .target(name: "CTrainingKernels"),
+        // Training's element-wise kernels (the optimizer's update, GELU with its derivative) with AVX-512 / AVX2 chosen
+        // at run time. Plain C.
+        .target(name: "CTrainingKernels", dependencies: ["CVectorMath"]),
         .target(name: "MegatronTraining", dependencies: ["MegatronModel", "MegatronBackend", "TensorFiles", "BERTTokenizer", "CTrainingKernels"]),
         // The one place that knows every backend: `Device` opens one; re-exports the model and the backends, so that
         // `import MegatronBERT` is the whole library.

@@ -1,5 +1,7 @@
 #include "training_kernels.h"
 
+#include "vector_math.h"
+
 #pragma STDC FP_CONTRACT OFF
 
 /* One body, written with the compiler's vector types and instantiated per width: AVX-512 (16 floats), AVX2 (8) and
@@ -31,14 +33,49 @@
         return i;                                                                                                    \
     }
 
+/* erf(x) = 1 − (a₁t + … + a₅t⁵)·e^{−x²}, t = 1/(1 + p|x|), with the sign of x (VectorMath.erf). */
+#define DEFINE_GELU(NAME, VF, VI, WIDTH, ATTRIBUTES)                                                                 \
+    MB_DEFINE_VECTOR_EXP(NAME##_exp, VF, VI, ATTRIBUTES static inline)                                               \
+    ATTRIBUTES static long NAME(const float *x, long count, float *y, float *derivative) {                          \
+        long i = 0;                                                                                                  \
+        for (; i + WIDTH <= count; i += WIDTH) {                                                                     \
+            VF v;                                                                                                    \
+            __builtin_memcpy(&v, x + i, sizeof(VF));                                                                 \
+            VF s = v * 0.7071067811865476f;                                                                          \
+            VI negative = s < 0;                                                                                     \
+            VF a = (VF)(((VI)(-s) & negative) | ((VI)s & ~negative));                                                \
+            VF t = 1 / (1 + 0.3275911f * a);                                                                         \
+            VF p = (VF){} + 1.061405429f;                                                                            \
+            p = p * t - 1.453152027f;                                                                                \
+            p = p * t + 1.421413741f;                                                                                \
+            p = p * t - 0.284496736f;                                                                                \
+            p = p * t + 0.254829592f;                                                                                \
+            p = p * t;                                                                                               \
+            VF e = 1 - p * NAME##_exp(-a * a);                                                                       \
+            e = (VF)(((VI)(-e) & negative) | ((VI)e & ~negative));                                                   \
+            VF cdf = 0.5f * (1 + e);                                                                                 \
+            VF density = NAME##_exp(-0.5f * v * v) * 0.3989422804014327f;                                            \
+            VF value = v * cdf, slope = cdf + v * density;                                                           \
+            __builtin_memcpy(y + i, &value, sizeof(VF));                                                             \
+            __builtin_memcpy(derivative + i, &slope, sizeof(VF));                                                    \
+        }                                                                                                            \
+        return i;                                                                                                    \
+    }
+
 typedef float v1f __attribute__((ext_vector_type(1)));
+typedef int v1i __attribute__((ext_vector_type(1)));
 DEFINE_ADAMW(adamw_scalar, v1f, 1, )
+DEFINE_GELU(gelu_scalar, v1f, v1i, 1, )
 
 #if defined(__x86_64__) && defined(__clang__)
 typedef float v8f __attribute__((ext_vector_type(8)));
 typedef float v16f __attribute__((ext_vector_type(16)));
+typedef int v8i __attribute__((ext_vector_type(8)));
+typedef int v16i __attribute__((ext_vector_type(16)));
 DEFINE_ADAMW(adamw_avx2, v8f, 8, __attribute__((target("avx2"))))
 DEFINE_ADAMW(adamw_avx512, v16f, 16, __attribute__((target("avx512f"))))
+DEFINE_GELU(gelu_avx2, v8f, v8i, 8, __attribute__((target("avx2"))))
+DEFINE_GELU(gelu_avx512, v16f, v16i, 16, __attribute__((target("avx512f"))))
 
 static int width(void) {
     static int chosen = -1;
@@ -67,4 +104,16 @@ void mb_adamw_update(float *p, float *g, float *m, float *v, long count, float g
 #endif
     adamw_scalar(p + done, g + done, m + done, v + done, count - done, gradientScale, zeroing, decay, beta1, beta2,
                  stepSize, correction2, epsilon);
+}
+
+void mb_gelu_with_derivative(const float *x, long count, float *y, float *derivative) {
+    long done = 0;
+#if defined(__x86_64__) && defined(__clang__)
+    switch (width()) {
+    case 16: done = gelu_avx512(x, count, y, derivative); break;
+    case 8: done = gelu_avx2(x, count, y, derivative); break;
+    default: break;
+    }
+#endif
+    gelu_scalar(x + done, count - done, y + done, derivative + done);
 }

@@ -11,4 +11,9 @@
 void mb_adamw_update(float *p, float *g, float *m, float *v, long count, float gradientScale, int zeroing, float decay,
                      float beta1, float beta2, float stepSize, float correction2, float epsilon);
 
+/// Exact GELU and its derivative in one pass, as the Swift kernels compute them (VectorMath's erf and exp, no fused
+/// multiply-adds: the same bits): Φ(x) = 0.5·(1 + erf(x·(1/√2))), y = x·Φ(x), y′ = Φ(x) + x·(e^{−0.5·x·x}·(1/√(2π))).
+/// AVX-512 or AVX2 where the CPU has them, plain C otherwise.
+void mb_gelu_with_derivative(const float *x, long count, float *y, float *derivative);
+
 #endif

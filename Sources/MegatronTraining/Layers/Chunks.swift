@@ -65,6 +65,18 @@ enum Rows {
         return total
     }
 
+    /// Every one of y's `rows` rows (`columns` floats each) set to `row` (a bias before its product), on every core.
+    static func broadcast(_ row: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        inChunks(rows, size: 64) { range in
+            for r in range { (y + r * columns).update(from: row, count: columns) }
+        }
+    }
+
+    /// `count` floats copied from `source`, on every core (one core's copy leaves the other idle).
+    static func copy(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
+        inChunks(count) { range in (target + range.lowerBound).update(from: source + range.lowerBound, count: range.count) }
+    }
+
     /// The column sums of x (rows, n) added into `into` (n): per chunk of 64 rows on every core, the chunks' sums added
     /// in order.
     static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, columns n: Int, into: UnsafeMutablePointer<Float>) {

@@ -12,9 +12,7 @@ struct Linear {
     func forward(_ x: Tensor, _ products: any MatrixProducts) -> Tensor {
         let k = inFeatures, m = outFeatures, n = x.count / k
         let y = Tensor(uninitializedShape: [n, m])
-        if let bias {
-            for row in 0..<n { (y.data + row * m).update(from: bias.value.data, count: m) }
-        }
+        if let bias { Rows.broadcast(bias.value.data, into: y.data, rows: n, columns: m) }
         products.multiply(m: n, n: m, k: k, x.data, transposeA: false, weight.value.data, transposeB: true, into: y.data,
                           alpha: 1, beta: bias == nil ? 0 : 1)
         return y

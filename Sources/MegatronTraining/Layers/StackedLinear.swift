@@ -15,7 +15,7 @@ struct StackedLinear {
         let bias = parts.allSatisfy({ $0.bias != nil }) ? Tensor(uninitializedShape: [outFeatures]) : nil
         var row = 0
         for part in parts {
-            (weight.data + row * k).update(from: part.weight.value.data, count: part.outFeatures * k)
+            Rows.copy(part.weight.value.data, into: weight.data + row * k, count: part.outFeatures * k)
             if let bias, let own = part.bias { (bias.data + row).update(from: own.value.data, count: part.outFeatures) }
             row += part.outFeatures
         }
@@ -26,9 +26,7 @@ struct StackedLinear {
         let k = inFeatures, m = outFeatures, n = x.count / k
         let (weight, bias) = stacked()
         let y = Tensor(uninitializedShape: [n, m])
-        if let bias {
-            for row in 0..<n { (y.data + row * m).update(from: bias.data, count: m) }
-        }
+        if let bias { Rows.broadcast(bias.data, into: y.data, rows: n, columns: m) }
         products.multiply(m: n, n: m, k: k, x.data, transposeA: false, weight.data, transposeB: true, into: y.data,
                           alpha: 1, beta: bias == nil ? 0 : 1)
         return y
