@@ -62,10 +62,43 @@
         return i;                                                                                                    \
     }
 
+#define DEFINE_EXP_IN_PLACE(NAME, VF, VI, WIDTH, ATTRIBUTES)                                                         \
+    MB_DEFINE_VECTOR_EXP(NAME##_lanes, VF, VI, ATTRIBUTES static inline)                                             \
+    ATTRIBUTES static long NAME(float *x, long count) {                                                              \
+        long i = 0;                                                                                                  \
+        for (; i + WIDTH <= count; i += WIDTH) {                                                                     \
+            VF v;                                                                                                    \
+            __builtin_memcpy(&v, x + i, sizeof(VF));                                                                 \
+            v = NAME##_lanes(v);                                                                                     \
+            __builtin_memcpy(x + i, &v, sizeof(VF));                                                                 \
+        }                                                                                                            \
+        return i;                                                                                                    \
+    }
+
+#define DEFINE_DROPOUT(NAME, VU, VF, WIDTH, ATTRIBUTES)                                                             \
+    ATTRIBUTES static long NAME(float *out, long count, uint64_t state, uint64_t threshold, float scale) {           \
+        const uint64_t golden = 0x9E3779B97F4A7C15ull;                                                               \
+        VU lanes;                                                                                                    \
+        for (int j = 0; j < WIDTH; j++) lanes[j] = state + (uint64_t)(j + 1) * golden;                               \
+        long i = 0;                                                                                                  \
+        for (; i + WIDTH <= count; i += WIDTH) {                                                                     \
+            VU z = lanes;                                                                                            \
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;                                                             \
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;                                                             \
+            z = z ^ (z >> 31);                                                                                       \
+            for (int j = 0; j < WIDTH; j++) out[i + j] = (z[j] >> 11) < threshold ? scale : 0;                       \
+            lanes += (uint64_t)WIDTH * golden;                                                                       \
+        }                                                                                                            \
+        return i;                                                                                                    \
+    }
+
 typedef float v1f __attribute__((ext_vector_type(1)));
+typedef uint64_t v1u __attribute__((ext_vector_type(1)));
 typedef int v1i __attribute__((ext_vector_type(1)));
 DEFINE_ADAMW(adamw_scalar, v1f, 1, )
 DEFINE_GELU(gelu_scalar, v1f, v1i, 1, )
+DEFINE_EXP_IN_PLACE(exp_scalar, v1f, v1i, 1, )
+DEFINE_DROPOUT(dropout_scalar, v1u, v1f, 1, )
 
 #if defined(__x86_64__) && defined(__clang__)
 typedef float v8f __attribute__((ext_vector_type(8)));
@@ -76,12 +109,19 @@ DEFINE_ADAMW(adamw_avx2, v8f, 8, __attribute__((target("avx2"))))
 DEFINE_ADAMW(adamw_avx512, v16f, 16, __attribute__((target("avx512f"))))
 DEFINE_GELU(gelu_avx2, v8f, v8i, 8, __attribute__((target("avx2"))))
 DEFINE_GELU(gelu_avx512, v16f, v16i, 16, __attribute__((target("avx512f"))))
+DEFINE_EXP_IN_PLACE(exp_avx2, v8f, v8i, 8, __attribute__((target("avx2"))))
+DEFINE_EXP_IN_PLACE(exp_avx512, v16f, v16i, 16, __attribute__((target("avx512f"))))
+typedef uint64_t v4u __attribute__((ext_vector_type(4)));
+typedef uint64_t v8u __attribute__((ext_vector_type(8)));
+DEFINE_DROPOUT(dropout_avx2, v4u, v8f, 4, __attribute__((target("avx2"))))
+DEFINE_DROPOUT(dropout_avx512, v8u, v16f, 8, __attribute__((target("avx512f,avx512dq"))))
 
 static int width(void) {
     static int chosen = -1;
     if (chosen < 0) {
         __builtin_cpu_init();
-        chosen = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") ? 8 : 1;
+        chosen = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") ? 16
+                 : __builtin_cpu_supports("avx2") ? 8 : 1;
     }
     return chosen;
 }
@@ -116,4 +156,28 @@ void mb_gelu_with_derivative(const float *x, long count, float *y, float *deriva
     }
 #endif
     gelu_scalar(x + done, count - done, y + done, derivative + done);
+}
+
+void mb_exp_in_place(float *x, long count) {
+    long done = 0;
+#if defined(__x86_64__) && defined(__clang__)
+    switch (width()) {
+    case 16: done = exp_avx512(x, count); break;
+    case 8: done = exp_avx2(x, count); break;
+    default: break;
+    }
+#endif
+    exp_scalar(x + done, count - done);
+}
+
+void mb_dropout_mask(float *out, long count, uint64_t state, uint64_t threshold, float scale) {
+    long done = 0;
+#if defined(__x86_64__) && defined(__clang__)
+    switch (width()) {
+    case 16: done = dropout_avx512(out, count, state, threshold, scale); break;
+    case 8: done = dropout_avx2(out, count, state, threshold, scale); break;
+    default: break;
+    }
+#endif
+    dropout_scalar(out + done, count - done, state + (uint64_t)done * 0x9E3779B97F4A7C15ull, threshold, scale);
 }

@@ -1,6 +1,8 @@
 #ifndef MEGATRON_TRAINING_KERNELS_H
 #define MEGATRON_TRAINING_KERNELS_H
 
+#include <stdint.h>
+
 /// AdamW's update of `count` parameters in place, torch's order of operations with no fused multiply-adds, so that
 /// every width gives the same bits as the scalar formula:
 ///   gradient = g · gradientScale (when gradientScale < 1); g = 0 (when zeroing)
@@ -15,5 +17,13 @@ void mb_adamw_update(float *p, float *g, float *m, float *v, long count, float g
 /// multiply-adds: the same bits): Φ(x) = 0.5·(1 + erf(x·(1/√2))), y = x·Φ(x), y′ = Φ(x) + x·(e^{−0.5·x·x}·(1/√(2π))).
 /// AVX-512 or AVX2 where the CPU has them, plain C otherwise.
 void mb_gelu_with_derivative(const float *x, long count, float *y, float *derivative);
+
+/// e^x in place for `count` floats, as VectorMath.exp computes it (the same bits): the softmax's numerators.
+void mb_exp_in_place(float *x, long count);
+
+/// A dropout mask of `count` factors from SplitMix64 (SeededRandom): factor i is `scale` when the generator's i-th draw
+/// after `state` (state + (i + 1)·0x9E3779B97F4A7C15, mixed), shifted right by 11, is under `threshold`, else 0 — the
+/// draws of `SeededRandom.next()` one after another, several at a time.
+void mb_dropout_mask(float *out, long count, uint64_t state, uint64_t threshold, float scale);
 
 #endif

@@ -1,3 +1,4 @@
+import CTrainingKernels
 import Foundation
 import MegatronBackend
 
@@ -125,7 +126,7 @@ struct Attention {
         for i in 0..<count { x[i] *= factors[i] }
     }
 
-    /// Row-wise softmax of scores (rows, S) over the kept keys, e^x on eight lanes; uniform where no key is kept.
+    /// Row-wise softmax of scores (rows, S) over the kept keys; uniform where no key is kept.
     static func softmax(_ scores: UnsafeMutablePointer<Float>, rows: Int, s: Int, keep: [Float]) {
         let anyKept = keep.contains { $0 != 0 }
         keep.withUnsafeBufferPointer { keep in
@@ -139,7 +140,7 @@ struct Attention {
                 var top = -Float.infinity
                 for j in 0..<s where keep[j] != 0 { top = max(top, x[j]) }
                 for j in 0..<s { x[j] -= top }
-                VectorMath.apply(x, count: s) { VectorMath.exp($0) }
+                mb_exp_in_place(x, s)  // VectorMath.exp's bits at the CPU's vector width
                 for j in 0..<s { x[j] *= keep[j] }  // dropped keys: 0 (e^x of whatever they held, times 0)
                 let inverse = 1 / Rows.sum(x, s)
                 for j in 0..<s { x[j] *= inverse }

@@ -1,3 +1,4 @@
+import CTrainingKernels
 import MegatronBackend
 
 /// Dropout as transformers applies it in training: each element kept with probability 1 − p and scaled by 1 / (1 − p),
@@ -25,7 +26,7 @@ struct Dropout {
         inChunks(count) { range in
             var random = start
             random.skip(range.lowerBound)
-            for i in range { out[i] = random.next() >> 11 < threshold ? scale : 0 }
+            mb_dropout_mask(out + range.lowerBound, range.count, random.state, threshold, scale)  // next()'s draws, in C
         }
     }
 
