@@ -75,8 +75,8 @@
         return i;                                                                                                    \
     }
 
-#define DEFINE_DROPOUT(NAME, VU, VF, WIDTH, ATTRIBUTES)                                                             \
-    ATTRIBUTES static long NAME(float *out, long count, uint64_t state, uint64_t threshold, float scale) {           \
+#define DEFINE_DROPOUT(NAME, VU, WIDTH, ATTRIBUTES)                                                                 \
+    ATTRIBUTES static long NAME(uint8_t *kept, long count, uint64_t state, uint64_t threshold) {                     \
         const uint64_t golden = 0x9E3779B97F4A7C15ull;                                                               \
         VU lanes;                                                                                                    \
         for (int j = 0; j < WIDTH; j++) lanes[j] = state + (uint64_t)(j + 1) * golden;                               \
@@ -86,7 +86,7 @@
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;                                                             \
             z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;                                                             \
             z = z ^ (z >> 31);                                                                                       \
-            for (int j = 0; j < WIDTH; j++) out[i + j] = (z[j] >> 11) < threshold ? scale : 0;                       \
+            for (int j = 0; j < WIDTH; j++) kept[i + j] = (z[j] >> 11) < threshold;                                  \
             lanes += (uint64_t)WIDTH * golden;                                                                       \
         }                                                                                                            \
         return i;                                                                                                    \
@@ -98,7 +98,7 @@ typedef int v1i __attribute__((ext_vector_type(1)));
 DEFINE_ADAMW(adamw_scalar, v1f, 1, )
 DEFINE_GELU(gelu_scalar, v1f, v1i, 1, )
 DEFINE_EXP_IN_PLACE(exp_scalar, v1f, v1i, 1, )
-DEFINE_DROPOUT(dropout_scalar, v1u, v1f, 1, )
+DEFINE_DROPOUT(dropout_scalar, v1u, 1, )
 
 #if defined(__x86_64__) && defined(__clang__)
 typedef float v8f __attribute__((ext_vector_type(8)));
@@ -113,8 +113,8 @@ DEFINE_EXP_IN_PLACE(exp_avx2, v8f, v8i, 8, __attribute__((target("avx2"))))
 DEFINE_EXP_IN_PLACE(exp_avx512, v16f, v16i, 16, __attribute__((target("avx512f"))))
 typedef uint64_t v4u __attribute__((ext_vector_type(4)));
 typedef uint64_t v8u __attribute__((ext_vector_type(8)));
-DEFINE_DROPOUT(dropout_avx2, v4u, v8f, 4, __attribute__((target("avx2"))))
-DEFINE_DROPOUT(dropout_avx512, v8u, v16f, 8, __attribute__((target("avx512f,avx512dq"))))
+DEFINE_DROPOUT(dropout_avx2, v4u, 4, __attribute__((target("avx2"))))
+DEFINE_DROPOUT(dropout_avx512, v8u, 8, __attribute__((target("avx512f,avx512dq"))))
 
 static int width(void) {
     static int chosen = -1;
@@ -170,14 +170,18 @@ void mb_exp_in_place(float *x, long count) {
     exp_scalar(x + done, count - done);
 }
 
-void mb_dropout_mask(float *out, long count, uint64_t state, uint64_t threshold, float scale) {
+void mb_dropout_mask(uint8_t *kept, long count, uint64_t state, uint64_t threshold) {
     long done = 0;
 #if defined(__x86_64__) && defined(__clang__)
     switch (width()) {
-    case 16: done = dropout_avx512(out, count, state, threshold, scale); break;
-    case 8: done = dropout_avx2(out, count, state, threshold, scale); break;
+    case 16: done = dropout_avx512(kept, count, state, threshold); break;
+    case 8: done = dropout_avx2(kept, count, state, threshold); break;
     default: break;
     }
 #endif
-    dropout_scalar(out + done, count - done, state + (uint64_t)done * 0x9E3779B97F4A7C15ull, threshold, scale);
+    dropout_scalar(kept + done, count - done, state + (uint64_t)done * 0x9E3779B97F4A7C15ull, threshold);
+}
+
+void mb_dropout_apply(float *x, const uint8_t *kept, long count, float scale) {
+    for (long i = 0; i < count; i++) x[i] = x[i] * (kept[i] ? scale : 0.0f);
 }

@@ -142,7 +142,7 @@ import TensorFiles
                        ("bert.embeddings.word_embeddings.weight", 17 * 18 + 3)]
         try Self.expectFiniteDifferences(model, checked, loss)
         var random = SeededRandom(seed: 3)
-        let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random)).toArray()
+        let mask = try #require(Dropout(probability: 0.2).mask(count: 100_000, &random)).factors
         let dropped = Double(mask.filter { $0 == 0 }.count) / 100_000
         #expect(abs(dropped - 0.2) < 0.01 && mask.allSatisfy { $0 == 0 || $0 == 1.25 })
         // Drawn in chunks on every core, the mask is the one-after-another definition: element i kept when the i-th

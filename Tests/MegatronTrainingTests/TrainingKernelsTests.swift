@@ -50,15 +50,18 @@ import Testing
     }
 
     /// Dropout's mask (`mb_dropout_mask`) holds `SeededRandom.next()`'s draws one after another, compared as `Dropout`
-    /// compares them.
+    /// compares them; `mb_dropout_apply` multiplies by 0 or the scale as the factors as floats did.
     @Test func dropoutMaskFollowsTheGenerator() {
         for (count, seed, keep) in [(1, UInt64(1), 0.9), (7, 2, 0.5), (1000, 3, 0.9), (1003, .max, 0.1)] {
             let threshold = UInt64((keep * 0x1p53).rounded(.up)), scale = Float(1 / keep)
-            var mask = [Float](repeating: -1, count: count)
-            mb_dropout_mask(&mask, count, seed, threshold, scale)
+            var kept = [UInt8](repeating: 7, count: count)
+            mb_dropout_mask(&kept, count, seed, threshold)
             var random = SeededRandom(seed: seed)
             let expected = (0..<count).map { _ in random.next() >> 11 < threshold ? scale : 0 }
-            #expect(mask == expected, "\(count) draws from seed \(seed)")
+            #expect(kept.map { $0 == 0 ? 0 : scale } == expected && kept.allSatisfy { $0 <= 1 }, "\(count) draws from seed \(seed)")
+            var x = (0..<count).map { Float($0) - 500.5 }
+            mb_dropout_apply(&x, kept, count, scale)
+            #expect(x == (0..<count).map { (Float($0) - 500.5) * expected[$0] })
         }
     }
 }

@@ -21,9 +21,12 @@ void mb_gelu_with_derivative(const float *x, long count, float *y, float *deriva
 /// e^x in place for `count` floats, as VectorMath.exp computes it (the same bits): the softmax's numerators.
 void mb_exp_in_place(float *x, long count);
 
-/// A dropout mask of `count` factors from SplitMix64 (SeededRandom): factor i is `scale` when the generator's i-th draw
-/// after `state` (state + (i + 1)·0x9E3779B97F4A7C15, mixed), shifted right by 11, is under `threshold`, else 0 — the
-/// draws of `SeededRandom.next()` one after another, several at a time.
-void mb_dropout_mask(float *out, long count, uint64_t state, uint64_t threshold, float scale);
+/// A dropout mask of `count` bytes from SplitMix64 (SeededRandom): kept[i] is 1 when the generator's i-th draw after
+/// `state` (state + (i + 1)·0x9E3779B97F4A7C15, mixed), shifted right by 11, is under `threshold`, else 0 — the draws
+/// of `SeededRandom.next()` one after another, several at a time.
+void mb_dropout_mask(uint8_t *kept, long count, uint64_t state, uint64_t threshold);
+
+/// x[i] = x[i] · (kept[i] ? scale : 0) for `count` floats: dropout forward, and its backward on the gradient.
+void mb_dropout_apply(float *x, const uint8_t *kept, long count, float scale);
 
 #endif

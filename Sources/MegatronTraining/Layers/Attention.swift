@@ -43,7 +43,7 @@ struct Attention {
         /// P (B·heads, Sq, S): per (sequence, head) an (Sq, S) row-major block, before dropout.
         var probabilities: Tensor
         /// The dropout masks, the same shape, nil when none.
-        var masks: Tensor?
+        var masks: DropoutMask?
     }
 
     /// Per (sequence, head), the pairs split in contiguous runs across the cores; the dropout masks drawn first, in
@@ -68,7 +68,7 @@ struct Attention {
                 products.multiply(m: sq, n: s, k: d, q, transposeA: false, k, transposeB: true, into: scores, alpha: scale, beta: 0)
                 Self.softmax(scores, rows: sq, s: s, keep: keep[sequence])
                 (probabilities.data + index * sq * s).update(from: scores, count: sq * s)
-                if let masks { Self.multiply(scores, by: masks.data + index * sq * s, count: sq * s) }
+                masks?.apply(to: scores, from: index * sq * s, count: sq * s)
                 products.multiply(m: sq, n: d, k: s, scores, transposeA: false, v, transposeB: false, into: out, alpha: 1, beta: 0)
                 Self.scatter(out, into: context, firstRow: sequence * sq, rows: sq, column: head * d, width: d)
             }
@@ -92,7 +92,7 @@ struct Attention {
             let dp = dv + s * d, dropped = dp + sq * s
             for index in pairs {
                 let sequence = index / heads, head = index % heads
-                let p = saved.probabilities.data + index * sq * s, mask = saved.masks.map { $0.data + index * sq * s }
+                let p = saved.probabilities.data + index * sq * s, mask = saved.masks, offset = index * sq * s
                 Self.gather(inputs.queries, firstRow: sequence * sq, rows: sq, column: inputs.queryColumn + head * d, width: d, into: q)
                 Self.gather(inputs.keysValues, firstRow: sequence * s, rows: s, column: inputs.keyColumn + head * d, width: d, into: k)
                 Self.gather(inputs.keysValues, firstRow: sequence * s, rows: s, column: inputs.valueColumn + head * d, width: d, into: v)
@@ -100,12 +100,12 @@ struct Attention {
                 // P′ = P ⊙ mask (P itself without dropout: no copy).
                 if let mask {
                     dropped.update(from: p, count: sq * s)
-                    Self.multiply(dropped, by: mask, count: sq * s)
+                    mask.apply(to: dropped, from: offset, count: sq * s)
                 }
                 products.multiply(m: s, n: d, k: sq, mask == nil ? UnsafePointer(p) : UnsafePointer(dropped), transposeA: true, dc, transposeB: false,
                                   into: dv, alpha: 1, beta: 0)
                 products.multiply(m: sq, n: s, k: d, dc, transposeA: false, v, transposeB: true, into: dp, alpha: 1, beta: 0)
-                if let mask { Self.multiply(dp, by: mask, count: sq * s) }
+                mask?.apply(to: dp, from: offset, count: sq * s)
                 for row in 0..<sq {  // softmax backward, in place: dp becomes dS
                     let pr = p + row * s, dr = dp + row * s
                     let dot = Rows.dot(dr, pr, s)
@@ -119,11 +119,6 @@ struct Attention {
             }
         }
         return (dQueries, dKeysValues)
-    }
-
-    /// x[i] *= factors[i] for `count` floats.
-    static func multiply(_ x: UnsafeMutablePointer<Float>, by factors: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] *= factors[i] }
     }
 
     /// Row-wise softmax of scores (rows, S) over the kept keys; uniform where no key is kept.

@@ -35,13 +35,13 @@ struct TrainableLayer {
         var attentionInputs: Attention.Inputs  // Q | K | V (N, 3H), or Q (B, H) and K | V (N, 2H) with firstOnly
         var attention: Attention.Saved
         var context: Tensor  // (N, H)
-        var attentionMask: Tensor?
+        var attentionMask: DropoutMask?
         var residual1: Tensor  // Megatron: x1; BERT: x + attention output, before LN_a (M, H), M = N or B
         var mlpInput: Tensor  // LN_m(x1) (Megatron) or x1 (BERT)
         var mlpNorm: LayerNorm.Saved
         var activationDerivative: Tensor  // act′ at the FFN's pre-activation (N, F)
         var activated: Tensor  // (N, F)
-        var outputMask: Tensor?
+        var outputMask: DropoutMask?
         var residual2: Tensor  // BERT: x1 + MLP output, before LN_m
     }
 

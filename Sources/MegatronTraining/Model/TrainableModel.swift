@@ -220,13 +220,13 @@ public final class TrainableModel: @unchecked Sendable {
         var batch: Int, sequence: Int
         var ids: [[Int]], types: [[Int]]
         var embeddingNorm: (input: Tensor, saved: LayerNorm.Saved)?
-        var embeddingMask: Tensor?
+        var embeddingMask: DropoutMask?
         var layers: [LayerRecord]
         var keep: [[Float]]
         var encoded: Tensor  // the last layer's output (B·S, H), or its [CLS] rows (B, H), before the final LayerNorm
         var finalNorm: LayerNorm.Saved?
         var pooler: (input: Tensor, preActivation: Tensor)?  // the [CLS] rows (B, H) and the product before tanh
-        var classifierMask: Tensor?
+        var classifierMask: DropoutMask?
         var dropped: Tensor  // the classifier's input (pre-training: seq_relationship's, the pooled output)
         var positions: [Int]?  // masked LM: the rows (of B·S) the prediction head ran on
         var predictions: PredictionHead.Saved?
