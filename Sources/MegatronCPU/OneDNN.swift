@@ -144,15 +144,6 @@ final class OneDNN: @unchecked Sendable {
         return desc
     }
 
-    /// A (rows, columns) view whose element (i, j) lies at i · rowStride + j · columnStride.
-    static func strided(_ rows: Int, _ columns: Int, _ type: dnnl_data_type_t, rowStride: Int, columnStride: Int) -> dnnl_memory_desc_t {
-        var desc = dnnl_memory_desc_t()
-        var dims: [dnnl_dim_t] = [dnnl_dim_t(rows), dnnl_dim_t(columns)]
-        var strides: [dnnl_dim_t] = [dnnl_dim_t(rowStride), dnnl_dim_t(columnStride)]
-        _ = dnnl_memory_desc_init_by_strides(&desc, 2, &dims, type, &strides)
-        return desc
-    }
-
     /// The (K, N) view of a row-major W (N, K): W's rows are its columns.
     static func transposed(_ k: Int, _ n: Int, _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
         var desc = dnnl_memory_desc_t()
