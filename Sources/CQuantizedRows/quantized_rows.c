@@ -16,22 +16,8 @@
    for plain C); EXP is MB_DEFINE_VECTOR_EXP's function for the same types. */
 #define DEFINE_GELU(NAME, EXP, VF, VI, ATTRIBUTES)                                                                   \
     MB_DEFINE_VECTOR_EXP(EXP, VF, VI, ATTRIBUTES static inline)                                                      \
-    ATTRIBUTES static inline VF NAME(VF v) {                                                                         \
-        const VI sign = (VI){} + (int32_t)0x80000000;                                                                \
-        VF x = v * 0.7071067811865476f;                                                                              \
-        VI negative = x < 0;                                                                                         \
-        VF a = (VF)((VI)x & ~sign);                                                                                  \
-        VF t = 1.0f / (1.0f + 0.3275911f * a);                                                                       \
-        VF p = (VF){} + 1.061405429f;                                                                                \
-        p = p * t - 1.453152027f;                                                                                    \
-        p = p * t + 1.421413741f;                                                                                    \
-        p = p * t - 0.284496736f;                                                                                    \
-        p = p * t + 0.254829592f;                                                                                    \
-        p = p * t;                                                                                                   \
-        VF y = 1 - p * EXP(-(a * a));                                                                                \
-        y = (VF)((VI)y ^ (negative & sign));                                                                         \
-        return 0.5f * v * (1 + y);                                                                                   \
-    }
+    MB_DEFINE_VECTOR_ERF(NAME##_erf, EXP, VF, VI, ATTRIBUTES static inline)                                          \
+    ATTRIBUTES static inline VF NAME(VF v) { return 0.5f * v * (1 + NAME##_erf(v * 0.7071067811865476f)); }
 
 typedef float f1 __attribute__((vector_size(4)));
 typedef int32_t i1 __attribute__((vector_size(4)));

@@ -27,4 +27,23 @@
         return p * (VF)((((VI)shifted - 0x4B400000) + 127) << 23); /* 0x4B400000: 1.5·2^23's bits */                 \
     }
 
+/* erf(x) for every lane as VectorMath.erf computes it: Abramowitz & Stegun 7.1.26 (≤ 5e-7 absolute), 1 − (a₁t + … +
+   a₅t⁵)·e^{−x²} with t = 1/(1 + p|x|), the sign of x put back. MB_DEFINE_VECTOR_ERF(NAME, EXP, VF, VI, DECLARATION)
+   defines `DECLARATION VF NAME(VF x)`; EXP is an MB_DEFINE_VECTOR_EXP function of the same types. */
+#define MB_DEFINE_VECTOR_ERF(NAME, EXP, VF, VI, DECLARATION)                                                         \
+    DECLARATION VF NAME(VF x) {                                                                                      \
+        const VI sign = (VI){} + (int)0x80000000;                                                                    \
+        VI negative = x < 0;                                                                                         \
+        VF a = (VF)((VI)x & ~sign);                                                                                  \
+        VF t = 1.0f / (1.0f + 0.3275911f * a);                                                                       \
+        VF p = (VF){} + 1.061405429f;                                                                                \
+        p = p * t - 1.453152027f;                                                                                    \
+        p = p * t + 1.421413741f;                                                                                    \
+        p = p * t - 0.284496736f;                                                                                    \
+        p = p * t + 0.254829592f;                                                                                    \
+        p = p * t;                                                                                                   \
+        VF y = 1 - p * EXP(-(a * a));                                                                                \
+        return (VF)((VI)y ^ (negative & sign));                                                                      \
+    }
+
 #endif
