@@ -116,60 +116,33 @@ static int width(void) {
     }
     return chosen;
 }
+
+/* The elements NAME's widest kernel on this CPU (NAME_avx512 or NAME_avx2) did in whole vectors; the caller's plain C
+   kernel does the rest. */
+#define WIDEST(NAME, ...) (width() == 16 ? NAME##_avx512(__VA_ARGS__) : width() == 8 ? NAME##_avx2(__VA_ARGS__) : 0)
+#else
+#define WIDEST(NAME, ...) 0L
 #endif
 
 void mb_adamw_update(float *p, float *g, float *m, float *v, long count, float gradientScale, int zeroing, float decay,
                      float beta1, float beta2, float stepSize, float correction2, float epsilon) {
-    long done = 0;
-#if defined(__x86_64__) && defined(__clang__)
-    switch (width()) {
-    case 16:
-        done = adamw_avx512(p, g, m, v, count, gradientScale, zeroing, decay, beta1, beta2, stepSize, correction2, epsilon);
-        break;
-    case 8:
-        done = adamw_avx2(p, g, m, v, count, gradientScale, zeroing, decay, beta1, beta2, stepSize, correction2, epsilon);
-        break;
-    default:
-        break;
-    }
-#endif
+    long done = WIDEST(adamw, p, g, m, v, count, gradientScale, zeroing, decay, beta1, beta2, stepSize, correction2, epsilon);
     adamw_scalar(p + done, g + done, m + done, v + done, count - done, gradientScale, zeroing, decay, beta1, beta2,
                  stepSize, correction2, epsilon);
 }
 
 void mb_gelu_with_derivative(const float *x, long count, float *y, float *derivative) {
-    long done = 0;
-#if defined(__x86_64__) && defined(__clang__)
-    switch (width()) {
-    case 16: done = gelu_avx512(x, count, y, derivative); break;
-    case 8: done = gelu_avx2(x, count, y, derivative); break;
-    default: break;
-    }
-#endif
+    long done = WIDEST(gelu, x, count, y, derivative);
     gelu_scalar(x + done, count - done, y + done, derivative + done);
 }
 
 void mb_exp_in_place(float *x, long count) {
-    long done = 0;
-#if defined(__x86_64__) && defined(__clang__)
-    switch (width()) {
-    case 16: done = exp_avx512(x, count); break;
-    case 8: done = exp_avx2(x, count); break;
-    default: break;
-    }
-#endif
+    long done = WIDEST(exp, x, count);
     exp_scalar(x + done, count - done);
 }
 
 void mb_dropout_mask(uint8_t *kept, long count, uint64_t state, uint64_t threshold) {
-    long done = 0;
-#if defined(__x86_64__) && defined(__clang__)
-    switch (width()) {
-    case 16: done = dropout_avx512(kept, count, state, threshold); break;
-    case 8: done = dropout_avx2(kept, count, state, threshold); break;
-    default: break;
-    }
-#endif
+    long done = WIDEST(dropout, kept, count, state, threshold);
     dropout_scalar(kept + done, count - done, state + (uint64_t)done * 0x9E3779B97F4A7C15ull, threshold);
 }
 
